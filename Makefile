@@ -1,0 +1,34 @@
+GO ?= go
+STATICCHECK ?= $(shell command -v staticcheck || echo $(shell $(GO) env GOPATH)/bin/staticcheck)
+
+.PHONY: all build test vet staticcheck fmt-check fuzz bench testdata
+
+all: build
+
+build:
+	$(GO) build -o bin/ ./cmd/...
+
+# The README's test command: formatting, vet, staticcheck and every test with the race detector.
+test: fmt-check vet staticcheck
+	$(GO) test -race -timeout 40m ./...
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+
+staticcheck:
+	$(STATICCHECK) ./...
+
+# Runs every fuzz target for FUZZTIME each (default 1m).
+FUZZTIME ?= 1m
+fuzz:
+	@scripts/fuzz-all.sh $(FUZZTIME)
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+testdata:
+	testdata/make-fixtures.sh

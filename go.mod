@@ -1,0 +1,3 @@
+module github.com/vmdkmount/vmdkmount
+
+go 1.26
