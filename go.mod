@@ -1,3 +1,11 @@
 module github.com/vmdkmount/vmdkmount
 
-go 1.26
+go 1.26.0
+
+require (
+	github.com/anchore/go-lzo v0.1.0 // indirect
+	github.com/klauspost/compress v1.18.5 // indirect
+	github.com/pierrec/lz4/v4 v4.1.26 // indirect
+	github.com/ulikunitz/xz v0.5.15 // indirect
+	golang.org/x/sys v0.49.0 // indirect
+)
