@@ -1,0 +1,137 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/urfave/cli/v2"
+	"github.com/vmdkmount/vmdkmount/vddk"
+)
+
+func cmdInfo(c *cli.Context) error {
+	d, err := openDisk(c)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	inf := d.Info()
+	out := c.App.Writer
+	if c.Bool("json") {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(struct {
+			vddk.Info
+			Metadata map[string]string `json:"metadata"`
+		}{inf, d.Metadata()})
+	}
+	w := tabwriter.NewWriter(out, 0, 4, 1, ' ', 0)
+	fmt.Fprintf(w, "image:\t%s\n", inf.Path)
+	fmt.Fprintf(w, "virtual size:\t%s (%d bytes, %d sectors)\n", humanSize(inf.Capacity), inf.Capacity, inf.Sectors)
+	fmt.Fprintf(w, "create type:\t%s (%s)\n", inf.CreateType, inf.Kind)
+	if inf.AdapterType != "" {
+		fmt.Fprintf(w, "adapter type:\t%s\n", inf.AdapterType)
+	}
+	if g := inf.Geometry; g != nil {
+		fmt.Fprintf(w, "geometry:\t%d/%d/%d\n", g.Cylinders, g.Heads, g.Sectors)
+	}
+	if g := inf.BIOSGeometry; g != nil {
+		fmt.Fprintf(w, "BIOS geometry:\t%d/%d/%d\n", g.Cylinders, g.Heads, g.Sectors)
+	}
+	if inf.HWVersion != 0 {
+		fmt.Fprintf(w, "hardware version:\t%d\n", inf.HWVersion)
+	}
+	if inf.UUID != "" {
+		fmt.Fprintf(w, "uuid:\t%s\n", inf.UUID)
+	}
+	fmt.Fprintf(w, "CID:\t%s\n", inf.CID)
+	fmt.Fprintf(w, "parent CID:\t%s\n", inf.ParentCID)
+	if inf.ParentFileNameHint != "" {
+		fmt.Fprintf(w, "parent hint:\t%s\n", inf.ParentFileNameHint)
+	}
+	fmt.Fprintf(w, "links:\t%d\n", inf.NumLinks)
+	w.Flush()
+	for i, l := range inf.Chain {
+		fmt.Fprintf(out, "link %d: %s  %s  CID %s  parent CID %s\n", i, l.Path, l.CreateType, l.CID, l.ParentCID)
+		for j, e := range l.Extents {
+			fmt.Fprintf(out, "  extent %d: %s %d %s", j, e.Access, e.Sectors, e.Type)
+			if e.Path != "" {
+				fmt.Fprintf(out, " %q", e.Path)
+			}
+			fmt.Fprintf(out, "  format %s", e.Format)
+			if e.GrainSectors != 0 {
+				fmt.Fprintf(out, ", grain %d sectors", e.GrainSectors)
+			}
+			if e.Version != 0 {
+				fmt.Fprintf(out, ", version %d, flags %#x", e.Version, e.Flags)
+			}
+			if e.Compressed {
+				fmt.Fprint(out, ", compressed")
+			}
+			if e.UncleanShutdown {
+				fmt.Fprint(out, ", unclean shutdown")
+			}
+			fmt.Fprintln(out)
+		}
+	}
+	if keys := d.MetadataKeys(); len(keys) > 0 {
+		meta := d.Metadata()
+		fmt.Fprintln(out, "metadata:")
+		for _, k := range keys {
+			fmt.Fprintf(out, "  %s = %q\n", k, meta[k])
+		}
+	}
+	return nil
+}
+
+func cmdBlocks(c *cli.Context) error {
+	d, err := openDisk(c)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	blocks, err := d.AllocatedBlocks(0, uint64(d.Size())/vddk.SectorSize, c.Uint64("chunk"))
+	if err != nil {
+		return err
+	}
+	if c.Bool("json") {
+		if blocks == nil {
+			blocks = []vddk.Block{}
+		}
+		return json.NewEncoder(c.App.Writer).Encode(blocks)
+	}
+	w := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(w, "offset (sectors)\tlength (sectors)\toffset (bytes)\tlength (bytes)\t")
+	var total uint64
+	for _, b := range blocks {
+		fmt.Fprintf(w, "%d\t%d\t%d\t%d\t\n", b.Offset, b.Length, b.Offset*vddk.SectorSize, b.Length*vddk.SectorSize)
+		total += b.Length
+	}
+	w.Flush()
+	fmt.Fprintf(c.App.Writer, "%d ranges, %s allocated of %s\n", len(blocks), humanSize(int64(total*vddk.SectorSize)), humanSize(d.Size()))
+	return nil
+}
+
+func cmdCat(c *cli.Context) error {
+	d, err := openDisk(c)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.CopyRaw(c.App.Writer)
+}
+
+func humanSize(n int64) string {
+	units := []string{"B", "KiB", "MiB", "GiB", "TiB", "PiB"}
+	f := float64(n)
+	i := 0
+	for f >= 1024 && i < len(units)-1 {
+		f /= 1024
+		i++
+	}
+	if i == 0 {
+		return fmt.Sprintf("%d B", n)
+	}
+	return strings.TrimSuffix(strings.TrimRight(fmt.Sprintf("%.2f", f), "0"), ".") + " " + units[i]
+}

@@ -1,0 +1,158 @@
+package vddk
+
+import (
+	"bytes"
+	"io"
+	"os"
+	"sync"
+)
+
+const (
+	copyChunkSize = 4 << 20 // bytes per read: 64 default grains, inflated in parallel
+	copyDepth     = 4       // chunks read ahead of the writer
+)
+
+// CopyRaw writes the whole virtual disk as a raw image to w, in order. Unallocated ranges are not read.
+// When w is an empty regular file positioned at its start, zero ranges are skipped with a seek and the
+// result is a sparse file of the disk's size (as qemu-img convert makes); otherwise zeros are written.
+func (d *Disk) CopyRaw(w io.Writer) error {
+	f, _ := w.(*os.File)
+	sparse := false
+	if f != nil {
+		if st, err := f.Stat(); err == nil && st.Mode().IsRegular() && st.Size() == 0 {
+			if pos, err := f.Seek(0, io.SeekCurrent); err == nil && pos == 0 {
+				sparse = true
+			}
+		}
+	}
+	blocks, err := d.AllocatedBlocks(0, uint64(d.size)/SectorSize, 128)
+	if err != nil {
+		return err
+	}
+	// Plan the chunks: allocated ranges cut into copyChunk pieces; holes in between.
+	var plan []*chunk
+	var pos int64
+	addHole := func(end int64) {
+		if end > pos {
+			plan = append(plan, &chunk{off: pos, n: end - pos, hole: true})
+			pos = end
+		}
+	}
+	for _, b := range blocks {
+		start, end := int64(b.Offset)*SectorSize, min(int64(b.Offset+b.Length)*SectorSize, d.size)
+		addHole(start)
+		for o := start; o < end; o += copyChunkSize {
+			plan = append(plan, &chunk{off: o, n: min(copyChunkSize, end-o)})
+		}
+		pos = end
+	}
+	addHole(d.size)
+
+	pool := sync.Pool{New: func() any { b := make([]byte, copyChunkSize); return &b }}
+	work := make(chan *chunk, copyDepth)
+	for _, c := range plan {
+		c.done = make(chan struct{})
+	}
+	var wg sync.WaitGroup
+	for range copyDepth {
+		wg.Go(func() {
+			for c := range work {
+				c.bp = pool.Get().(*[]byte)
+				c.buf = (*c.bp)[:c.n]
+				c.err = d.readLink(0, c.buf, c.off)
+				close(c.done)
+			}
+		})
+	}
+	go func() {
+		// Feed in order; the writer waits on each chunk in turn, so at most copyDepth are buffered.
+		sem := make(chan struct{}, copyDepth)
+		for _, c := range plan {
+			if c.hole {
+				close(c.done)
+				continue
+			}
+			sem <- struct{}{}
+			work <- c
+			go func(c *chunk) { <-c.done; <-sem }(c)
+		}
+		close(work)
+	}()
+	defer wg.Wait()
+
+	zeros := make([]byte, 1<<20)
+	var werr error
+	for _, c := range plan {
+		<-c.done
+		if werr != nil {
+			c.release(&pool)
+			continue
+		}
+		switch {
+		case c.err != nil:
+			werr = c.err
+		case c.hole && sparse:
+			_, werr = f.Seek(c.n, io.SeekCurrent)
+		case c.hole:
+			for left := c.n; left > 0 && werr == nil; left -= int64(len(zeros)) {
+				_, werr = w.Write(zeros[:min(left, int64(len(zeros)))])
+			}
+		case sparse:
+			werr = writeSparse(f, c.buf)
+		default:
+			_, werr = w.Write(c.buf)
+		}
+		c.release(&pool)
+	}
+	if werr == nil && sparse {
+		werr = f.Truncate(d.size)
+	}
+	return werr
+}
+
+// chunk is one piece of a CopyRaw plan: a range to read, or a hole.
+type chunk struct {
+	off, n int64
+	hole   bool
+	bp     *[]byte
+	buf    []byte
+	err    error
+	done   chan struct{}
+}
+
+func (c *chunk) release(p *sync.Pool) {
+	if c.bp != nil {
+		p.Put(c.bp)
+		c.bp, c.buf = nil, nil
+	}
+}
+
+// writeSparse writes b at the current position, seeking over 64 KiB runs of zeros.
+func writeSparse(f *os.File, b []byte) error {
+	const run = 64 << 10
+	var zero [run]byte
+	for len(b) > 0 {
+		n := min(run, len(b))
+		if bytes.Equal(b[:n], zero[:n]) {
+			if _, err := f.Seek(int64(n), io.SeekCurrent); err != nil {
+				return err
+			}
+		} else {
+			// Write the whole non-zero stretch in one call.
+			m := n
+			for m < len(b) {
+				k := min(run, len(b)-m)
+				if bytes.Equal(b[m:m+k], zero[:k]) {
+					break
+				}
+				m += k
+			}
+			if _, err := f.Write(b[:m]); err != nil {
+				return err
+			}
+			n = m
+		}
+		b = b[n:]
+	}
+	return nil
+}

@@ -1,0 +1,388 @@
+package vddk
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+)
+
+// Options are VixDiskLib_Open's flags, in Go form. The zero value opens the whole chain read-only.
+type Options struct {
+	// SingleLink opens only the named link (VIXDISKLIB_FLAG_OPEN_SINGLE_LINK): ranges it does not hold
+	// read as zeros instead of coming from the parents.
+	SingleLink bool
+	// Unbuffered (VIXDISKLIB_FLAG_OPEN_UNBUFFERED) turns off the cache of inflated stream grains.
+	Unbuffered bool
+	// IgnoreCIDMismatch opens a chain even when a child's parentCID differs from its parent's CID.
+	IgnoreCIDMismatch bool
+	// AllowExternalPaths lets extents and parents live outside the folder of the disk being opened
+	// (absolute paths, "../", symlinks leaving the folder, device files). Off by default: a descriptor
+	// must not be able to make us read /etc/shadow or a host block device.
+	AllowExternalPaths bool
+}
+
+// MaxChainLength bounds the links of a chain (VixDiskLib: too many redo logs past 255).
+const MaxChainLength = 255
+
+type fileID struct{ dev, ino uint64 }
+
+type opener struct {
+	root string // real path of the folder of the disk the user named
+	opts Options
+	seen map[fileID]string
+}
+
+// openFile opens read-only without touching the access time where the kernel lets us.
+func openFile(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOATIME, 0)
+	if errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.EPERM) {
+		f, err = os.Open(path)
+	}
+	return f, err
+}
+
+// allowed tells whether an existing path may be opened under the confinement rule.
+func (o *opener) allowed(path string) error {
+	if o.opts.AllowExternalPaths {
+		return nil
+	}
+	real, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		return err
+	}
+	rel, err := filepath.Rel(o.root, real)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) || filepath.IsAbs(rel) {
+		return fmt.Errorf("%s leaves the disk's folder (allow with the external-paths option)", real)
+	}
+	st, err := os.Stat(real)
+	if err != nil {
+		return err
+	}
+	if !st.Mode().IsRegular() {
+		return fmt.Errorf("%s is not a regular file (allow devices with the external-paths option)", real)
+	}
+	return nil
+}
+
+// resolve finds the file a descriptor names: relative to the descriptor's folder, then (for absolute or
+// Windows paths that do not exist or may not be used) by its base name in that folder.
+func (o *opener) resolve(dir, name, what string) (string, error) {
+	var cands []string
+	slashed := strings.ReplaceAll(name, `\`, "/")
+	windowsAbs := len(slashed) > 2 && slashed[1] == ':' && slashed[2] == '/' || strings.HasPrefix(slashed, "//")
+	switch {
+	case windowsAbs:
+	case filepath.IsAbs(name):
+		cands = append(cands, name)
+	default:
+		cands = append(cands, filepath.Join(dir, name))
+		if slashed != name {
+			cands = append(cands, filepath.Join(dir, filepath.FromSlash(slashed)))
+		}
+	}
+	base := slashed[strings.LastIndexByte(slashed, '/')+1:]
+	if base != "" && base != "." && base != ".." {
+		cands = append(cands, filepath.Join(dir, base))
+	}
+	var refused error
+	for _, c := range cands {
+		if _, err := os.Stat(c); err != nil {
+			continue
+		}
+		if err := o.allowed(c); err != nil {
+			if refused == nil {
+				refused = err
+			}
+			continue
+		}
+		return c, nil
+	}
+	if refused != nil {
+		return "", &Error{Code: ErrFileAccessError, Msg: fmt.Sprintf("%s %q refused", what, name), Err: refused}
+	}
+	shown := name
+	if len(cands) > 0 {
+		shown = cands[0]
+	}
+	return "", newErr(ErrFileNotFound, shown, "%s %q not found", what, name)
+}
+
+// link is one descriptor and its extents: one level of a chain.
+type link struct {
+	path    string
+	desc    *Descriptor
+	exts    []extent
+	starts  []int64 // byte offset of each extent in the link
+	size    int64
+	managed bool
+}
+
+func (l *link) close() error {
+	var first error
+	for _, e := range l.exts {
+		if err := e.close(); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// openLink opens one descriptor (text or embedded) or a bare sparse file, and all its extents.
+func (o *opener) openLink(path string) (l *link, err error) {
+	f, err := openFile(path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, wrapErr(ErrFileNotFound, path, err, "open disk")
+		}
+		return nil, wrapErr(ErrFileAccessError, path, err, "open disk")
+	}
+	keep := false
+	defer func() {
+		if !keep {
+			f.Close()
+		}
+	}()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, wrapErr(ErrFileError, path, err, "stat")
+	}
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+		id := fileID{uint64(sys.Dev), sys.Ino}
+		if prev, dup := o.seen[id]; dup {
+			return nil, newErr(ErrDiskInvalidChain, path, "the parent chain loops back to %s", prev)
+		}
+		o.seen[id] = path
+	}
+	size := st.Size()
+	if st.Mode()&fs.ModeDevice != 0 {
+		size, err = f.Seek(0, io.SeekEnd)
+		if err != nil {
+			return nil, wrapErr(ErrFileError, path, err, "size of device")
+		}
+	}
+	hdr := make([]byte, min(size, cowdHeaderSize))
+	if _, err := f.ReadAt(hdr, 0); err != nil {
+		return nil, wrapErr(ErrFileError, path, err, "read header")
+	}
+	l = &link{path: path}
+	self := -1 // index of the extent that is this very file
+	var sh *sparseHeader
+	switch sniff(hdr) {
+	case "KDMV":
+		sh, err = parseSparseHeader(hdr)
+		if err != nil {
+			return nil, wrapErr(ErrDiskInvalidDisk, path, err, "invalid sparse header")
+		}
+		if code, err := sh.validate(size); err != nil {
+			return nil, wrapErr(code, path, err, "invalid sparse header")
+		}
+		if sh.DescOffset != 0 {
+			text := make([]byte, sh.DescSize*SectorSize)
+			n, err := f.ReadAt(text, int64(sh.DescOffset)*SectorSize)
+			if err != nil && err != io.EOF {
+				return nil, wrapErr(ErrFileError, path, err, "read embedded descriptor")
+			}
+			l.desc, err = ParseDescriptor(text[:n])
+			if err != nil {
+				return nil, wrapErr(ErrDiskInvalidDisk, path, err, "embedded descriptor")
+			}
+			if sh.Capacity != 0 {
+				self = selfExtent(l.desc, filepath.Base(path))
+			}
+		} else {
+			ct := "monolithicSparse"
+			if sh.Flags&flagCompressed != 0 {
+				ct = "streamOptimized"
+			}
+			l.desc = synthDescriptor(ct, "SPARSE", int64(sh.Capacity), filepath.Base(path))
+			self = 0
+		}
+	case "COWD":
+		l.desc = synthDescriptor("vmfsSparse", "VMFSSPARSE", int64(uint32le(hdr[12:])), filepath.Base(path))
+		self = 0
+	case "seSparse":
+		if len(hdr) < 24 {
+			return nil, newErr(ErrDiskInvalidDisk, path, "seSparse header is truncated")
+		}
+		l.desc = synthDescriptor("seSparse", "SESPARSE", int64(uint64le(hdr[16:])), filepath.Base(path))
+		self = 0
+	default:
+		if size > MaxDescriptorSize {
+			return nil, newErr(ErrDiskInvalidDisk, path, "not a VMDK: no sparse header and too big (%d bytes) for a descriptor", size)
+		}
+		text := make([]byte, size)
+		if _, err := f.ReadAt(text, 0); err != nil && err != io.EOF {
+			return nil, wrapErr(ErrFileError, path, err, "read descriptor")
+		}
+		if !looksLikeText(text) {
+			return nil, newErr(ErrDiskInvalidDisk, path, "not a VMDK: no sparse header and not a text descriptor")
+		}
+		l.desc, err = ParseDescriptor(text)
+		if err != nil {
+			return nil, wrapErr(ErrDiskInvalidDisk, path, err, "descriptor")
+		}
+	}
+	l.managed = isManaged(l.desc.CreateType)
+	defer func() {
+		if err != nil {
+			l.close()
+		}
+	}()
+	dir := filepath.Dir(path)
+	var off int64
+	for i, line := range l.desc.Extents {
+		size := line.Sectors * SectorSize
+		var e extent
+		if i == self {
+			e, err = openExtentFile(f, path, line, size, sh)
+			keep = err == nil
+		} else {
+			e, err = o.openExtent(dir, line, size)
+		}
+		if err != nil {
+			return l, &Error{Code: CodeOf(err), Path: path, Msg: fmt.Sprintf("extent %d", i+1), Err: err}
+		}
+		l.exts = append(l.exts, e)
+		l.starts = append(l.starts, off)
+		off += size
+	}
+	l.size = off
+	return l, nil
+}
+
+// selfExtent picks the extent of an embedded descriptor that is the file itself: the one naming it, or
+// else the first sparse one (the file was renamed after it was made).
+func selfExtent(d *Descriptor, base string) int {
+	first := -1
+	for i, e := range d.Extents {
+		if e.Type != "SPARSE" {
+			continue
+		}
+		if filepath.Base(strings.ReplaceAll(e.Filename, `\`, "/")) == base {
+			return i
+		}
+		if first < 0 {
+			first = i
+		}
+	}
+	return max(first, 0)
+}
+
+func synthDescriptor(createType, extType string, sectors int64, name string) *Descriptor {
+	return &Descriptor{
+		Version:    1,
+		CID:        CIDNone,
+		ParentCID:  CIDNone,
+		CreateType: createType,
+		Extents:    []ExtentLine{{Access: "RW", Sectors: sectors, Type: extType, Filename: name}},
+		DDB:        map[string]string{},
+		Other:      map[string]string{},
+	}
+}
+
+func (o *opener) openExtent(dir string, line ExtentLine, size int64) (extent, error) {
+	inf := ExtentInfo{ExtentLine: line, Format: strings.ToLower(line.Type)}
+	switch line.Type {
+	case "ZERO":
+		return &zeroExtent{inf}, nil
+	case "VMFSRDM", "VMFSRAW":
+		return nil, newErr(ErrDiskNotSupported, line.Filename, "raw device map extents (%s) are not supported: they point at a host LUN, not at data in a file", line.Type)
+	}
+	if line.Access == "NOACCESS" {
+		return &noAccessExtent{inf}, nil
+	}
+	path, err := o.resolve(dir, line.Filename, "extent")
+	if err != nil {
+		return nil, err
+	}
+	f, err := openFile(path)
+	if err != nil {
+		return nil, wrapErr(ErrFileAccessError, path, err, "open extent")
+	}
+	var sh *sparseHeader
+	if line.Type != "FLAT" && line.Type != "VMFS" {
+		hdr := make([]byte, SectorSize)
+		if _, err := f.ReadAt(hdr, 0); err == nil && sniff(hdr) == "KDMV" {
+			sh, _ = parseSparseHeader(hdr)
+		}
+	}
+	e, err := openExtentFile(f, path, line, size, sh)
+	if err != nil {
+		f.Close()
+	}
+	return e, err
+}
+
+// openExtentFile builds the extent reader for an open file according to its line and contents.
+func openExtentFile(f *os.File, path string, line ExtentLine, size int64, sh *sparseHeader) (extent, error) {
+	fileSize, err := f.Seek(0, io.SeekEnd)
+	if err != nil {
+		return nil, wrapErr(ErrFileError, path, err, "size")
+	}
+	switch line.Type {
+	case "FLAT", "VMFS":
+		if line.Type == "FLAT" && !line.HasOffset {
+			line.Offset = 0
+		}
+		base := line.Offset * SectorSize
+		if base+size > fileSize {
+			return nil, newErr(ErrDiskInvalidDisk, path, "flat extent needs %d bytes from byte %d, the file has %d", size, base, fileSize)
+		}
+		return &flatExtent{f: f, base: base, size: size, inf: ExtentInfo{ExtentLine: line, Path: path, Format: "flat"}}, nil
+	case "SPARSE", "VMFSSPARSE", "SESPARSE":
+	default:
+		return nil, newErr(ErrDiskNotSupported, path, "extent type %s is not supported", line.Type)
+	}
+	hdr := make([]byte, min(fileSize, cowdHeaderSize))
+	if _, err := f.ReadAt(hdr, 0); err != nil {
+		return nil, wrapErr(ErrFileError, path, err, "read extent header")
+	}
+	switch sniff(hdr) {
+	case "KDMV":
+		if sh == nil {
+			if sh, err = parseSparseHeader(hdr); err != nil {
+				return nil, wrapErr(ErrDiskInvalidDisk, path, err, "invalid sparse header")
+			}
+		}
+		return openSparseExtent(f, path, fileSize, sh, size, line)
+	case "COWD":
+		return openCOWDExtent(f, path, fileSize, hdr, size, line)
+	case "seSparse":
+		return openSESparseExtent(f, path, fileSize, hdr, size, line)
+	}
+	return nil, newErr(ErrDiskInvalidDisk, path, "%s extent has no KDMV, COWD or seSparse header", line.Type)
+}
+
+func isManaged(createType string) bool {
+	ct := strings.ToLower(createType)
+	return strings.HasPrefix(ct, "vmfs") || ct == "sesparse"
+}
+
+// looksLikeText accepts descriptor text: printable bytes and line ends, NUL padding at the end.
+func looksLikeText(b []byte) bool {
+	for i, c := range b {
+		if c == 0 {
+			for _, r := range b[i:] {
+				if r != 0 {
+					return false
+				}
+			}
+			return i > 0
+		}
+		if c < 0x20 && c != '\n' && c != '\r' && c != '\t' {
+			return false
+		}
+	}
+	return len(b) > 0
+}
+
+func uint32le(b []byte) uint32 {
+	return uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24
+}
+
+func uint64le(b []byte) uint64 { return uint64(uint32le(b)) | uint64(uint32le(b[4:]))<<32 }

@@ -1,0 +1,208 @@
+package vddk
+
+import (
+	"bytes"
+	"compress/flate"
+	"compress/zlib"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+)
+
+// Stream-optimized extents: compressed grains, metadata markers, footer.
+
+const (
+	markerEOS      = 0
+	markerGT       = 1
+	markerGD       = 2
+	markerFooter   = 3
+	footerScanSize = 1 << 20 // how far back from EOF a footer is looked for (padded copies)
+)
+
+// grainInflater inflates compressed grains and keeps a few of them, so that small sequential reads
+// inside one grain do not inflate it again and again.
+type grainInflater struct {
+	markers  bool
+	capacity int64
+	cache    *lru[int64, []byte]
+	bufs     sync.Pool
+	// inflight deduplicates concurrent inflation of the same grain.
+	mu       sync.Mutex
+	inflight map[int64]*inflightGrain
+}
+
+type inflightGrain struct {
+	done  chan struct{}
+	grain []byte
+	err   error
+}
+
+func newGrainInflater(markers bool, capacity int64) *grainInflater {
+	return &grainInflater{
+		markers:  markers,
+		capacity: capacity,
+		cache:    newLRU[int64, []byte](grainCacheGrains),
+		inflight: map[int64]*inflightGrain{},
+	}
+}
+
+// grain returns the inflated grain g whose compressed form starts at file offset off.
+func (z *grainInflater) grain(e *grainExtent, g, off int64) ([]byte, error) {
+	if b, ok := z.cache.get(g); ok {
+		return b, nil
+	}
+	z.mu.Lock()
+	if w, ok := z.inflight[g]; ok {
+		z.mu.Unlock()
+		<-w.done
+		return w.grain, w.err
+	}
+	w := &inflightGrain{done: make(chan struct{})}
+	z.inflight[g] = w
+	z.mu.Unlock()
+
+	w.grain, w.err = z.inflate(e, g, off)
+	if w.err == nil {
+		z.cache.put(g, w.grain)
+	}
+	z.mu.Lock()
+	delete(z.inflight, g)
+	z.mu.Unlock()
+	close(w.done)
+	return w.grain, w.err
+}
+
+func (z *grainInflater) inflate(e *grainExtent, g, off int64) ([]byte, error) {
+	gb := e.grainBytes
+	// A compressed grain may be a little larger than the grain itself (incompressible data).
+	limit := 2*gb + SectorSize
+	var size int64
+	dataOff := off
+	if z.markers {
+		var hdr [12]byte
+		if err := e.pread(hdr[:], off); err != nil {
+			return nil, err
+		}
+		size = int64(binary.LittleEndian.Uint32(hdr[8:]))
+		if lba := binary.LittleEndian.Uint64(hdr[0:]); lba != uint64(g*gb/SectorSize) {
+			return nil, newErr(ErrDiskNeedsRepair, e.inf.Path, "compressed grain at byte %d says it holds sector %d, but the grain table puts grain %d there", off, lba, g)
+		}
+		if size == 0 || size > limit {
+			return nil, newErr(ErrDiskNeedsRepair, e.inf.Path, "compressed grain at byte %d has size %d", off, size)
+		}
+		dataOff += 12
+	} else {
+		size = min(limit, e.fileSize-off)
+	}
+	size = min(size, e.fileSize-dataOff)
+	if size <= 0 {
+		return nil, newErr(ErrDiskNeedsRepair, e.inf.Path, "compressed grain at byte %d lies past the end of the file", off)
+	}
+	bp, _ := z.bufs.Get().(*[]byte)
+	if bp == nil || int64(cap(*bp)) < size {
+		b := make([]byte, limit)
+		bp = &b
+	}
+	defer z.bufs.Put(bp)
+	src := (*bp)[:size]
+	if _, err := e.f.ReadAt(src, dataOff); err != nil && !(errors.Is(err, io.EOF) && !z.markers) {
+		return nil, wrapErr(ErrFileError, e.inf.Path, err, "read compressed grain at byte %d", off)
+	}
+	out := make([]byte, gb)
+	n, err := inflateInto(out, src)
+	if err != nil {
+		return nil, wrapErr(ErrDiskNeedsRepair, e.inf.Path, err, "compressed grain %d at byte %d does not inflate", g, off)
+	}
+	// The last grain of a disk whose size is not grain-aligned may inflate short.
+	if n < len(out) && (g+1)*gb < z.capacity {
+		return nil, newErr(ErrDiskNeedsRepair, e.inf.Path, "compressed grain %d at byte %d inflates to %d bytes, not %d", g, off, n, gb)
+	}
+	return out, nil
+}
+
+// inflateInto inflates a zlib stream (raw deflate as a fallback) into out; it returns the bytes produced.
+func inflateInto(out, src []byte) (int, error) {
+	var r io.ReadCloser
+	zr, err := zlib.NewReader(bytes.NewReader(src))
+	if err == nil {
+		r = zr
+	} else {
+		r = flate.NewReader(bytes.NewReader(src))
+	}
+	defer r.Close()
+	n, err := io.ReadFull(r, out)
+	if err == io.ErrUnexpectedEOF || err == io.EOF {
+		return n, nil
+	}
+	if err != nil {
+		return n, err
+	}
+	return n, nil
+}
+
+// findStreamFooter looks for FOOTER marker + footer header near the end of the file, scanning back over
+// trailing padding. It returns nil when there is none.
+func findStreamFooter(f *os.File, fileSize int64) (*sparseHeader, error) {
+	start := max(0, fileSize-footerScanSize) / SectorSize * SectorSize
+	buf := make([]byte, fileSize-start)
+	if _, err := f.ReadAt(buf, start); err != nil && err != io.EOF {
+		return nil, err
+	}
+	for i := (len(buf)/SectorSize - 2) * SectorSize; i >= 0; i -= SectorSize {
+		m := buf[i : i+SectorSize]
+		if binary.LittleEndian.Uint32(m[8:]) != 0 || binary.LittleEndian.Uint32(m[12:]) != markerFooter {
+			continue
+		}
+		h, err := parseSparseHeader(buf[i+SectorSize:])
+		if err != nil {
+			continue
+		}
+		return h, nil
+	}
+	return nil, nil
+}
+
+// scanStream walks a stream from its first grain to rebuild the grain map from the grain headers' LBAs.
+func scanStream(f *os.File, fileSize int64, h *sparseHeader) (map[int64]uint32, error) {
+	if h.Flags&flagMarkers == 0 {
+		return nil, fmt.Errorf("no grain directory and no markers to scan")
+	}
+	gs := int64(h.GrainSize)
+	off := int64(h.OverHead) * SectorSize
+	if off < SectorSize {
+		off = SectorSize
+	}
+	grains := map[int64]uint32{}
+	var hdr [16]byte
+	for off+16 <= fileSize {
+		if _, err := f.ReadAt(hdr[:], off); err != nil {
+			return nil, err
+		}
+		val := binary.LittleEndian.Uint64(hdr[0:])
+		size := int64(binary.LittleEndian.Uint32(hdr[8:]))
+		if size > 0 {
+			if val%uint64(gs) != 0 || val >= h.Capacity {
+				return nil, fmt.Errorf("grain header at byte %d names sector %d", off, val)
+			}
+			if off/SectorSize >= 1<<32 {
+				return nil, fmt.Errorf("grain at byte %d lies beyond what a grain table can address", off)
+			}
+			grains[int64(val)/gs] = uint32(off / SectorSize)
+			off += (12 + size + SectorSize - 1) / SectorSize * SectorSize
+			continue
+		}
+		switch typ := binary.LittleEndian.Uint32(hdr[12:]); typ {
+		case markerEOS:
+			return grains, nil
+		default:
+			if val > uint64(fileSize) {
+				return nil, fmt.Errorf("marker at byte %d announces %d sectors", off, val)
+			}
+			off += SectorSize + int64(val)*SectorSize
+		}
+	}
+	return grains, nil
+}
