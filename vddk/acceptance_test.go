@@ -103,4 +103,3 @@ func TestAcceptanceCorpus(t *testing.T) {
 		}
 	}
 }
-
