@@ -1,0 +1,127 @@
+package volumes
+
+import (
+	"bytes"
+	"compress/gzip"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+)
+
+// fileDisk is a raw image file used as a disk.
+type fileDisk struct {
+	*os.File
+	size int64
+}
+
+func (f fileDisk) Size() int64 { return f.size }
+
+func openDisk(t *testing.T, path string) Disk {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	st, err := f.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fileDisk{f, st.Size()}
+}
+
+// repoRoot walks up from the test's directory to the folder holding go.mod.
+func repoRoot(t testing.TB) string {
+	t.Helper()
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			t.Fatal("go.mod not found above the test directory")
+		}
+		dir = parent
+	}
+}
+
+// corpus returns the acceptance corpus directory, skipping the test when it is absent.
+func corpus(t testing.TB) string {
+	t.Helper()
+	dir := filepath.Join(repoRoot(t), "..", "shared", "acceptance", "corpus")
+	if _, err := os.Stat(dir); err != nil {
+		t.Skipf("acceptance corpus not present: %v", err)
+	}
+	return dir
+}
+
+// fixture decompresses testdata/volumes/<name>.gz into a temp file and returns its path.
+func fixture(t testing.TB, name string) string {
+	t.Helper()
+	src := filepath.Join(repoRoot(t), "testdata", "volumes", name+".gz")
+	f, err := os.Open(src)
+	if err != nil {
+		t.Fatalf("fixture %s: %v (run testdata/volumes/make.sh)", name, err)
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), name)
+	w, err := os.Create(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(w, zr); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// tool runs an external reader, skipping the test when it is not installed.
+func tool(t testing.TB, name string, args ...string) []byte {
+	t.Helper()
+	if _, err := exec.LookPath(name); err != nil {
+		t.Skipf("%s not installed", name)
+	}
+	var stderr bytes.Buffer
+	cmd := exec.Command(name, args...)
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("%s %v: %v\n%s", name, args, err, stderr.String())
+	}
+	return out
+}
+
+func open(t testing.TB, paths ...string) *Set {
+	t.Helper()
+	var disks []Disk
+	for _, p := range paths {
+		disks = append(disks, openDisk(t.(*testing.T), p))
+	}
+	s, err := Open(disks, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func readAll(t testing.TB, v *Volume) []byte {
+	t.Helper()
+	b := make([]byte, v.Size())
+	if n, err := v.ReadAt(b, 0); n != len(b) {
+		t.Fatalf("%s: read %d of %d bytes: %v", v.ID, n, len(b), err)
+	}
+	return b
+}

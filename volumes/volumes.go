@@ -1,0 +1,172 @@
+// Package volumes finds the volumes in a set of disks, as VMware's VixMntapi does: partitions of MBR
+// (with the EBR chain) and GPT tables, LVM2 logical volumes and Windows LDM (dynamic disk) volumes,
+// possibly spread over several disks of the set, and unpartitioned disks that hold a filesystem. Each
+// volume reads as an io.ReaderAt that is safe for concurrent use, and carries the filesystem its
+// signature names, with label and UUID where known.
+package volumes
+
+import (
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/vmdkmount/vmdkmount/volumes/layout"
+)
+
+// Disk is one disk of a set: positional reads and a size in bytes.
+type Disk interface {
+	io.ReaderAt
+	Size() int64
+}
+
+// Options tune Open.
+type Options struct {
+	// SectorSize forces the logical sector size of every disk (512 or 4096). Zero probes: a GPT is looked
+	// for with 512- and 4096-byte sectors; an MBR alone is read with 512-byte sectors.
+	SectorSize int
+}
+
+// Kind says what a volume is.
+type Kind string
+
+// Volume kinds.
+const (
+	KindPartition Kind = "partition"  // an MBR or GPT partition
+	KindWholeDisk Kind = "whole-disk" // a disk with no partition table
+	KindLVM       Kind = "lvm"        // an LVM2 logical volume
+	KindLDM       Kind = "ldm"        // a Windows dynamic-disk volume
+)
+
+// ErrIncomplete is returned (wrapped) by reads of a volume that could not be assembled.
+var ErrIncomplete = errors.New("volume incomplete")
+
+// Extent is one piece of a volume on one disk of the set.
+type Extent struct {
+	Disk   int   // index into the disks given to Open
+	Offset int64 // byte offset on that disk
+	Size   int64 // bytes
+	Role   string
+}
+
+// Filesystem is what the volume's first bytes say it holds.
+type Filesystem struct {
+	Type  string // "" when unrecognised; else e.g. "ntfs", "fat32", "ext4", "xfs", "LVM2_member"
+	Label string
+	UUID  string
+}
+
+// PartitionInfo describes a partition-table entry.
+type PartitionInfo struct {
+	Scheme     string // "mbr" or "gpt"
+	Number     int    // Linux numbering: MBR primaries 1–4, logicals from 5; GPT entry index + 1
+	SectorSize int
+	StartLBA   uint64
+	Sectors    uint64
+	// MBR
+	TypeID  byte
+	Active  bool
+	Logical bool
+	// GPT
+	TypeGUID   string
+	UniqueGUID string
+	Name       string
+	Attributes uint64
+	FromBackup bool // the table came from the backup GPT header
+	// TypeName names TypeID (MBR) or TypeGUID (GPT).
+	TypeName string
+}
+
+// LVMInfo describes an LVM2 logical volume.
+type LVMInfo struct {
+	VG, LV     string
+	VGUUID     string
+	LVUUID     string
+	Segments   []string // segment types in order, e.g. "striped", "raid1"
+	ExtentSize int64    // bytes
+}
+
+// LDMInfo describes a Windows dynamic-disk volume.
+type LDMInfo struct {
+	Group     string // disk group name
+	GroupGUID string
+	Name      string // volume name, e.g. "Volume1"
+	Layout    string // "simple", "spanned", "striped", "mirrored", "raid5"
+	DriveHint string // e.g. "E:"
+	GUID      string
+}
+
+// Volume is one volume of a set.
+type Volume struct {
+	ID   string // p1, d1p2, <vg>-<lv>, LDM name, disk, d1
+	Kind Kind
+	// Disk is the disk index for partitions and whole disks, -1 for LVM and LDM volumes.
+	Disk int
+	// Offset is the byte offset on Disk for partitions and whole disks.
+	Offset  int64
+	Extents []Extent
+
+	Partition *PartitionInfo
+	LVM       *LVMInfo
+	LDM       *LDMInfo
+
+	Filesystem Filesystem
+
+	// Container is true for a partition or disk whose contents were taken over by LVM or LDM.
+	Container bool
+	// Incomplete volumes cannot be read; Reason says why (a member disk missing, an unsupported layout…).
+	Incomplete bool
+	Reason     string
+
+	size int64
+	dev  layout.Dev
+}
+
+// Size is the volume size in bytes (the nominal size for an incomplete volume).
+func (v *Volume) Size() int64 { return v.size }
+
+// ReadAt reads the volume. It is safe for concurrent use.
+func (v *Volume) ReadAt(p []byte, off int64) (int, error) {
+	if v.dev == nil {
+		return 0, fmt.Errorf("volume %s: %w: %s", v.ID, ErrIncomplete, v.Reason)
+	}
+	return v.dev.ReadAt(p, off)
+}
+
+// Set is the result of Open.
+type Set struct {
+	disks    []Disk
+	all      []*Volume
+	problems []string
+	ldm      []ldmCandidate
+}
+
+// Volumes lists the volumes one would mount: partitions, whole disks, LVM and LDM volumes, including
+// incomplete ones, but not the containers (PVs, LDM partitions, extended partitions) they came from.
+func (s *Set) Volumes() []*Volume {
+	var out []*Volume
+	for _, v := range s.all {
+		if !v.Container {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// All lists every volume including the containers that LVM and LDM took over.
+func (s *Set) All() []*Volume { return s.all }
+
+// Volume returns the volume with the given ID.
+func (s *Set) Volume(id string) (*Volume, bool) {
+	for _, v := range s.all {
+		if v.ID == id {
+			return v, true
+		}
+	}
+	return nil, false
+}
+
+// Problems lists what was found damaged or ignored: bad table entries, EBR loops, stale metadata.
+func (s *Set) Problems() []string { return s.problems }
+
+// Disks returns the disks given to Open.
+func (s *Set) Disks() []Disk { return s.disks }
