@@ -1,0 +1,207 @@
+package ntfs
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"path"
+	"sort"
+	"strings"
+
+	"github.com/vmdkmount/vmdkmount/volumes/fsys"
+)
+
+// maxXattrSize bounds a stream returned whole by GetXattr; OpenStream reads larger ones.
+const maxXattrSize = 64 << 20
+
+// Open opens a file (an fsys.File reading the unnamed data stream) or a directory
+// (an fs.ReadDirFile), following symlinks.
+func (f *FS) Open(name string) (_ fs.File, err error) {
+	defer guard(&err)
+	nd, err := f.resolve("open", name, true)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := f.infoAs(nd, name)
+	if err != nil {
+		return nil, err
+	}
+	if fi.IsDir() {
+		return &dirHandle{f: f, nd: nd, name: name, info: fi}, nil
+	}
+	return f.openData(nd, name, "", fi)
+}
+
+// OpenStream opens the named alternate data stream of name (not following a final symlink); an
+// empty stream name opens the unnamed (main) data stream.
+func (f *FS) OpenStream(name, streamName string) (_ fsys.File, err error) {
+	defer guard(&err)
+	nd, err := f.resolve("openstream", name, false)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := f.infoAs(nd, name)
+	if err != nil {
+		return nil, err
+	}
+	return f.openData(nd, name, streamName, fi)
+}
+
+func (f *FS) openData(nd node, name, streamName string, fi fs.FileInfo) (*fileHandle, error) {
+	a := nd.ino.find(attrData, streamName)
+	if a == nil && streamName != "" {
+		return nil, &fs.PathError{Op: "open", Path: name + ":" + streamName, Err: ErrNoStream}
+	}
+	h := &fileHandle{name: name, info: fi}
+	if streamName != "" {
+		h.info = &streamInfo{FileInfo: fi, name: path.Base(name) + ":" + streamName, size: a.dataSize}
+	}
+	if a != nil && fi.Mode().IsRegular() || streamName != "" {
+		s, err := f.newStream(nd.ino.num, a)
+		if err != nil {
+			return nil, &fs.PathError{Op: "open", Path: name, Err: err}
+		}
+		h.s = s
+	}
+	return h, nil
+}
+
+// streamInfo is the FileInfo of an alternate data stream: the file's, with the stream's name and size.
+type streamInfo struct {
+	fs.FileInfo
+	name string
+	size int64
+}
+
+func (s *streamInfo) Name() string { return s.name }
+func (s *streamInfo) Size() int64  { return s.size }
+
+// fileHandle reads one data stream. ReadAt is safe concurrently; Read and Seek share an offset.
+type fileHandle struct {
+	name string
+	info fs.FileInfo
+	s    *stream // nil for entries with no data (FIFOs, devices, empty files without $DATA)
+	off  int64
+}
+
+func (h *fileHandle) Stat() (fs.FileInfo, error) { return h.info, nil }
+func (h *fileHandle) Close() error               { return nil }
+
+func (h *fileHandle) ReadAt(p []byte, off int64) (int, error) {
+	if h.s == nil {
+		return 0, io.EOF
+	}
+	n, err := h.s.ReadAt(p, off)
+	if err != nil && err != io.EOF {
+		err = &fs.PathError{Op: "read", Path: h.name, Err: err}
+	}
+	return n, err
+}
+
+func (h *fileHandle) Read(p []byte) (int, error) {
+	n, err := h.ReadAt(p, h.off)
+	h.off += int64(n)
+	if err == io.EOF && n > 0 {
+		err = nil
+	}
+	return n, err
+}
+
+func (h *fileHandle) Seek(offset int64, whence int) (int64, error) {
+	switch whence {
+	case io.SeekStart:
+	case io.SeekCurrent:
+		offset += h.off
+	case io.SeekEnd:
+		offset += h.info.Size()
+	default:
+		return 0, &fs.PathError{Op: "seek", Path: h.name, Err: fs.ErrInvalid}
+	}
+	if offset < 0 {
+		return 0, &fs.PathError{Op: "seek", Path: h.name, Err: fs.ErrInvalid}
+	}
+	h.off = offset
+	return offset, nil
+}
+
+// dirHandle is an open directory.
+type dirHandle struct {
+	f       *FS
+	nd      node
+	name    string
+	info    fs.FileInfo
+	entries []fs.DirEntry
+	read    bool
+}
+
+func (d *dirHandle) Stat() (fs.FileInfo, error) { return d.info, nil }
+func (d *dirHandle) Close() error               { return nil }
+func (d *dirHandle) Read([]byte) (int, error) {
+	return 0, &fs.PathError{Op: "read", Path: d.name, Err: errors.New("is a directory")}
+}
+
+func (d *dirHandle) ReadDir(n int) ([]fs.DirEntry, error) {
+	if !d.read {
+		es, err := d.f.readDir(d.nd, d.name)
+		if err != nil {
+			return nil, err
+		}
+		d.entries, d.read = es, true
+	}
+	if n <= 0 {
+		es := d.entries
+		d.entries = nil
+		return es, nil
+	}
+	if len(d.entries) == 0 {
+		return nil, io.EOF
+	}
+	n = min(n, len(d.entries))
+	es := d.entries[:n]
+	d.entries = d.entries[n:]
+	return es, nil
+}
+
+// ListXattr names the entry's alternate data streams as user.<stream>, as ntfs-3g's
+// streams_interface=xattr does.
+func (f *FS) ListXattr(name string) (_ []string, err error) {
+	defer guard(&err)
+	nd, err := f.resolve("listxattr", name, false)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	if nd.ino.num < recFirstUser {
+		return out, nil // ntfs-3g shows no streams of the metadata files
+	}
+	for _, a := range nd.ino.attrs {
+		if a.typ == attrData && a.name != "" {
+			out = append(out, "user."+a.name)
+		}
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// GetXattr returns the content of the alternate data stream named by a user.<stream> attribute.
+func (f *FS) GetXattr(name, attr string) (_ []byte, err error) {
+	defer guard(&err)
+	nd, err := f.resolve("getxattr", name, false)
+	if err != nil {
+		return nil, err
+	}
+	streamName, ok := strings.CutPrefix(attr, "user.")
+	var a *attribute
+	if ok && streamName != "" && nd.ino.num >= recFirstUser {
+		a = nd.ino.find(attrData, streamName)
+	}
+	if a == nil {
+		return nil, &fs.PathError{Op: "getxattr", Path: name, Err: fmt.Errorf("%s: %w", attr, fsys.ErrNoXattr)}
+	}
+	v, err := f.attrValue(nd.ino.num, a, maxXattrSize)
+	if err != nil {
+		return nil, &fs.PathError{Op: "getxattr", Path: name, Err: err}
+	}
+	return append([]byte(nil), v...), nil
+}

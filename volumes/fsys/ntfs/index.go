@@ -1,0 +1,146 @@
+package ntfs
+
+import (
+	"encoding/binary"
+	"math/bits"
+	"slices"
+	"strings"
+)
+
+// Filename namespaces of $FILE_NAME.
+const (
+	nsPOSIX    = 0
+	nsWin32    = 1
+	nsDOS      = 2
+	nsWin32DOS = 3
+)
+
+// dirEntry is one name in a directory's $I30 index.
+type dirEntry struct {
+	name      string
+	rec       uint64
+	namespace uint8
+}
+
+// listDir returns the names of a directory from every in-use node of its $I30 B+tree, sorted.
+// Reading the nodes in file order (root, then each allocated index block) needs no tree descent,
+// so a corrupt child pointer can neither loop nor be followed out of the index.
+func (f *FS) listDir(n *inode) ([]dirEntry, error) {
+	if d, ok := f.dirs.get(n.num); ok {
+		return d, nil
+	}
+	root := n.find(attrIndexRoot, "$I30")
+	if root == nil || !root.resident {
+		return nil, corrupt("MFT record %d: directory has no $I30 index root", n.num)
+	}
+	v := root.value
+	if len(v) < 0x20 {
+		return nil, corrupt("MFT record %d: $I30 index root truncated", n.num)
+	}
+	if t := binary.LittleEndian.Uint32(v); t != attrFileName {
+		return nil, corrupt("MFT record %d: $I30 indexes attribute %#x, not file names", n.num, t)
+	}
+	blockSize := binary.LittleEndian.Uint32(v[8:])
+	var out []dirEntry
+	add := func(e dirEntry) {
+		if e.namespace == nsDOS {
+			return // the 8.3 alias of a name listed under its long form
+		}
+		if e.rec == n.num && e.name == "." {
+			return
+		}
+		if e.name == "" || strings.ContainsAny(e.name, "/\x00") || e.name == ".." || e.name == "." {
+			return
+		}
+		if !f.opt.ShowSystemFiles && e.rec < recFirstUser {
+			return
+		}
+		out = append(out, e)
+	}
+	if err := parseIndexNode(v[0x10:], add); err != nil {
+		return nil, wrapAt(err, n.num)
+	}
+	if alloc := n.find(attrIndexAlloc, "$I30"); alloc != nil {
+		if blockSize < 512 || blockSize > 1<<16 || bits.OnesCount32(blockSize) != 1 {
+			return nil, corrupt("MFT record %d: bad index block size %d", n.num, blockSize)
+		}
+		s, err := f.newStream(n.num, alloc)
+		if err != nil {
+			return nil, err
+		}
+		nblocks := s.size / int64(blockSize)
+		var bitmap []byte
+		if bm := n.find(attrBitmap, "$I30"); bm != nil {
+			if bitmap, err = f.attrValue(n.num, bm, nblocks/8+8); err != nil {
+				return nil, err
+			}
+		}
+		buf := make([]byte, blockSize)
+		for i := int64(0); i < nblocks; i++ {
+			if bitmap != nil && (i/8 >= int64(len(bitmap)) || bitmap[i/8]&(1<<(i%8)) == 0) {
+				continue
+			}
+			if _, err := s.ReadAt(buf, i*int64(blockSize)); err != nil {
+				return nil, err
+			}
+			if string(buf[:4]) != "INDX" {
+				continue // never written (Windows leaves unused blocks zero even when marked)
+			}
+			if err := applyFixups(buf, "INDX"); err != nil {
+				return nil, wrapAt(err, n.num)
+			}
+			if err := parseIndexNode(buf[0x18:], add); err != nil {
+				return nil, wrapAt(err, n.num)
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b dirEntry) int { return strings.Compare(a.name, b.name) })
+	out = slices.CompactFunc(out, func(a, b dirEntry) bool { return a.name == b.name })
+	cost := 1
+	for _, e := range out {
+		cost += len(e.name) + 32
+	}
+	f.dirs.put(n.num, out, cost)
+	return out, nil
+}
+
+// parseIndexNode walks the entries of one index node (its header first) and hands each name to add.
+func parseIndexNode(b []byte, add func(dirEntry)) error {
+	if len(b) < 16 {
+		return corrupt("index node header truncated")
+	}
+	start := int(binary.LittleEndian.Uint32(b))
+	end := int(binary.LittleEndian.Uint32(b[4:]))
+	if end > len(b) || start < 16 || start > end {
+		return corrupt("index node: entries %d..%d outside the node of %d bytes", start, end, len(b))
+	}
+	for off := start; ; {
+		if off+16 > end {
+			return corrupt("index node: entry at %d runs past the node end %d", off, end)
+		}
+		ref := binary.LittleEndian.Uint64(b[off:])
+		elen := int(binary.LittleEndian.Uint16(b[off+8:]))
+		klen := int(binary.LittleEndian.Uint16(b[off+10:]))
+		flags := binary.LittleEndian.Uint16(b[off+12:])
+		if elen < 16 || elen%8 != 0 || off+elen > end {
+			return corrupt("index node: entry at %d has bad length %d", off, elen)
+		}
+		if flags&2 != 0 {
+			return nil // the last entry carries no key
+		}
+		if 16+klen > elen || klen < 0x42 {
+			return corrupt("index node: entry at %d has bad key length %d", off, klen)
+		}
+		key := b[off+16 : off+16+klen]
+		nameLen := int(key[0x40])
+		if 0x42+2*nameLen > klen {
+			return corrupt("index node: file name at %d overruns its key", off)
+		}
+		add(dirEntry{
+			name:      decodeUTF16(key[0x42 : 0x42+2*nameLen]),
+			rec:       ref & 0xFFFFFFFFFFFF,
+			namespace: key[0x41],
+		})
+		off += elen
+	}
+}

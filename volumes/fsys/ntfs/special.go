@@ -1,0 +1,179 @@
+package ntfs
+
+import (
+	"bytes"
+	"encoding/binary"
+	"path"
+	"strings"
+	"unicode/utf16"
+
+	"github.com/vmdkmount/vmdkmount/volumes/fsys"
+)
+
+// Reparse tags presented as symlinks.
+const (
+	tagMountPoint = 0xA0000003
+	tagSymlink    = 0xA000000C
+)
+
+// kind is how an inode appears to a Unix reader.
+type kind struct {
+	mode   uint32
+	size   int64
+	alloc  int64
+	rdev   uint64
+	target string // symlink target
+}
+
+// Interix special files, as ntfs-3g writes them: a SYSTEM-attributed file whose data starts with a
+// magic (symlink target in UTF-16, or a device's 64-bit major and minor); empty data is a FIFO and a
+// single byte a socket.
+var (
+	intxLink = []byte("IntxLNK\x01")
+	intxChr  = []byte("IntxCHR\x00")
+	intxBlk  = []byte("IntxBLK\x00")
+)
+
+const maxIntxSize = 8 + 2*4096 // ntfs-3g's bound: magic plus a PATH_MAX UTF-16 target
+
+// classify works out the Unix type, size and allocation of an inode the way ntfs-3g does. dir is
+// the path of the directory holding it, used to turn absolute Windows targets into relative links.
+func (f *FS) classify(n *inode, dir string) (kind, error) {
+	const perm = 0o777
+	if rp := n.find(attrReparsePoint, ""); rp != nil {
+		if target, ok, err := f.reparseTarget(n, rp, dir); err != nil {
+			return kind{}, err
+		} else if ok {
+			return kind{mode: fsys.S_IFLNK | perm, size: int64(len(target)), alloc: roundAlloc(rp.allocSize), target: target}, nil
+		}
+	}
+	if n.isDir() {
+		k := kind{mode: fsys.S_IFDIR | perm}
+		if a := n.find(attrIndexAlloc, "$I30"); a != nil {
+			k.size, k.alloc = a.dataSize, a.allocSize
+		}
+		return k, nil
+	}
+	k := kind{mode: fsys.S_IFREG | perm}
+	data := n.find(attrData, "")
+	if data != nil {
+		k.size = data.dataSize
+		switch {
+		case data.resident:
+			k.alloc = roundAlloc((data.dataSize + 7) &^ 7)
+		case data.flags&(attrFlagCompressed|attrFlagSparse) != 0:
+			k.alloc = roundAlloc(data.compSize)
+		default:
+			k.alloc = roundAlloc(data.allocSize)
+		}
+	}
+	// ntfs-3g never treats the metadata files (records below 16) as Interix special files.
+	if n.fileAttrs&fileAttrSystem != 0 && n.fileAttrs&fileAttrEncrypted == 0 && data != nil && n.num >= recFirstUser {
+		// Empty or one-byte files are FIFOs and sockets only when not also HIDDEN: Windows keeps
+		// hidden system files of those sizes.
+		switch {
+		case data.dataSize == 0 && n.fileAttrs&fileAttrHidden == 0:
+			k.mode = fsys.S_IFIFO | perm
+		case data.dataSize == 1 && n.fileAttrs&fileAttrHidden == 0:
+			k.mode = fsys.S_IFSOCK | perm
+		case data.dataSize > 8 && data.dataSize <= maxIntxSize:
+			v, err := f.attrValue(n.num, data, maxIntxSize)
+			if err != nil {
+				return kind{}, err
+			}
+			switch {
+			case bytes.HasPrefix(v, intxLink) && len(v)%2 == 0:
+				k.target = utf16Path(v[8:])
+				k.mode, k.size = fsys.S_IFLNK|perm, int64(len(k.target))
+			case len(v) == 24 && (bytes.HasPrefix(v, intxChr) || bytes.HasPrefix(v, intxBlk)):
+				k.mode = fsys.S_IFCHR | perm
+				if v[4] == 'B' {
+					k.mode = fsys.S_IFBLK | perm
+				}
+				k.rdev = mkdev(binary.LittleEndian.Uint64(v[8:]), binary.LittleEndian.Uint64(v[16:]))
+			}
+		}
+	}
+	return k, nil
+}
+
+// roundAlloc rounds an allocation up to whole 512-byte blocks, as st_blocks counts it.
+func roundAlloc(n int64) int64 { return (n + 511) &^ 511 }
+
+// mkdev encodes a device number the way Linux (glibc makedev) does.
+func mkdev(major, minor uint64) uint64 {
+	return (minor & 0xff) | (major&0xfff)<<8 | (minor&^0xff)<<12 | (major&^0xfff)<<32
+}
+
+func utf16Path(b []byte) string {
+	u := make([]uint16, len(b)/2)
+	for i := range u {
+		u[i] = binary.LittleEndian.Uint16(b[2*i:])
+	}
+	for len(u) > 0 && u[len(u)-1] == 0 {
+		u = u[:len(u)-1]
+	}
+	return string(utf16.Decode(u))
+}
+
+// reparseTarget decodes a symlink or junction reparse point into a Unix link target. Other tags
+// report ok false: the entry is shown as the plain file or directory it is.
+func (f *FS) reparseTarget(n *inode, rp *attribute, dir string) (string, bool, error) {
+	v, err := f.attrValue(n.num, rp, 1<<16)
+	if err != nil {
+		return "", false, err
+	}
+	if len(v) < 8 {
+		return "", false, nil
+	}
+	tag := binary.LittleEndian.Uint32(v)
+	var hdr int
+	switch tag {
+	case tagSymlink:
+		hdr = 20
+	case tagMountPoint:
+		hdr = 16
+	default:
+		return "", false, nil
+	}
+	if len(v) < hdr {
+		return "", false, corrupt("MFT record %d: reparse point data truncated", n.num)
+	}
+	subOff := int(binary.LittleEndian.Uint16(v[8:]))
+	subLen := int(binary.LittleEndian.Uint16(v[10:]))
+	buf := v[hdr:]
+	if subOff+subLen > len(buf) || subLen%2 != 0 {
+		return "", false, corrupt("MFT record %d: reparse target outside the reparse data", n.num)
+	}
+	target := utf16Path(buf[subOff : subOff+subLen])
+	relative := tag == tagSymlink && binary.LittleEndian.Uint32(v[16:])&1 != 0
+	if relative {
+		return strings.ReplaceAll(target, `\`, "/"), true, nil
+	}
+	return f.absoluteTarget(target, dir), true, nil
+}
+
+// absoluteTarget turns a Windows absolute target (\??\C:\dir\file) into a path relative to the link's
+// directory, assuming the drive is this volume, with the names' on-disk case where they exist.
+// Targets that name no drive are left as Unix-style absolute paths.
+func (f *FS) absoluteTarget(target, dir string) string {
+	t := strings.TrimPrefix(target, `\??\`)
+	if len(t) >= 2 && t[1] == ':' {
+		t = t[2:]
+	}
+	t = strings.Trim(strings.ReplaceAll(t, `\`, "/"), "/")
+	if real, err := f.caseFold(t); err == nil {
+		t = real
+	}
+	up := ""
+	if dir != "." && dir != "" {
+		up = strings.Repeat("../", strings.Count(dir, "/")+1)
+	}
+	if t == "" {
+		if up == "" {
+			return "."
+		}
+		return strings.TrimSuffix(up, "/")
+	}
+	return path.Clean(up + t)
+}
