@@ -1,0 +1,156 @@
+package ext4
+
+import (
+	"encoding/binary"
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// dirent is one live directory entry.
+type dirent struct {
+	name  string
+	ino   uint32
+	ftype uint8 // 0 when the filesystem has no filetype feature
+}
+
+// dirIndex is a directory's entries sorted by name, so listing and lookup need no rescan.
+type dirIndex struct {
+	entries []dirent
+}
+
+func (d *dirIndex) lookup(name string) (dirent, bool) {
+	i, ok := slices.BinarySearchFunc(d.entries, name, func(e dirent, n string) int { return strings.Compare(e.name, n) })
+	if !ok {
+		return dirent{}, false
+	}
+	return d.entries[i], true
+}
+
+const direntHeader = 8
+
+// parseDirBlock appends the live entries of one directory block (or inline area) to out. A linear
+// scan also covers htree directories: their index blocks look like one empty entry spanning the block.
+func parseDirBlock(b []byte, hasFiletype bool, blockSize uint32, maxIno uint32, out []dirent) ([]dirent, error) {
+	le := binary.LittleEndian
+	for pos := 0; pos < len(b); {
+		if pos+direntHeader > len(b) {
+			return out, fmt.Errorf("directory entry at %d truncated: %w", pos, errCorrupt)
+		}
+		ino := le.Uint32(b[pos:])
+		recLen := decodeRecLen(le.Uint16(b[pos+4:]), blockSize)
+		nameLen := int(b[pos+6])
+		var ftype uint8
+		if hasFiletype {
+			ftype = b[pos+7]
+		} else {
+			nameLen |= int(b[pos+7]) << 8
+		}
+		if recLen < direntHeader || recLen%4 != 0 || pos+recLen > len(b) {
+			return out, fmt.Errorf("directory entry at %d has record length %d: %w", pos, recLen, errCorrupt)
+		}
+		if ino != 0 {
+			if direntHeader+nameLen > recLen || nameLen == 0 {
+				return out, fmt.Errorf("directory entry at %d has name length %d in a %d-byte record: %w", pos, nameLen, recLen, errCorrupt)
+			}
+			if ino > maxIno {
+				return out, fmt.Errorf("directory entry at %d names inode %d beyond %d: %w", pos, ino, maxIno, errCorrupt)
+			}
+			name := string(b[pos+direntHeader : pos+direntHeader+nameLen])
+			if name != "." && name != ".." {
+				if strings.IndexByte(name, '/') >= 0 || strings.IndexByte(name, 0) >= 0 {
+					return out, fmt.Errorf("directory entry name %q: %w", name, errCorrupt)
+				}
+				out = append(out, dirent{name: name, ino: ino, ftype: ftype})
+			}
+		}
+		pos += recLen
+	}
+	return out, nil
+}
+
+// decodeRecLen undoes the 64 KiB-block encoding of rec_len (65535 or 0 mean a whole block).
+func decodeRecLen(v uint16, blockSize uint32) int {
+	if blockSize < 65536 {
+		return int(v)
+	}
+	if v == 65535 || v == 0 {
+		return int(blockSize)
+	}
+	return int(v&65532) | int(v&3)<<16
+}
+
+// directory returns the sorted entries of directory inode in, from the cache when it can.
+func (f *FS) directory(in *inode) (*dirIndex, error) {
+	if d, ok := f.dirs.get(in.ino); ok {
+		return d, nil
+	}
+	if !in.isDir() {
+		return nil, fmt.Errorf("inode %d: %w", in.ino, errNotDir)
+	}
+	var ents []dirent
+	var err error
+	if in.flags&flagInlineData != 0 {
+		ents, err = f.inlineDirents(in)
+	} else {
+		ents, err = f.blockDirents(in)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("directory inode %d: %w", in.ino, err)
+	}
+	slices.SortStableFunc(ents, func(a, b dirent) int { return strings.Compare(a.name, b.name) })
+	// A damaged directory may repeat a name; keep the first so listings stay unique.
+	ents = slices.CompactFunc(ents, func(a, b dirent) bool { return a.name == b.name })
+	d := &dirIndex{entries: slices.Clip(ents)}
+	f.dirs.put(in.ino, d, len(ents)+1)
+	return d, nil
+}
+
+func (f *FS) blockDirents(in *inode) ([]dirent, error) {
+	d, err := f.dataOf(in)
+	if err != nil {
+		return nil, err
+	}
+	bs := int64(f.sb.blockSize)
+	if in.st.Size%bs != 0 {
+		return nil, fmt.Errorf("size %d is not a whole number of blocks: %w", in.st.Size, errCorrupt)
+	}
+	if in.st.Size > f.size {
+		return nil, fmt.Errorf("size %d exceeds the volume: %w", in.st.Size, errCorrupt)
+	}
+	hasFT := f.sb.has(incompatFiletype)
+	chunk := make([]byte, min(in.st.Size, 64*bs))
+	var ents []dirent
+	for off := int64(0); off < in.st.Size; off += int64(len(chunk)) {
+		n := min(int64(len(chunk)), in.st.Size-off)
+		if _, err := d.ReadAt(chunk[:n], off); err != nil {
+			return nil, err
+		}
+		for b := int64(0); b < n; b += bs {
+			if ents, err = parseDirBlock(chunk[b:b+bs], hasFT, f.sb.blockSize, f.sb.inodesCount, ents); err != nil {
+				return nil, fmt.Errorf("block %d: %w", (off+b)/bs, err)
+			}
+		}
+	}
+	return ents, nil
+}
+
+// inlineDirents lists an inline directory: the parent inode in the first 4 bytes of i_block, entries
+// in the other 56, and more entries in the system.data attribute.
+func (f *FS) inlineDirents(in *inode) ([]dirent, error) {
+	hasFT := f.sb.has(incompatFiletype)
+	ents, err := parseDirBlock(in.block[4:], hasFT, f.sb.blockSize, f.sb.inodesCount, nil)
+	if err != nil {
+		return nil, err
+	}
+	tail, err := f.inlineTail(in)
+	if err != nil {
+		return nil, err
+	}
+	if len(tail) > 0 {
+		if ents, err = parseDirBlock(tail, hasFT, f.sb.blockSize, f.sb.inodesCount, ents); err != nil {
+			return nil, err
+		}
+	}
+	return ents, nil
+}

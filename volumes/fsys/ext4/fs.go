@@ -1,0 +1,140 @@
+package ext4
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+
+	"github.com/vmdkmount/vmdkmount/volumes/fsys"
+)
+
+// Options tunes the caches. The zero value picks sensible sizes.
+type Options struct {
+	// InodeCache is how many decoded inodes to keep (default 8192).
+	InodeCache int
+	// DirCache is how many directory entries, summed over cached directories, to keep (default 400000).
+	DirCache int
+}
+
+// FS is an open ext2/3/4 volume. It is safe for concurrent use.
+type FS struct {
+	r      io.ReaderAt
+	size   int64
+	sb     *superblock
+	groups []groupDesc
+	inodes *lru[*inode]
+	dirs   *lru[*dirIndex]
+}
+
+var _ fsys.FS = (*FS)(nil)
+
+// Open reads the superblock and group descriptors of the ext2/3/4 volume in r (size bytes).
+func Open(r io.ReaderAt, size int64) (fsys.FS, error) {
+	return OpenWith(r, size, Options{})
+}
+
+// OpenWith is Open with cache sizes.
+func OpenWith(r io.ReaderAt, size int64, opt Options) (*FS, error) {
+	if size < superblockOffset+superblockSize {
+		return nil, fmt.Errorf("ext4: volume of %d bytes is too small", size)
+	}
+	buf := make([]byte, superblockSize)
+	if _, err := r.ReadAt(buf, superblockOffset); err != nil {
+		return nil, fmt.Errorf("ext4: reading superblock: %w", err)
+	}
+	sb, err := parseSuperblock(buf)
+	if err != nil {
+		return nil, err
+	}
+	if opt.InodeCache <= 0 {
+		opt.InodeCache = 8192
+	}
+	if opt.DirCache <= 0 {
+		opt.DirCache = 400000
+	}
+	f := &FS{r: r, size: size, sb: sb, inodes: newLRU[*inode](opt.InodeCache), dirs: newLRU[*dirIndex](opt.DirCache)}
+	if err := f.readGroups(); err != nil {
+		return nil, err
+	}
+	if sb.has(incompatRecover) {
+		slog.Warn("ext4: journal needs recovery; the tree may be stale", "label", sb.label)
+	}
+	return f, nil
+}
+
+// volumeBlocks is the number of blocks that exist: the superblock's count, capped by the image size.
+func (f *FS) volumeBlocks() uint64 {
+	inImage := (uint64(f.size) + uint64(f.sb.blockSize) - 1) / uint64(f.sb.blockSize)
+	return min(f.sb.blocksCount, inImage)
+}
+
+// readBlock fills buf (a multiple of the block size or less) from block blk on.
+func (f *FS) readBlock(buf []byte, blk uint64) error {
+	off := blk * uint64(f.sb.blockSize)
+	if blk >= f.volumeBlocks() || off+uint64(len(buf)) > uint64(f.size) {
+		return fmt.Errorf("block %d lies outside the volume: %w", blk, errCorrupt)
+	}
+	if _, err := f.r.ReadAt(buf, int64(off)); err != nil {
+		return fmt.Errorf("reading block %d: %w", blk, err)
+	}
+	return nil
+}
+
+// inode returns inode ino, from the cache when it can.
+func (f *FS) inode(ino uint32) (*inode, error) {
+	if in, ok := f.inodes.get(ino); ok {
+		return in, nil
+	}
+	sb := f.sb
+	if ino < 1 || ino > sb.inodesCount {
+		return nil, fmt.Errorf("inode %d out of range 1..%d: %w", ino, sb.inodesCount, errCorrupt)
+	}
+	g := (ino - 1) / sb.inodesPerGroup
+	if int(g) >= len(f.groups) {
+		return nil, fmt.Errorf("inode %d is in group %d of %d: %w", ino, g, len(f.groups), errCorrupt)
+	}
+	idx := uint64((ino - 1) % sb.inodesPerGroup)
+	off := f.groups[g].inodeTable*uint64(sb.blockSize) + idx*uint64(sb.inodeSize)
+	if f.groups[g].inodeTable == 0 || off+uint64(sb.inodeSize) > uint64(f.size) {
+		return nil, fmt.Errorf("inode %d lies outside the volume: %w", ino, errCorrupt)
+	}
+	buf := make([]byte, sb.inodeSize)
+	if _, err := f.r.ReadAt(buf, int64(off)); err != nil {
+		return nil, fmt.Errorf("reading inode %d: %w", ino, err)
+	}
+	in, err := parseInode(sb, ino, buf)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", err, errCorrupt)
+	}
+	if in.st.Mode == 0 || in.st.Nlink == 0 && ino != rootIno {
+		return nil, fmt.Errorf("inode %d is not in use: %w", ino, errCorrupt)
+	}
+	f.inodes.put(ino, in, 1)
+	return in, nil
+}
+
+// Usage reports the superblock's counts.
+func (f *FS) Usage() fsys.Usage {
+	sb := f.sb
+	return fsys.Usage{BlockSize: sb.blockSize, Blocks: sb.blocksCount, FreeBlocks: sb.freeBlocks,
+		Files: uint64(sb.inodesCount), FreeFiles: uint64(sb.freeInodes), NameMax: 255, Label: sb.label,
+		UUID: sb.uuidString()}
+}
+
+// Close drops the caches.
+func (f *FS) Close() error {
+	f.inodes.clear()
+	f.dirs.clear()
+	return nil
+}
+
+// pathErr wraps err as an *fs.PathError unless it already is one.
+func pathErr(op, name string, err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return err
+	}
+	return &fs.PathError{Op: op, Path: name, Err: err}
+}

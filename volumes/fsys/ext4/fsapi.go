@@ -1,0 +1,241 @@
+package ext4
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"path"
+	"sync"
+
+	"github.com/vmdkmount/vmdkmount/volumes/fsys"
+)
+
+// Lstat describes name without following a final symlink.
+func (f *FS) Lstat(name string) (fs.FileInfo, error) {
+	in, err := f.lookup("lstat", name, false)
+	if err != nil {
+		return nil, err
+	}
+	return infoFor(name, in), nil
+}
+
+// Stat describes name, following symlinks inside the volume.
+func (f *FS) Stat(name string) (fs.FileInfo, error) {
+	in, err := f.lookup("stat", name, true)
+	if err != nil {
+		return nil, err
+	}
+	return infoFor(name, in), nil
+}
+
+// ReadLink returns a symlink's target as stored.
+func (f *FS) ReadLink(name string) (string, error) {
+	in, err := f.lookup("readlink", name, false)
+	if err != nil {
+		return "", err
+	}
+	return f.linkTarget(name, in)
+}
+
+// ReadDir lists a directory sorted by name; a final symlink is not followed.
+func (f *FS) ReadDir(name string) ([]fs.DirEntry, error) {
+	in, err := f.lookup("readdir", name, false)
+	if err != nil {
+		return nil, err
+	}
+	return f.readDir(name, in)
+}
+
+func (f *FS) readDir(name string, in *inode) ([]fs.DirEntry, error) {
+	if !in.isDir() {
+		return nil, pathErr("readdir", name, errNotDir)
+	}
+	d, err := f.directory(in)
+	if err != nil {
+		return nil, pathErr("readdir", name, err)
+	}
+	out := make([]fs.DirEntry, len(d.entries))
+	for i, e := range d.entries {
+		out[i] = &dirEntry{f: f, dir: name, ent: e}
+	}
+	return out, nil
+}
+
+// dirEntry takes its type from the directory entry and reads the inode only when Info is asked for.
+type dirEntry struct {
+	f   *FS
+	dir string
+	ent dirent
+}
+
+func (e *dirEntry) Name() string { return e.ent.name }
+func (e *dirEntry) IsDir() bool  { return e.Type().IsDir() }
+
+var direntTypes = [8]fs.FileMode{0, 0, fs.ModeDir, fs.ModeDevice | fs.ModeCharDevice, fs.ModeDevice,
+	fs.ModeNamedPipe, fs.ModeSocket, fs.ModeSymlink}
+
+func (e *dirEntry) Type() fs.FileMode {
+	if t := e.ent.ftype; t >= 1 && t <= 7 {
+		return direntTypes[t]
+	}
+	if in, err := e.f.inode(e.ent.ino); err == nil {
+		return fsys.FileMode(in.st.Mode).Type()
+	}
+	return 0
+}
+
+func (e *dirEntry) Info() (fs.FileInfo, error) {
+	in, err := e.f.inode(e.ent.ino)
+	if err != nil {
+		return nil, pathErr("stat", path.Join(e.dir, e.ent.name), err)
+	}
+	return &fsys.Info{EntryName: e.ent.name, St: in.st}, nil
+}
+
+func (e *dirEntry) String() string { return fs.FormatDirEntry(e) }
+
+// ListXattr names name's extended attributes, sorted; a final symlink is not followed.
+func (f *FS) ListXattr(name string) ([]string, error) {
+	in, err := f.lookup("listxattr", name, false)
+	if err != nil {
+		return nil, err
+	}
+	xs, err := f.xattrs(in)
+	if err != nil {
+		return nil, pathErr("listxattr", name, err)
+	}
+	return sortedKeys(xs), nil
+}
+
+// GetXattr returns one extended attribute of name; a final symlink is not followed.
+func (f *FS) GetXattr(name, attr string) ([]byte, error) {
+	in, err := f.lookup("getxattr", name, false)
+	if err != nil {
+		return nil, err
+	}
+	xs, err := f.xattrs(in)
+	if err != nil {
+		return nil, pathErr("getxattr", name, err)
+	}
+	v, ok := xs[attr]
+	if !ok {
+		return nil, pathErr("getxattr", name, fmt.Errorf("%s: %w", attr, fsys.ErrNoXattr))
+	}
+	return append([]byte(nil), v...), nil
+}
+
+// Open opens name, following symlinks. Regular files (and devices, fifos and sockets, which read as
+// empty) are fsys.File; directories are fs.ReadDirFile.
+func (f *FS) Open(name string) (fs.File, error) {
+	in, err := f.lookup("open", name, true)
+	if err != nil {
+		return nil, err
+	}
+	info := infoFor(name, in)
+	if in.isDir() {
+		return &dirFile{f: f, name: name, in: in, info: info}, nil
+	}
+	d := &data{f: f}
+	if in.typ() == fsys.S_IFREG {
+		if d, err = f.dataOf(in); err != nil {
+			return nil, pathErr("open", name, err)
+		}
+	}
+	return &file{d: d, info: info}, nil
+}
+
+// file is an open regular file. ReadAt is lock-free; Read and Seek share an offset under a mutex.
+type file struct {
+	d    *data
+	info *fsys.Info
+	mu   sync.Mutex
+	off  int64
+}
+
+func (fl *file) Stat() (fs.FileInfo, error) { return fl.info, nil }
+func (fl *file) Close() error               { return nil }
+
+func (fl *file) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, &fs.PathError{Op: "read", Path: fl.info.EntryName, Err: fs.ErrInvalid}
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	return fl.d.ReadAt(p, off)
+}
+
+func (fl *file) Read(p []byte) (int, error) {
+	fl.mu.Lock()
+	defer fl.mu.Unlock()
+	if len(p) == 0 {
+		return 0, nil
+	}
+	n, err := fl.d.ReadAt(p, fl.off)
+	fl.off += int64(n)
+	if err == io.EOF && n > 0 {
+		err = nil
+	}
+	return n, err
+}
+
+func (fl *file) Seek(offset int64, whence int) (int64, error) {
+	fl.mu.Lock()
+	defer fl.mu.Unlock()
+	switch whence {
+	case io.SeekStart:
+	case io.SeekCurrent:
+		offset += fl.off
+	case io.SeekEnd:
+		offset += fl.d.size
+	default:
+		return 0, &fs.PathError{Op: "seek", Path: fl.info.EntryName, Err: fs.ErrInvalid}
+	}
+	if offset < 0 {
+		return 0, &fs.PathError{Op: "seek", Path: fl.info.EntryName, Err: errors.New("negative offset")}
+	}
+	fl.off = offset
+	return offset, nil
+}
+
+// dirFile is an open directory.
+type dirFile struct {
+	f    *FS
+	name string
+	in   *inode
+	info *fsys.Info
+	mu   sync.Mutex
+	ents []fs.DirEntry
+	read bool
+}
+
+func (d *dirFile) Stat() (fs.FileInfo, error) { return d.info, nil }
+func (d *dirFile) Close() error               { return nil }
+func (d *dirFile) Read([]byte) (int, error) {
+	return 0, &fs.PathError{Op: "read", Path: d.name, Err: errors.New("is a directory")}
+}
+
+func (d *dirFile) ReadDir(n int) ([]fs.DirEntry, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.read {
+		ents, err := d.f.readDir(d.name, d.in)
+		if err != nil {
+			return nil, err
+		}
+		d.ents, d.read = ents, true
+	}
+	if n <= 0 {
+		out := d.ents
+		d.ents = nil
+		return out, nil
+	}
+	if len(d.ents) == 0 {
+		return nil, io.EOF
+	}
+	n = min(n, len(d.ents))
+	out := d.ents[:n:n]
+	d.ents = d.ents[n:]
+	return out, nil
+}

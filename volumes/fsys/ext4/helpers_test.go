@@ -1,0 +1,109 @@
+package ext4
+
+import (
+	"compress/gzip"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// repoRoot walks up from the test's directory to the folder holding go.mod.
+func repoRoot(t testing.TB) string {
+	t.Helper()
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			t.Fatal("go.mod not found above the test directory")
+		}
+		dir = parent
+	}
+}
+
+// fixtures lists the committed images (testdata/ext4/*.img.gz).
+func fixtures(t testing.TB) []string {
+	t.Helper()
+	m, err := filepath.Glob(filepath.Join(repoRoot(t), "testdata", "ext4", "*.img.gz"))
+	if err != nil || len(m) == 0 {
+		t.Fatalf("no ext4 fixtures found: %v", err)
+	}
+	return m
+}
+
+// gunzipTemp decompresses a fixture into a temporary file and returns its path.
+func gunzipTemp(t testing.TB, gz string) string {
+	t.Helper()
+	in, err := os.Open(gz)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	zr, err := gzip.NewReader(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), strings.TrimSuffix(filepath.Base(gz), ".gz"))
+	f, err := os.Create(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(f, zr); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// openImage opens an image file with our reader.
+func openImage(t testing.TB, img string) *FS {
+	t.Helper()
+	f, err := os.Open(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	st, err := f.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := OpenWith(f, st.Size(), Options{})
+	if err != nil {
+		t.Fatalf("%s: %v", filepath.Base(img), err)
+	}
+	t.Cleanup(func() { e.Close() })
+	return e
+}
+
+// mountRO loop-mounts img read-only with noatime on a fresh directory; it skips when not root.
+func mountRO(t testing.TB, img string) string {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("loop mount needs root")
+	}
+	dir := t.TempDir()
+	mnt := filepath.Join(dir, "mnt")
+	if err := os.Mkdir(mnt, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("mount", "-o", "loop,ro,noatime", img, mnt).CombinedOutput()
+	if err != nil {
+		t.Fatalf("mount %s: %v: %s", filepath.Base(img), err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", mnt).CombinedOutput(); err != nil {
+			t.Errorf("umount: %v: %s", err, out)
+		}
+	})
+	return mnt
+}

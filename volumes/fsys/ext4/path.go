@@ -1,0 +1,150 @@
+package ext4
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"slices"
+	"strings"
+
+	"github.com/vmdkmount/vmdkmount/volumes/fsys"
+)
+
+var (
+	errNotDir        = errors.New("not a directory")
+	errDirLoop       = errors.New("directory loop: an entry names one of its own ancestors")
+	errSymlinkInPath = errors.New("symbolic link in the directory part")
+)
+
+// walk finds the inode of name without following any symlink; a symlink before the last component
+// gives errSymlinkInPath, so the caller can resolve the path first.
+func (f *FS) walk(name string) (*inode, error) {
+	if !fs.ValidPath(name) {
+		return nil, fs.ErrInvalid
+	}
+	cur, err := f.inode(rootIno)
+	if err != nil {
+		return nil, err
+	}
+	if name == "." {
+		return cur, nil
+	}
+	chain := []uint32{rootIno}
+	parts := strings.Split(name, "/")
+	for i, part := range parts {
+		if cur.typ() == fsys.S_IFLNK {
+			return nil, errSymlinkInPath
+		}
+		if !cur.isDir() {
+			return nil, errNotDir
+		}
+		dir, err := f.directory(cur)
+		if err != nil {
+			return nil, err
+		}
+		ent, ok := dir.lookup(part)
+		if !ok {
+			return nil, fs.ErrNotExist
+		}
+		if cur, err = f.inode(ent.ino); err != nil {
+			return nil, err
+		}
+		if cur.isDir() {
+			if slices.Contains(chain, cur.ino) {
+				return nil, fmt.Errorf("%s: %w", path.Join(parts[:i+1]...), errDirLoop)
+			}
+			chain = append(chain, cur.ino)
+		}
+	}
+	return cur, nil
+}
+
+// lookup finds name's inode, following symlinks in the directory part always and in the last
+// component when follow is set; links are resolved inside the volume.
+func (f *FS) lookup(op, name string, follow bool) (*inode, error) {
+	in, err := f.walk(name)
+	if err == nil && (!follow || in.typ() != fsys.S_IFLNK) {
+		return in, nil
+	}
+	if err != nil && !errors.Is(err, errSymlinkInPath) {
+		return nil, pathErr(op, name, err)
+	}
+	resolved, err := fsys.Resolve(rawLinker{f}, name, follow)
+	if err != nil {
+		return nil, pathErr(op, name, err)
+	}
+	if in, err = f.walk(resolved); err != nil {
+		return nil, pathErr(op, name, err)
+	}
+	return in, nil
+}
+
+// rawLinker gives fsys.Resolve Lstat and ReadLink on paths with no symlink before the last component.
+type rawLinker struct{ f *FS }
+
+func (l rawLinker) Lstat(name string) (fs.FileInfo, error) {
+	in, err := l.f.walk(name)
+	if err != nil {
+		return nil, pathErr("lstat", name, err)
+	}
+	return infoFor(name, in), nil
+}
+
+func (l rawLinker) ReadLink(name string) (string, error) {
+	in, err := l.f.walk(name)
+	if err != nil {
+		return "", pathErr("readlink", name, err)
+	}
+	return l.f.linkTarget(name, in)
+}
+
+func infoFor(name string, in *inode) *fsys.Info {
+	base := path.Base(name)
+	if name == "." {
+		base = "."
+	}
+	return &fsys.Info{EntryName: base, St: in.st}
+}
+
+// linkTarget reads a symlink's target: from i_block for a fast link, else from its data.
+func (f *FS) linkTarget(name string, in *inode) (string, error) {
+	if in.typ() != fsys.S_IFLNK {
+		return "", pathErr("readlink", name, fs.ErrInvalid)
+	}
+	size := in.st.Size
+	if size <= 0 || size >= int64(f.sb.blockSize) {
+		return "", pathErr("readlink", name, fmt.Errorf("symlink of %d bytes: %w", size, errCorrupt))
+	}
+	if f.isFastSymlink(in) {
+		if size >= int64(len(in.block)) {
+			return "", pathErr("readlink", name, fmt.Errorf("fast symlink of %d bytes: %w", size, errCorrupt))
+		}
+		return string(in.block[:size]), nil
+	}
+	d, err := f.dataOf(in)
+	if err != nil {
+		return "", pathErr("readlink", name, err)
+	}
+	buf := make([]byte, size)
+	if _, err := d.ReadAt(buf, 0); err != nil {
+		return "", pathErr("readlink", name, err)
+	}
+	return string(buf), nil
+}
+
+// isFastSymlink follows the kernel: a link with no data blocks of its own (an xattr block does not
+// count) keeps its target in i_block.
+func (f *FS) isFastSymlink(in *inode) bool {
+	if in.flags&flagInlineData != 0 {
+		return false
+	}
+	if in.flags&flagEAInode != 0 {
+		return in.st.Size < int64(len(in.block))
+	}
+	ea := int64(0)
+	if in.fileACL != 0 {
+		ea = int64(f.sb.clusterSize)
+	}
+	return in.st.AllocatedSize-ea == 0
+}
