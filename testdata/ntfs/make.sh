@@ -20,6 +20,26 @@ prng() { { openssl enc -aes-128-ctr -pass "pass:$1" -nosalt -pbkdf2 </dev/zero 2
 # Compressible text: numbered lines.
 text() { seq 1 "$2" | sed "s/^/$1 line /" || true; }
 
+# reparse KIND TARGET: the hex of a symlink (relative or absolute) or junction reparse point, for
+# ntfs-3g's system.ntfs_reparse_data attribute (ntfs-3g itself only writes Interix symlinks).
+reparse() {
+	python3 - "$1" "$2" <<'PY'
+import struct, sys
+kind, target = sys.argv[1], sys.argv[2]
+u = lambda s: s.encode("utf-16-le")
+if kind == "junction":
+    sub, show = u("\\??\\" + target), u(target)
+    body = struct.pack("<HHHH", 0, len(sub), len(sub) + 2, len(show)) + sub + b"\0\0" + show + b"\0\0"
+    tag = 0xA0000003
+else:
+    sub = u(target) if kind == "relative" else u("\\??\\" + target)
+    show = u(target)
+    body = struct.pack("<HHHHI", 0, len(sub), len(sub), len(show), 1 if kind == "relative" else 0) + sub + show
+    tag = 0xA000000C
+print("0x" + (struct.pack("<IHH", tag, len(body), 0) + body).hex())
+PY
+}
+
 # common_files fills the current directory with every kind of entry the reader must handle.
 common_files() {
 	# Resident and non-resident plain files.
@@ -83,6 +103,18 @@ common_files() {
 	setfattr -n system.ntfs_attrib_be -v 0x00000001 readonly.txt
 	printf 'hidden\n' >hidden.txt
 	setfattr -n system.ntfs_attrib_be -v 0x00000002 hidden.txt
+	# Windows symlinks and junctions (reparse points), and a reparse tag that is neither.
+	mkdir -p reparse/sub/deeper
+	touch reparse/sub/rel reparse/sub/abs reparse/dirlink-as-file reparse/unknown
+	setfattr -n system.ntfs_reparse_data -v "$(reparse relative '..\..\small.txt')" reparse/sub/rel
+	setfattr -n system.ntfs_reparse_data -v "$(reparse absolute 'C:\SMALL.TXT')" reparse/sub/abs
+	setfattr -n system.ntfs_reparse_data -v "$(reparse absolute 'C:\links')" reparse/dirlink-as-file
+	mkdir reparse/sub/deeper/junction reparse/junction-missing reparse/junction-other-drive
+	setfattr -n system.ntfs_reparse_data -v "$(reparse junction 'C:\Links')" reparse/sub/deeper/junction
+	setfattr -n system.ntfs_reparse_data -v "$(reparse junction 'C:\no\such\dir')" reparse/junction-missing
+	setfattr -n system.ntfs_reparse_data -v "$(reparse junction 'E:\links')" reparse/junction-other-drive
+	printf 'data behind an unknown reparse tag\n' >reparse/unknown
+	setfattr -n system.ntfs_reparse_data -v 0x9900008004000000deadbeef reparse/unknown
 }
 
 # volume_files adds the bulk: a multi-level index, many runs, physical fragmentation.

@@ -3,6 +3,7 @@ package ntfs
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"io"
@@ -174,4 +175,67 @@ func TestLDMSimpleVolume(t *testing.T) {
 	host := mountNTFS3g(t, loopDevice(t, f.Name(), off, size))
 	compareTrees(t, v, host)
 	compareUsage(t, v, host)
+}
+
+// TestFTKImagerDisk reads both NTFS partitions of the sleuthkit FTK Imager disk (EWF, exported to
+// raw with ewfexport): labels, the only non-system files, and the whole tree against ntfs-3g.
+func TestFTKImagerDisk(t *testing.T) {
+	src := filepath.Join(sharedAcceptance(t), "corpus", "sleuthkit", "imageformat_mmls_1.E01")
+	if _, err := os.Stat(src); err != nil {
+		t.Skip("imageformat_mmls_1.E01 not in the corpus")
+	}
+	if _, err := exec.LookPath("ewfexport"); err != nil {
+		t.Skip("ewfexport (ewf-tools) is not installed")
+	}
+	target := filepath.Join(t.TempDir(), "disk")
+	if out, err := exec.Command("ewfexport", "-q", "-u", "-t", target, "-f", "raw", src).CombinedOutput(); err != nil {
+		t.Fatalf("ewfexport: %v: %s", err, out)
+	}
+	raw := target + ".raw"
+	f, err := os.Open(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	mbr := make([]byte, 512)
+	if _, err := f.ReadAt(mbr, 0); err != nil {
+		t.Fatal(err)
+	}
+	for i, label := range []string{"Part 1", "Part 2"} {
+		e := mbr[446+16*i:]
+		if e[4] != 0x07 {
+			t.Fatalf("partition %d type %#x, want NTFS", i+1, e[4])
+		}
+		off := int64(binary.LittleEndian.Uint32(e[8:])) * 512
+		size := int64(binary.LittleEndian.Uint32(e[12:])) * 512
+		t.Run(label, func(t *testing.T) {
+			v, err := Open(io.NewSectionReader(f, off, size), size, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer v.Close()
+			if u := v.Usage(); u.Label != label {
+				t.Errorf("label %q", u.Label)
+			}
+			var files []string
+			fs.WalkDir(v, ".", func(p string, d fs.DirEntry, err error) error {
+				if err == nil && d.Type().IsRegular() {
+					files = append(files, p)
+				}
+				return err
+			})
+			want := []string{"System Volume Information/IndexerVolumeGuid", "System Volume Information/WPSettings.dat"}
+			if len(files) != 2 || files[0] != want[0] || files[1] != want[1] {
+				t.Errorf("files %q, want %q", files, want)
+			}
+			host := mountNTFS3g(t, loopDevice(t, raw, off, size))
+			compareTrees(t, v, host)
+			compareUsage(t, v, host)
+			withSys, err := Open(io.NewSectionReader(f, off, size), size, Options{ShowSystemFiles: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			compareTrees(t, withSys, mountNTFS3g(t, loopDevice(t, raw, off, size), "show_sys_files"))
+		})
+	}
 }

@@ -68,6 +68,11 @@ func (f *FS) listDir(n *inode) ([]dirEntry, error) {
 		if err != nil {
 			return nil, err
 		}
+		if s.size > f.size {
+			// Index blocks are never sparse: more of them than the volume holds is damage, and
+			// bounding the count keeps the scan below from running away.
+			return nil, corrupt("MFT record %d: $I30 allocation of %d bytes exceeds the volume", n.num, s.size)
+		}
 		nblocks := s.size / int64(blockSize)
 		var bitmap []byte
 		if bm := n.find(attrBitmap, "$I30"); bm != nil {
@@ -136,11 +141,36 @@ func parseIndexNode(b []byte, add func(dirEntry)) error {
 		if 0x42+2*nameLen > klen {
 			return corrupt("index node: file name at %d overruns its key", off)
 		}
+		raw := key[0x42 : 0x42+2*nameLen]
+		if !validUTF16(raw) {
+			off += elen
+			continue // like ntfs-3g, skip names with unpaired surrogates: no Unix form
+		}
 		add(dirEntry{
-			name:      decodeUTF16(key[0x42 : 0x42+2*nameLen]),
+			name:      decodeUTF16(raw),
 			rec:       ref & 0xFFFFFFFFFFFF,
 			namespace: key[0x41],
 		})
 		off += elen
 	}
+}
+
+// validUTF16 reports whether a little-endian UTF-16 name has no unpaired surrogate.
+func validUTF16(b []byte) bool {
+	for i := 0; i+1 < len(b); i += 2 {
+		u := binary.LittleEndian.Uint16(b[i:])
+		switch {
+		case u >= 0xD800 && u < 0xDC00:
+			if i+3 >= len(b) {
+				return false
+			}
+			if v := binary.LittleEndian.Uint16(b[i+2:]); v < 0xDC00 || v >= 0xE000 {
+				return false
+			}
+			i += 2
+		case u >= 0xDC00 && u < 0xE000:
+			return false
+		}
+	}
+	return true
 }

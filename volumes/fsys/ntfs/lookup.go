@@ -107,21 +107,9 @@ func (f *FS) loadUpcase() {
 	f.upcase = t
 }
 
-// caseFold maps a slash path to the on-disk names it matches (ignoring case).
-func (f *FS) caseFold(p string) (string, error) {
-	nd, err := f.walkCase("lookup", p, true)
-	if err != nil {
-		return "", err
-	}
-	if nd.dir == "." {
-		return nd.name, nil
-	}
-	return nd.dir + "/" + nd.name, nil
-}
-
 // info builds the FileInfo of a looked-up node.
 func (f *FS) info(nd node) (*fsys.Info, error) {
-	k, err := f.classify(nd.ino, nd.dir)
+	k, err := f.classify(nd.ino)
 	if err != nil {
 		return nil, err
 	}
@@ -152,7 +140,7 @@ func (l linker) ReadLink(name string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	k, err := l.f.classify(nd.ino, nd.dir)
+	k, err := l.f.classify(nd.ino)
 	if err != nil {
 		return "", &fs.PathError{Op: "readlink", Path: name, Err: err}
 	}
@@ -211,7 +199,7 @@ func (f *FS) ReadLink(name string) (_ string, err error) {
 	if err != nil {
 		return "", err
 	}
-	k, err := f.classify(nd.ino, nd.dir)
+	k, err := f.classify(nd.ino)
 	if err != nil {
 		return "", &fs.PathError{Op: "readlink", Path: name, Err: err}
 	}

@@ -36,21 +36,27 @@ var (
 
 const maxIntxSize = 8 + 2*4096 // ntfs-3g's bound: magic plus a PATH_MAX UTF-16 target
 
-// classify works out the Unix type, size and allocation of an inode the way ntfs-3g does. dir is
-// the path of the directory holding it, used to turn absolute Windows targets into relative links.
-func (f *FS) classify(n *inode, dir string) (kind, error) {
+// classify works out the Unix type, size and allocation of an inode the way ntfs-3g does.
+func (f *FS) classify(n *inode) (kind, error) {
 	const perm = 0o777
 	if rp := n.find(attrReparsePoint, ""); rp != nil {
-		if target, ok, err := f.reparseTarget(n, rp, dir); err != nil {
+		if target, ok, err := f.reparseTarget(n, rp); err != nil {
 			return kind{}, err
 		} else if ok {
-			return kind{mode: fsys.S_IFLNK | perm, size: int64(len(target)), alloc: roundAlloc(rp.allocSize), target: target}, nil
+			// The blocks are those of the entry's own data (directory index or $DATA).
+			k := kind{mode: fsys.S_IFLNK | perm, size: int64(len(target)), target: target}
+			if n.isDir() {
+				k.alloc = dirAlloc(n)
+			} else {
+				k.alloc = dataAlloc(n.find(attrData, ""))
+			}
+			return k, nil
 		}
 	}
 	if n.isDir() {
-		k := kind{mode: fsys.S_IFDIR | perm}
+		k := kind{mode: fsys.S_IFDIR | perm, alloc: dirAlloc(n)}
 		if a := n.find(attrIndexAlloc, "$I30"); a != nil {
-			k.size, k.alloc = a.dataSize, a.allocSize
+			k.size = a.dataSize
 		}
 		return k, nil
 	}
@@ -58,14 +64,7 @@ func (f *FS) classify(n *inode, dir string) (kind, error) {
 	data := n.find(attrData, "")
 	if data != nil {
 		k.size = data.dataSize
-		switch {
-		case data.resident:
-			k.alloc = roundAlloc((data.dataSize + 7) &^ 7)
-		case data.flags&(attrFlagCompressed|attrFlagSparse) != 0:
-			k.alloc = roundAlloc(data.compSize)
-		default:
-			k.alloc = roundAlloc(data.allocSize)
-		}
+		k.alloc = dataAlloc(data)
 	}
 	// ntfs-3g never treats the metadata files (records below 16) as Interix special files.
 	if n.fileAttrs&fileAttrSystem != 0 && n.fileAttrs&fileAttrEncrypted == 0 && data != nil && n.num >= recFirstUser {
@@ -97,6 +96,29 @@ func (f *FS) classify(n *inode, dir string) (kind, error) {
 	return k, nil
 }
 
+// dirAlloc is the allocation of a directory's index blocks.
+func dirAlloc(n *inode) int64 {
+	if a := n.find(attrIndexAlloc, "$I30"); a != nil {
+		return a.allocSize
+	}
+	return 0
+}
+
+// dataAlloc is the allocation ntfs-3g reports for a data attribute: compressed or sparse ones count
+// only their real clusters; resident values count their 8-byte-aligned length.
+func dataAlloc(data *attribute) int64 {
+	switch {
+	case data == nil:
+		return 0
+	case data.resident:
+		return roundAlloc((data.dataSize + 7) &^ 7)
+	case data.flags&(attrFlagCompressed|attrFlagSparse) != 0:
+		return roundAlloc(data.compSize)
+	default:
+		return roundAlloc(data.allocSize)
+	}
+}
+
 // roundAlloc rounds an allocation up to whole 512-byte blocks, as st_blocks counts it.
 func roundAlloc(n int64) int64 { return (n + 511) &^ 511 }
 
@@ -118,7 +140,7 @@ func utf16Path(b []byte) string {
 
 // reparseTarget decodes a symlink or junction reparse point into a Unix link target. Other tags
 // report ok false: the entry is shown as the plain file or directory it is.
-func (f *FS) reparseTarget(n *inode, rp *attribute, dir string) (string, bool, error) {
+func (f *FS) reparseTarget(n *inode, rp *attribute) (string, bool, error) {
 	v, err := f.attrValue(n.num, rp, 1<<16)
 	if err != nil {
 		return "", false, err
@@ -150,30 +172,28 @@ func (f *FS) reparseTarget(n *inode, rp *attribute, dir string) (string, bool, e
 	if relative {
 		return strings.ReplaceAll(target, `\`, "/"), true, nil
 	}
-	return f.absoluteTarget(target, dir), true, nil
+	return f.absoluteTarget(target, n.isDir()), true, nil
 }
 
-// absoluteTarget turns a Windows absolute target (\??\C:\dir\file) into a path relative to the link's
-// directory, assuming the drive is this volume, with the names' on-disk case where they exist.
-// Targets that name no drive are left as Unix-style absolute paths.
-func (f *FS) absoluteTarget(target, dir string) string {
+// absoluteTarget presents a Windows absolute target (\??\C:\dir\file) the way ntfs-3g does, with
+// the volume root for its mount point: when the path exists on this volume (matched ignoring case,
+// whatever the drive letter) and is a directory exactly when the link is, it becomes "/" plus the
+// on-disk names; otherwise it is kept under ntfs-3g's "/.NTFS-3G/<drive>:/" prefix.
+func (f *FS) absoluteTarget(target string, linkIsDir bool) string {
 	t := strings.TrimPrefix(target, `\??\`)
+	drive := ""
 	if len(t) >= 2 && t[1] == ':' {
-		t = t[2:]
+		drive, t = t[:2], t[2:]
 	}
-	t = strings.Trim(strings.ReplaceAll(t, `\`, "/"), "/")
-	if real, err := f.caseFold(t); err == nil {
-		t = real
-	}
-	up := ""
-	if dir != "." && dir != "" {
-		up = strings.Repeat("../", strings.Count(dir, "/")+1)
-	}
-	if t == "" {
-		if up == "" {
-			return "."
+	rel := strings.Trim(strings.ReplaceAll(t, `\`, "/"), "/")
+	if drive != "" {
+		p := rel
+		if p == "" {
+			p = "."
 		}
-		return strings.TrimSuffix(up, "/")
+		if nd, err := f.walkCase("lookup", p, true); err == nil && nd.ino.isDir() == linkIsDir {
+			return "/" + strings.TrimPrefix(path.Join(nd.dir, nd.name), ".")
+		}
 	}
-	return path.Clean(up + t)
+	return path.Join("/.NTFS-3G", drive, rel)
 }

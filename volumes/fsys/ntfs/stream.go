@@ -16,6 +16,9 @@ type stream struct {
 	unitSize int64   // bytes per compression unit; 0 when not compressed
 }
 
+// maxUnitSize bounds a compression unit; Windows uses 16 clusters of at most 4 KiB (64 KiB).
+const maxUnitSize = 1 << 20
+
 type unitKey struct {
 	rec  uint64
 	typ  uint32
@@ -39,6 +42,9 @@ func (f *FS) newStream(rec uint64, a *attribute) (*stream, error) {
 	}
 	if a.flags&attrFlagCompressed != 0 && a.compUnit != 0 {
 		s.unitSize = cs << a.compUnit
+		if s.unitSize > maxUnitSize {
+			return nil, corrupt("MFT record %d: compression unit of %d bytes", rec, s.unitSize)
+		}
 	}
 	return s, nil
 }

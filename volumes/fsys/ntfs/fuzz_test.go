@@ -1,0 +1,211 @@
+package ntfs
+
+import (
+	"bytes"
+	"encoding/binary"
+	"io"
+	"io/fs"
+	"os"
+	"testing"
+)
+
+// fixtureBytes loads a fixture image into memory.
+func fixtureBytes(t testing.TB, name string) []byte {
+	data, err := os.ReadFile(fixture(t, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+// seedRecords adds the first MFT records and index blocks of the fixture as fuzz seeds.
+func seedRecords(f *testing.F, magic string, size int) {
+	img := fixtureBytes(f, "basic")
+	n := 0
+	for off := 0; off+size <= len(img) && n < 40; off += 512 {
+		if string(img[off:off+4]) == magic {
+			f.Add(append([]byte(nil), img[off:off+size]...))
+			n++
+			off += size - 512
+		}
+	}
+}
+
+func FuzzBootSector(f *testing.F) {
+	f.Add(fixtureBytes(f, "basic")[:512])
+	f.Add(fixtureBytes(f, "c4k")[:512])
+	f.Fuzz(func(t *testing.T, b []byte) {
+		bs, err := parseBoot(b)
+		if err == nil && (bs.clusterSize == 0 || bs.recordSize < 512 || bs.indexRecordSize < 512) {
+			t.Fatalf("accepted a boot sector with zero sizes: %+v", bs)
+		}
+	})
+}
+
+func FuzzMFTRecord(f *testing.F) {
+	seedRecords(f, "FILE", 1024)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r, err := parseRecord(append([]byte(nil), b...))
+		if err != nil {
+			return
+		}
+		if _, err := mergeExtents(r.attrs); err != nil {
+			return
+		}
+		for _, a := range r.attrs {
+			if a.typ == attrAttributeList && a.resident {
+				extensionRecords(a.value, 0)
+			}
+		}
+	})
+}
+
+func FuzzDataRuns(f *testing.F) {
+	f.Add([]byte{0x21, 0x18, 0x34, 0x56, 0x00})
+	f.Add([]byte{0x11, 0x30, 0x60, 0x21, 0x10, 0x00, 0x01, 0x01, 0x05, 0x00})
+	f.Add([]byte{0x48, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f, 0x00})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		runs, err := decodeRuns(b, 0)
+		if err != nil {
+			return
+		}
+		next := int64(0)
+		for _, r := range runs {
+			if r.vcn != next || r.length <= 0 || r.lcn < -1 {
+				t.Fatalf("bad run %+v after VCN %d", r, next)
+			}
+			next += r.length
+		}
+	})
+}
+
+func FuzzLZNT1(f *testing.F) {
+	f.Add([]byte{0x05, 0xb0, 0x00, 'a', 'b', 'c', 0x00, 0x00})
+	f.Add([]byte{0x0a, 0xb0, 0x02, 'a', 'b', 0x01, 0x30, 'x', 'y', 'z', 'w', 0x00})
+	img := fixtureBytes(f, "basic")
+	if i := bytes.Index(img, []byte("comp line 1")); i > 3 {
+		f.Add(img[i-3 : i+4093])
+	}
+	f.Fuzz(func(t *testing.T, src []byte) {
+		dst := make([]byte, 16384)
+		n, _ := decompressLZNT1(dst, src)
+		if n < 0 || n > len(dst) {
+			t.Fatalf("produced %d bytes", n)
+		}
+	})
+}
+
+func FuzzIndexRecord(f *testing.F) {
+	seedRecords(f, "INDX", 4096)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if len(b) < 0x18 || len(b)%512 != 0 {
+			return
+		}
+		b = append([]byte(nil), b...)
+		if applyFixups(b, "INDX") != nil {
+			return
+		}
+		parseIndexNode(b[0x18:], func(e dirEntry) {
+			if e.rec > 1<<48 {
+				t.Fatalf("record number %d", e.rec)
+			}
+		})
+	})
+}
+
+// FuzzImage damages the MFT area of a small image and walks and reads the whole tree: every
+// failure must be an error, never a panic or a hang (the guard is off, so panics surface).
+func FuzzImage(f *testing.F) {
+	img := fixtureBytes(f, "c4k")
+	bs, err := parseBoot(img)
+	if err != nil {
+		f.Fatal(err)
+	}
+	mftOff := int(bs.mftCluster) * int(bs.clusterSize)
+	f.Add(uint32(0), []byte{0})
+	f.Add(uint32(5*1024+0x40), []byte{0xff, 0xff})
+	f.Add(uint32(0x30), []byte{0x7f})
+	f.Fuzz(func(t *testing.T, at uint32, patch []byte) {
+		recoverPanics = false
+		defer func() { recoverPanics = true }()
+		b := append([]byte(nil), img...)
+		off := mftOff + int(at%(100*1024))
+		if at&(1<<31) != 0 {
+			off = int(at % 8192) // boot sector and around
+		}
+		copy(b[off:], patch)
+		walkAll(b)
+	})
+}
+
+// walkAll opens an in-memory image and reads every entry it can reach.
+func walkAll(b []byte) {
+	v, err := open(bytes.NewReader(b), int64(len(b)), Options{ShowSystemFiles: true})
+	if err != nil {
+		return
+	}
+	v.Usage()
+	fs.WalkDir(v, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return nil
+		}
+		v.ListXattr(p)
+		if d.Type()&fs.ModeSymlink != 0 {
+			v.ReadLink(p)
+			return nil
+		}
+		if d.Type().IsRegular() {
+			if h, err := v.Open(p); err == nil {
+				io.Copy(io.Discard, h.(io.Reader))
+				h.Close()
+			}
+		}
+		return nil
+	})
+}
+
+// TestDamagedImages truncates and corrupts the fixtures in ways that must give errors: a short
+// volume, torn MFT records and garbage in the root index.
+func TestDamagedImages(t *testing.T) {
+	recoverPanics = false
+	defer func() { recoverPanics = true }()
+	img := fixtureBytes(t, "basic")
+	if _, err := open(bytes.NewReader(img[:len(img)/2]), int64(len(img)/2), Options{}); err == nil {
+		t.Error("a volume cut in half opened")
+	}
+	if _, err := open(bytes.NewReader(img[:100]), 100, Options{}); err == nil {
+		t.Error("a 100-byte volume opened")
+	}
+	bs, _ := parseBoot(img)
+	mft := int(bs.mftCluster) * int(bs.clusterSize)
+	torn := append([]byte(nil), img...)
+	torn[mft+5*1024+510] ^= 0xff // breaks the root record's update sequence
+	if _, err := open(bytes.NewReader(torn), int64(len(torn)), Options{}); err == nil {
+		t.Error("a torn root record was accepted")
+	}
+	// A pseudo-random sweep of single-byte damage over the first MFT records of the small fixture.
+	small := fixtureBytes(t, "c4k")
+	sbs, _ := parseBoot(small)
+	smft := int(sbs.mftCluster) * int(sbs.clusterSize)
+	b := make([]byte, len(small))
+	for i := 0; i < 150; i++ {
+		copy(b, small)
+		off := smft + (i*7919)%(100*1024)
+		b[off] ^= byte(i*31 + 1)
+		walkAll(b)
+	}
+	// A run list pointing far beyond the volume must fail when read, not allocate.
+	var le [8]byte
+	binary.LittleEndian.PutUint64(le[:], 1<<40)
+	if _, err := decodeRuns(append([]byte{0x81, 0x01}, le[:]...), 0); err == nil {
+		// Decoding accepts it; newStream must refuse it.
+		a := &attribute{typ: attrData, runs: []dataRun{{0, 1 << 40, 1}}, allocSize: 4096, dataSize: 4096, initSize: 4096}
+		v, err := open(bytes.NewReader(img), int64(len(img)), Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := v.newStream(99, a); err == nil {
+			t.Error("a run beyond the volume was accepted")
+		}
+	}
+}
