@@ -25,7 +25,7 @@ func blkid(t *testing.T, path string, off, size int64) map[string]string {
 	tags := map[string]string{}
 	for _, line := range strings.Split(string(out), "\n") {
 		if k, v, ok := strings.Cut(line, "="); ok {
-			tags[k] = v
+			tags[k] = unescapeShell(v)
 		}
 	}
 	return tags
@@ -138,4 +138,16 @@ func TestFixtureEBRLoop(t *testing.T) {
 	if !strings.Contains(strings.Join(s.Problems(), "\n"), "loops") {
 		t.Errorf("problems %q do not report the loop", s.Problems())
 	}
+}
+
+// unescapeShell undoes blkid's export quoting: a backslash protects the next byte.
+func unescapeShell(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+1 < len(s) {
+			i++
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
 }

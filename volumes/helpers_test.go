@@ -125,3 +125,22 @@ func readAll(t testing.TB, v *Volume) []byte {
 	}
 	return b
 }
+
+// mkdirTempShared makes a temp dir shared by several tests of this binary and removed by TestMain.
+func mkdirTempShared() (string, error) {
+	dir, err := os.MkdirTemp("", "volumes-test-")
+	if err == nil {
+		sharedTemp = append(sharedTemp, dir)
+	}
+	return dir, err
+}
+
+var sharedTemp []string
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	for _, d := range sharedTemp {
+		os.RemoveAll(d)
+	}
+	os.Exit(code)
+}

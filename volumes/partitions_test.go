@@ -236,3 +236,29 @@ func TestCorpusGptman(t *testing.T) {
 		})
 	}
 }
+
+// TestCorpusSleuthkitE01 reads the FTK Imager disk (exported to raw with ewfexport): an MBR with two
+// NTFS partitions starting at sector 128.
+func TestCorpusSleuthkitE01(t *testing.T) {
+	e01 := filepath.Join(corpus(t), "sleuthkit", "imageformat_mmls_1.E01")
+	target := filepath.Join(t.TempDir(), "mm")
+	tool(t, "ewfexport", "-q", "-t", target, "-f", "raw", "-u", e01)
+	path := target + ".raw"
+	s := open(t, path)
+	vs := s.Volumes()
+	if ids(vs) != "p1 p2" {
+		t.Fatalf("volumes %q", ids(vs))
+	}
+	for i, w := range []struct {
+		start, sectors uint64
+		label          string
+	}{{128, 55296, "Part 1"}, {55424, 61440, "Part 2"}} {
+		p := vs[i].Partition
+		if p.StartLBA != w.start || p.Sectors != w.sectors || p.TypeID != 0x07 || vs[i].Filesystem.Type != "ntfs" || vs[i].Filesystem.Label != w.label {
+			t.Errorf("%s: %d+%d type %x fs %+v", vs[i].ID, p.StartLBA, p.Sectors, p.TypeID, vs[i].Filesystem)
+		}
+	}
+	compareSfdisk(t, s, path)
+	compareMmls(t, s, path, 512)
+	compareBlkid(t, s, path)
+}

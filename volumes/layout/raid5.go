@@ -1,6 +1,9 @@
 package layout
 
-import "fmt"
+import (
+	"crypto/subtle"
+	"fmt"
+)
 
 // raid5 is a left-symmetric RAID-5 set (the MD default, LDM's and LVM's raid5): in row r of n members
 // parity sits on member (n-1) - r mod n and data chunk k of the row on member (parity+1+k) mod n.
@@ -75,9 +78,7 @@ func (r *raid5) rebuild(buf []byte, at int64, skip int64) error {
 		if err := readFull(d, tmp, at); err != nil {
 			return fmt.Errorf("raid5 rebuild from member %d: %w", i, err)
 		}
-		for j := range buf {
-			buf[j] ^= tmp[j]
-		}
+		subtle.XORBytes(buf, buf, tmp)
 	}
 	return nil
 }
