@@ -1,0 +1,19 @@
+package xfs
+
+import "hash/crc32"
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+var zeroCRC [4]byte
+
+// crcOK checks a v5 metadata checksum: CRC32C of the buffer with its 4-byte CRC field (at off, stored
+// little-endian) taken as zero.
+func crcOK(b []byte, off int) bool {
+	if off+4 > len(b) {
+		return false
+	}
+	c := crc32.Update(0, castagnoli, b[:off])
+	c = crc32.Update(c, castagnoli, zeroCRC[:])
+	c = crc32.Update(c, castagnoli, b[off+4:])
+	return c == uint32(b[off])|uint32(b[off+1])<<8|uint32(b[off+2])<<16|uint32(b[off+3])<<24
+}

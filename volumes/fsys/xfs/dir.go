@@ -1,0 +1,235 @@
+package xfs
+
+import (
+	"fmt"
+	"io/fs"
+	"sort"
+)
+
+// dirent is one name in a directory. ftype is the XFS_DIR3_FT_* code, 0 when the volume has none.
+type dirent struct {
+	name  string
+	ino   uint64
+	ftype uint8
+}
+
+// dirMap is a directory's names sorted for listing and binary-search lookups.
+type dirMap struct {
+	ents []dirent
+}
+
+func (d *dirMap) lookup(name string) (dirent, bool) {
+	i := sort.Search(len(d.ents), func(i int) bool { return d.ents[i].name >= name })
+	if i < len(d.ents) && d.ents[i].name == name {
+		return d.ents[i], true
+	}
+	return dirent{}, false
+}
+
+const (
+	// Directory data lives below this byte offset in the fork; leaf and free-index blocks above it.
+	dirLeafOffset = 1 << 35
+	dataHdrV4     = 16
+	dataHdrV5     = 64
+	dataCRCOff    = 4
+	dataOwnerOff  = 40
+	blockTailSize = 8
+	freeTag       = 0xffff
+)
+
+// dirFType maps XFS_DIR3_FT_* to io/fs type bits.
+var dirFType = [...]fs.FileMode{
+	1: 0, 2: fs.ModeDir, 3: fs.ModeDevice | fs.ModeCharDevice, 4: fs.ModeDevice,
+	5: fs.ModeNamedPipe, 6: fs.ModeSocket, 7: fs.ModeSymlink,
+}
+
+// readDir returns the name map of directory ip.
+func (f *FS) readDir(ip *inode) (*dirMap, error) {
+	if !ip.isDir() {
+		return nil, fmt.Errorf("%v: %w", ip, errNotDir)
+	}
+	if d, ok := f.dirs.get(ip.ino); ok {
+		return d, nil
+	}
+	var ents []dirent
+	var err error
+	if ip.format == fmtLocal {
+		ents, err = parseShortformDir(ip.dfork[:ip.size], f.sb.hasFType)
+	} else {
+		ents, err = f.readDirBlocks(ip)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("directory %v: %w", ip, err)
+	}
+	sort.Slice(ents, func(i, j int) bool { return ents[i].name < ents[j].name })
+	out := ents[:0]
+	for i, e := range ents { // a corrupt directory may repeat a name: keep the first
+		if i == 0 || e.name != ents[i-1].name {
+			out = append(out, e)
+		}
+	}
+	d := &dirMap{ents: out}
+	f.dirs.put(ip.ino, d, len(out)+1)
+	return d, nil
+}
+
+// parseShortformDir decodes a directory stored inside its inode.
+func parseShortformDir(b []byte, ftype bool) ([]dirent, error) {
+	if len(b) < 2 {
+		return nil, corruptf("shortform directory header truncated")
+	}
+	count, i8 := int(b[0]), b[1]
+	inoSize := 4
+	if i8 != 0 {
+		inoSize = 8
+		count = int(i8)
+	}
+	pos := 2 + inoSize // skip the parent pointer
+	if pos > len(b) {
+		return nil, corruptf("shortform directory header truncated")
+	}
+	ents := make([]dirent, 0, count)
+	for n := 0; n < count; n++ {
+		if pos+3 > len(b) {
+			return nil, corruptf("shortform entry %d truncated", n)
+		}
+		nameLen := int(b[pos])
+		pos += 3 // namelen, offset
+		need := nameLen + inoSize
+		if ftype {
+			need++
+		}
+		if nameLen == 0 || pos+need > len(b) {
+			return nil, corruptf("shortform entry %d: name length %d overruns", n, nameLen)
+		}
+		e := dirent{name: string(b[pos : pos+nameLen])}
+		pos += nameLen
+		if ftype {
+			e.ftype = b[pos]
+			pos++
+		}
+		if inoSize == 8 {
+			e.ino = be.Uint64(b[pos:])
+		} else {
+			e.ino = uint64(be.Uint32(b[pos:]))
+		}
+		pos += inoSize
+		if err := checkName(e.name); err != nil {
+			return nil, err
+		}
+		ents = append(ents, e)
+	}
+	return ents, nil
+}
+
+func checkName(name string) error {
+	for i := 0; i < len(name); i++ {
+		if name[i] == '/' || name[i] == 0 {
+			return corruptf("directory entry name %q", name)
+		}
+	}
+	return nil
+}
+
+// readDirBlocks reads every data block of an extent- or btree-format directory.
+func (f *FS) readDirBlocks(ip *inode) ([]dirent, error) {
+	ex, err := f.forkExtents(ip, false)
+	if err != nil {
+		return nil, err
+	}
+	sb := f.sb
+	perDirBlock := uint64(1) << sb.dirBlkLog
+	leafBlock := uint64(dirLeafOffset) >> sb.blockLog
+	var ents []dirent
+	buf := make([]byte, sb.dirBlkSize)
+	next := uint64(0) // first file block not yet read
+	for _, e := range ex {
+		if e.off >= leafBlock {
+			break
+		}
+		first := max(e.off, next) / perDirBlock * perDirBlock
+		end := min(e.off+e.count, leafBlock)
+		for db := first; db < end; db += perDirBlock {
+			if db < next {
+				continue
+			}
+			if err := f.readMapped(ex, buf, int64(db<<sb.blockLog)); err != nil {
+				return nil, err
+			}
+			ents, err = parseDataBlock(buf, sb, ip.ino, ents)
+			if err != nil {
+				return nil, fmt.Errorf("data block at file block %d: %w", db, err)
+			}
+			next = db + perDirBlock
+		}
+	}
+	return ents, nil
+}
+
+// parseDataBlock appends the entries of one directory data block. A block-form directory's only block
+// (magic XD2B/XDB3) also holds the hash index and a tail, which end its data area early.
+func parseDataBlock(b []byte, sb *superblock, owner uint64, ents []dirent) ([]dirent, error) {
+	hdr, dataMagic, blockMagic := dataHdrV4, "XD2D", "XD2B"
+	if sb.crc {
+		hdr, dataMagic, blockMagic = dataHdrV5, "XDD3", "XDB3"
+	}
+	if len(b) < hdr || (string(b[:4]) != dataMagic && string(b[:4]) != blockMagic) {
+		return nil, corruptf("directory block magic %q", b[:min(4, len(b))])
+	}
+	block := string(b[:4]) == blockMagic
+	if sb.crc {
+		if !crcOK(b, dataCRCOff) {
+			return nil, corruptf("checksum mismatch")
+		}
+		if got := be.Uint64(b[dataOwnerOff:]); got != owner {
+			return nil, corruptf("block owned by inode %d", got)
+		}
+	}
+	end := len(b)
+	if block {
+		count := int(be.Uint32(b[len(b)-blockTailSize:]))
+		end = len(b) - blockTailSize - count*8
+		if count > len(b)/8 || end < hdr {
+			return nil, corruptf("block tail counts %d leaf entries", count)
+		}
+	}
+	for pos := hdr; pos < end; {
+		if end-pos < 8 {
+			return nil, corruptf("entry at %d truncated", pos)
+		}
+		if be.Uint16(b[pos:]) == freeTag {
+			n := int(be.Uint16(b[pos+2:]))
+			if n < 8 || n%8 != 0 || pos+n > end {
+				return nil, corruptf("free region of %d bytes at %d", n, pos)
+			}
+			pos += n
+			continue
+		}
+		ino := be.Uint64(b[pos:])
+		nameLen := int(b[pos+8])
+		size := 8 + 1 + nameLen + 2
+		if sb.hasFType {
+			size++
+		}
+		size = (size + 7) &^ 7
+		if nameLen == 0 || pos+size > end {
+			return nil, corruptf("entry at %d with name length %d overruns", pos, nameLen)
+		}
+		if tag := int(be.Uint16(b[pos+size-2:])); tag != pos {
+			return nil, corruptf("entry at %d carries tag %d", pos, tag)
+		}
+		e := dirent{name: string(b[pos+9 : pos+9+nameLen]), ino: ino}
+		if sb.hasFType {
+			e.ftype = b[pos+9+nameLen]
+		}
+		pos += size
+		if e.name == "." || e.name == ".." {
+			continue
+		}
+		if err := checkName(e.name); err != nil {
+			return nil, err
+		}
+		ents = append(ents, e)
+	}
+	return ents, nil
+}

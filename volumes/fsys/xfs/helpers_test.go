@@ -1,0 +1,106 @@
+package xfs
+
+import (
+	"compress/gzip"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+)
+
+// repoRoot walks up from the test's directory to the folder holding go.mod.
+func repoRoot(t testing.TB) string {
+	t.Helper()
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			t.Fatal("go.mod not found above the test directory")
+		}
+		dir = parent
+	}
+}
+
+func fixturePath(t testing.TB, name string) string {
+	return filepath.Join(repoRoot(t), "testdata", "xfs", name)
+}
+
+// gunzipFixture returns the decompressed bytes of testdata/xfs/<name>.
+func gunzipFixture(t testing.TB, name string) []byte {
+	t.Helper()
+	in, err := os.Open(fixturePath(t, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	zr, err := gzip.NewReader(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// imageFile writes a fixture to a private temporary file (which a loop mount may then use).
+func imageFile(t testing.TB, name string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name+".img")
+	if err := os.WriteFile(p, gunzipFixture(t, name+".img.gz"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// openFile opens an image file with our reader.
+func openFile(t testing.TB, p string) *FS {
+	t.Helper()
+	fh, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { fh.Close() })
+	st, err := fh.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := open(fh, st.Size())
+	if err != nil {
+		t.Fatalf("open %s: %v", p, err)
+	}
+	return f
+}
+
+// loopMount mounts an image read-only through the kernel; the mount goes away in t.Cleanup.
+func loopMount(t testing.TB, img string) string {
+	t.Helper()
+	if os.Getuid() != 0 {
+		t.Skip("loop mounts need root")
+	}
+	dir, err := os.MkdirTemp("", "xfs-mnt-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("mount", "-t", "xfs", "-o", "loop,ro,noatime,norecovery", img, dir).CombinedOutput()
+	if err != nil {
+		os.Remove(dir)
+		t.Skipf("cannot loop-mount %s: %v: %s", img, err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v: %s", dir, err, out)
+			return
+		}
+		os.Remove(dir)
+	})
+	return dir
+}

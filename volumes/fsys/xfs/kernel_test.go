@@ -1,0 +1,20 @@
+package xfs
+
+import (
+	"testing"
+
+	"github.com/vmdkmount/vmdkmount/internal/treecmp"
+)
+
+// TestKernelMount compares every entry of the kernel-filled v5 fixture with the kernel's own loop mount
+// of it: type, mode, owners, sizes, allocated blocks, times, inode numbers, link grouping, targets,
+// device numbers, xattrs and every byte of every file.
+func TestKernelMount(t *testing.T) {
+	img := imageFile(t, "v5")
+	mnt := loopMount(t, img)
+	ours := openFile(t, img)
+	diffs := treecmp.Compare(ours, mnt, treecmp.Options{CompareIno: true})
+	for _, d := range diffs {
+		t.Error(d)
+	}
+}

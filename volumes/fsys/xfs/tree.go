@@ -1,0 +1,395 @@
+package xfs
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"path"
+	"strings"
+
+	"github.com/vmdkmount/vmdkmount/volumes/fsys"
+)
+
+var errNotDir = errors.New("not a directory")
+
+const maxSymlinkLen = 1024
+
+// rawLinker looks paths up without following any symlink; fsys.Resolve drives it.
+type rawLinker struct{ f *FS }
+
+func (l rawLinker) Lstat(name string) (fs.FileInfo, error) {
+	ip, err := l.f.walk(name)
+	if err != nil {
+		return nil, &fs.PathError{Op: "lstat", Path: name, Err: err}
+	}
+	return l.f.info(path.Base(name), ip), nil
+}
+
+func (l rawLinker) ReadLink(name string) (string, error) {
+	ip, err := l.f.walk(name)
+	if err == nil {
+		var t string
+		if t, err = l.f.readLink(ip); err == nil {
+			return t, nil
+		}
+	}
+	return "", &fs.PathError{Op: "readlink", Path: name, Err: err}
+}
+
+// walk finds the inode of a symlink-free path, component by component from the root.
+func (f *FS) walk(name string) (*inode, error) {
+	ip, err := f.inode(f.sb.rootIno)
+	if err != nil {
+		return nil, err
+	}
+	if name == "." {
+		return ip, nil
+	}
+	for _, c := range strings.Split(name, "/") {
+		if !ip.isDir() {
+			return nil, errNotDir
+		}
+		d, err := f.readDir(ip)
+		if err != nil {
+			return nil, err
+		}
+		e, ok := d.lookup(c)
+		if !ok {
+			return nil, fs.ErrNotExist
+		}
+		if ip, err = f.inode(e.ino); err != nil {
+			return nil, err
+		}
+	}
+	return ip, nil
+}
+
+// resolve follows symlinks (the last one too when follow is set) and returns the target inode.
+func (f *FS) resolve(op, name string, follow bool) (*inode, string, error) {
+	if !fs.ValidPath(name) {
+		return nil, "", &fs.PathError{Op: op, Path: name, Err: fs.ErrInvalid}
+	}
+	p, err := fsys.Resolve(rawLinker{f}, name, follow)
+	if err != nil {
+		return nil, "", wrapPath(op, name, err)
+	}
+	ip, err := f.walk(p)
+	if err != nil {
+		return nil, "", &fs.PathError{Op: op, Path: name, Err: err}
+	}
+	return ip, p, nil
+}
+
+func wrapPath(op, name string, err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return &fs.PathError{Op: op, Path: name, Err: pe.Err}
+	}
+	return &fs.PathError{Op: op, Path: name, Err: err}
+}
+
+func (f *FS) info(name string, ip *inode) *fsys.Info {
+	if name == "/" || name == "" {
+		name = "."
+	}
+	return &fsys.Info{EntryName: name, St: ip.stat(f.sb)}
+}
+
+// Stat follows symlinks.
+func (f *FS) Stat(name string) (fs.FileInfo, error) {
+	ip, _, err := f.resolve("stat", name, true)
+	if err != nil {
+		return nil, err
+	}
+	return f.info(path.Base(name), ip), nil
+}
+
+// Lstat does not follow a final symlink.
+func (f *FS) Lstat(name string) (fs.FileInfo, error) {
+	ip, _, err := f.resolve("lstat", name, false)
+	if err != nil {
+		return nil, err
+	}
+	return f.info(path.Base(name), ip), nil
+}
+
+// ReadLink returns a symlink's target as stored.
+func (f *FS) ReadLink(name string) (string, error) {
+	ip, _, err := f.resolve("readlink", name, false)
+	if err != nil {
+		return "", err
+	}
+	t, err := f.readLink(ip)
+	if err != nil {
+		return "", &fs.PathError{Op: "readlink", Path: name, Err: err}
+	}
+	return t, nil
+}
+
+func (f *FS) readLink(ip *inode) (string, error) {
+	if !ip.isSymlink() {
+		return "", fmt.Errorf("%v: %w", ip, fs.ErrInvalid)
+	}
+	if ip.size <= 0 || ip.size > maxSymlinkLen {
+		return "", corruptf("%v: symlink length %d", ip, ip.size)
+	}
+	if ip.format == fmtLocal {
+		return string(ip.dfork[:ip.size]), nil
+	}
+	ex, err := f.forkExtents(ip, false)
+	if err != nil {
+		return "", err
+	}
+	return f.remoteSymlink(ip, ex)
+}
+
+// remoteSymlink reads a symlink target kept in blocks; v5 blocks start with a checked header.
+func (f *FS) remoteSymlink(ip *inode, ex []extent) (string, error) {
+	sb := f.sb
+	per := int64(sb.blockSize)
+	if sb.crc {
+		per -= remoteHdrSize
+	}
+	out := make([]byte, 0, ip.size)
+	b := make([]byte, sb.blockSize)
+	for blk := int64(0); int64(len(out)) < ip.size; blk++ {
+		if err := f.readMapped(ex, b, blk*int64(sb.blockSize)); err != nil {
+			return "", err
+		}
+		want := min(per, ip.size-int64(len(out)))
+		data := b
+		if sb.crc {
+			if string(b[:4]) != "XSLM" || !crcOK(b, remoteCRCOff) {
+				return "", corruptf("%v: symlink block %d: bad magic or checksum", ip, blk)
+			}
+			if off, n := be.Uint32(b[4:]), be.Uint32(b[8:]); int64(off) != int64(len(out)) || int64(n) != want || be.Uint64(b[32:]) != ip.ino {
+				return "", corruptf("%v: symlink block %d: header offset %d/%d bytes", ip, blk, off, n)
+			}
+			data = b[remoteHdrSize:]
+		}
+		out = append(out, data[:want]...)
+	}
+	return string(out), nil
+}
+
+// ReadDir lists a directory (following symlinks to it), sorted by name.
+func (f *FS) ReadDir(name string) ([]fs.DirEntry, error) {
+	ip, _, err := f.resolve("readdir", name, true)
+	if err != nil {
+		return nil, err
+	}
+	return f.dirEntries("readdir", name, ip)
+}
+
+func (f *FS) dirEntries(op, name string, ip *inode) ([]fs.DirEntry, error) {
+	if !ip.isDir() {
+		return nil, &fs.PathError{Op: op, Path: name, Err: errNotDir}
+	}
+	d, err := f.readDir(ip)
+	if err != nil {
+		return nil, &fs.PathError{Op: op, Path: name, Err: err}
+	}
+	out := make([]fs.DirEntry, len(d.ents))
+	for i, e := range d.ents {
+		out[i] = &dirEntry{f: f, e: e}
+	}
+	return out, nil
+}
+
+// dirEntry reads its inode only when asked for more than the name (and the type, when dirents carry it).
+type dirEntry struct {
+	f *FS
+	e dirent
+}
+
+func (d *dirEntry) Name() string { return d.e.name }
+func (d *dirEntry) IsDir() bool  { return d.Type().IsDir() }
+
+func (d *dirEntry) Type() fs.FileMode {
+	if d.e.ftype != 0 && int(d.e.ftype) < len(dirFType) {
+		return dirFType[d.e.ftype]
+	}
+	fi, err := d.Info()
+	if err != nil {
+		return fs.ModeIrregular
+	}
+	return fi.Mode().Type()
+}
+
+func (d *dirEntry) Info() (fs.FileInfo, error) {
+	ip, err := d.f.inode(d.e.ino)
+	if err != nil {
+		return nil, &fs.PathError{Op: "stat", Path: d.e.name, Err: err}
+	}
+	return d.f.info(d.e.name, ip), nil
+}
+
+func (d *dirEntry) String() string { return fs.FormatDirEntry(d) }
+
+// ListXattr names the extended attributes of name (not following a final symlink).
+func (f *FS) ListXattr(name string) ([]string, error) {
+	ip, _, err := f.resolve("listxattr", name, false)
+	if err != nil {
+		return nil, err
+	}
+	attrs, err := f.listAttrs(ip)
+	if err != nil {
+		return nil, &fs.PathError{Op: "listxattr", Path: name, Err: err}
+	}
+	names := make([]string, 0, len(attrs))
+	for i, a := range attrs {
+		if i == 0 || a.name != attrs[i-1].name {
+			names = append(names, a.name)
+		}
+	}
+	return names, nil
+}
+
+// GetXattr returns one attribute's value (not following a final symlink).
+func (f *FS) GetXattr(name, attr string) ([]byte, error) {
+	ip, _, err := f.resolve("getxattr", name, false)
+	if err != nil {
+		return nil, err
+	}
+	attrs, err := f.listAttrs(ip)
+	if err != nil {
+		return nil, &fs.PathError{Op: "getxattr", Path: name, Err: err}
+	}
+	for _, a := range attrs {
+		if a.name == attr {
+			v, err := f.attrValue(ip, a)
+			if err != nil {
+				return nil, &fs.PathError{Op: "getxattr", Path: name, Err: err}
+			}
+			return v, nil
+		}
+	}
+	return nil, &fs.PathError{Op: "getxattr", Path: name, Err: fmt.Errorf("%s: %w", attr, fsys.ErrNoXattr)}
+}
+
+// Open follows symlinks; files read at offsets concurrently, directories list themselves.
+func (f *FS) Open(name string) (fs.File, error) {
+	ip, _, err := f.resolve("open", name, true)
+	if err != nil {
+		return nil, err
+	}
+	base := path.Base(name)
+	if ip.isDir() {
+		return &dir{f: f, ip: ip, name: name, base: base}, nil
+	}
+	fl := &file{f: f, ip: ip, name: name, base: base}
+	if ip.isReg() && ip.format != fmtLocal {
+		if ip.flags&diflagRealtime != 0 {
+			return nil, &fs.PathError{Op: "open", Path: name, Err: errors.New("xfs: file data on the realtime device is not supported")}
+		}
+		if fl.ex, err = f.forkExtents(ip, false); err != nil {
+			return nil, &fs.PathError{Op: "open", Path: name, Err: err}
+		}
+	}
+	return fl, nil
+}
+
+type file struct {
+	f          *FS
+	ip         *inode
+	ex         []extent
+	name, base string
+	pos        int64 // only for Read/Seek; guarded by the caller like any io.Reader
+}
+
+func (fl *file) Stat() (fs.FileInfo, error) { return fl.f.info(fl.base, fl.ip), nil }
+func (fl *file) Close() error               { return nil }
+
+func (fl *file) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, &fs.PathError{Op: "read", Path: fl.name, Err: fs.ErrInvalid}
+	}
+	if !fl.ip.isReg() {
+		return 0, &fs.PathError{Op: "read", Path: fl.name, Err: errors.New("not a regular file")}
+	}
+	size := fl.ip.size
+	if off >= size {
+		return 0, io.EOF
+	}
+	n := len(p)
+	if int64(n) > size-off {
+		n = int(size - off)
+	}
+	var err error
+	if fl.ip.format == fmtLocal {
+		copy(p[:n], fl.ip.dfork[off:])
+	} else {
+		err = fl.f.readMapped(fl.ex, p[:n], off)
+	}
+	if err != nil {
+		return 0, &fs.PathError{Op: "read", Path: fl.name, Err: err}
+	}
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+func (fl *file) Read(p []byte) (int, error) {
+	n, err := fl.ReadAt(p, fl.pos)
+	fl.pos += int64(n)
+	if err == io.EOF && n > 0 {
+		err = nil
+	}
+	return n, err
+}
+
+func (fl *file) Seek(off int64, whence int) (int64, error) {
+	switch whence {
+	case io.SeekStart:
+	case io.SeekCurrent:
+		off += fl.pos
+	case io.SeekEnd:
+		off += fl.ip.size
+	default:
+		return 0, &fs.PathError{Op: "seek", Path: fl.name, Err: fs.ErrInvalid}
+	}
+	if off < 0 {
+		return 0, &fs.PathError{Op: "seek", Path: fl.name, Err: fs.ErrInvalid}
+	}
+	fl.pos = off
+	return off, nil
+}
+
+// dir is an open directory: ReadDir pages through its sorted entries.
+type dir struct {
+	f          *FS
+	ip         *inode
+	name, base string
+	ents       []fs.DirEntry
+	loaded     bool
+}
+
+func (d *dir) Stat() (fs.FileInfo, error) { return d.f.info(d.base, d.ip), nil }
+func (d *dir) Close() error               { return nil }
+func (d *dir) Read([]byte) (int, error) {
+	return 0, &fs.PathError{Op: "read", Path: d.name, Err: errors.New("is a directory")}
+}
+
+func (d *dir) ReadDir(n int) ([]fs.DirEntry, error) {
+	if !d.loaded {
+		ents, err := d.f.dirEntries("readdir", d.name, d.ip)
+		if err != nil {
+			return nil, err
+		}
+		d.ents, d.loaded = ents, true
+	}
+	if n <= 0 {
+		out := d.ents
+		d.ents = nil
+		return out, nil
+	}
+	if len(d.ents) == 0 {
+		return nil, io.EOF
+	}
+	n = min(n, len(d.ents))
+	out := d.ents[:n]
+	d.ents = d.ents[n:]
+	return out, nil
+}

@@ -1,0 +1,164 @@
+// Package xfs reads XFS volumes (v4 and v5 superblocks) into the read-only fsys.FS tree: every directory
+// format, extent and btree data forks, symlinks, device nodes and extended attributes. All reads are
+// positional, so one FS serves many goroutines at once.
+package xfs
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+
+	"github.com/vmdkmount/vmdkmount/volumes/fsys"
+)
+
+// Cache bounds: inodes by count, extent maps by extents, directory name maps by entries.
+const (
+	inodeCacheSize  = 16384
+	extentCacheSize = 1 << 20
+	dirCacheSize    = 1 << 19
+)
+
+// FS is an open XFS volume.
+type FS struct {
+	r       io.ReaderAt
+	size    int64
+	sb      *superblock
+	inodes  *lru[uint64, *inode]
+	extents *lru[extentKey, []extent]
+	dirs    *lru[uint64, *dirMap]
+}
+
+type extentKey struct {
+	ino  uint64
+	attr bool
+}
+
+var _ fsys.FS = (*FS)(nil)
+
+// Open reads the superblock of the XFS volume in r (size bytes) and returns its tree.
+func Open(r io.ReaderAt, size int64) (fsys.FS, error) {
+	return open(r, size)
+}
+
+func open(r io.ReaderAt, size int64) (*FS, error) {
+	buf := make([]byte, 512)
+	if _, err := r.ReadAt(buf, 0); err != nil {
+		return nil, fmt.Errorf("xfs: reading superblock: %w", err)
+	}
+	if string(buf[:4]) != "XFSB" {
+		return nil, errors.New("xfs: no XFSB magic at volume start")
+	}
+	sect := int(be.Uint16(buf[102:]))
+	if sect > 512 && sect <= 32768 && sect&(sect-1) == 0 {
+		buf = make([]byte, sect)
+		if _, err := r.ReadAt(buf, 0); err != nil {
+			return nil, fmt.Errorf("xfs: reading superblock: %w", err)
+		}
+	}
+	sb, err := parseSuperblock(buf)
+	if err != nil {
+		return nil, err
+	}
+	if need := int64(sb.dblocks << sb.blockLog); need > size || need < 0 {
+		return nil, fmt.Errorf("xfs: volume of %d bytes is smaller than the %d the superblock claims", size, need)
+	}
+	if sb.incompat&incompatNeedsRepr != 0 {
+		slog.Warn("xfs: volume is flagged as needing xfs_repair; reading it anyway")
+	}
+	f := &FS{
+		r: r, size: size, sb: sb,
+		inodes:  newLRU[uint64, *inode](inodeCacheSize),
+		extents: newLRU[extentKey, []extent](extentCacheSize),
+		dirs:    newLRU[uint64, *dirMap](dirCacheSize),
+	}
+	root, err := f.inode(sb.rootIno)
+	if err != nil {
+		return nil, fmt.Errorf("xfs: root directory: %w", err)
+	}
+	if !root.isDir() {
+		return nil, corruptf("root inode %d is not a directory", sb.rootIno)
+	}
+	return f, nil
+}
+
+// readAt reads exactly len(p) bytes at a volume offset, refusing anything past the volume's end.
+func (f *FS) readAt(p []byte, off int64) error {
+	if off < 0 || off > f.size || int64(len(p)) > f.size-off {
+		return corruptf("read of %d bytes at %d beyond the %d-byte volume", len(p), off, f.size)
+	}
+	n, err := f.r.ReadAt(p, off)
+	if n == len(p) {
+		return nil
+	}
+	if err == nil || err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	return fmt.Errorf("xfs: read at %d: %w", off, err)
+}
+
+// readBlocks reads count consecutive filesystem blocks starting at fsb.
+func (f *FS) readBlocks(fsb, count uint64) ([]byte, error) {
+	if err := f.sb.checkRun(fsb, count); err != nil {
+		return nil, err
+	}
+	off, err := f.sb.fsbToByte(fsb)
+	if err != nil {
+		return nil, err
+	}
+	b := make([]byte, count<<f.sb.blockLog)
+	return b, f.readAt(b, off)
+}
+
+// inode returns the decoded inode ino, from the cache when possible.
+func (f *FS) inode(ino uint64) (*inode, error) {
+	if ip, ok := f.inodes.get(ino); ok {
+		return ip, nil
+	}
+	off, err := f.sb.inodeByte(ino)
+	if err != nil {
+		return nil, err
+	}
+	b := make([]byte, f.sb.inodeSize)
+	if err := f.readAt(b, off); err != nil {
+		return nil, err
+	}
+	ip, err := parseInode(f.sb, ino, b)
+	if err != nil {
+		return nil, err
+	}
+	f.inodes.put(ino, ip, 1)
+	return ip, nil
+}
+
+// Usage reports the volume's geometry the way statfs does on Linux.
+func (f *FS) Usage() fsys.Usage {
+	sb := f.sb
+	blocks := sb.dblocks
+	if sb.logStart != 0 {
+		blocks -= uint64(sb.logBlocks)
+	}
+	files := sb.icount + sb.fdblocks<<sb.inopbLog
+	if sb.imaxPct != 0 {
+		maxInodes := sb.dblocks * uint64(sb.imaxPct) / 100 << sb.inopbLog
+		files = min(files, max(maxInodes, sb.icount))
+	}
+	return fsys.Usage{
+		BlockSize:  sb.blockSize,
+		Blocks:     blocks,
+		FreeBlocks: sb.fdblocks,
+		Files:      files,
+		FreeFiles:  files - (sb.icount - min(sb.ifree, sb.icount)),
+		NameMax:    255,
+		Label:      sb.label,
+		UUID:       sb.uuidString(),
+	}
+}
+
+// Close drops the caches; the reader stays open.
+func (f *FS) Close() error {
+	f.inodes.clear()
+	f.extents.clear()
+	f.dirs.clear()
+	return nil
+}
