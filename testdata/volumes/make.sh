@@ -118,8 +118,24 @@ python3 "$out/lvm-place.py" lvs.json pvs.json "$l0=lvm-d0.img:0" "$l1=lvm-d1.img
 	lin=lin.fs str=str.fs r1=r1.fs r5=r5.fs
 for l in "${loops[@]}"; do losetup -d "$l"; done; loops=()
 
+# ---- Tiny tables (fuzz seeds and edge cases): an MBR with five logicals in 20 sectors, a 100-sector GPT.
+mk ebrtiny.img 10K
+sfdisk -q ebrtiny.img <<'SF'
+label: dos
+label-id: 0x0badcafe
+start=1, size=3, type=83, bootable
+start=5, size=15, type=5
+start=6, size=1, type=83
+start=8, size=2, type=7
+start=11, size=3, type=c
+start=15, size=1, type=82
+start=17, size=1, type=83
+SF
+mk gpttiny.img 50K
+sgdisk -U 0D15EA5E-0000-4000-8000-0000000000AA -n 1:34:40 -c 1:"tiny one" -n 2:41:60 -t 2:0700 -c 2:"second" -A 2:set:0 gpttiny.img >/dev/null
+
 for f in gpt512.img gpt512-badprimary.img gpt4k.img mbr.img whole-ext4.img whole-squashfs.img whole-iso.img ebrloop.img \
-	lvm-d0.img lvm-d1.img lvm-d2.img; do
+	lvm-d0.img lvm-d1.img lvm-d2.img ebrtiny.img gpttiny.img; do
 	gzip -9n -c "$f" >"$out/$f.gz"
 done
 ls -l "$out"/*.gz | awk '{s += $5} END {print s " bytes of fixtures"}'
