@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -106,4 +107,12 @@ func mountRO(t testing.TB, img string) string {
 		}
 	})
 	return mnt
+}
+
+// hostIno is the inode number behind a host FileInfo.
+func hostIno(fi os.FileInfo) uint64 {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return st.Ino
+	}
+	return 0
 }

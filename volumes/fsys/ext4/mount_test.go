@@ -1,7 +1,9 @@
 package ext4
 
 import (
+	"fmt"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -46,6 +48,45 @@ func TestFixturesMatchKernel(t *testing.T) {
 			if n < wantMin || seen[fs.ModeSymlink] < 4 || seen[fs.ModeDir] < 9 || seen[fs.ModeNamedPipe] != 1 ||
 				seen[fs.ModeSocket] != 1 || seen[fs.ModeDevice] != 1 || seen[fs.ModeDevice|fs.ModeCharDevice] != 2 {
 				t.Errorf("walk saw %d entries, types %v", n, seen)
+			}
+		})
+	}
+}
+
+// TestCorpusMatchesKernel runs the same comparison on the acceptance corpus images, including the two
+// ext partitions inside dfvfs/mbr.raw.
+func TestCorpusMatchesKernel(t *testing.T) {
+	corpus := filepath.Join(filepath.Dir(repoRoot(t)), "shared", "acceptance", "corpus")
+	if _, err := os.Stat(corpus); err != nil {
+		t.Skipf("acceptance corpus absent: %v", err)
+	}
+	for _, c := range []struct {
+		rel       string
+		off, size int64 // a partition's byte range; size 0 means the whole file
+	}{
+		{"dfvfs/ext2.raw", 0, 0},
+		{"go-ext4/hierarchy_32.ext4", 0, 0},
+		{"go-ext4/hierarchy_64.ext4", 0, 0},
+		{"go-ext4/tiny.ext4", 0, 0},
+		{"dfvfs/mbr.raw", 1 * 512, 129 * 512},
+		{"dfvfs/mbr.raw", 131 * 512, 129 * 512},
+	} {
+		t.Run(fmt.Sprintf("%s@%d", c.rel, c.off), func(t *testing.T) {
+			src, err := os.ReadFile(filepath.Join(corpus, c.rel))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.size > 0 {
+				src = src[c.off : c.off+c.size]
+			}
+			img := filepath.Join(t.TempDir(), "vol.img")
+			if err := os.WriteFile(img, src, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			ours := openImage(t, img)
+			mnt := mountRO(t, img)
+			for _, d := range treecmp.Compare(ours, mnt, treecmp.Options{CompareIno: true}) {
+				t.Error(d)
 			}
 		})
 	}

@@ -18,7 +18,6 @@ const (
 
 // Feature bits this reader looks at (s_feature_compat / incompat / ro_compat).
 const (
-
 	incompatCompression = 0x1
 	incompatFiletype    = 0x2
 	incompatRecover     = 0x4
