@@ -1,0 +1,411 @@
+// Package fat reads FAT12, FAT16 and FAT32 volumes as an fsys.FS.
+//
+// What it shows follows a Linux vfat mount with default options as root and tz=UTC: names are the VFAT
+// long names (UTF-16, surrogate pairs included) or, without one, the 8.3 name with the Windows NT
+// lowercase flags applied; lookups are case-insensitive and also accept the 8.3 alias. Every directory
+// and file has mode 0755 and uid/gid 0; the read-only attribute clears the write bits of files (not of
+// directories). Stored local times are taken as UTC: mtime (2 s resolution), creation time as Btime
+// (10 ms), access date as Atime (midnight), and Ctime = Mtime as the kernel reports. The root directory
+// has no times. Ino is the volume byte offset of the entry's short slot divided by 32 (root: 1), stable
+// for an unchanged volume; there are no hard links, symlinks or extended attributes.
+package fat
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"path"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/vmdkmount/vmdkmount/volumes/fsys"
+)
+
+// FS is an open FAT volume. It is safe for concurrent use.
+type FS struct {
+	r    io.ReaderAt
+	size int64
+	g    *geometry
+	tab  *table
+
+	label     string
+	freeOnce  sync.Once
+	free      uint64
+	dirMu     sync.Mutex
+	dirs      map[uint32][]dirent
+	dirsCount int
+}
+
+const maxCachedDirEntries = 1 << 17
+
+// Info describes the volume beyond what Usage carries.
+type Info struct {
+	Type         Type
+	VolumeID     uint32 // serial number from the BPB (0 when the BPB has none)
+	HasVolumeID  bool
+	Label        string // root-directory label, else the BPB label
+	BPBLabel     string
+	ClusterSize  int64
+	Clusters     uint32 // data clusters
+	Dirty        bool   // the clean-shutdown bit in FAT entry 1 is clear (FAT16/32)
+	BackupBoot   bool   // the primary FAT32 boot sector was unusable; the backup was read
+	RootEntries  int64  // FAT12/16 fixed root directory slots
+	FirstDataOff int64
+}
+
+// Open reads a FAT12/16/32 volume of size bytes from r.
+func Open(r io.ReaderAt, size int64) (fsys.FS, error) {
+	g, err := readBoot(r, size)
+	if err != nil {
+		return nil, err
+	}
+	f := &FS{r: r, size: size, g: g, dirs: map[uint32][]dirent{}}
+	f.tab = newTable(r, g)
+	f.label = g.bpbLabel
+	// The root directory's volume-label entry wins over the BPB copy, as blkid and Windows use it.
+	raw, _, err := f.readDirBytes(f.rootCluster())
+	if err != nil {
+		return nil, fmt.Errorf("reading root directory: %w", err)
+	}
+	for i := 0; i+32 <= len(raw); i += 32 {
+		e := raw[i : i+32]
+		if e[0] == 0 {
+			break
+		}
+		if e[0] != 0xE5 && e[11] != attrLFN && e[11]&AttrVolume != 0 && e[11]&AttrDir == 0 {
+			f.label = strings.TrimRight(decodeOEM(e[:11]), " ")
+			break
+		}
+	}
+	if g.usedBackupBoot {
+		slog.Warn("fat: primary boot sector invalid, using the FAT32 backup boot sector")
+	}
+	return f, nil
+}
+
+// Info returns the volume's boot-sector facts.
+func (f *FS) Info() Info {
+	return Info{Type: f.g.typ, VolumeID: f.g.volumeID, HasVolumeID: f.g.hasVolumeID, Label: f.label,
+		BPBLabel: f.g.bpbLabel, ClusterSize: f.g.clusterSize, Clusters: f.g.clusters, Dirty: f.g.dirty,
+		BackupBoot: f.g.usedBackupBoot, RootEntries: f.g.rootEntries, FirstDataOff: f.g.dataOffset}
+}
+
+func (f *FS) rootCluster() uint32 {
+	if f.g.typ == FAT32 {
+		return f.g.rootCluster
+	}
+	return 0
+}
+
+// dir returns the parsed entries of the directory starting at cluster, through a bounded cache.
+func (f *FS) dir(cluster uint32) ([]dirent, error) {
+	f.dirMu.Lock()
+	d, ok := f.dirs[cluster]
+	f.dirMu.Unlock()
+	if ok {
+		return d, nil
+	}
+	raw, posOf, err := f.readDirBytes(cluster)
+	if err != nil {
+		return nil, err
+	}
+	d = parseDir(raw, posOf)
+	f.dirMu.Lock()
+	if f.dirsCount+len(d) > maxCachedDirEntries {
+		clear(f.dirs)
+		f.dirsCount = 0
+	}
+	f.dirs[cluster] = d
+	f.dirsCount += len(d)
+	f.dirMu.Unlock()
+	return d, nil
+}
+
+// node is a resolved path: the root (ent nil) or a directory entry.
+type node struct {
+	ent *dirent
+}
+
+func (n node) isDir() bool { return n.ent == nil || n.ent.isDir() }
+
+func (f *FS) dirCluster(n node) uint32 {
+	if n.ent == nil {
+		return f.rootCluster()
+	}
+	return n.ent.cluster
+}
+
+var errNotDir = errors.New("not a directory")
+
+// lookup resolves an io/fs path. Each component matches a long name exactly, then case-insensitively,
+// then the 8.3 alias. A directory that links back to one of its ancestors is reported as a loop.
+func (f *FS) lookup(op, name string) (node, error) {
+	if !fs.ValidPath(name) {
+		return node{}, &fs.PathError{Op: op, Path: name, Err: fs.ErrInvalid}
+	}
+	cur := node{}
+	if name == "." {
+		return cur, nil
+	}
+	seen := map[uint32]bool{f.rootCluster(): true}
+	for _, comp := range strings.Split(name, "/") {
+		if !cur.isDir() {
+			return node{}, &fs.PathError{Op: op, Path: name, Err: errNotDir}
+		}
+		ents, err := f.dir(f.dirCluster(cur))
+		if err != nil {
+			return node{}, &fs.PathError{Op: op, Path: name, Err: err}
+		}
+		e := match(ents, comp)
+		if e == nil {
+			return node{}, &fs.PathError{Op: op, Path: name, Err: fs.ErrNotExist}
+		}
+		if e.isDir() && e.cluster != 0 {
+			if seen[e.cluster] {
+				return node{}, &fs.PathError{Op: op, Path: name, Err: fmt.Errorf("%w: directory %q links back to an ancestor (cluster %d)", ErrCorrupt, comp, e.cluster)}
+			}
+			seen[e.cluster] = true
+		}
+		cur = node{ent: e}
+	}
+	return cur, nil
+}
+
+func match(ents []dirent, comp string) *dirent {
+	for i := range ents {
+		if ents[i].name == comp {
+			return &ents[i]
+		}
+	}
+	for i := range ents {
+		if strings.EqualFold(ents[i].name, comp) {
+			return &ents[i]
+		}
+	}
+	up := strings.ToUpper(comp)
+	for i := range ents {
+		if ents[i].short == up {
+			return &ents[i]
+		}
+	}
+	return nil
+}
+
+// stat builds the Stat of a node as a Linux vfat mount reports it.
+func (f *FS) stat(n node) (fsys.Stat, error) {
+	var st fsys.Stat
+	cs := f.g.clusterSize
+	if n.ent == nil {
+		st.Ino = 1
+		st.Mode = fsys.S_IFDIR | 0o755
+		size, err := f.dirSize(f.rootCluster())
+		if err != nil {
+			return st, err
+		}
+		st.Size = size
+	} else {
+		e := n.ent
+		st.Ino = uint64(e.pos / 32)
+		st.Mtime = fatTime(e.modDate, e.modTime, 0)
+		st.Ctime = st.Mtime
+		st.Atime = fatTime(e.accDate, 0, 0)
+		st.Btime = fatTime(e.crtDate, e.crtTime, e.crtCS)
+		if e.isDir() {
+			st.Mode = fsys.S_IFDIR | 0o755
+			size, err := f.dirSize(e.cluster)
+			if err != nil {
+				return st, err
+			}
+			st.Size = size
+		} else {
+			st.Mode = fsys.S_IFREG | 0o755
+			if e.attr&AttrReadOnly != 0 {
+				st.Mode &^= 0o222
+			}
+			st.Size = int64(e.size)
+		}
+	}
+	st.Nlink = 1
+	if st.Mode&fsys.S_IFMT == fsys.S_IFDIR {
+		ents, err := f.dir(f.dirCluster(n))
+		if err != nil {
+			return st, err
+		}
+		st.Nlink = 2
+		for i := range ents {
+			if ents[i].isDir() {
+				st.Nlink++
+			}
+		}
+	}
+	st.AllocatedSize = (st.Size + cs - 1) / cs * cs
+	return st, nil
+}
+
+// dirSize is the byte length of a directory: its clusters, or the fixed FAT12/16 root region.
+func (f *FS) dirSize(cluster uint32) (int64, error) {
+	if cluster == 0 {
+		if f.g.typ != FAT32 {
+			return f.g.rootEntries * 32, nil
+		}
+		return 0, nil
+	}
+	c, err := f.tab.walk(cluster, maxDirBytes/f.g.clusterSize+1)
+	if err != nil {
+		return 0, err
+	}
+	return c.clusters * f.g.clusterSize, nil
+}
+
+func (f *FS) info(n node, name string) (*fsys.Info, error) {
+	st, err := f.stat(n)
+	if err != nil {
+		return nil, err
+	}
+	return &fsys.Info{EntryName: name, St: st}, nil
+}
+
+func baseName(n node, name string) string {
+	if n.ent != nil {
+		return n.ent.name
+	}
+	return path.Base(name)
+}
+
+// Stat returns the FileInfo of name; its Name is the entry's long name, whatever case or alias was asked.
+func (f *FS) Stat(name string) (fs.FileInfo, error) {
+	n, err := f.lookup("stat", name)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := f.info(n, baseName(n, name))
+	if err != nil {
+		return nil, &fs.PathError{Op: "stat", Path: name, Err: err}
+	}
+	return fi, nil
+}
+
+// Lstat is Stat: FAT has no symbolic links.
+func (f *FS) Lstat(name string) (fs.FileInfo, error) { return f.Stat(name) }
+
+// ReadLink always fails: FAT has no symbolic links.
+func (f *FS) ReadLink(name string) (string, error) {
+	if _, err := f.lookup("readlink", name); err != nil {
+		return "", err
+	}
+	return "", &fs.PathError{Op: "readlink", Path: name, Err: fs.ErrInvalid}
+}
+
+// ReadDir lists a directory sorted by name as io/fs asks, without "." and "..".
+func (f *FS) ReadDir(name string) ([]fs.DirEntry, error) {
+	n, err := f.lookup("readdir", name)
+	if err != nil {
+		return nil, err
+	}
+	if !n.isDir() {
+		return nil, &fs.PathError{Op: "readdir", Path: name, Err: errNotDir}
+	}
+	return f.readDir(n, name)
+}
+
+func (f *FS) readDir(n node, name string) ([]fs.DirEntry, error) {
+	ents, err := f.dir(f.dirCluster(n))
+	if err != nil {
+		return nil, &fs.PathError{Op: "readdir", Path: name, Err: err}
+	}
+	out := make([]fs.DirEntry, len(ents))
+	for i := range ents {
+		out[i] = &dirEntry{f: f, e: &ents[i]}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Name() < out[j].Name() })
+	return out, nil
+}
+
+// dirEntry computes its FileInfo on demand: a directory's link count needs its own listing.
+type dirEntry struct {
+	f *FS
+	e *dirent
+}
+
+func (d *dirEntry) Name() string { return d.e.name }
+func (d *dirEntry) IsDir() bool  { return d.e.isDir() }
+func (d *dirEntry) Type() fs.FileMode {
+	if d.e.isDir() {
+		return fs.ModeDir
+	}
+	return 0
+}
+func (d *dirEntry) Info() (fs.FileInfo, error) { return d.f.info(node{ent: d.e}, d.e.name) }
+
+// ShortName returns the 8.3 alias of name as stored ("NAME.EXT", upper case).
+func (f *FS) ShortName(name string) (string, error) {
+	n, err := f.lookup("shortname", name)
+	if err != nil {
+		return "", err
+	}
+	if n.ent == nil {
+		return "", nil
+	}
+	return n.ent.short, nil
+}
+
+// Attributes returns the raw FAT attribute byte of name (AttrReadOnly, AttrHidden, …); 0x10 for the root.
+func (f *FS) Attributes(name string) (byte, error) {
+	n, err := f.lookup("attributes", name)
+	if err != nil {
+		return 0, err
+	}
+	if n.ent == nil {
+		return AttrDir, nil
+	}
+	return n.ent.attr, nil
+}
+
+// ListXattr returns no names: a vfat mount has no extended attributes.
+func (f *FS) ListXattr(name string) ([]string, error) {
+	if _, err := f.lookup("listxattr", name); err != nil {
+		return nil, err
+	}
+	return nil, nil
+}
+
+// GetXattr always reports fsys.ErrNoXattr.
+func (f *FS) GetXattr(name, attr string) ([]byte, error) {
+	if _, err := f.lookup("getxattr", name); err != nil {
+		return nil, err
+	}
+	return nil, &fs.PathError{Op: "getxattr", Path: name, Err: fmt.Errorf("%w: %s", fsys.ErrNoXattr, attr)}
+}
+
+// Usage reports clusters as blocks; free clusters are counted in the FAT as the kernel's statfs does.
+func (f *FS) Usage() fsys.Usage {
+	f.freeOnce.Do(func() {
+		free, err := f.tab.countFree()
+		if err != nil {
+			slog.Warn("fat: counting free clusters", "err", err)
+		}
+		f.free = free
+	})
+	u := fsys.Usage{BlockSize: uint32(f.g.clusterSize), Blocks: uint64(f.g.clusters), FreeBlocks: f.free,
+		NameMax: 255, Label: f.label}
+	if f.g.hasVolumeID {
+		u.UUID = fmt.Sprintf("%04X-%04X", f.g.volumeID>>16, f.g.volumeID&0xFFFF)
+	}
+	return u
+}
+
+// Close drops the caches.
+func (f *FS) Close() error {
+	f.dirMu.Lock()
+	clear(f.dirs)
+	f.dirsCount = 0
+	f.dirMu.Unlock()
+	f.tab.mu.Lock()
+	clear(f.tab.blocks)
+	clear(f.tab.chains)
+	f.tab.mu.Unlock()
+	return nil
+}

@@ -1,0 +1,123 @@
+package fat
+
+import (
+	"bytes"
+	"compress/gzip"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/vmdkmount/vmdkmount/volumes/fsys"
+)
+
+// repoRoot walks up from the test's directory to the folder holding go.mod.
+func repoRoot(t testing.TB) string {
+	t.Helper()
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			t.Fatal("go.mod not found above the test directory")
+		}
+		dir = parent
+	}
+}
+
+// fixture returns a decompressed image from testdata/fat.
+func fixture(t testing.TB, name string) []byte {
+	t.Helper()
+	f, err := os.Open(filepath.Join(repoRoot(t), "testdata", "fat", name+".img.gz"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// tempImage writes an image where the external tools can read it.
+func tempImage(t testing.TB, b []byte) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "vol.img")
+	if err := os.WriteFile(p, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// tool runs an external reader with a fixed locale and time zone; the test skips when it is missing.
+func tool(t testing.TB, name string, args ...string) string {
+	t.Helper()
+	if _, err := exec.LookPath(name); err != nil {
+		t.Skipf("%s not installed", name)
+	}
+	// mtools defaults to code page 850 for short names; the kernel's vfat default is 437.
+	rc := filepath.Join(t.TempDir(), "mtoolsrc")
+	if err := os.WriteFile(rc, []byte("DEFAULT_CODEPAGE=437\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(name, args...)
+	cmd.Env = append(os.Environ(), "MTOOLSRC="+rc, "MTOOLS_SKIP_CHECK=1", "LC_ALL=C.UTF-8", "TZ=UTC")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("%s %s: %v: %s", name, strings.Join(args, " "), err, stderr.String())
+	}
+	return string(out)
+}
+
+func openFixture(t testing.TB, name string) (*FS, []byte) {
+	t.Helper()
+	b := fixture(t, name)
+	v, err := Open(bytes.NewReader(b), int64(len(b)))
+	if err != nil {
+		t.Fatalf("Open %s: %v", name, err)
+	}
+	return v.(*FS), b
+}
+
+// walk lists every path of v (not the root) with its Stat.
+func walk(t testing.TB, v fsys.FS) map[string]*fsys.Stat {
+	t.Helper()
+	out := map[string]*fsys.Stat{}
+	var rec func(dir string)
+	rec = func(dir string) {
+		ents, err := v.ReadDir(dir)
+		if err != nil {
+			t.Fatalf("ReadDir %s: %v", dir, err)
+		}
+		for _, e := range ents {
+			p := e.Name()
+			if dir != "." {
+				p = dir + "/" + p
+			}
+			fi, err := e.Info()
+			if err != nil {
+				t.Fatalf("Info %s: %v", p, err)
+			}
+			out[p] = fsys.StatOf(fi)
+			if e.IsDir() {
+				rec(p)
+			}
+		}
+	}
+	rec(".")
+	return out
+}
