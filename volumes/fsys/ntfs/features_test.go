@@ -171,3 +171,42 @@ func TestConcurrentReads(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestInitializedSize reads non-resident streams (plain and compressed) whose initialized size is cut
+// short: the bytes before it come from disk (checked against ntfs-3g's copy of the file), the rest
+// read as zeros. ntfs-3g never leaves such a file behind, so each attribute is a real one, shortened.
+func TestInitializedSize(t *testing.T) {
+	img := fixture(t, "basic")
+	host := mountNTFS3g(t, img)
+	v := openImage(t, img, Options{})
+	for _, name := range []string{"plain.txt", "compressed/text.txt"} {
+		want, err := os.ReadFile(filepath.Join(host, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		nd, err := v.walk("test", name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a := *nd.ino.find(attrData, "")
+		if a.resident {
+			t.Fatalf("%s is resident", name)
+		}
+		initialized := int64(len(want)/3 + 1)
+		a.initSize = initialized
+		s, err := v.newStream(nd.ino.num+1<<40, &a) // a cache identity of its own
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := make([]byte, len(want))
+		if n, err := s.ReadAt(got, 0); n != len(want) || err != nil {
+			t.Fatalf("%s: read %d, %v", name, n, err)
+		}
+		if !bytes.Equal(got[:initialized], want[:initialized]) {
+			t.Errorf("%s: initialized part differs from ntfs-3g's copy", name)
+		}
+		if !bytes.Equal(got[initialized:], make([]byte, int64(len(want))-initialized)) {
+			t.Errorf("%s: bytes past the initialized size are not zero", name)
+		}
+	}
+}

@@ -3,6 +3,7 @@ package ntfs
 import (
 	"cmp"
 	"encoding/binary"
+	"io"
 	"slices"
 	"time"
 )
@@ -61,15 +62,29 @@ func ntfsTime(v uint64) time.Time {
 	return time.Unix(t/1e7, (t%1e7)*100).UTC()
 }
 
+// mftChunkBytes is how much of $MFT one read brings in: records of one directory are mostly
+// neighbours, and fewer, larger reads are what a cold disk wants.
+const mftChunkBytes = 64 << 10
+
+// readRecord returns a private copy of one raw MFT record (parsing applies fixups in place).
 func (f *FS) readRecord(num uint64) ([]byte, error) {
 	if num >= f.mftRecords {
 		return nil, corrupt("MFT record %d beyond the %d records of $MFT", num, f.mftRecords)
 	}
-	b := make([]byte, f.boot.recordSize)
-	if _, err := f.mft.ReadAt(b, int64(num)*int64(f.boot.recordSize)); err != nil {
-		return nil, wrapIO(err, "MFT record %d", num)
+	rs := uint64(f.boot.recordSize)
+	per := max(mftChunkBytes/rs, 1)
+	chunk := num / per
+	data, ok := f.mftChunks.get(chunk)
+	if !ok {
+		n := min(per, f.mftRecords-chunk*per)
+		data = make([]byte, n*rs)
+		if _, err := f.mft.ReadAt(data, int64(chunk*per*rs)); err != nil && err != io.EOF {
+			return nil, wrapIO(err, "MFT record %d", num)
+		}
+		f.mftChunks.put(chunk, data, len(data))
 	}
-	return b, nil
+	at := (num - chunk*per) * rs
+	return append([]byte(nil), data[at:at+rs]...), nil
 }
 
 // inode loads a base record with its extension records, from the cache when it can.

@@ -34,6 +34,7 @@ const (
 	inodeCacheEntries = 8192
 	dirCacheBytes     = 16 << 20
 	unitCacheBytes    = 8 << 20
+	mftCacheBytes     = 8 << 20
 )
 
 // FS is an open NTFS volume. It is safe for concurrent use.
@@ -46,9 +47,10 @@ type FS struct {
 	mft           *stream
 	mftRecords    uint64
 
-	inodes *lru[uint64, *inode]
-	dirs   *lru[uint64, []dirEntry]
-	units  *lru[unitKey, []byte]
+	inodes    *lru[uint64, *inode]
+	mftChunks *lru[uint64, []byte]
+	dirs      *lru[uint64, []dirEntry]
+	units     *lru[unitKey, []byte]
 
 	upcaseOnce sync.Once
 	upcase     []uint16
@@ -81,6 +83,7 @@ func open(r io.ReaderAt, size int64, opt Options) (*FS, error) {
 		r: r, size: size, opt: opt, boot: bs,
 		totalClusters: int64(bs.totalSectors / uint64(bs.clusterSize/bs.sectorSize)),
 		inodes:        newLRU[uint64, *inode](inodeCacheEntries),
+		mftChunks:     newLRU[uint64, []byte](mftCacheBytes),
 		dirs:          newLRU[uint64, []dirEntry](dirCacheBytes),
 		units:         newLRU[unitKey, []byte](unitCacheBytes),
 	}
@@ -143,6 +146,7 @@ func (f *FS) setMFT(a *attribute, bytes int64) error {
 	}
 	f.mft = s
 	f.mftRecords = uint64(bytes / int64(f.boot.recordSize))
+	f.mftChunks.clear() // chunks read through a partial run list may be short
 	if f.mftRecords <= recRoot {
 		return corrupt("$MFT holds only %d records", f.mftRecords)
 	}
@@ -229,6 +233,7 @@ func (f *FS) freeClusters() (uint64, error) {
 // Close drops the caches. The reader stays open: it belongs to the caller.
 func (f *FS) Close() error {
 	f.inodes.clear()
+	f.mftChunks.clear()
 	f.dirs.clear()
 	f.units.clear()
 	return nil
