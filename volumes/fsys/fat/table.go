@@ -135,11 +135,15 @@ func (t *table) walk(first uint32, want int64) (*chain, error) {
 		return c, nil
 	}
 	c = &chain{}
+	var guard loopGuard
 	limit := int64(t.g.clusters)
 	cur := first
 	for {
 		if cur < 2 || cur > t.g.maxCluster() {
 			return nil, fmt.Errorf("%w: cluster chain from %d links to invalid cluster %d", ErrCorrupt, first, cur)
+		}
+		if guard.seen(c, cur, t.g.maxCluster()) {
+			return nil, fmt.Errorf("%w: cluster chain from %d loops back to cluster %d", ErrCorrupt, first, cur)
 		}
 		if n := len(c.runs); n > 0 && c.runs[n-1].first+c.runs[n-1].count == cur {
 			c.runs[n-1].count++

@@ -1,0 +1,499 @@
+// Package exfat reads exFAT volumes as an fsys.FS.
+//
+// What it shows follows the Linux exfat driver mounted with default options as root and tz=UTC: every
+// directory and file has mode 0755 and uid/gid 0, the read-only attribute clears a file's write bits,
+// lookups are case-insensitive through the volume's up-case table, and times are converted with their
+// stored UTC offset (a timestamp without one is taken as UTC) at 10 ms resolution for mtime and
+// creation time (Btime); Ctime = Mtime. Bytes past a file's valid data length read as zeros. Ino is the
+// volume byte offset of the entry set divided by 32 (root: 1). Entry-set checksums, the boot-region
+// checksum and the up-case table checksum are verified.
+package exfat
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"math/bits"
+	"path"
+	"sort"
+	"strings"
+	"sync"
+	"unicode/utf16"
+
+	"github.com/vmdkmount/vmdkmount/volumes/fsys"
+)
+
+// maxDirBytes is exFAT's directory size limit (256 MiB); larger directories are refused.
+const maxDirBytes = 256 << 20
+
+const maxCachedDirEntries = 1 << 17
+
+// FS is an open exFAT volume. It is safe for concurrent use.
+type FS struct {
+	r    io.ReaderAt
+	size int64
+	g    *geometry
+	tab  *table
+	sp   special
+
+	upcase []uint16 // nil: the table was missing or its checksum failed; simple case folding is used
+
+	freeOnce sync.Once
+	free     uint64
+
+	dirMu     sync.Mutex
+	dirs      map[uint32][]dirent
+	dirsCount int
+}
+
+// Info describes the volume beyond what Usage carries.
+type Info struct {
+	Serial      uint32
+	Label       string
+	ClusterSize int64
+	Clusters    uint32
+	Revision    uint16
+	Dirty       bool // VolumeDirty flag
+	BackupBoot  bool // the main boot region failed validation; the backup was read
+	UpcaseOK    bool // the up-case table was present and its checksum matched
+}
+
+// Open reads an exFAT volume of size bytes from r.
+func Open(r io.ReaderAt, size int64) (fsys.FS, error) {
+	g, err := readBoot(r, size)
+	if err != nil {
+		return nil, err
+	}
+	if g.backupBoot {
+		slog.Warn("exfat: main boot region invalid, using the backup boot region")
+	}
+	f := &FS{r: r, size: size, g: g, tab: newTable(r, g), dirs: map[uint32][]dirent{}}
+	raw, posOf, err := f.readDirBytes(g.rootCluster, -1, false)
+	if err != nil {
+		return nil, fmt.Errorf("reading root directory: %w", err)
+	}
+	if _, err := parseDir(raw, posOf, &f.sp); err != nil {
+		return nil, fmt.Errorf("reading root directory: %w", err)
+	}
+	if !f.sp.hasBitmap {
+		return nil, fmt.Errorf("%w: root directory has no allocation bitmap entry", ErrCorrupt)
+	}
+	if err := f.loadUpcase(); err != nil {
+		slog.Warn("exfat: up-case table unusable, matching names with Unicode simple folding", "err", err)
+	}
+	return f, nil
+}
+
+// Info returns the volume's boot-region facts.
+func (f *FS) Info() Info {
+	return Info{Serial: f.g.serial, Label: f.sp.label, ClusterSize: f.g.clusterSize, Clusters: f.g.clusters,
+		Revision: f.g.revision, Dirty: f.g.flags&2 != 0, BackupBoot: f.g.backupBoot, UpcaseOK: f.upcase != nil}
+}
+
+// loadUpcase reads and verifies the up-case table; its compressed form uses 0xFFFF, n to skip n
+// identity mappings.
+func (f *FS) loadUpcase() error {
+	if !f.sp.hasUpcase {
+		return errors.New("no up-case table entry")
+	}
+	if f.sp.upcaseLen == 0 || f.sp.upcaseLen > 2*65536+4 || f.sp.upcaseLen%2 != 0 {
+		return fmt.Errorf("%w: up-case table of %d bytes", ErrCorrupt, f.sp.upcaseLen)
+	}
+	raw, err := f.readData(f.sp.upcaseCluster, int64(f.sp.upcaseLen), false)
+	if err != nil {
+		return err
+	}
+	var sum uint32
+	for _, b := range raw {
+		sum = (sum>>1 | sum<<31) + uint32(b)
+	}
+	if sum != f.sp.upcaseSum {
+		return fmt.Errorf("%w: up-case table checksum %#08x, computed %#08x", ErrCorrupt, f.sp.upcaseSum, sum)
+	}
+	up := make([]uint16, 65536)
+	for i := range up {
+		up[i] = uint16(i)
+	}
+	c := 0
+	for i := 0; i+1 < len(raw) && c < 65536; i += 2 {
+		v := binary.LittleEndian.Uint16(raw[i:])
+		if v == 0xFFFF && i+3 < len(raw) {
+			c += int(binary.LittleEndian.Uint16(raw[i+2:]))
+			i += 2
+			continue
+		}
+		up[c] = v
+		c++
+	}
+	f.upcase = up
+	return nil
+}
+
+// fold maps a name through the up-case table for comparison.
+func (f *FS) fold(name string) string {
+	if f.upcase == nil {
+		return strings.ToUpper(name)
+	}
+	u := utf16.Encode([]rune(name))
+	for i, c := range u {
+		u[i] = f.upcase[c]
+	}
+	return string(utf16.Decode(u))
+}
+
+// readData reads n bytes of a cluster run or chain.
+func (f *FS) readData(first uint32, n int64, contiguous bool) ([]byte, error) {
+	runs, err := f.tab.clustersOf(first, (n+f.g.clusterSize-1)/f.g.clusterSize, contiguous)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]byte, n)
+	p := int64(0)
+	for _, r := range runs {
+		if p >= n {
+			break
+		}
+		m := min(int64(r.count)*f.g.clusterSize, n-p)
+		if _, err := f.r.ReadAt(out[p:p+m], f.clusterOffset(r.first)); err != nil {
+			return nil, fmt.Errorf("reading cluster %d: %w", r.first, err)
+		}
+		p += m
+	}
+	return out, nil
+}
+
+func (f *FS) clusterOffset(c uint32) int64 {
+	return f.g.heapOffset + int64(c-2)*f.g.clusterSize
+}
+
+// readDirBytes loads a directory; size < 0 means the whole FAT chain (the root directory).
+func (f *FS) readDirBytes(first uint32, size int64, contiguous bool) ([]byte, func(int) int64, error) {
+	cs := f.g.clusterSize
+	var runs []extent
+	if size < 0 {
+		c, err := f.tab.walk(first, maxDirBytes/cs+1)
+		if err != nil {
+			return nil, nil, err
+		}
+		if !c.complete && c.clusters*cs > maxDirBytes {
+			return nil, nil, fmt.Errorf("%w: directory at cluster %d exceeds 256 MiB (a looping or corrupt chain)", ErrCorrupt, first)
+		}
+		runs, size = c.runs, c.clusters*cs
+	} else {
+		if size > maxDirBytes || size > int64(f.g.clusters)*cs {
+			return nil, nil, fmt.Errorf("%w: directory of %d bytes at cluster %d is larger than allowed", ErrCorrupt, size, first)
+		}
+		var err error
+		if runs, err = f.tab.clustersOf(first, (size+cs-1)/cs, contiguous); err != nil {
+			return nil, nil, err
+		}
+	}
+	raw := make([]byte, size)
+	var starts []int64
+	var idx []int
+	p := int64(0)
+	for _, r := range runs {
+		if p >= size {
+			break
+		}
+		m := min(int64(r.count)*cs, size-p)
+		off := f.clusterOffset(r.first)
+		if _, err := f.r.ReadAt(raw[p:p+m], off); err != nil {
+			return nil, nil, fmt.Errorf("reading directory cluster %d: %w", r.first, err)
+		}
+		starts, idx = append(starts, off), append(idx, int(p))
+		p += m
+	}
+	posOf := func(i int) int64 {
+		k := sort.Search(len(idx), func(j int) bool { return idx[j] > i }) - 1
+		return starts[k] + int64(i-idx[k])
+	}
+	return raw, posOf, nil
+}
+
+// dir returns a directory's entry sets through a bounded cache keyed by its first cluster.
+func (f *FS) dir(n node) ([]dirent, error) {
+	first, size, contiguous := f.g.rootCluster, int64(-1), false
+	if n.ent != nil {
+		if !n.ent.allocated || n.ent.dataLen == 0 {
+			return nil, nil
+		}
+		first, size, contiguous = n.ent.first, int64(n.ent.dataLen), n.ent.contiguous
+	}
+	f.dirMu.Lock()
+	d, ok := f.dirs[first]
+	f.dirMu.Unlock()
+	if ok {
+		return d, nil
+	}
+	raw, posOf, err := f.readDirBytes(first, size, contiguous)
+	if err != nil {
+		return nil, err
+	}
+	d, err = parseDir(raw, posOf, nil)
+	if err != nil {
+		return nil, err
+	}
+	for i := range d {
+		d[i].key = f.fold(d[i].name)
+	}
+	f.dirMu.Lock()
+	if f.dirsCount+len(d) > maxCachedDirEntries {
+		clear(f.dirs)
+		f.dirsCount = 0
+	}
+	f.dirs[first] = d
+	f.dirsCount += len(d)
+	f.dirMu.Unlock()
+	return d, nil
+}
+
+type node struct{ ent *dirent }
+
+func (n node) isDir() bool { return n.ent == nil || n.ent.isDir() }
+
+var errNotDir = errors.New("not a directory")
+
+// lookup resolves an io/fs path, matching names exactly first, then through the up-case table. A
+// directory whose clusters repeat an ancestor's is reported as a loop.
+func (f *FS) lookup(op, name string) (node, error) {
+	if !fs.ValidPath(name) {
+		return node{}, &fs.PathError{Op: op, Path: name, Err: fs.ErrInvalid}
+	}
+	cur := node{}
+	if name == "." {
+		return cur, nil
+	}
+	seen := map[uint32]bool{f.g.rootCluster: true}
+	for _, comp := range strings.Split(name, "/") {
+		if !cur.isDir() {
+			return node{}, &fs.PathError{Op: op, Path: name, Err: errNotDir}
+		}
+		ents, err := f.dir(cur)
+		if err != nil {
+			return node{}, &fs.PathError{Op: op, Path: name, Err: err}
+		}
+		e := f.match(ents, comp)
+		if e == nil {
+			return node{}, &fs.PathError{Op: op, Path: name, Err: fs.ErrNotExist}
+		}
+		if e.isDir() && e.allocated && e.dataLen > 0 {
+			if seen[e.first] {
+				return node{}, &fs.PathError{Op: op, Path: name, Err: fmt.Errorf("%w: directory %q links back to an ancestor (cluster %d)", ErrCorrupt, comp, e.first)}
+			}
+			seen[e.first] = true
+		}
+		cur = node{ent: e}
+	}
+	return cur, nil
+}
+
+func (f *FS) match(ents []dirent, comp string) *dirent {
+	for i := range ents {
+		if ents[i].name == comp {
+			return &ents[i]
+		}
+	}
+	key := f.fold(comp)
+	for i := range ents {
+		if ents[i].key == key {
+			return &ents[i]
+		}
+	}
+	return nil
+}
+
+func (f *FS) stat(n node) (fsys.Stat, error) {
+	st := fsys.Stat{Nlink: 1}
+	cs := f.g.clusterSize
+	if n.ent == nil {
+		st.Ino = 1
+		st.Mode = fsys.S_IFDIR | 0o755
+		c, err := f.tab.walk(f.g.rootCluster, -1)
+		if err != nil {
+			return st, err
+		}
+		st.Size = c.clusters * cs
+	} else {
+		e := n.ent
+		st.Ino = uint64(e.pos / 32)
+		st.Mtime, st.Btime, st.Atime = e.modified, e.created, e.accessed
+		st.Ctime = st.Mtime
+		st.Size = int64(min(e.dataLen, 1<<62))
+		st.Mode = fsys.S_IFREG | 0o755
+		if e.isDir() {
+			st.Mode = fsys.S_IFDIR | 0o755
+		} else if e.attr&AttrReadOnly != 0 {
+			st.Mode &^= 0o222
+		}
+	}
+	if n.isDir() {
+		ents, err := f.dir(n)
+		if err != nil {
+			return st, err
+		}
+		st.Nlink = 2
+		for i := range ents {
+			if ents[i].isDir() {
+				st.Nlink++
+			}
+		}
+	}
+	st.AllocatedSize = (st.Size + cs - 1) / cs * cs
+	return st, nil
+}
+
+func (f *FS) info(n node, name string) (*fsys.Info, error) {
+	st, err := f.stat(n)
+	if err != nil {
+		return nil, err
+	}
+	return &fsys.Info{EntryName: name, St: st}, nil
+}
+
+func baseName(n node, name string) string {
+	if n.ent != nil {
+		return n.ent.name
+	}
+	return path.Base(name)
+}
+
+// Stat returns the FileInfo of name; its Name is the stored name, whatever case was asked.
+func (f *FS) Stat(name string) (fs.FileInfo, error) {
+	n, err := f.lookup("stat", name)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := f.info(n, baseName(n, name))
+	if err != nil {
+		return nil, &fs.PathError{Op: "stat", Path: name, Err: err}
+	}
+	return fi, nil
+}
+
+// Lstat is Stat: exFAT has no symbolic links.
+func (f *FS) Lstat(name string) (fs.FileInfo, error) { return f.Stat(name) }
+
+// ReadLink always fails: exFAT has no symbolic links.
+func (f *FS) ReadLink(name string) (string, error) {
+	if _, err := f.lookup("readlink", name); err != nil {
+		return "", err
+	}
+	return "", &fs.PathError{Op: "readlink", Path: name, Err: fs.ErrInvalid}
+}
+
+// ReadDir lists a directory sorted by name.
+func (f *FS) ReadDir(name string) ([]fs.DirEntry, error) {
+	n, err := f.lookup("readdir", name)
+	if err != nil {
+		return nil, err
+	}
+	if !n.isDir() {
+		return nil, &fs.PathError{Op: "readdir", Path: name, Err: errNotDir}
+	}
+	return f.readDir(n, name)
+}
+
+func (f *FS) readDir(n node, name string) ([]fs.DirEntry, error) {
+	ents, err := f.dir(n)
+	if err != nil {
+		return nil, &fs.PathError{Op: "readdir", Path: name, Err: err}
+	}
+	out := make([]fs.DirEntry, len(ents))
+	for i := range ents {
+		out[i] = &dirEntry{f: f, e: &ents[i]}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Name() < out[j].Name() })
+	return out, nil
+}
+
+type dirEntry struct {
+	f *FS
+	e *dirent
+}
+
+func (d *dirEntry) Name() string { return d.e.name }
+func (d *dirEntry) IsDir() bool  { return d.e.isDir() }
+func (d *dirEntry) Type() fs.FileMode {
+	if d.e.isDir() {
+		return fs.ModeDir
+	}
+	return 0
+}
+func (d *dirEntry) Info() (fs.FileInfo, error) { return d.f.info(node{ent: d.e}, d.e.name) }
+
+// Attributes returns the exFAT attribute bits of name (AttrReadOnly, AttrHidden, …).
+func (f *FS) Attributes(name string) (uint16, error) {
+	n, err := f.lookup("attributes", name)
+	if err != nil {
+		return 0, err
+	}
+	if n.ent == nil {
+		return AttrDir, nil
+	}
+	return n.ent.attr, nil
+}
+
+// ListXattr returns no names: exFAT mounts have no extended attributes.
+func (f *FS) ListXattr(name string) ([]string, error) {
+	if _, err := f.lookup("listxattr", name); err != nil {
+		return nil, err
+	}
+	return nil, nil
+}
+
+// GetXattr always reports fsys.ErrNoXattr.
+func (f *FS) GetXattr(name, attr string) ([]byte, error) {
+	if _, err := f.lookup("getxattr", name); err != nil {
+		return nil, err
+	}
+	return nil, &fs.PathError{Op: "getxattr", Path: name, Err: fmt.Errorf("%w: %s", fsys.ErrNoXattr, attr)}
+}
+
+// Usage reports clusters as blocks; free clusters are the clear bits of the allocation bitmap.
+func (f *FS) Usage() fsys.Usage {
+	f.freeOnce.Do(func() {
+		free, err := f.countFree()
+		if err != nil {
+			slog.Warn("exfat: counting free clusters", "err", err)
+		}
+		f.free = free
+	})
+	return fsys.Usage{BlockSize: uint32(f.g.clusterSize), Blocks: uint64(f.g.clusters), FreeBlocks: f.free,
+		NameMax: 255, Label: f.sp.label, UUID: fmt.Sprintf("%04X-%04X", f.g.serial>>16, f.g.serial&0xFFFF)}
+}
+
+func (f *FS) countFree() (uint64, error) {
+	need := (int64(f.g.clusters) + 7) / 8
+	if int64(f.sp.bitmapLen) < need {
+		return 0, fmt.Errorf("%w: allocation bitmap of %d bytes for %d clusters", ErrCorrupt, f.sp.bitmapLen, f.g.clusters)
+	}
+	bm, err := f.readData(f.sp.bitmapCluster, need, false)
+	if err != nil {
+		return 0, err
+	}
+	used := 0
+	for i, b := range bm {
+		if rest := int64(f.g.clusters) - int64(i)*8; rest < 8 {
+			b &= byte(1<<rest - 1)
+		}
+		used += bits.OnesCount8(b)
+	}
+	return uint64(f.g.clusters) - uint64(used), nil
+}
+
+// Close drops the caches.
+func (f *FS) Close() error {
+	f.dirMu.Lock()
+	clear(f.dirs)
+	f.dirsCount = 0
+	f.dirMu.Unlock()
+	f.tab.mu.Lock()
+	clear(f.tab.blocks)
+	clear(f.tab.chains)
+	f.tab.mu.Unlock()
+	return nil
+}
