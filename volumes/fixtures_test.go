@@ -2,6 +2,7 @@ package volumes
 
 import (
 	"errors"
+	"fmt"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -60,9 +61,63 @@ func TestFixtureGPT512(t *testing.T) {
 	compareSfdisk(t, s, path)
 	compareMmls(t, s, path, 512)
 	compareBlkid(t, s, path)
+	compareSgdisk(t, s, path)
+	p1, _ := s.Volume("p1")
 	p2, _ := s.Volume("p2")
 	if p2.Partition.Attributes != 1<<2|1<<60 || p2.Partition.Name != "linux data" {
 		t.Errorf("p2: %+v", p2.Partition)
+	}
+	if p1.Filesystem.Type != "fat12" || p1.Filesystem.Label != "ESPLABEL" || p2.Filesystem.Type != "ext2" || p2.Filesystem.Label != "gptdata" {
+		t.Errorf("filesystems %+v %+v", p1.Filesystem, p2.Filesystem)
+	}
+}
+
+// TestFixtureGPTHybrid: an MBR with 0xEE plus a real entry; as in Linux and sfdisk, the GPT wins.
+func TestFixtureGPTHybrid(t *testing.T) {
+	path := fixture(t, "gpt512-hybrid.img")
+	s := open(t, path)
+	if got := ids(s.Volumes()); got != "p1 p2 p4" {
+		t.Fatalf("volumes %q", got)
+	}
+	for _, v := range s.Volumes() {
+		if v.Partition.Scheme != "gpt" {
+			t.Errorf("%s read from the %s table", v.ID, v.Partition.Scheme)
+		}
+	}
+	compareSfdisk(t, s, path)
+	compareSgdisk(t, s, path)
+}
+
+// compareSgdisk checks every GPT partition of disk 0 against `sgdisk -i N`.
+func compareSgdisk(t *testing.T, s *Set, path string) {
+	t.Helper()
+	for _, v := range s.All() {
+		if v.Disk != 0 || v.Partition == nil || v.Partition.Scheme != "gpt" {
+			continue
+		}
+		p := v.Partition
+		out := string(tool(t, "sgdisk", "-i", strconv.Itoa(p.Number), path))
+		field := func(name string) string {
+			for _, line := range strings.Split(out, "\n") {
+				if rest, ok := strings.CutPrefix(line, name+": "); ok {
+					return rest
+				}
+			}
+			t.Errorf("sgdisk -i %d: no %q line", p.Number, name)
+			return ""
+		}
+		typ, _, _ := strings.Cut(field("Partition GUID code"), " ")
+		first, _, _ := strings.Cut(field("First sector"), " ")
+		last, _, _ := strings.Cut(field("Last sector"), " ")
+		attrs, err := strconv.ParseUint(field("Attribute flags"), 16, 64)
+		if err != nil {
+			t.Errorf("sgdisk attribute flags: %v", err)
+		}
+		want := fmt.Sprintf("%s %s %s-%s %#x '%s'", typ, field("Partition unique GUID"), first, last, attrs, strings.Trim(field("Partition name"), "'"))
+		got := fmt.Sprintf("%s %s %d-%d %#x '%s'", p.TypeGUID, p.UniqueGUID, p.StartLBA, p.StartLBA+p.Sectors-1, p.Attributes, p.Name)
+		if got != want {
+			t.Errorf("%s: we say %s, sgdisk %s", v.ID, got, want)
+		}
 	}
 }
 
@@ -81,8 +136,9 @@ func TestFixtureGPTBackup(t *testing.T) {
 	if len(s.Problems()) == 0 || !strings.Contains(s.Problems()[0], "CRC") {
 		t.Errorf("problems %q should name the primary's CRC", s.Problems())
 	}
-	// The intact disk's table, as sfdisk reads it, is what the backup must give.
+	// The intact disk's table, as sfdisk and sgdisk read it, is what the backup must give.
 	compareSfdisk(t, s, good)
+	compareSgdisk(t, s, good)
 }
 
 func TestFixtureGPT4K(t *testing.T) {

@@ -244,3 +244,20 @@ func ldmVolumes(s *Set) []*Volume {
 	}
 	return out
 }
+
+// TestCorpusLDMBothGroups opens all 19 images as one set: two disk groups, names that clash
+// (Volume1…Volume4 exist in both) are qualified with the group name.
+func TestCorpusLDMBothGroups(t *testing.T) {
+	_, s := ldmSet(t, "*", "*")
+	vs := ldmVolumes(s)
+	seen := map[string]bool{}
+	for _, v := range vs {
+		if seen[v.ID] || v.Incomplete {
+			t.Errorf("%s: duplicate or incomplete (%s)", v.ID, v.Reason)
+		}
+		seen[v.ID] = true
+	}
+	if len(vs) != 11 || !seen["Red-nzv8x6obywgDg0-Volume1"] || !seen["WIN-ERRDJSBDAVF-Dg0-Volume1"] || !seen["Stripe1"] {
+		t.Errorf("volumes %q", ids(vs))
+	}
+}

@@ -53,18 +53,16 @@ func (s *Set) assembleLVM() {
 	}
 	// A PV whose group was assembled is a container now, even if no LV lies on it yet.
 	inVG := map[string]bool{}
-	for _, pv := range pvs {
-		for _, c := range pv.Copies {
-			for _, vg := range vgs {
-				if vg.UUID == c.VGID {
-					inVG[pv.UUID] = true
-				}
-			}
+	for _, vg := range vgs {
+		for _, id := range vg.PVs {
+			inVG[id] = true
 		}
 	}
 	for i, pv := range pvs {
 		if inVG[pv.UUID] || used[pv.UUID] {
 			holders[i].Container = true
+			continue
 		}
+		s.problemf("%s: LVM2 PV %s belongs to no volume group found in the set (its metadata may be on a missing disk)", holders[i].ID, pv.UUID)
 	}
 }

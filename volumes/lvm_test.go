@@ -198,6 +198,36 @@ func compareLVS(t *testing.T, s *Set, paths []string, vg string) {
 	if err := json.Unmarshal(lvOut, &lvs); err != nil {
 		t.Fatal(err)
 	}
+	var vgs struct {
+		Report []struct {
+			VG []struct {
+				Name       string `json:"vg_name"`
+				UUID       string `json:"vg_uuid"`
+				ExtentSize string `json:"vg_extent_size"`
+				LVCount    string `json:"lv_count"`
+			} `json:"vg"`
+		} `json:"report"`
+	}
+	vgOut := tool(t, "vgs", "--config", cfg, "--reportformat", "json", "--units", "b", "--nosuffix", "-o", "vg_name,vg_uuid,vg_extent_size,lv_count")
+	if err := json.Unmarshal(vgOut, &vgs); err != nil {
+		t.Fatal(err)
+	}
+	if len(vgs.Report[0].VG) != 1 {
+		t.Fatalf("vgs lists %d VGs", len(vgs.Report[0].VG))
+	}
+	theVG := vgs.Report[0].VG[0]
+	nLV := 0
+	for _, v := range s.Volumes() {
+		if v.Kind == KindLVM {
+			nLV++
+			if got := fmt.Sprintf("%s %s %d", v.LVM.VG, v.LVM.VGUUID, v.LVM.ExtentSize); got != theVG.Name+" "+theVG.UUID+" "+theVG.ExtentSize {
+				t.Errorf("%s: we say VG %s, vgs %+v", v.ID, got, theVG)
+			}
+		}
+	}
+	if strconv.Itoa(nLV) != theVG.LVCount {
+		t.Errorf("we list %d LVs, vgs counts %s", nLV, theVG.LVCount)
+	}
 	peStart := map[string]int64{}
 	for _, p := range pvs.Report[0].PV {
 		var v int64

@@ -30,8 +30,9 @@ func Open(disks []Disk, opts Options) (*Set, error) {
 			return nil, fmt.Errorf("volumes: disk %d: %w", i, err)
 		}
 	}
-	s.assembleLVM()
 	s.assembleLDM()
+	s.assembleLVM()
+	s.uniqueIDs()
 	for _, p := range s.problems {
 		slog.Debug("volumes: problem", "problem", p)
 	}
@@ -167,6 +168,19 @@ func (s *Set) addGPT(i int, d Disk, t *gpt.Table) {
 			s.noteLDM(i, d, v, ldmGPTMetadata)
 		case gpt.TypeLDMData:
 			s.noteLDM(i, d, v, ldmGPTData)
+		}
+	}
+}
+
+// uniqueIDs keeps IDs unique when two groups use the same names (e.g. cloned VGs): later ones get
+// a "#2", "#3" suffix, and the clash is reported.
+func (s *Set) uniqueIDs() {
+	seen := map[string]int{}
+	for _, v := range s.all {
+		seen[v.ID]++
+		if n := seen[v.ID]; n > 1 {
+			s.problemf("two volumes are called %s; the later one is %s#%d", v.ID, v.ID, n)
+			v.ID = fmt.Sprintf("%s#%d", v.ID, n)
 		}
 	}
 }

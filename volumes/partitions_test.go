@@ -231,6 +231,7 @@ func TestCorpusGptman(t *testing.T) {
 			}
 			if c.ss == 512 {
 				compareSfdisk(t, s, path)
+				compareSgdisk(t, s, path)
 			}
 			compareMmls(t, s, path, c.ss)
 		})

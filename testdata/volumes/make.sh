@@ -22,7 +22,7 @@ put() { dd if="$1" of="$2" bs=512 seek=$(($3 / 512)) conv=notrunc,sparse status=
 
 # ---- GPT, 512-byte sectors: FAT12 ESP, ext2, a gap in numbering (no entry 3), a name, attributes.
 truncate -s 4M gpt512.img
-sgdisk -U 6A8F1A3C-0B2D-4E5F-8A9B-1C2D3E4F5A6B \
+sgdisk -a 1 -U 6A8F1A3C-0B2D-4E5F-8A9B-1C2D3E4F5A6B \
 	-n 1:2048:3071 -t 1:ef00 -c 1:"EFI system" -u 1:11111111-2222-3333-4444-555555555555 \
 	-n 2:3072:5119 -t 2:8300 -c 2:"linux data" -A 2:set:2 -A 2:set:60 \
 	-n 4:5120:7000 -t 4:0700 -c 4:"Basic data" gpt512.img >/dev/null
@@ -35,6 +35,9 @@ put data.ext2 gpt512.img $((3072 * 512))
 cp gpt512.img gpt512-badprimary.img
 printf 'XXXX' | dd of=gpt512-badprimary.img bs=1 seek=$((512 + 100)) conv=notrunc status=none
 printf 'X' | dd of=gpt512-badprimary.img bs=1 seek=$((512 + 20)) conv=notrunc status=none
+# Same disk with a hybrid MBR (0xEE plus a copy of entry 2): the GPT must win, as in Linux.
+cp gpt512.img gpt512-hybrid.img
+sgdisk -h 2:EE gpt512-hybrid.img >/dev/null
 
 # ---- GPT, 4096-byte sectors, written through a 4Kn loop device.
 truncate -s 2M gpt4k.img
@@ -134,7 +137,7 @@ SF
 mk gpttiny.img 50K
 sgdisk -U 0D15EA5E-0000-4000-8000-0000000000AA -n 1:34:40 -c 1:"tiny one" -n 2:41:60 -t 2:0700 -c 2:"second" -A 2:set:0 gpttiny.img >/dev/null
 
-for f in gpt512.img gpt512-badprimary.img gpt4k.img mbr.img whole-ext4.img whole-squashfs.img whole-iso.img ebrloop.img \
+for f in gpt512.img gpt512-badprimary.img gpt512-hybrid.img gpt4k.img mbr.img whole-ext4.img whole-squashfs.img whole-iso.img ebrloop.img \
 	lvm-d0.img lvm-d1.img lvm-d2.img ebrtiny.img gpttiny.img; do
 	gzip -9n -c "$f" >"$out/$f.gz"
 done

@@ -40,6 +40,7 @@ type VG struct {
 	ExtentSize int64 // bytes
 	LVs        []*LV
 	MissingPVs []string // PV ids named in the metadata but not found
+	PVs        []string // PV ids named in the metadata and found
 }
 
 // Assemble groups PVs into volume groups using the newest metadata copy (highest seqno) of each
@@ -135,6 +136,7 @@ func build(c *Copy, pvs []*PV, byUUID map[string]int) (*VG, error) {
 				return nil, fmt.Errorf("PV %s: pe_start %d outside the device", s.Name, pe)
 			}
 			b.pvs[s.Name] = pvRef{index: i, dev: pvs[i].dev, peStart: pe * 512}
+			vg.PVs = append(vg.PVs, id)
 		}
 	}
 	if l := sec.Child("logical_volumes"); l != nil {
