@@ -115,6 +115,9 @@ common_files() {
 	setfattr -n system.ntfs_reparse_data -v "$(reparse junction 'E:\links')" reparse/junction-other-drive
 	printf 'data behind an unknown reparse tag\n' >reparse/unknown
 	setfattr -n system.ntfs_reparse_data -v 0x9900008004000000deadbeef reparse/unknown
+	# A Windows CompactOS (WOF, XPRESS4K) reparse point: its real data would be elsewhere.
+	printf 'not the real data\n' >reparse/wof
+	setfattr -n system.ntfs_reparse_data -v 0x170000801000000001000000020000000100000000000000 reparse/wof
 }
 
 # volume_files adds the bulk: a multi-level index, many runs, physical fragmentation.

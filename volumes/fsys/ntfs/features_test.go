@@ -42,6 +42,12 @@ func TestReparseTargets(t *testing.T) {
 	if err != nil || string(data) != "data behind an unknown reparse tag\n" {
 		t.Errorf("unknown reparse tag: %q, %v", data, err)
 	}
+	if _, err := v.Open("reparse/wof"); !errors.Is(err, errors.ErrUnsupported) {
+		t.Errorf("WOF-compressed file: %v, want ErrUnsupported", err)
+	}
+	if fi, err := v.Lstat("reparse/wof"); err != nil || !fi.Mode().IsRegular() {
+		t.Errorf("WOF-compressed file: lstat %v, %v", fi, err)
+	}
 	if _, err := v.ReadLink("small.txt"); !errors.Is(err, fs.ErrInvalid) {
 		t.Errorf("ReadLink of a regular file: %v", err)
 	}

@@ -53,6 +53,11 @@ func (f *FS) openData(nd node, name, streamName string, fi fs.FileInfo) (*fileHa
 	if a == nil && streamName != "" {
 		return nil, &fs.PathError{Op: "open", Path: name + ":" + streamName, Err: ErrNoStream}
 	}
+	if streamName == "" {
+		if tag := f.reparseTag(nd.ino); tag == tagWOF || tag == tagDedup {
+			return nil, &fs.PathError{Op: "open", Path: name, Err: fmt.Errorf("%w: data stored by reparse tag %#x (WOF compression or deduplication) is not supported", errors.ErrUnsupported, tag)}
+		}
+	}
 	h := &fileHandle{name: name, info: fi}
 	if streamName != "" {
 		h.info = &streamInfo{FileInfo: fi, name: path.Base(name) + ":" + streamName, size: a.dataSize}

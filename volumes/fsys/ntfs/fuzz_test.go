@@ -194,7 +194,7 @@ func TestDamagedImages(t *testing.T) {
 	sbs, _ := parseBoot(small)
 	smft := int(sbs.mftCluster) * int(sbs.clusterSize)
 	b := make([]byte, len(small))
-	for i := 0; i < 150; i++ {
+	for i := 0; i < 60; i++ {
 		copy(b, small)
 		off := smft + (i*7919)%(100*1024)
 		b[off] ^= byte(i*31 + 1)

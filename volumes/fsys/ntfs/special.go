@@ -14,7 +14,24 @@ import (
 const (
 	tagMountPoint = 0xA0000003
 	tagSymlink    = 0xA000000C
+	// Tags whose real data lives elsewhere (Windows CompactOS compression, Data Deduplication):
+	// the unnamed $DATA underneath does not hold the file's bytes.
+	tagWOF   = 0x80000017
+	tagDedup = 0x80000013
 )
+
+// reparseTag returns the tag of an inode's reparse point, or 0.
+func (f *FS) reparseTag(n *inode) uint32 {
+	rp := n.find(attrReparsePoint, "")
+	if rp == nil {
+		return 0
+	}
+	v, err := f.attrValue(n.num, rp, 1<<16)
+	if err != nil || len(v) < 4 {
+		return 0
+	}
+	return binary.LittleEndian.Uint32(v)
+}
 
 // kind is how an inode appears to a Unix reader.
 type kind struct {
