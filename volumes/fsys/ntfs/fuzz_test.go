@@ -3,6 +3,7 @@ package ntfs
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"io"
 	"io/fs"
 	"os"
@@ -233,4 +234,59 @@ func sealFixups(b []byte) {
 		copy(b[off+2*i:off+2*i+2], b[end:end+2])
 		copy(b[end:end+2], b[off:off+2])
 	}
+}
+
+// TestDirectoryLoopIsCut damages a directory's index so that deep/a/b lists deep/a (its own
+// grandparent) under the name "c": walking must still end, the entry must be left out of the
+// listing and looking it up must fail with ErrCorrupt.
+func TestDirectoryLoopIsCut(t *testing.T) {
+	img := fixtureBytes(t, "basic")
+	v, err := open(bytes.NewReader(img), int64(len(img)), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := v.walk("test", "deep/a/b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := v.walk("test", "deep/a")
+	c, _ := v.walk("test", "deep/a/b/c")
+	ref := func(n *inode) []byte {
+		var r [8]byte
+		binary.LittleEndian.PutUint64(r[:], n.num|uint64(n.seq)<<48)
+		return r[:]
+	}
+	rs := int(v.boot.recordSize)
+	at := int(v.boot.mftCluster)*int(v.boot.clusterSize) + int(b.ino.num)*rs
+	rec := append([]byte(nil), img[at:at+rs]...)
+	if err := applyFixups(rec, "FILE"); err != nil {
+		t.Fatal(err)
+	}
+	i := bytes.Index(rec, ref(c.ino))
+	if i < 0 {
+		t.Fatal("entry for c not found in b's index root")
+	}
+	copy(rec[i:], ref(a.ino))
+	sealFixups(rec)
+	damaged := append([]byte(nil), img...)
+	copy(damaged[at:], rec)
+
+	d, err := Open(bytes.NewReader(damaged), int64(len(damaged)), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries, err := d.ReadDir("deep/a/b")
+	if err != nil || len(entries) != 0 {
+		t.Errorf("deep/a/b lists %v, %v; want nothing", entries, err)
+	}
+	if _, err := d.Stat("deep/a/b/c"); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("lookup through the loop: %v", err)
+	}
+	n := 0
+	fs.WalkDir(d, ".", func(string, fs.DirEntry, error) error {
+		if n++; n > 100000 {
+			t.Fatal("walk does not end")
+		}
+		return nil
+	})
 }

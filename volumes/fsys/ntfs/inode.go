@@ -235,3 +235,16 @@ func mergeExtents(attrs []*attribute) ([]*attribute, error) {
 	}
 	return out, nil
 }
+
+// hasParent reports whether one of the inode's $FILE_NAME attributes names dir as its parent. A
+// directory has exactly one parent, so accepting a directory only under the directory its own
+// $FILE_NAME names keeps a damaged index from turning the tree into a loop.
+func (n *inode) hasParent(dir uint64) bool {
+	for _, a := range n.attrs {
+		if a.typ == attrFileName && a.resident && len(a.value) >= 8 &&
+			binary.LittleEndian.Uint64(a.value)&0xFFFFFFFFFFFF == dir {
+			return true
+		}
+	}
+	return false
+}

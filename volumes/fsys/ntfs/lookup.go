@@ -3,6 +3,7 @@ package ntfs
 import (
 	"errors"
 	"io/fs"
+	"log/slog"
 	"path"
 	"sort"
 	"strings"
@@ -44,8 +45,12 @@ func (f *FS) walkCase(op, name string, ignoreCase bool) (node, error) {
 		if err != nil {
 			return node{}, &fs.PathError{Op: op, Path: name, Err: err}
 		}
+		parent := cur.num
 		if cur, err = f.inode(e.rec); err != nil {
 			return node{}, &fs.PathError{Op: op, Path: name, Err: err}
+		}
+		if cur.isDir() && !cur.hasParent(parent) {
+			return node{}, &fs.PathError{Op: op, Path: name, Err: corrupt("directory record %d listed in record %d, which is not its parent", cur.num, parent)}
 		}
 		parts[i] = e.name
 	}
@@ -233,6 +238,12 @@ func (f *FS) readDir(nd node, name string) ([]fs.DirEntry, error) {
 		ino, err := f.inode(e.rec)
 		if err != nil {
 			return nil, &fs.PathError{Op: "readdir", Path: path.Join(name, e.name), Err: err}
+		}
+		if ino.isDir() && !ino.hasParent(nd.ino.num) {
+			// A directory shown anywhere but under its own parent would make a loop.
+			slog.Warn("ntfs: skipping a directory entry that names another directory's child",
+				"dir", dirPath, "name", e.name, "record", e.rec)
+			continue
 		}
 		fi, err := f.info(node{ino: ino, name: e.name, dir: dirPath})
 		if err != nil {

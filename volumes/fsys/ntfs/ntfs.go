@@ -4,6 +4,10 @@
 // and as the Interix files ntfs-3g writes. The view matches what ntfs-3g shows when mounted with
 // streams_interface=xattr by root: uid and gid 0, mode 0777, directory link count 1.
 //
+// Open returns an fsys.FS whose dynamic type is *FS; assert to it for OpenStream (alternate data
+// streams by name). Lookups are case-sensitive like ntfs-3g's unless Options.IgnoreCase is set.
+// Files whose data lives behind a WOF (CompactOS) or deduplication reparse point cannot be opened.
+//
 // It is written from the format rather than on go-ntfs: that library lists hard links under the
 // wrong names, serialises every read behind one mutex and panics on damaged run lists, while this
 // reader reads concurrently with bounded caches.
