@@ -195,7 +195,7 @@ func TestCorpusLDMPartialSets(t *testing.T) {
 		fullBytes := map[string][]byte{}
 		for _, v := range ldmVolumes(full) {
 			if v.LDM.Layout == "mirrored" || v.LDM.Layout == "raid5" {
-				fullBytes[v.LDM.Layout] = readAll(t, v)
+				fullBytes[v.LDM.Layout] = sample(t, v)
 			}
 		}
 		for _, c := range []struct {
@@ -212,7 +212,7 @@ func TestCorpusLDMPartialSets(t *testing.T) {
 						t.Errorf("%s %v: %s incomplete: %s", group, c.sets, v.ID, v.Reason)
 						continue
 					}
-					if !bytes.Equal(readAll(t, v), fullBytes[c.layout]) {
+					if !bytes.Equal(sample(t, v), fullBytes[c.layout]) {
 						t.Errorf("%s %v: %s differs from the full set", group, c.sets, v.ID)
 					}
 				} else if !v.Incomplete || !strings.Contains(v.Reason, "not in the set") {
@@ -260,4 +260,19 @@ func TestCorpusLDMBothGroups(t *testing.T) {
 	if len(vs) != 11 || !seen["Red-nzv8x6obywgDg0-Volume1"] || !seen["WIN-ERRDJSBDAVF-Dg0-Volume1"] || !seen["Stripe1"] {
 		t.Errorf("volumes %q", ids(vs))
 	}
+}
+
+// sample reads the first 16 MiB and the last MiB of a volume (where NTFS keeps its metadata and
+// backup boot sector): enough to tell a wrong rebuild, at a fraction of a full read.
+func sample(t *testing.T, v *Volume) []byte {
+	t.Helper()
+	head := make([]byte, min(16<<20, v.Size()))
+	tail := make([]byte, min(1<<20, v.Size()))
+	if _, err := v.ReadAt(head, 0); err != nil {
+		t.Fatalf("%s: %v", v.ID, err)
+	}
+	if _, err := v.ReadAt(tail, v.Size()-int64(len(tail))); err != nil {
+		t.Fatalf("%s: %v", v.ID, err)
+	}
+	return append(head, tail...)
 }

@@ -18,12 +18,31 @@ func lvmFixture(t *testing.T) []string {
 	return []string{fixture(t, "lvm-d0.img"), fixture(t, "lvm-d1.img"), fixture(t, "lvm-d2.img")}
 }
 
-// extractVolume writes a volume to a temp file for external tools.
+// extractVolume writes a volume to a sparse temp file for external tools.
 func extractVolume(t *testing.T, v *Volume) string {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), v.ID+".img")
-	if err := os.WriteFile(p, readAll(t, v), 0o600); err != nil {
+	f, err := os.Create(p)
+	if err != nil {
 		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := f.Truncate(v.Size()); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 1<<20)
+	zero := make([]byte, 1<<20)
+	for off := int64(0); off < v.Size(); off += int64(len(buf)) {
+		n, err := v.ReadAt(buf, off)
+		if n < len(buf) && off+int64(n) < v.Size() {
+			t.Fatalf("%s: read at %d: %v", v.ID, off, err)
+		}
+		if bytes.Equal(buf[:n], zero[:n]) {
+			continue
+		}
+		if _, err := f.WriteAt(buf[:n], off); err != nil {
+			t.Fatal(err)
+		}
 	}
 	return p
 }
