@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"github.com/vmdkmount/vmdkmount/volumes/fsys"
 	"io"
 	"io/fs"
 	"os"
@@ -236,10 +237,9 @@ func sealFixups(b []byte) {
 	}
 }
 
-// TestDirectoryLoopIsCut damages a directory's index so that deep/a/b lists deep/a (its own
-// grandparent) under the name "c": walking must still end, the entry must be left out of the
-// listing and looking it up must fail with ErrCorrupt.
-func TestDirectoryLoopIsCut(t *testing.T) {
+// patchEntryOfC rewrites the reference of the index entry "c" in deep/a/b (resident index root) of
+// the basic fixture with what newRef computes from the inodes of deep/a and deep/a/b/c.
+func patchEntryOfC(t *testing.T, newRef func(a, c *inode) uint64) fsys.FS {
 	img := fixtureBytes(t, "basic")
 	v, err := open(bytes.NewReader(img), int64(len(img)), Options{})
 	if err != nil {
@@ -251,42 +251,53 @@ func TestDirectoryLoopIsCut(t *testing.T) {
 	}
 	a, _ := v.walk("test", "deep/a")
 	c, _ := v.walk("test", "deep/a/b/c")
-	ref := func(n *inode) []byte {
-		var r [8]byte
-		binary.LittleEndian.PutUint64(r[:], n.num|uint64(n.seq)<<48)
-		return r[:]
-	}
 	rs := int(v.boot.recordSize)
 	at := int(v.boot.mftCluster)*int(v.boot.clusterSize) + int(b.ino.num)*rs
 	rec := append([]byte(nil), img[at:at+rs]...)
 	if err := applyFixups(rec, "FILE"); err != nil {
 		t.Fatal(err)
 	}
-	i := bytes.Index(rec, ref(c.ino))
+	var old [8]byte
+	binary.LittleEndian.PutUint64(old[:], c.ino.num|uint64(c.ino.seq)<<48)
+	i := bytes.Index(rec, old[:])
 	if i < 0 {
 		t.Fatal("entry for c not found in b's index root")
 	}
-	copy(rec[i:], ref(a.ino))
+	binary.LittleEndian.PutUint64(rec[i:], newRef(a.ino, c.ino))
 	sealFixups(rec)
 	damaged := append([]byte(nil), img...)
 	copy(damaged[at:], rec)
-
 	d, err := Open(bytes.NewReader(damaged), int64(len(damaged)), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	entries, err := d.ReadDir("deep/a/b")
-	if err != nil || len(entries) != 0 {
-		t.Errorf("deep/a/b lists %v, %v; want nothing", entries, err)
+	return d
+}
+
+// TestDamagedEntries points deep/a/b's entry "c" at its own grandparent (a loop) and, separately,
+// at a stale sequence number: walking must end, the entry must be left out of the listing and
+// looking it up must fail with ErrCorrupt.
+func TestDamagedEntries(t *testing.T) {
+	for name, ref := range map[string]func(a, c *inode) uint64{
+		"loop":  func(a, c *inode) uint64 { return a.num | uint64(a.seq)<<48 },
+		"stale": func(a, c *inode) uint64 { return c.num | uint64(c.seq+1)<<48 },
+	} {
+		t.Run(name, func(t *testing.T) {
+			d := patchEntryOfC(t, ref)
+			entries, err := d.ReadDir("deep/a/b")
+			if err != nil || len(entries) != 0 {
+				t.Errorf("deep/a/b lists %v, %v; want nothing", entries, err)
+			}
+			if _, err := d.Stat("deep/a/b/c"); !errors.Is(err, ErrCorrupt) {
+				t.Errorf("lookup of the damaged entry: %v", err)
+			}
+			n := 0
+			fs.WalkDir(d, ".", func(string, fs.DirEntry, error) error {
+				if n++; n > 100000 {
+					t.Fatal("walk does not end")
+				}
+				return nil
+			})
+		})
 	}
-	if _, err := d.Stat("deep/a/b/c"); !errors.Is(err, ErrCorrupt) {
-		t.Errorf("lookup through the loop: %v", err)
-	}
-	n := 0
-	fs.WalkDir(d, ".", func(string, fs.DirEntry, error) error {
-		if n++; n > 100000 {
-			t.Fatal("walk does not end")
-		}
-		return nil
-	})
 }

@@ -19,6 +19,7 @@ const (
 type dirEntry struct {
 	name      string
 	rec       uint64
+	seq       uint16 // sequence number the entry expects the record to carry (0: unchecked)
 	namespace uint8
 }
 
@@ -149,6 +150,7 @@ func parseIndexNode(b []byte, add func(dirEntry)) error {
 		add(dirEntry{
 			name:      decodeUTF16(raw),
 			rec:       ref & 0xFFFFFFFFFFFF,
+			seq:       uint16(ref >> 48),
 			namespace: key[0x41],
 		})
 		off += elen

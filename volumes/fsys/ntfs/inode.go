@@ -26,6 +26,10 @@ const (
 	fileAttrEncrypted = 0x4000
 )
 
+// maxExtensionRecords bounds the records one attribute list may pull in; real files need a few
+// dozen even when heavily fragmented.
+const maxExtensionRecords = 4096
+
 // inode is a base MFT record with the attributes of all its extension records merged in.
 type inode struct {
 	num       uint64
@@ -130,6 +134,9 @@ func (f *FS) buildInode(num uint64, b []byte, read func(uint64) ([]byte, error))
 		ext, err := extensionRecords(list, num)
 		if err != nil {
 			return nil, wrapAt(err, num)
+		}
+		if len(ext) > maxExtensionRecords {
+			return nil, corrupt("MFT record %d: attribute list names %d extension records", num, len(ext))
 		}
 		for _, e := range ext {
 			eb, err := read(e)
@@ -236,9 +243,7 @@ func mergeExtents(attrs []*attribute) ([]*attribute, error) {
 	return out, nil
 }
 
-// hasParent reports whether one of the inode's $FILE_NAME attributes names dir as its parent. A
-// directory has exactly one parent, so accepting a directory only under the directory its own
-// $FILE_NAME names keeps a damaged index from turning the tree into a loop.
+// hasParent reports whether one of the inode's $FILE_NAME attributes names dir as its parent.
 func (n *inode) hasParent(dir uint64) bool {
 	for _, a := range n.attrs {
 		if a.typ == attrFileName && a.resident && len(a.value) >= 8 &&

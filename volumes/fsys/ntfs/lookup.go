@@ -45,12 +45,8 @@ func (f *FS) walkCase(op, name string, ignoreCase bool) (node, error) {
 		if err != nil {
 			return node{}, &fs.PathError{Op: op, Path: name, Err: err}
 		}
-		parent := cur.num
-		if cur, err = f.inode(e.rec); err != nil {
+		if cur, err = f.child(cur, e); err != nil {
 			return node{}, &fs.PathError{Op: op, Path: name, Err: err}
-		}
-		if cur.isDir() && !cur.hasParent(parent) {
-			return node{}, &fs.PathError{Op: op, Path: name, Err: corrupt("directory record %d listed in record %d, which is not its parent", cur.num, parent)}
 		}
 		parts[i] = e.name
 	}
@@ -110,6 +106,23 @@ func (f *FS) loadUpcase() {
 		t[i] = uint16(v[2*i]) | uint16(v[2*i+1])<<8
 	}
 	f.upcase = t
+}
+
+// child loads the inode an entry of dir names, checking that the entry is current (its sequence
+// number matches the record's) and, for a directory, that dir is its parent: NTFS directories have
+// exactly one parent, so this keeps a damaged index from turning the tree into a loop.
+func (f *FS) child(dir *inode, e dirEntry) (*inode, error) {
+	n, err := f.inode(e.rec)
+	if err != nil {
+		return nil, err
+	}
+	if e.seq != 0 && e.seq != n.seq {
+		return nil, corrupt("entry %q expects sequence %d of MFT record %d, which has %d (stale entry)", e.name, e.seq, e.rec, n.seq)
+	}
+	if n.isDir() && !n.hasParent(dir.num) {
+		return nil, corrupt("directory record %d listed in record %d, which is not its parent", n.num, dir.num)
+	}
+	return n, nil
 }
 
 // info builds the FileInfo of a looked-up node.
@@ -235,14 +248,10 @@ func (f *FS) readDir(nd node, name string) ([]fs.DirEntry, error) {
 	dirPath := path.Join(nd.dir, nd.name)
 	out := make([]fs.DirEntry, 0, len(list))
 	for _, e := range list {
-		ino, err := f.inode(e.rec)
+		ino, err := f.child(nd.ino, e)
 		if err != nil {
-			return nil, &fs.PathError{Op: "readdir", Path: path.Join(name, e.name), Err: err}
-		}
-		if ino.isDir() && !ino.hasParent(nd.ino.num) {
-			// A directory shown anywhere but under its own parent would make a loop.
-			slog.Warn("ntfs: skipping a directory entry that names another directory's child",
-				"dir", dirPath, "name", e.name, "record", e.rec)
+			// One damaged entry should not hide its siblings; lookups of it report the error.
+			slog.Warn("ntfs: skipping an unreadable directory entry", "dir", dirPath, "name", e.name, "err", err)
 			continue
 		}
 		fi, err := f.info(node{ino: ino, name: e.name, dir: dirPath})
