@@ -17,6 +17,7 @@ type dirent struct {
 // dirIndex is a directory's entries sorted by name, so listing and lookup need no rescan.
 type dirIndex struct {
 	entries []dirent
+	parent  uint32 // the ".." entry: a directory reached from anywhere else is a loop or a second link
 }
 
 func (d *dirIndex) lookup(name string) (dirent, bool) {
@@ -31,7 +32,7 @@ const direntHeader = 8
 
 // parseDirBlock appends the live entries of one directory block (or inline area) to out. A linear
 // scan also covers htree directories: their index blocks look like one empty entry spanning the block.
-func parseDirBlock(b []byte, hasFiletype bool, blockSize uint32, maxIno uint32, out []dirent) ([]dirent, error) {
+func parseDirBlock(b []byte, hasFiletype bool, blockSize uint32, maxIno uint32, out []dirent, parent *uint32) ([]dirent, error) {
 	le := binary.LittleEndian
 	for pos := 0; pos < len(b); {
 		if pos+direntHeader > len(b) {
@@ -57,6 +58,9 @@ func parseDirBlock(b []byte, hasFiletype bool, blockSize uint32, maxIno uint32, 
 				return out, fmt.Errorf("directory entry at %d names inode %d beyond %d: %w", pos, ino, maxIno, errCorrupt)
 			}
 			name := string(b[pos+direntHeader : pos+direntHeader+nameLen])
+			if name == ".." {
+				*parent = ino
+			}
 			if name != "." && name != ".." {
 				if strings.IndexByte(name, '/') >= 0 || strings.IndexByte(name, 0) >= 0 {
 					return out, fmt.Errorf("directory entry name %q: %w", name, errCorrupt)
@@ -89,11 +93,12 @@ func (f *FS) directory(in *inode) (*dirIndex, error) {
 		return nil, fmt.Errorf("inode %d: %w", in.ino, errNotDir)
 	}
 	var ents []dirent
+	var parent uint32
 	var err error
 	if in.flags&flagInlineData != 0 {
-		ents, err = f.inlineDirents(in)
+		ents, parent, err = f.inlineDirents(in)
 	} else {
-		ents, err = f.blockDirents(in)
+		ents, parent, err = f.blockDirents(in)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("directory inode %d: %w", in.ino, err)
@@ -101,56 +106,56 @@ func (f *FS) directory(in *inode) (*dirIndex, error) {
 	slices.SortStableFunc(ents, func(a, b dirent) int { return strings.Compare(a.name, b.name) })
 	// A damaged directory may repeat a name; keep the first so listings stay unique.
 	ents = slices.CompactFunc(ents, func(a, b dirent) bool { return a.name == b.name })
-	d := &dirIndex{entries: slices.Clip(ents)}
+	d := &dirIndex{entries: slices.Clip(ents), parent: parent}
 	f.dirs.put(in.ino, d, len(ents)+1)
 	return d, nil
 }
 
-func (f *FS) blockDirents(in *inode) ([]dirent, error) {
+func (f *FS) blockDirents(in *inode) (ents []dirent, parent uint32, err error) {
 	d, err := f.dataOf(in)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	bs := int64(f.sb.blockSize)
 	if in.st.Size%bs != 0 {
-		return nil, fmt.Errorf("size %d is not a whole number of blocks: %w", in.st.Size, errCorrupt)
+		return nil, 0, fmt.Errorf("size %d is not a whole number of blocks: %w", in.st.Size, errCorrupt)
 	}
 	if in.st.Size > f.size {
-		return nil, fmt.Errorf("size %d exceeds the volume: %w", in.st.Size, errCorrupt)
+		return nil, 0, fmt.Errorf("size %d exceeds the volume: %w", in.st.Size, errCorrupt)
 	}
 	hasFT := f.sb.has(incompatFiletype)
 	chunk := make([]byte, min(in.st.Size, 64*bs))
-	var ents []dirent
 	for off := int64(0); off < in.st.Size; off += int64(len(chunk)) {
 		n := min(int64(len(chunk)), in.st.Size-off)
 		if _, err := d.ReadAt(chunk[:n], off); err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		for b := int64(0); b < n; b += bs {
-			if ents, err = parseDirBlock(chunk[b:b+bs], hasFT, f.sb.blockSize, f.sb.inodesCount, ents); err != nil {
-				return nil, fmt.Errorf("block %d: %w", (off+b)/bs, err)
+			if ents, err = parseDirBlock(chunk[b:b+bs], hasFT, f.sb.blockSize, f.sb.inodesCount, ents, &parent); err != nil {
+				return nil, 0, fmt.Errorf("block %d: %w", (off+b)/bs, err)
 			}
 		}
 	}
-	return ents, nil
+	return ents, parent, nil
 }
 
 // inlineDirents lists an inline directory: the parent inode in the first 4 bytes of i_block, entries
 // in the other 56, and more entries in the system.data attribute.
-func (f *FS) inlineDirents(in *inode) ([]dirent, error) {
+func (f *FS) inlineDirents(in *inode) ([]dirent, uint32, error) {
 	hasFT := f.sb.has(incompatFiletype)
-	ents, err := parseDirBlock(in.block[4:], hasFT, f.sb.blockSize, f.sb.inodesCount, nil)
+	parent := binary.LittleEndian.Uint32(in.block[:4])
+	ents, err := parseDirBlock(in.block[4:], hasFT, f.sb.blockSize, f.sb.inodesCount, nil, &parent)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	tail, err := f.inlineTail(in)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	if len(tail) > 0 {
-		if ents, err = parseDirBlock(tail, hasFT, f.sb.blockSize, f.sb.inodesCount, ents); err != nil {
-			return nil, err
+		if ents, err = parseDirBlock(tail, hasFT, f.sb.blockSize, f.sb.inodesCount, ents, &parent); err != nil {
+			return nil, 0, err
 		}
 	}
-	return ents, nil
+	return ents, parent, nil
 }

@@ -8,7 +8,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"testing"
+	"time"
 )
 
 // rawFS wraps bare bytes as a volume of 1 KiB blocks, for feeding one parser at a time.
@@ -210,7 +212,8 @@ func FuzzDirBlock(f *testing.F) {
 		if big {
 			bs = 65536
 		}
-		ents, err := parseDirBlock(b, filetype, bs, 1<<20, nil)
+		var parent uint32
+		ents, err := parseDirBlock(b, filetype, bs, 1<<20, nil, &parent)
 		if err != nil {
 			return
 		}
@@ -264,10 +267,13 @@ func FuzzImage(f *testing.F) {
 			}
 		}
 		os.WriteFile(filepath.Join(src, "d", "small"), []byte("small file"), 0o644)
-		os.WriteFile(filepath.Join(src, "big"), bytes.Repeat([]byte("0123456789abcdef"), 1200), 0o644)
+		os.WriteFile(filepath.Join(src, "big"), bytes.Repeat([]byte("0123456789abcdef"), 400), 0o644)
 		os.Symlink("d/small", filepath.Join(src, "link"))
 		img := filepath.Join(dir, "img")
-		args := append(append([]string{"-q", "-F", "-N", "32", "-d", src}, opts...), img, "128k")
+		if err := os.WriteFile(img, make([]byte, 64<<10), 0o644); err != nil {
+			f.Fatal(err)
+		}
+		args := append(append([]string{"-q", "-F", "-N", "24", "-d", src}, opts...), img, "64k")
 		if out, err := exec.Command("mke2fs", args...).CombinedOutput(); err != nil {
 			f.Fatalf("mke2fs: %v: %s", err, out)
 		}
@@ -278,11 +284,21 @@ func FuzzImage(f *testing.F) {
 		f.Add(b)
 	}
 	f.Fuzz(func(t *testing.T, img []byte) {
-		v, err := OpenWith(bytes.NewReader(img), int64(len(img)), Options{InodeCache: 16, DirCache: 64})
-		if err != nil {
-			return
+		done := make(chan bool, 1)
+		go func() {
+			defer func() { done <- true }()
+			v, err := OpenWith(bytes.NewReader(img), int64(len(img)), Options{InodeCache: 16, DirCache: 64})
+			if err != nil {
+				return
+			}
+			exercise(v)
+		}()
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			buf := make([]byte, 1<<16)
+			t.Fatalf("walk of a %d-byte image still running after 20s:\n%s", len(img), buf[:runtime.Stack(buf, true)])
 		}
-		exercise(v)
 	})
 }
 

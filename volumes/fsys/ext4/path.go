@@ -13,7 +13,7 @@ import (
 
 var (
 	errNotDir        = errors.New("not a directory")
-	errDirLoop       = errors.New("directory loop: an entry names one of its own ancestors")
+	errDirLoop       = errors.New("directory loop or second link to a directory (its \"..\" names another parent)")
 	errSymlinkInPath = errors.New("symbolic link in the directory part")
 )
 
@@ -47,11 +47,21 @@ func (f *FS) walk(name string) (*inode, error) {
 		if !ok {
 			return nil, fs.ErrNotExist
 		}
+		parent := cur.ino
 		if cur, err = f.inode(ent.ino); err != nil {
 			return nil, err
 		}
 		if cur.isDir() {
+			// A directory has one parent, named by its "..": reaching it from elsewhere (a hard link to
+			// a directory, made by damage or by hand) could turn a walk into a loop or an exponential tree.
 			if slices.Contains(chain, cur.ino) {
+				return nil, fmt.Errorf("%s: %w", path.Join(parts[:i+1]...), errDirLoop)
+			}
+			sub, err := f.directory(cur)
+			if err != nil {
+				return nil, err
+			}
+			if sub.parent != parent {
 				return nil, fmt.Errorf("%s: %w", path.Join(parts[:i+1]...), errDirLoop)
 			}
 			chain = append(chain, cur.ino)

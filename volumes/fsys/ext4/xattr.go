@@ -134,7 +134,9 @@ func (f *FS) eaInodeValue(ino uint32, size uint32) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if in.flags&flagEAInode == 0 || in.st.Size != int64(size) {
+	// An inline value inode would read its own xattrs to find its data: refuse it, as the kernel
+	// never writes one, so hostile images cannot recurse.
+	if in.flags&flagEAInode == 0 || in.flags&flagInlineData != 0 || in.st.Size != int64(size) {
 		return nil, fmt.Errorf("inode %d is not a %d-byte xattr value inode: %w", ino, size, errCorrupt)
 	}
 	d, err := f.dataOf(in)
