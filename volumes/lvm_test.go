@@ -60,13 +60,13 @@ func e2fsckClean(t *testing.T, v *Volume) {
 func TestFixtureLVM(t *testing.T) {
 	paths := lvmFixture(t)
 	s := open(t, paths...)
-	if got := ids(s.Volumes()); got != "vgt-lin vgt-str vgt-r1 vgt-r5 vgt-tpool vgt-thin1" {
+	if got := ids(s.Volumes()); got != "vgt-lin vgt-str vgt-r1 vgt-r5 vgt-tpool vgt-thin1 vgt-mir" {
 		t.Fatalf("volumes %q", got)
 	}
-	if got := ids(s.All()); got != "d0 d1 d2p1 vgt-lin vgt-str vgt-r1 vgt-r5 vgt-tpool vgt-thin1" {
+	if got := ids(s.All()); got != "d0 d1 d2p1 vgt-lin vgt-str vgt-r1 vgt-r5 vgt-tpool vgt-thin1 vgt-mir" {
 		t.Errorf("all %q", got)
 	}
-	want := map[string]string{"vgt-lin": "lvlinear", "vgt-str": "lvstripe", "vgt-r1": "LVMIRROR", "vgt-r5": "lvraid5"}
+	want := map[string]string{"vgt-lin": "lvlinear", "vgt-str": "lvstripe", "vgt-r1": "LVMIRROR", "vgt-r5": "lvraid5", "vgt-mir": "LVLEGACY"}
 	for id, label := range want {
 		v, _ := s.Volume(id)
 		if v.Incomplete || v.Filesystem.Label != label {
@@ -80,6 +80,12 @@ func TestFixtureLVM(t *testing.T) {
 	r1, _ := s.Volume("vgt-r1")
 	if out := tool(t, "mtype", "-i", extractVolume(t, r1), "::/M.TXT"); string(out) != "mirrored file\n" {
 		t.Errorf("r1 M.TXT = %q", out)
+	}
+	mir, _ := s.Volume("vgt-mir")
+	img := extractVolume(t, mir)
+	tool(t, "fsck.fat", "-n", img) // fails the test on any inconsistency
+	if out := tool(t, "mlabel", "-s", "-i", img, "::"); !bytes.Contains(out, []byte("LVLEGACY")) {
+		t.Errorf("legacy mirror: mlabel says %s", out)
 	}
 	for _, id := range []string{"vgt-tpool", "vgt-thin1"} {
 		v, _ := s.Volume(id)
@@ -103,7 +109,7 @@ func TestFixtureLVMMissingDisk(t *testing.T) {
 	if !ok || !str.Incomplete || !strings.Contains(str.Reason, "missing") {
 		t.Fatalf("vgt-str: %+v", str)
 	}
-	for _, id := range []string{"vgt-lin", "vgt-r1", "vgt-r5"} {
+	for _, id := range []string{"vgt-lin", "vgt-r1", "vgt-r5", "vgt-mir"} {
 		v, ok := s.Volume(id)
 		w, _ := full.Volume(id)
 		if !ok || v.Incomplete {
@@ -138,7 +144,7 @@ func TestFixtureLVMBadMetadataCopy(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := open(t, paths...)
-	if got := ids(s.Volumes()); got != "vgt-lin vgt-str vgt-r1 vgt-r5 vgt-tpool vgt-thin1" {
+	if got := ids(s.Volumes()); got != "vgt-lin vgt-str vgt-r1 vgt-r5 vgt-tpool vgt-thin1 vgt-mir" {
 		t.Errorf("volumes %q", got)
 	}
 	if !strings.Contains(strings.Join(s.Problems(), "\n"), "text CRC") {

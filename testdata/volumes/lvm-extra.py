@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Adds raid1, raid5 and thin LVs to a vgcfgbackup file (lvcreate refuses them without device-mapper).
+"""Adds raid1, raid5, legacy mirror and thin LVs to a vgcfgbackup file (lvcreate refuses them without device-mapper).
 
 Usage: lvm-extra.py in.txt out.txt. Extents are chosen to be free in the layout make.sh builds."""
 import random
@@ -46,6 +46,11 @@ text += lv('tpool', VIS, [[('start_extent', 0), ('extent_count', 4), ('type', '"
                           ('chunk_size', 128), ('discards', '"passdown"'), ('zero_new_blocks', 1)]])
 text += lv('thin1', VIS, [[('start_extent', 0), ('extent_count', 4), ('type', '"thin"'), ('thin_pool', '"tpool"'),
                           ('transaction_id', 0), ('device_id', 1)]])
+text += lv('mir', VIS, [[('start_extent', 0), ('extent_count', 2), ('type', '"mirror"'), ('mirror_count', 2),
+                        ('mirror_log', '"mir_mlog"'), ('region_size', 1024),
+                        ('mirrors', '["mir_mimage_0", 0, "mir_mimage_1", 0]')]])
+text += lv('mir_mimage_0', RW, linear(2, 'pv0', 19)) + lv('mir_mimage_1', RW, linear(2, 'pv1', 14))
+text += lv('mir_mlog', RW, linear(1, 'pv2', 16))
 text += lv('tpool_tmeta', RW, linear(1, 'pv2', 10)) + lv('tpool_tdata', RW, linear(4, 'pv2', 11))
 text += lv('lvol0_pmspare', RW, linear(1, 'pv2', 15))
 

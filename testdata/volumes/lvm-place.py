@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Writes filesystem images into LVs at the PV extents `lvs --segments` reports, since there is no
-device-mapper to do it. Striped LVs are interleaved by stripe_size, raid1 images each get a full copy,
+device-mapper to do it. Striped LVs are interleaved by stripe_size, raid1 and mirror images each get a full copy,
 raid5 images get the left-symmetric layout (parity of row r on image (n-1) - r mod n).
 
 Usage: lvm-place.py lvs.json pvs.json LOOP=IMAGE:OFFSET... LV=FSIMAGE..."""
@@ -55,8 +55,8 @@ for name, data in fss.items():
     seg = segs[name][0]
     if seg['segtype'] in ('linear', 'striped'):
         write_lv(name, data)
-    elif seg['segtype'] == 'raid1':
-        for img in [k for k in segs if k.startswith(name + '_rimage_')]:
+    elif seg['segtype'] in ('raid1', 'mirror'):
+        for img in [k for k in segs if k.startswith(name + '_rimage_') or k.startswith(name + '_mimage_')]:
             write_lv(img, data)
     elif seg['segtype'] == 'raid5':
         imgs = sorted(k for k in segs if k.startswith(name + '_rimage_'))

@@ -116,9 +116,10 @@ mk lin.fs 5M && mkfs.ext4 -q -L lvlinear -U 77777777-1111-2222-3333-444455556666
 mk str.fs 1M && mkfs.ext2 -q -L lvstripe -U 88888888-1111-2222-3333-444455556666 str.fs
 mk r1.fs 1M && mkfs.fat -F 12 -n LVMIRROR -i 99990000 r1.fs >/dev/null
 echo "mirrored file" > m.txt && mcopy -i r1.fs m.txt ::/M.TXT
+mk mir.fs 512K && mkfs.fat -F 12 -n LVLEGACY -i 77770000 mir.fs >/dev/null
 mk r5.fs 1M && mkfs.ext2 -q -L lvraid5 -U aaaaaaaa-1111-2222-3333-444455556666 r5.fs
 python3 "$out/lvm-place.py" lvs.json pvs.json "$l0=lvm-d0.img:0" "$l1=lvm-d1.img:0" "$l2=lvm-d2.img:$((2048 * 512))" \
-	lin=lin.fs str=str.fs r1=r1.fs r5=r5.fs
+	lin=lin.fs str=str.fs r1=r1.fs r5=r5.fs mir=mir.fs
 for l in "${loops[@]}"; do losetup -d "$l"; done; loops=()
 
 # ---- Tiny tables (fuzz seeds and edge cases): an MBR with five logicals in 20 sectors, a 100-sector GPT.
