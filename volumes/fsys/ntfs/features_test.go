@@ -216,3 +216,30 @@ func TestInitializedSize(t *testing.T) {
 		}
 	}
 }
+
+// TestEncryptedRefused marks a real file's $DATA as EFS-encrypted (ntfs-3g cannot create such a
+// file): opening it must fail with ErrUnsupported rather than hand out ciphertext.
+func TestEncryptedRefused(t *testing.T) {
+	v := openImage(t, fixture(t, "basic"), Options{})
+	nd, err := v.walk("test", "plain.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc := *nd.ino
+	enc.attrs = append([]*attribute(nil), nd.ino.attrs...)
+	for i, a := range enc.attrs {
+		if a.typ == attrData && a.name == "" {
+			c := *a
+			c.flags |= attrFlagEncrypted
+			enc.attrs[i] = &c
+		}
+	}
+	nd.ino = &enc
+	fi, err := v.info(nd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.openData(nd, "plain.txt", "", fi); !errors.Is(err, errors.ErrUnsupported) {
+		t.Errorf("encrypted file opened: %v", err)
+	}
+}

@@ -58,6 +58,10 @@ func (f *FS) openData(nd node, name, streamName string, fi fs.FileInfo) (*fileHa
 			return nil, &fs.PathError{Op: "open", Path: name, Err: fmt.Errorf("%w: data stored by reparse tag %#x (WOF compression or deduplication) is not supported", errors.ErrUnsupported, tag)}
 		}
 	}
+	if a != nil && a.flags&attrFlagEncrypted != 0 {
+		// EFS: the clusters hold ciphertext; like ntfs-3g (without efs_raw) refuse to open.
+		return nil, &fs.PathError{Op: "open", Path: name, Err: fmt.Errorf("%w: EFS-encrypted data", errors.ErrUnsupported)}
+	}
 	h := &fileHandle{name: name, info: fi}
 	if streamName != "" {
 		h.info = &streamInfo{FileInfo: fi, name: path.Base(name) + ":" + streamName, size: a.dataSize}
