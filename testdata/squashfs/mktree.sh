@@ -12,7 +12,7 @@ cd "$d"
 printf 'hello, squashfs\n' > hello.txt
 head -c 131072 < <(yes 'block aligned line of text.') > one-block
 head -c 400000 < <(yes 'multi block file with a fragment tail') > multi-block
-head -c 4000 /dev/urandom > random.bin
+python3 -c "import random,sys; random.seed(9660); sys.stdout.buffer.write(random.randbytes(4000))" > random.bin
 
 # Sparse and zero-filled: holes and zero blocks that mksquashfs stores as sparse.
 truncate -s 3M sparse

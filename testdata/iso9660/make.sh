@@ -1,0 +1,36 @@
+#!/bin/bash
+# make.sh: rebuild the ISO9660 fixtures from the tree ../squashfs/mktree.sh builds. Run as root.
+#   tree-xorriso.iso.gz     xorriso -as mkisofs -R -J: Rock Ridge 1.10 PX (no serial numbers), Joliet
+#   tree-rrip112.iso.gz     xorriso native, -compliance new_rr -hardlinks on: PX serials shared by hard links
+#   tree-genisoimage.iso.gz genisoimage -R -J: Rock Ridge 1.10, deep-directory relocation (CL/PL/RE)
+#                           (without the fifo, socket and the 150-component symlink: genisoimage hangs on them)
+#   small-joliet.iso.gz     Joliet without Rock Ridge
+#   small-plain.iso.gz      plain ISO9660 level 1 names
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+bash "$here/../squashfs/mktree.sh" "$tmp/src"
+xorriso -as mkisofs -quiet -R -J -V TREE_XORRISO -o "$tmp/tree-xorriso.iso" "$tmp/src"
+xorriso -report_about SORRY -compliance new_rr -hardlinks on -joliet on -volid TREE_RRIP112 \
+	-outdev "$tmp/tree-rrip112.iso" -map "$tmp/src" / 2>/dev/null
+
+cp -a "$tmp/src" "$tmp/geniso"
+rm -f "$tmp/geniso/dev/fifo" "$tmp/geniso/dev/socket" "$tmp/geniso/long-target"
+touch -d '2021-06-15 12:34:56.123456789 UTC' "$tmp/geniso" "$tmp/geniso/dev"
+timeout 120 genisoimage -quiet -input-charset utf-8 -R -J -joliet-long -V TREE_GENISO \
+	-o "$tmp/tree-genisoimage.iso" "$tmp/geniso"
+
+mkdir -p "$tmp/small/Sub Dir" "$tmp/small/deep/a/b/c"
+printf 'joliet and plain\n' > "$tmp/small/ReadMe.TXT"
+printf 'unicode\n' > "$tmp/small/Sub Dir/Ünïcødé name.txt"
+printf 'three\n' > "$tmp/small/deep/a/b/c/file.dat"
+printf 'noext\n' > "$tmp/small/NOEXT"
+touch -d '2010-03-04 05:06:07 UTC' "$tmp/small" "$tmp/small/"* "$tmp/small/Sub Dir/"* "$tmp/small/deep/a/b/c/"*
+xorriso -as mkisofs -quiet -J -V SMALL_JOLIET -o "$tmp/small-joliet.iso" "$tmp/small"
+xorriso -as mkisofs -quiet -V SMALL_PLAIN -o "$tmp/small-plain.iso" "$tmp/small"
+
+for f in tree-xorriso tree-rrip112 tree-genisoimage small-joliet small-plain; do
+	gzip -9 -n -c "$tmp/$f.iso" > "$here/$f.iso.gz"
+done
+ls -l "$here"
