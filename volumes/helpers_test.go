@@ -2,12 +2,12 @@ package volumes
 
 import (
 	"bytes"
-	"compress/gzip"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"github.com/vmdkmount/vmdkmount/volumes/internal/testfix"
 )
 
 // fileDisk is a raw image file used as a disk.
@@ -32,31 +32,12 @@ func openDisk(t *testing.T, path string) Disk {
 	return fileDisk{f, st.Size()}
 }
 
-// repoRoot walks up from the test's directory to the folder holding go.mod.
-func repoRoot(t testing.TB) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("go.mod not found above the test directory")
-		}
-		dir = parent
-	}
-}
-
 // corpus returns the acceptance corpus directory, skipping the test when it is absent.
 func corpus(t testing.TB) string {
 	t.Helper()
-	dir := filepath.Join(repoRoot(t), "..", "shared", "acceptance", "corpus")
-	if _, err := os.Stat(dir); err != nil {
-		t.Skipf("acceptance corpus not present: %v", err)
+	dir := testfix.Corpus(t)
+	if dir == "" {
+		t.Skip("acceptance corpus not present")
 	}
 	return dir
 }
@@ -64,25 +45,8 @@ func corpus(t testing.TB) string {
 // fixture decompresses testdata/volumes/<name>.gz into a temp file and returns its path.
 func fixture(t testing.TB, name string) string {
 	t.Helper()
-	src := filepath.Join(repoRoot(t), "testdata", "volumes", name+".gz")
-	f, err := os.Open(src)
-	if err != nil {
-		t.Fatalf("fixture %s: %v (run testdata/volumes/make.sh)", name, err)
-	}
-	defer f.Close()
-	zr, err := gzip.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
 	out := filepath.Join(t.TempDir(), name)
-	w, err := os.Create(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.Copy(w, zr); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
+	if err := os.WriteFile(out, testfix.Image(t, name), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return out

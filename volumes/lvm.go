@@ -29,7 +29,6 @@ func (s *Set) assembleLVM() {
 	for _, p := range problems {
 		s.problemf("LVM: %s", p)
 	}
-	used := map[string]bool{}
 	for _, vg := range vgs {
 		for _, id := range vg.MissingPVs {
 			s.problemf("LVM: VG %s: PV %s is not in the disk set", vg.Name, id)
@@ -39,7 +38,6 @@ func (s *Set) assembleLVM() {
 				LVM: &LVMInfo{VG: vg.Name, LV: lv.Name, VGUUID: vg.UUID, LVUUID: lv.UUID, Segments: lv.Segments, ExtentSize: vg.ExtentSize}}
 			for _, e := range lv.Extents {
 				h := holders[e.PV]
-				used[pvs[e.PV].UUID] = true
 				v.Extents = append(v.Extents, Extent{Disk: h.Disk, Offset: h.Offset + e.Offset, Size: e.Size, Role: e.Role})
 			}
 			if lv.Err != nil {
@@ -59,7 +57,7 @@ func (s *Set) assembleLVM() {
 		}
 	}
 	for i, pv := range pvs {
-		if inVG[pv.UUID] || used[pv.UUID] {
+		if inVG[pv.UUID] {
 			holders[i].Container = true
 			continue
 		}
