@@ -5,6 +5,7 @@ import (
 	"os"
 	"runtime"
 	"sync"
+	"syscall"
 )
 
 // SectorSize is the VMDK sector: every offset in headers, tables and descriptors counts these.
@@ -63,10 +64,41 @@ func (e *flatExtent) readAt(p []byte, off int64, _ parentReader) error {
 	return nil
 }
 
+// alloc reports holes in the host file as zero ranges (as qemu does with SEEK_DATA), so that copies skip
+// them; files or devices that cannot tell report everything as data.
 func (e *flatExtent) alloc(off, n int64, emit func(off, n int64, st allocState)) error {
-	emit(off, n, allocData)
+	pos, end := e.base+off, e.base+off+n
+	fd := int(e.f.Fd())
+	for pos < end {
+		data, err := syscall.Seek(fd, pos, seekData)
+		if err == syscall.ENXIO {
+			data = end // no data from pos to the end of the file
+		} else if err != nil {
+			emit(pos-e.base, end-pos, allocData)
+			return nil
+		}
+		if data > pos {
+			z := min(data, end)
+			emit(pos-e.base, z-pos, allocZero)
+			pos = z
+			continue
+		}
+		hole, err := syscall.Seek(fd, pos, seekHole)
+		if err != nil {
+			hole = end
+		}
+		h := min(max(hole, pos+1), end)
+		emit(pos-e.base, h-pos, allocData)
+		pos = h
+	}
 	return nil
 }
+
+// lseek whence values for sparse files (Linux).
+const (
+	seekData = 3
+	seekHole = 4
+)
 
 func (e *flatExtent) info() ExtentInfo { return e.inf }
 func (e *flatExtent) close() error     { return e.f.Close() }
@@ -185,6 +217,10 @@ func (e *grainExtent) readAt(p []byte, off int64, parent parentReader) error {
 		return nil
 	}
 	do := func(j job) error {
+		if int64(len(j.dst)) == gb {
+			// A whole grain: inflate straight into the caller's buffer, no cache, no copy.
+			return e.inflater.inflateTo(j.dst, e, j.g, j.ref.off)
+		}
 		grain, err := e.inflater.grain(e, j.g, j.ref.off)
 		if err != nil {
 			return err

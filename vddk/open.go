@@ -203,6 +203,9 @@ func (o *opener) openLink(path string) (l *link, err error) {
 			self = 0
 		}
 	case "COWD":
+		if len(hdr) < cowdHeaderSize {
+			return nil, newErr(ErrDiskInvalidDisk, path, "COWD header is truncated (%d bytes)", len(hdr))
+		}
 		l.desc = synthDescriptor("vmfsSparse", "VMFSSPARSE", int64(uint32le(hdr[12:])), filepath.Base(path))
 		self = 0
 	case "seSparse":
@@ -246,6 +249,9 @@ func (o *opener) openLink(path string) (l *link, err error) {
 		}
 		if err != nil {
 			return l, &Error{Code: CodeOf(err), Path: path, Msg: fmt.Sprintf("extent %d", i+1), Err: err}
+		}
+		if g, ok := e.(*grainExtent); ok && g.inflater != nil && o.opts.Unbuffered {
+			g.inflater.cache = nil
 		}
 		l.exts = append(l.exts, e)
 		l.starts = append(l.starts, off)

@@ -19,12 +19,13 @@ const (
 	flagMarkers      = 1 << 17
 	knownIncompat    = flagCompressed | flagMarkers
 
-	maxGrainSectors  = 0x200000 // 1 GiB, qemu's bound
-	maxGTEsPerGT     = 1 << 16
-	maxGDEntries     = 32 << 20 // qemu: "L1 size too big" beyond this
-	maxEmbeddedDesc  = MaxDescriptorSize / SectorSize
-	gtCacheBytes     = 16 << 20 // decoded grain tables kept per extent
-	grainCacheGrains = 64       // inflated grains kept per stream extent
+	maxGrainSectors    = 0x200000 // 1 GiB, qemu's bound
+	maxGTEsPerGT       = 1 << 16
+	maxGDEntries       = 32 << 20 // qemu: "L1 size too big" beyond this
+	maxEmbeddedDesc    = MaxDescriptorSize / SectorSize
+	gtCacheBytes       = 16 << 20 // decoded grain tables kept per extent
+	grainCacheBytes    = 8 << 20  // inflated grains kept per stream extent
+	maxCompressedGrain = 2048     // sectors (1 MiB); VMware writes 128
 )
 
 // sparseHeader is the 512-byte KDMV header (also the stream footer).
@@ -88,6 +89,10 @@ func (h *sparseHeader) validate(fileSize int64) (Code, error) {
 	}
 	if h.GrainSize == 0 || h.GrainSize > maxGrainSectors || h.GrainSize&(h.GrainSize-1) != 0 {
 		return ErrDiskInvalidDisk, fmt.Errorf("grain size %d sectors is not a power of two up to %d", h.GrainSize, maxGrainSectors)
+	}
+	if h.Flags&flagCompressed != 0 && h.GrainSize > maxCompressedGrain {
+		// Each compressed grain is inflated into memory: keep that bounded.
+		return ErrDiskNotSupported, fmt.Errorf("compressed grain size %d sectors is larger than %d", h.GrainSize, maxCompressedGrain)
 	}
 	if h.NumGTEsPerGT == 0 || h.NumGTEsPerGT > maxGTEsPerGT {
 		return ErrDiskInvalidDisk, fmt.Errorf("%d grain table entries per table is out of range", h.NumGTEsPerGT)
@@ -290,7 +295,7 @@ func openSparseExtent(f *os.File, path string, fileSize int64, h *sparseHeader, 
 		},
 	}
 	if compressed {
-		e.inflater = newGrainInflater(h.Flags&flagMarkers != 0, int64(h.Capacity)*SectorSize)
+		e.inflater = newGrainInflater(h.Flags&flagMarkers != 0, int64(h.Capacity)*SectorSize, max(4, grainCacheBytes/int(e.grainBytes)))
 	}
 	return e, nil
 }

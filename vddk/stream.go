@@ -40,19 +40,21 @@ type inflightGrain struct {
 	err   error
 }
 
-func newGrainInflater(markers bool, capacity int64) *grainInflater {
+func newGrainInflater(markers bool, capacity int64, cacheGrains int) *grainInflater {
 	return &grainInflater{
 		markers:  markers,
 		capacity: capacity,
-		cache:    newLRU[int64, []byte](grainCacheGrains),
+		cache:    newLRU[int64, []byte](cacheGrains),
 		inflight: map[int64]*inflightGrain{},
 	}
 }
 
 // grain returns the inflated grain g whose compressed form starts at file offset off.
 func (z *grainInflater) grain(e *grainExtent, g, off int64) ([]byte, error) {
-	if b, ok := z.cache.get(g); ok {
-		return b, nil
+	if z.cache != nil {
+		if b, ok := z.cache.get(g); ok {
+			return b, nil
+		}
 	}
 	z.mu.Lock()
 	if w, ok := z.inflight[g]; ok {
@@ -65,7 +67,7 @@ func (z *grainInflater) grain(e *grainExtent, g, off int64) ([]byte, error) {
 	z.mu.Unlock()
 
 	w.grain, w.err = z.inflate(e, g, off)
-	if w.err == nil {
+	if w.err == nil && z.cache != nil {
 		z.cache.put(g, w.grain)
 	}
 	z.mu.Lock()
@@ -76,6 +78,12 @@ func (z *grainInflater) grain(e *grainExtent, g, off int64) ([]byte, error) {
 }
 
 func (z *grainInflater) inflate(e *grainExtent, g, off int64) ([]byte, error) {
+	out := make([]byte, e.grainBytes)
+	return out, z.inflateTo(out, e, g, off)
+}
+
+// inflateTo inflates grain g (compressed at file offset off) into out, which holds one grain.
+func (z *grainInflater) inflateTo(out []byte, e *grainExtent, g, off int64) error {
 	gb := e.grainBytes
 	// A compressed grain may be a little larger than the grain itself (incompressible data).
 	limit := 2*gb + SectorSize
@@ -84,14 +92,14 @@ func (z *grainInflater) inflate(e *grainExtent, g, off int64) ([]byte, error) {
 	if z.markers {
 		var hdr [12]byte
 		if err := e.pread(hdr[:], off); err != nil {
-			return nil, err
+			return err
 		}
 		size = int64(binary.LittleEndian.Uint32(hdr[8:]))
 		if lba := binary.LittleEndian.Uint64(hdr[0:]); lba != uint64(g*gb/SectorSize) {
-			return nil, newErr(ErrDiskNeedsRepair, e.inf.Path, "compressed grain at byte %d says it holds sector %d, but the grain table puts grain %d there", off, lba, g)
+			return newErr(ErrDiskNeedsRepair, e.inf.Path, "compressed grain at byte %d says it holds sector %d, but the grain table puts grain %d there", off, lba, g)
 		}
 		if size == 0 || size > limit {
-			return nil, newErr(ErrDiskNeedsRepair, e.inf.Path, "compressed grain at byte %d has size %d", off, size)
+			return newErr(ErrDiskNeedsRepair, e.inf.Path, "compressed grain at byte %d has size %d", off, size)
 		}
 		dataOff += 12
 	} else {
@@ -99,7 +107,7 @@ func (z *grainInflater) inflate(e *grainExtent, g, off int64) ([]byte, error) {
 	}
 	size = min(size, e.fileSize-dataOff)
 	if size <= 0 {
-		return nil, newErr(ErrDiskNeedsRepair, e.inf.Path, "compressed grain at byte %d lies past the end of the file", off)
+		return newErr(ErrDiskNeedsRepair, e.inf.Path, "compressed grain at byte %d lies past the end of the file", off)
 	}
 	bp, _ := z.bufs.Get().(*[]byte)
 	if bp == nil || int64(cap(*bp)) < size {
@@ -109,38 +117,66 @@ func (z *grainInflater) inflate(e *grainExtent, g, off int64) ([]byte, error) {
 	defer z.bufs.Put(bp)
 	src := (*bp)[:size]
 	if _, err := e.f.ReadAt(src, dataOff); err != nil && !(errors.Is(err, io.EOF) && !z.markers) {
-		return nil, wrapErr(ErrFileError, e.inf.Path, err, "read compressed grain at byte %d", off)
+		return wrapErr(ErrFileError, e.inf.Path, err, "read compressed grain at byte %d", off)
 	}
-	out := make([]byte, gb)
 	n, err := inflateInto(out, src)
 	if err != nil {
-		return nil, wrapErr(ErrDiskNeedsRepair, e.inf.Path, err, "compressed grain %d at byte %d does not inflate", g, off)
+		return wrapErr(ErrDiskNeedsRepair, e.inf.Path, err, "compressed grain %d at byte %d does not inflate", g, off)
 	}
 	// The last grain of a disk whose size is not grain-aligned may inflate short.
 	if n < len(out) && (g+1)*gb < z.capacity {
-		return nil, newErr(ErrDiskNeedsRepair, e.inf.Path, "compressed grain %d at byte %d inflates to %d bytes, not %d", g, off, n, gb)
+		return newErr(ErrDiskNeedsRepair, e.inf.Path, "compressed grain %d at byte %d inflates to %d bytes, not %d", g, off, n, gb)
 	}
-	return out, nil
+	clear(out[n:])
+	return nil
 }
 
-// inflateInto inflates a zlib stream (raw deflate as a fallback) into out; it returns the bytes produced.
+// inflater state is pooled: a zlib reader holds a 32 KiB window and tables worth reusing per grain.
+type inflateState struct {
+	src  bytes.Reader
+	zr   io.ReadCloser // zlib
+	fr   io.ReadCloser // raw deflate, for writers that omit the zlib header
+	tail [1]byte
+}
+
+var inflatePool = sync.Pool{New: func() any { return new(inflateState) }}
+
+// inflateInto inflates a zlib stream (raw deflate as a fallback) into out, verifying the zlib checksum;
+// it returns the bytes produced, which may be fewer than len(out) for a disk's last grain.
 func inflateInto(out, src []byte) (int, error) {
-	var r io.ReadCloser
-	zr, err := zlib.NewReader(bytes.NewReader(src))
-	if err == nil {
-		r = zr
+	st := inflatePool.Get().(*inflateState)
+	defer inflatePool.Put(st)
+	st.src.Reset(src)
+	var r io.Reader
+	var err error
+	if st.zr == nil {
+		st.zr, err = zlib.NewReader(&st.src)
 	} else {
-		r = flate.NewReader(bytes.NewReader(src))
+		err = st.zr.(zlib.Resetter).Reset(&st.src, nil)
 	}
-	defer r.Close()
+	if err == nil {
+		r = st.zr
+	} else {
+		st.src.Reset(src)
+		if st.fr == nil {
+			st.fr = flate.NewReader(&st.src)
+		} else {
+			st.fr.(flate.Resetter).Reset(&st.src, nil)
+		}
+		r = st.fr
+	}
 	n, err := io.ReadFull(r, out)
-	if err == io.ErrUnexpectedEOF || err == io.EOF {
+	switch err {
+	case nil:
+		// Reading on to the end verifies the checksum; data beyond one grain is ignored, as qemu does.
+		if _, err := r.Read(st.tail[:]); err != nil && err != io.EOF {
+			return n, err
+		}
+		return n, nil
+	case io.ErrUnexpectedEOF, io.EOF:
 		return n, nil
 	}
-	if err != nil {
-		return n, err
-	}
-	return n, nil
+	return n, err
 }
 
 // findStreamFooter looks for FOOTER marker + footer header near the end of the file, scanning back over

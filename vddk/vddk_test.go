@@ -92,7 +92,7 @@ func sameFiles(t *testing.T, a, b string) {
 // AllocatedBlocks agrees with qemu-img map on every sparse kind, chains included.
 func TestAllocatedBlocksMatchQemuMap(t *testing.T) {
 	needTool(t, "qemu-img")
-	for _, name := range []string{"mono-sparse.vmdk", "stream.vmdk", "zeroed-grain.vmdk", "split-sparse.vmdk", "chain-child2.vmdk"} {
+	for _, name := range []string{"mono-sparse.vmdk", "stream.vmdk", "zeroed-grain.vmdk", "split-sparse.vmdk", "chain-child2.vmdk", "mono-flat.vmdk"} {
 		t.Run(name, func(t *testing.T) {
 			path := fixture(t, name)
 			d, err := Open(path, Options{})
@@ -429,4 +429,21 @@ func TestInfoMatchesQemu(t *testing.T) {
 	if d.Metadata()["adapterType"] != "lsilogic" || len(d.MetadataKeys()) < 3 {
 		t.Errorf("metadata %v", d.Metadata())
 	}
+}
+
+// Unbuffered opens keep no inflated grains, and read the same bytes.
+func TestUnbufferedStream(t *testing.T) {
+	path := fixture(t, "stream.vmdk")
+	d, err := Open(path, Options{Unbuffered: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	g := d.links[0].exts[0].(*grainExtent)
+	if g.inflater == nil || g.inflater.cache != nil {
+		t.Fatal("unbuffered stream extent keeps a grain cache")
+	}
+	ref, _ := os.Open(qemuRaw(t, path))
+	defer ref.Close()
+	compareReads(t, d, ref, d.Size(), 100, nil)
 }

@@ -1,0 +1,79 @@
+package vddk
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// Fuzzing feeds whole files to Open and then reads them: no input may panic, hang, or make us allocate
+// more than the file justifies.
+
+func FuzzParseDescriptor(f *testing.F) {
+	for _, name := range []string{"custom.vmdk", "mono-flat.vmdk", "split-sparse.vmdk"} {
+		if b, err := os.ReadFile(fixture(f, name)); err == nil {
+			f.Add(b)
+		}
+	}
+	f.Add([]byte("version=1\nCID=fffffffe\nparentCID=ffffffff\ncreateType=\"custom\"\nRW 10 FLAT \"a b.vmdk\" 5\nRDONLY 4 ZERO\nddb.x = \"y\"\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		d, err := ParseDescriptor(b)
+		if err != nil {
+			return
+		}
+		if len(d.Extents) == 0 || d.Capacity() < 0 || d.Capacity() > maxCapacitySectors {
+			t.Fatalf("accepted a descriptor with %d extents and capacity %d", len(d.Extents), d.Capacity())
+		}
+	})
+}
+
+// FuzzOpenImage fuzzes single-file images: hosted sparse (v1-3, stream-optimized), COWD and seSparse.
+func FuzzOpenImage(f *testing.F) {
+	// Small seeds keep the fuzzer fast (large ones stall it): one per format variant.
+	for _, v := range []string{"plain", "zeroed", "stream", "stream-nofooter"} {
+		f.Add(tinySparse(v))
+	}
+	dir := f.TempDir()
+	writeCOWD(f, filepath.Join(dir, "cowd"), 2048, 1, []esxGrainWrite{{grain: 0, data: make([]byte, 512)}, {grain: 100, data: []byte(string(make([]byte, 512)))}})
+	writeSESparse(f, filepath.Join(dir, "se"), 2048, []esxGrainWrite{{grain: 1, data: make([]byte, 4096)}, {grain: 2, kind: 2}})
+	for _, name := range []string{"cowd", "se"} {
+		if b, err := os.ReadFile(filepath.Join(dir, name)); err == nil {
+			f.Add(b)
+		}
+	}
+	work := fuzzWorkDir(f)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p := filepath.Join(work, "fuzz.vmdk")
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		d, err := Open(p, Options{})
+		if err != nil {
+			if CodeOf(err) == ErrFail {
+				t.Fatalf("error without a VixDiskLib code: %v", err)
+			}
+			return
+		}
+		defer d.Close()
+		buf := make([]byte, 256<<10)
+		for _, off := range []int64{0, d.Size() / 2, d.Size() - int64(len(buf))} {
+			d.ReadAt(buf, max(0, off))
+		}
+		sectors := uint64(min(d.Size(), 64<<20) / SectorSize)
+		d.AllocatedBlocks(0, sectors, 128)
+		_ = d.Info()
+	})
+}
+
+// fuzzWorkDir is a folder in memory when the machine has one: every execution writes its input to a
+// file, and a busy disk would otherwise set the pace.
+func fuzzWorkDir(tb testing.TB) string {
+	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
+		dir, err := os.MkdirTemp("/dev/shm", "vddk-fuzz-")
+		if err == nil {
+			tb.Cleanup(func() { os.RemoveAll(dir) })
+			return dir
+		}
+	}
+	return tb.TempDir()
+}
