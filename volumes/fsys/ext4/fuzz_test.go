@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"sync"
 	"testing"
 	"time"
 )
@@ -20,17 +21,26 @@ func rawFS(disk []byte) *FS {
 	return &FS{r: bytes.NewReader(disk), size: int64(len(disk)), sb: sb, inodes: newLRU[*inode](64), dirs: newLRU[*dirIndex](1000)}
 }
 
-// fixtureSuperblocks returns the superblock bytes of each committed image, as fuzz seeds.
+var (
+	fixtureOnce sync.Once
+	seedImages  [][]byte
+)
+
+// fixtureImages returns the committed images' bytes, decompressed once per test binary.
 func fixtureImages(f *testing.F) [][]byte {
-	var out [][]byte
-	for _, gz := range fixtures(f) {
-		b, err := os.ReadFile(gunzipTemp(f, gz))
-		if err != nil {
-			f.Fatal(err)
+	fixtureOnce.Do(func() {
+		for _, gz := range fixtures(f) {
+			b, err := os.ReadFile(gunzipTemp(f, gz))
+			if err != nil {
+				f.Fatal(err)
+			}
+			seedImages = append(seedImages, b)
 		}
-		out = append(out, b)
+	})
+	if len(seedImages) == 0 {
+		f.Fatal("no fixtures")
 	}
-	return out
+	return seedImages
 }
 
 func FuzzSuperblock(f *testing.F) {

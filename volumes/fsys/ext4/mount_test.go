@@ -14,6 +14,7 @@ import (
 // TestFixturesMatchKernel compares every committed image, entry by entry, with the kernel's read-only
 // loop mount of the same bytes: metadata, inode numbers, xattrs, link targets and content.
 func TestFixturesMatchKernel(t *testing.T) {
+	t.Parallel()
 	for _, gz := range fixtures(t) {
 		name := strings.TrimSuffix(filepath.Base(gz), ".img.gz")
 		t.Run(name, func(t *testing.T) {
@@ -56,6 +57,7 @@ func TestFixturesMatchKernel(t *testing.T) {
 // TestCorpusMatchesKernel runs the same comparison on the acceptance corpus images, including the two
 // ext partitions inside dfvfs/mbr.raw.
 func TestCorpusMatchesKernel(t *testing.T) {
+	t.Parallel()
 	corpus := filepath.Join(filepath.Dir(repoRoot(t)), "shared", "acceptance", "corpus")
 	if _, err := os.Stat(corpus); err != nil {
 		t.Skipf("acceptance corpus absent: %v", err)
