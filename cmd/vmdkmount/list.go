@@ -1,0 +1,100 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/urfave/cli/v2"
+	"github.com/vmdkmount/vmdkmount/vddk"
+	"github.com/vmdkmount/vmdkmount/volumes"
+)
+
+// listedVolume is one row of `vmdkmount list --json`.
+type listedVolume struct {
+	ID         string                 `json:"id"`
+	Kind       volumes.Kind           `json:"kind"`
+	Disk       int                    `json:"disk"`
+	Start      int64                  `json:"start"`
+	Size       int64                  `json:"size"`
+	Type       string                 `json:"type"`
+	Filesystem string                 `json:"filesystem,omitempty"`
+	Label      string                 `json:"label,omitempty"`
+	UUID       string                 `json:"uuid,omitempty"`
+	Container  bool                   `json:"container,omitempty"`
+	Incomplete bool                   `json:"incomplete,omitempty"`
+	Reason     string                 `json:"reason,omitempty"`
+	Extents    []volumes.Extent       `json:"extents,omitempty"`
+	Partition  *volumes.PartitionInfo `json:"partition,omitempty"`
+	LVM        *volumes.LVMInfo       `json:"lvm,omitempty"`
+	LDM        *volumes.LDMInfo       `json:"ldm,omitempty"`
+}
+
+func cmdList(c *cli.Context) error {
+	if c.NArg() == 0 {
+		return fmt.Errorf("list needs at least one DISK")
+	}
+	set, closer, err := volumes.OpenFiles(c.Args().Slice(),
+		vddk.Options{AllowExternalPaths: c.Bool("allow-external-extents")},
+		volumes.Options{SectorSize: c.Int("sector-size")})
+	if err != nil {
+		return err
+	}
+	defer closer.Close()
+	vols := set.Volumes()
+	if c.Bool("all") {
+		vols = set.All()
+	}
+	rows := make([]listedVolume, 0, len(vols))
+	for _, v := range vols {
+		rows = append(rows, listedVolume{
+			ID: v.ID, Kind: v.Kind, Disk: v.Disk, Start: v.Offset, Size: v.Size(), Type: typeName(v),
+			Filesystem: v.Filesystem.Type, Label: v.Filesystem.Label, UUID: v.Filesystem.UUID,
+			Container: v.Container, Incomplete: v.Incomplete, Reason: v.Reason,
+			Extents: v.Extents, Partition: v.Partition, LVM: v.LVM, LDM: v.LDM,
+		})
+	}
+	out := c.App.Writer
+	if c.Bool("json") {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(struct {
+			Volumes  []listedVolume `json:"volumes"`
+			Problems []string       `json:"problems,omitempty"`
+		}{rows, set.Problems()})
+	}
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "ID\tSTART\tSIZE\tTYPE\tFILESYSTEM\tLABEL\t")
+	for _, r := range rows {
+		start := fmt.Sprint(r.Start)
+		if r.Kind == volumes.KindLVM || r.Kind == volumes.KindLDM {
+			start = "-"
+		}
+		fs := r.Filesystem
+		if r.Incomplete {
+			fs = "(incomplete: " + r.Reason + ")"
+		}
+		fmt.Fprintf(w, "%s\t%s\t%d\t%s\t%s\t%s\t\n", r.ID, start, r.Size, r.Type, fs, r.Label)
+	}
+	w.Flush()
+	for _, p := range set.Problems() {
+		fmt.Fprintln(c.App.ErrWriter, "note:", p)
+	}
+	return nil
+}
+
+func typeName(v *volumes.Volume) string {
+	switch {
+	case v.Partition != nil && v.Partition.TypeName != "":
+		if v.Partition.Scheme == "mbr" {
+			return fmt.Sprintf("%s (0x%02x)", v.Partition.TypeName, v.Partition.TypeID)
+		}
+		return v.Partition.TypeName
+	case v.LDM != nil:
+		return "LDM " + v.LDM.Layout
+	case v.LVM != nil:
+		return "LVM " + strings.Join(v.LVM.Segments, "+")
+	}
+	return string(v.Kind)
+}

@@ -1,0 +1,42 @@
+// Command vmdkmount finds and mounts the volumes of VMDK virtual disks (and raw images).
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+
+	"github.com/urfave/cli/v2"
+)
+
+func main() {
+	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	if err := newApp().Run(os.Args); err != nil {
+		fmt.Fprintln(os.Stderr, "vmdkmount:", err)
+		os.Exit(1)
+	}
+}
+
+func newApp() *cli.App {
+	return &cli.App{
+		Name:            "vmdkmount",
+		Usage:           "find and mount the volumes of VMDK virtual disks (pure Go, no VMware binaries)",
+		HideHelpCommand: true,
+		Commands: []*cli.Command{
+			{
+				Name:      "list",
+				Usage:     "list the volumes of a disk set: partitions, LVM and Windows dynamic volumes, filesystems",
+				ArgsUsage: "DISK [DISK...]",
+				Description: "Each DISK is a VMDK (any kind, with its chain) or a raw image. Several disks form one set, so\n" +
+					"volumes spanning disks (LVM, Windows dynamic disks) assemble. Like `vmware-mount -p` and mmls.",
+				Flags: []cli.Flag{
+					&cli.BoolFlag{Name: "json", Usage: "print JSON"},
+					&cli.BoolFlag{Name: "all", Usage: "also list containers (extended partitions, LVM PVs, LDM partitions)"},
+					&cli.IntFlag{Name: "sector-size", Usage: "logical sector size of the partition tables: 512 or 4096 (default: probe)"},
+					&cli.BoolFlag{Name: "allow-external-extents", Usage: "let VMDK extents and parents live outside the disk's folder"},
+				},
+				Action: cmdList,
+			},
+		},
+	}
+}

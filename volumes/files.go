@@ -1,0 +1,79 @@
+package volumes
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/vmdkmount/vmdkmount/vddk"
+)
+
+// rawDisk is a raw disk image file.
+type rawDisk struct {
+	*os.File
+	size int64
+}
+
+func (r *rawDisk) Size() int64 { return r.size }
+
+// OpenFiles opens each path as a disk of the set — a VMDK (with its whole chain, through vddk) or a raw
+// image — and finds the volumes. The returned closer closes every disk; call it after the set is done.
+func OpenFiles(paths []string, vopts vddk.Options, opts Options) (*Set, io.Closer, error) {
+	var closers multiCloser
+	var disks []Disk
+	for _, p := range paths {
+		d, c, err := openDiskFile(p, vopts)
+		if err != nil {
+			closers.Close()
+			return nil, nil, err
+		}
+		closers = append(closers, c)
+		disks = append(disks, d)
+	}
+	set, err := Open(disks, opts)
+	if err != nil {
+		closers.Close()
+		return nil, nil, err
+	}
+	return set, closers, nil
+}
+
+func openDiskFile(path string, vopts vddk.Options) (Disk, io.Closer, error) {
+	isVMDK, err := vddk.IsVMDK(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if isVMDK {
+		d, err := vddk.Open(path, vopts)
+		if err != nil {
+			return nil, nil, err
+		}
+		return d, d, nil
+	}
+	f, err := os.OpenFile(path, os.O_RDONLY|oNoATime, 0)
+	if errors.Is(err, os.ErrPermission) {
+		f, err = os.Open(path)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	size, err := f.Seek(0, io.SeekEnd)
+	if err != nil {
+		f.Close()
+		return nil, nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return &rawDisk{f, size}, f, nil
+}
+
+type multiCloser []io.Closer
+
+func (m multiCloser) Close() error {
+	var first error
+	for _, c := range m {
+		if err := c.Close(); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
