@@ -40,10 +40,13 @@ func tinySparse(variant string) []byte {
 		return bytes.Repeat([]byte{byte('a' + i)}, grain*SectorSize)
 	}
 	switch variant {
-	case "plain", "zeroed":
+	case "plain", "zeroed", "v3":
 		flags, version := uint32(flagNewlineCheck|flagRedundantGD), uint32(1)
-		if variant == "zeroed" {
+		switch variant {
+		case "zeroed":
 			flags, version = flags|flagZeroedGrain, 2
+		case "v3": // an uncompressed version 3 header (CBT-era hosted sparse); qemu opens it read-only
+			version = 3
 		}
 		img := make([]byte, 8*SectorSize)
 		copy(img, hdr(flags, version, 3))
@@ -109,7 +112,7 @@ func tinySparse(variant string) []byte {
 // stream layout A path (footer) and the forward scan (no footer).
 func TestTinySeedsMatchQemu(t *testing.T) {
 	dir := t.TempDir()
-	for _, v := range []string{"plain", "zeroed", "stream", "stream-nofooter"} {
+	for _, v := range []string{"plain", "zeroed", "v3", "stream", "stream-nofooter"} {
 		t.Run(v, func(t *testing.T) {
 			p := filepath.Join(dir, v+".vmdk")
 			if err := os.WriteFile(p, tinySparse(v), 0o644); err != nil {

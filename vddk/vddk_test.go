@@ -447,3 +447,85 @@ func TestUnbufferedStream(t *testing.T) {
 	defer ref.Close()
 	compareReads(t, d, ref, d.Size(), 100, nil)
 }
+
+// twoGbMaxExtentFlat across its 2 GiB extent edge, made by qemu at test time (the files are sparse).
+func TestSplitFlat(t *testing.T) {
+	needTool(t, "qemu-io")
+	dir := t.TempDir()
+	p := filepath.Join(dir, "split flat.vmdk")
+	run := func(name string, args ...string) {
+		if out, err := exec.Command(name, args...).CombinedOutput(); err != nil {
+			t.Fatalf("%s %v: %v %s", name, args, err, out)
+		}
+	}
+	run("qemu-img", "create", "-q", "-f", "vmdk", "-o", "subformat=twoGbMaxExtentFlat", p, "2052M")
+	run("qemu-io", "-f", "vmdk", "-c", "write -P 0x61 2147450880 64k", "-c", "write -P 0x62 1M 4k", "-c", "write -P 0x63 2050M 512", p)
+	d, err := Open(p, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if inf := d.Info(); inf.CreateType != "twoGbMaxExtentFlat" || len(inf.Chain[0].Extents) != 2 {
+		t.Fatalf("info %+v", inf)
+	}
+	ref, _ := os.Open(qemuRaw(t, p))
+	defer ref.Close()
+	compareReads(t, d, ref, d.Size(), 200, []int64{2 << 30, 1 << 20, 2050 << 20})
+	blocks, err := d.AllocatedBlocks(0, uint64(d.Size()/SectorSize), 128)
+	if err != nil || len(blocks) == 0 || len(blocks) > 4 {
+		t.Errorf("holes of the flat files are not skipped: %d blocks, %v", len(blocks), err)
+	}
+}
+
+// When the primary grain directory is damaged, the redundant copy serves the same grains.
+func TestRedundantDirectoryFallback(t *testing.T) {
+	src := fixture(t, "mono-sparse.vmdk")
+	b, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, _ := parseSparseHeader(b)
+	if h.Flags&flagRedundantGD == 0 {
+		t.Fatal("fixture has no redundant directory")
+	}
+	for i := range 4 { // point the first primary GD entries far past the end of the file
+		copy(b[int64(h.GDOffset)*SectorSize+int64(4*i):], []byte{0xff, 0xff, 0xff, 0x7f})
+	}
+	p := filepath.Join(t.TempDir(), "damaged.vmdk")
+	os.WriteFile(p, b, 0o644)
+	d, err := Open(p, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	ref, _ := os.Open(qemuRaw(t, src))
+	defer ref.Close()
+	compareReads(t, d, ref, d.Size(), 100, nil)
+}
+
+// A child whose parentFileNameHint is an absolute path inside the folder, and one whose absolute hint
+// names a folder that no longer exists (the VM was moved): both find their parent.
+func TestAbsoluteParentHint(t *testing.T) {
+	dir := t.TempDir()
+	for _, f := range []string{"mono-sparse.vmdk", "chain-child1.vmdk"} {
+		b, _ := os.ReadFile(fixture(t, f))
+		os.WriteFile(filepath.Join(dir, f), b, 0o644)
+	}
+	child := filepath.Join(dir, "chain-child1.vmdk")
+	orig, _ := os.ReadFile(child)
+	for _, hint := range []string{filepath.Join(dir, "mono-sparse.vmdk"), "/vmfs/volumes/old/vm/mono-sparse.vmdk", `C:\VMs\old\mono-sparse.vmdk`} {
+		b := bytes.Replace(orig, []byte(`parentFileNameHint="mono-sparse.vmdk"`), []byte(`parentFileNameHint="`+hint+`"`), 1)
+		if bytes.Equal(b, orig) {
+			t.Fatal("hint not found in the fixture")
+		}
+		os.WriteFile(child, b, 0o644)
+		d, err := Open(child, Options{})
+		if err != nil {
+			t.Fatalf("hint %q: %v", hint, err)
+		}
+		if d.Info().NumLinks != 2 {
+			t.Errorf("hint %q: %d links", hint, d.Info().NumLinks)
+		}
+		d.Close()
+	}
+}
