@@ -46,14 +46,14 @@ common_files() {
 	printf 'hello, ntfs\n' >small.txt
 	: >empty.txt
 	text plain 3000 >plain.txt
-	prng nonres 6000 >random.bin
+	prng nonres 3000 >random.bin
 
 	# Compressed files: the compression attribute on a directory is inherited by new files.
 	mkdir compressed
 	setfattr -n system.ntfs_attrib_be -v 0x00000800 compressed
 	text comp 20000 >compressed/text.txt
-	prng comprand 9000 >compressed/random.bin
-	{ text mixed 3000; prng mixed 3000; text mixed2 4000; } >compressed/mixed.bin
+	prng comprand 5000 >compressed/random.bin
+	{ text mixed 3000; prng mixed 2000; text mixed2 4000; } >compressed/mixed.bin
 	truncate -s 300000 compressed/sparse-compressed.bin
 	printf 'tail' >>compressed/sparse-compressed.bin
 
@@ -120,11 +120,27 @@ common_files() {
 	setfattr -n system.ntfs_reparse_data -v 0x170000801000000001000000020000000100000000000000 reparse/wof
 }
 
+# minimal_files is a small mix for the 4 KiB-sector image (its $UpCase alone costs 100 KB gzipped).
+minimal_files() {
+	printf 'hello, ntfs\n' >small.txt
+	text plain 3000 >plain.txt
+	mkdir compressed
+	setfattr -n system.ntfs_attrib_be -v 0x00000800 compressed
+	text comp 8000 >compressed/text.txt
+	truncate -s 300000 sparse.bin
+	printf 'tail' >>sparse.bin
+	setfattr -n user.stream -v "stream value" small.txt
+	ln plain.txt hardlink.txt
+	ln -s small.txt symlink
+	mkdir -p 'dir/Ünïcødé'
+	for i in $(seq 1 200); do printf '%d\n' "$i" >"dir/file-$i"; done
+}
+
 # volume_files adds the bulk: a multi-level index, many runs, physical fragmentation.
 volume_files() {
 	# A directory big enough for a multi-level $I30 B+tree.
 	mkdir many
-	for i in $(seq 1 600); do printf '%d\n' "$i" >"many/file-$i.txt"; done
+	for i in $(seq 1 400); do printf '%d\n' "$i" >"many/file-$i.txt"; done
 
 	# Data beyond the initialized size: ntfs-3g extends by truncate without writing zeros.
 	printf 'initialized' >uninit.bin
@@ -138,23 +154,23 @@ volume_files() {
 	# Physical fragmentation: small files, fill the rest of the volume, free every other small file,
 	# then write a file that can only go into the holes.
 	mkdir frag
-	for i in $(seq 1 300); do text "f$i" 100 | head -c 1024 >"frag/f$i"; done
+	for i in $(seq 1 240); do text "f$i" 100 | head -c 1024 >"frag/f$i"; done
 	cat /dev/zero >filler 2>/dev/null || true
 	sync
-	for i in $(seq 1 2 300); do rm "frag/f$i"; done
+	for i in $(seq 1 2 240); do rm "frag/f$i"; done
 	sync
 	text fragmented 20000 | head -c 120000 >fragmented.bin || true
 	rm filler
 
 }
 
-# build NAME SIZE CLUSTER FILL...: mkntfs an image, mount it with ntfs-3g, run the fill functions.
+# build NAME SIZE SECTOR CLUSTER FILL...: mkntfs an image, mount it with ntfs-3g, run the fills.
 build() {
-	local name=$1 size=$2 cluster=$3
-	shift 3
+	local name=$1 size=$2 sector=$3 cluster=$4
+	shift 4
 	local img="$work/$name.img"
 	truncate -s "$size" "$img"
-	mkntfs -F -f -Q -q -s 512 -c "$cluster" -L "Fixture $name" "$img" 2>/dev/null
+	mkntfs -F -f -Q -q -s "$sector" -c "$cluster" -L "Fixture $name" "$img" 2>/dev/null
 	ntfs-3g -o streams_interface=xattr,big_writes "$img" "$mnt"
 	(cd "$mnt" && for fill in "$@"; do "$fill"; done)
 	umount "$mnt"
@@ -163,6 +179,8 @@ build() {
 }
 
 # 512-byte clusters: 8 KiB compression units, long run lists.
-build basic 8M 512 common_files volume_files
+build basic 8M 512 512 common_files volume_files
 # 4 KiB clusters: 64 KiB compression units, the cluster size most volumes use.
-build c4k 6M 4096 common_files
+build c4k 6M 512 4096 common_files
+# 4 KiB sectors (4Kn disks): 4 KiB MFT records, still protected in 512-byte fixup blocks.
+build s4k 6M 4096 4096 minimal_files

@@ -11,7 +11,7 @@ import (
 	"github.com/vmdkmount/vmdkmount/volumes/fsys"
 )
 
-var fixtures = []string{"basic", "c4k"}
+var fixtures = []string{"basic", "c4k", "s4k"}
 
 // TestFixturesMatchNTFS3g compares every entry of each fixture (type, size, blocks, mode, owner, link
 // count, inode number, times, symlink targets, streams as xattrs, device numbers and content) with
