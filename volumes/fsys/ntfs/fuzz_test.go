@@ -188,8 +188,20 @@ func TestDamagedImages(t *testing.T) {
 	mft := int(bs.mftCluster) * int(bs.clusterSize)
 	torn := append([]byte(nil), img...)
 	torn[mft+5*1024+510] ^= 0xff // breaks the root record's update sequence
-	if _, err := open(bytes.NewReader(torn), int64(len(torn)), Options{}); err == nil {
-		t.Error("a torn root record was accepted")
+	if _, err := open(bytes.NewReader(torn), int64(len(torn)), Options{}); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("a torn root record: %v", err)
+	}
+	// A torn $MFT record 0 is replaced by its copy in $MFTMirr; with both torn, Open fails.
+	torn = append([]byte(nil), img...)
+	torn[mft+510] ^= 0xff
+	if v, err := open(bytes.NewReader(torn), int64(len(torn)), Options{}); err != nil {
+		t.Errorf("torn $MFT record 0 with a good mirror: %v", err)
+	} else if data, err := fs.ReadFile(v, "small.txt"); err != nil || string(data) != "hello, ntfs\n" {
+		t.Errorf("through the mirror: %q, %v", data, err)
+	}
+	torn[int(bs.mftMirrCluster)*int(bs.clusterSize)+510] ^= 0xff
+	if _, err := open(bytes.NewReader(torn), int64(len(torn)), Options{}); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("torn $MFT and $MFTMirr: %v", err)
 	}
 	// A pseudo-random sweep of single-byte damage over the first MFT records of the small fixture.
 	small := fixtureBytes(t, "c4k")

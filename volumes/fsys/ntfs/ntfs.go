@@ -17,6 +17,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/bits"
 	"sync"
 
@@ -107,14 +108,14 @@ func open(r io.ReaderAt, size int64, opt Options) (*FS, error) {
 // loadMFT bootstraps $MFT: record 0 is read at the boot sector's cluster; its own run list (first
 // from the base record alone, then merged with its extension records) maps every other record.
 func (f *FS) loadMFT() error {
-	rs := int64(f.boot.recordSize)
-	raw := make([]byte, rs)
-	if _, err := f.r.ReadAt(raw, int64(f.boot.mftCluster)*int64(f.boot.clusterSize)); err != nil {
-		return wrapIO(err, "$MFT record 0")
-	}
-	first, err := parseRecord(append([]byte(nil), raw...))
+	raw, first, err := f.readMFTRecord0(f.boot.mftCluster)
 	if err != nil {
-		return fmt.Errorf("$MFT record 0: %w", err)
+		// Windows keeps a copy of the first records in $MFTMirr for exactly this case.
+		var mirrErr error
+		if raw, first, mirrErr = f.readMFTRecord0(f.boot.mftMirrCluster); mirrErr != nil {
+			return err
+		}
+		slog.Warn("ntfs: $MFT record 0 is damaged, using its copy in $MFTMirr", "err", err)
 	}
 	var data *attribute
 	for _, a := range first.attrs {
@@ -138,6 +139,22 @@ func (f *FS) loadMFT() error {
 		return corrupt("$MFT has no non-resident $DATA")
 	}
 	return f.setMFT(full, full.dataSize)
+}
+
+// readMFTRecord0 reads and parses the $MFT base record at a cluster (the $MFT or its mirror).
+func (f *FS) readMFTRecord0(cluster uint64) ([]byte, *mftRecord, error) {
+	raw := make([]byte, f.boot.recordSize)
+	if cluster >= uint64(f.totalClusters) {
+		return nil, nil, corrupt("$MFT record 0 at cluster %d beyond the volume", cluster)
+	}
+	if _, err := f.r.ReadAt(raw, int64(cluster)*int64(f.boot.clusterSize)); err != nil {
+		return nil, nil, wrapIO(err, "$MFT record 0")
+	}
+	rec, err := parseRecord(append([]byte(nil), raw...))
+	if err != nil {
+		return nil, nil, fmt.Errorf("$MFT record 0: %w", err)
+	}
+	return raw, rec, nil
 }
 
 func (f *FS) setMFT(a *attribute, bytes int64) error {
