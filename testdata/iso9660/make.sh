@@ -4,8 +4,9 @@
 #   tree-rrip112.iso.gz     xorriso native, -compliance new_rr -hardlinks on: PX serials shared by hard links
 #   tree-genisoimage.iso.gz genisoimage -R -J: Rock Ridge 1.10, deep-directory relocation (CL/PL/RE)
 #                           (without the fifo, socket and the 150-component symlink: genisoimage hangs on them)
-#   small-joliet.iso.gz     Joliet without Rock Ridge
-#   small-plain.iso.gz      plain ISO9660 level 1 names
+#   small-rr.iso.gz         genisoimage -R: a few entries of each kind and one relocated directory, for fuzzing
+#   small-joliet.iso.gz     Joliet without Rock Ridge (genisoimage; xorriso always adds Rock Ridge)
+#   small-plain.iso.gz      plain ISO9660 level 1 names (genisoimage)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 tmp=$(mktemp -d)
@@ -26,11 +27,23 @@ printf 'joliet and plain\n' > "$tmp/small/ReadMe.TXT"
 printf 'unicode\n' > "$tmp/small/Sub Dir/Ünïcødé name.txt"
 printf 'three\n' > "$tmp/small/deep/a/b/c/file.dat"
 printf 'noext\n' > "$tmp/small/NOEXT"
-touch -d '2010-03-04 05:06:07 UTC' "$tmp/small" "$tmp/small/"* "$tmp/small/Sub Dir/"* "$tmp/small/deep/a/b/c/"*
-xorriso -as mkisofs -quiet -J -V SMALL_JOLIET -o "$tmp/small-joliet.iso" "$tmp/small"
-xorriso -as mkisofs -quiet -V SMALL_PLAIN -o "$tmp/small-plain.iso" "$tmp/small"
+find "$tmp/small" -exec touch -d "2010-03-04 05:06:07 UTC" {} +
+genisoimage -quiet -input-charset utf-8 -J -V SMALL_JOLIET -o "$tmp/small-joliet.iso" "$tmp/small"
+genisoimage -quiet -input-charset utf-8 -V SMALL_PLAIN -o "$tmp/small-plain.iso" "$tmp/small"
 
-for f in tree-xorriso tree-rrip112 tree-genisoimage small-joliet small-plain; do
+mkdir -p "$tmp/rr/d1/d2/d3/d4/d5/d6/d7/d8/d9"
+printf 'nine deep\n' > "$tmp/rr/d1/d2/d3/d4/d5/d6/d7/d8/d9/f"
+printf 'file\n' > "$tmp/rr/file"
+ln "$tmp/rr/file" "$tmp/rr/hard"
+ln -s ../file "$tmp/rr/d1/up-link"
+ln -s /a/b/../c "$tmp/rr/abs"
+mknod "$tmp/rr/blk" b 7 0
+chmod 4711 "$tmp/rr/file"
+chown 7:8 "$tmp/rr/hard"
+find "$tmp/rr" -exec touch -h -d "2015-05-05 05:05:05 UTC" {} +
+genisoimage -quiet -input-charset utf-8 -R -V SMALL_RR -o "$tmp/small-rr.iso" "$tmp/rr"
+
+for f in small-rr tree-xorriso tree-rrip112 tree-genisoimage small-joliet small-plain; do
 	gzip -9 -n -c "$tmp/$f.iso" > "$here/$f.iso.gz"
 done
 ls -l "$here"
