@@ -70,21 +70,26 @@ func (f *FS) lookupCase(dir *inode, name string, ignoreCase bool) (dirEntry, err
 	}
 	want := f.upper(name)
 	for _, e := range list {
-		if len(e.name) == len(name) && f.upper(e.name) == want {
+		if f.upper(e.name) == want {
 			return e, nil
 		}
 	}
 	return dirEntry{}, fs.ErrNotExist
 }
 
-// upper maps a name to upper case with the volume's $UpCase table (per UTF-16 unit, as NTFS does).
+// upper maps a name to upper case with the volume's $UpCase table, per UTF-16 unit as NTFS does
+// (characters outside the BMP are left alone; without a table, Unicode simple case mapping).
 func (f *FS) upper(s string) string {
 	f.upcaseOnce.Do(f.loadUpcase)
 	return strings.Map(func(r rune) rune {
-		if r < rune(len(f.upcase)) {
+		switch {
+		case r > 0xFFFF:
+			return r
+		case f.upcase != nil:
 			return rune(f.upcase[r])
+		default:
+			return unicode.ToUpper(r)
 		}
-		return unicode.ToUpper(r)
 	}, s)
 }
 
