@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the XFS fixtures with the real tools: mkfs.xfs, then a loop mount (as root) to fill the v5 image
 # through the kernel, and an mkfs.xfs protofile for the v4 image (this kernel cannot mount v4).
+#   v5-1k.img.gz    the same tree on 1 KiB blocks, 8 KiB directory blocks, no bigtime, nrext64.
 #   v5.img.gz       v5 (CRC, ftype, bigtime), 4 AGs, filled by the kernel: every directory format
 #                   (shortform, block, leaf, node, btree), extent- and btree-format files, unwritten
 #                   extents, sparse files, symlinks, hard links, devices, xattrs of all sizes.
@@ -71,65 +72,74 @@ populate_common() { # $1 = root of the tree to fill, $2 = node-directory size, $
   : > "$r/owned_big"; chown 4000000000:3000000000 "$r/owned_big"
 }
 
-# ---- v5, filled through the kernel ----
-img=$work/v5.img
-truncate -s 96M "$img"
-mkfs.xfs -q -f -d agcount=4 -L fixture-v5 "$img"
-mount -o loop "$img" "$mnt"
-populate_common "$mnt" 3000 link
-r=$mnt
-ln "$r/tiny" "$r/hardlink1"; ln "$r/tiny" "$r/short/hardlink2"
-python3 -c 'import socket,sys; s=socket.socket(socket.AF_UNIX); s.bind(sys.argv[1])' "$r/socket"
-# sparse: leading hole, data islands, trailing hole
-truncate -s 10M "$r/sparse"
-printf 'middle' | dd of="$r/sparse" bs=1 seek=3000000 conv=notrunc status=none
-printf 'end' | dd of="$r/sparse" bs=1 seek=8000000 conv=notrunc status=none
-# unwritten extents, partly written
-xfs_io -f -c "falloc 0 1m" -c "pwrite -S 0x61 200000 5000" "$r/prealloc" >/dev/null
-xfs_io -f -c "falloc -k 0 256k" -c "pwrite -S 0x62 0 1000" "$r/prealloc_beyond_eof" >/dev/null
-# btree-format data forks: every other block written (a unique tag, then a byte pattern whose short period
-# keeps the gzip size small)
-python3 - "$r/fragmented" "$r/fragmented_more" <<'PY'
+# ---- v5 images, filled through the kernel ----
+kernel_image() { # $1 = name, $2 = size, $3 = node-directory size, $4 = full|light, rest = mkfs.xfs options
+  local name=$1 size=$2 nodes=$3 kind=$4 img=$work/$1.img r=$mnt bs
+  shift 4
+  truncate -s "$size" "$img"
+  mkfs.xfs -q -f "$@" -L "xfs-$name" "$img"
+  mount -o loop "$img" "$mnt"
+  bs=$(stat -f -c %S "$mnt")
+  populate_common "$mnt" "$nodes" link
+  ln "$r/tiny" "$r/hardlink1"; ln "$r/tiny" "$r/short/hardlink2"
+  python3 -c 'import socket,sys; s=socket.socket(socket.AF_UNIX); s.bind(sys.argv[1])' "$r/socket"
+  # sparse: leading hole, data islands, trailing hole
+  truncate -s 10M "$r/sparse"
+  printf 'middle' | dd of="$r/sparse" bs=1 seek=3000000 conv=notrunc status=none
+  printf 'end' | dd of="$r/sparse" bs=1 seek=8000000 conv=notrunc status=none
+  # unwritten extents, partly written
+  xfs_io -f -c "falloc 0 1m" -c "pwrite -S 0x61 200000 5000" "$r/prealloc" >/dev/null
+  xfs_io -f -c "falloc -k 0 256k" -c "pwrite -S 0x62 0 1000" "$r/prealloc_beyond_eof" >/dev/null
+  # btree-format data forks: every other block written (a unique tag, then a byte pattern whose short period
+  # keeps the gzip size small)
+  python3 - "$r/fragmented" "$r/fragmented_more" "$((bs == 4096 ? 6000 : 1500))" <<'PY'
 import sys
-for path, count, length in ((sys.argv[1], 300, 4096), (sys.argv[2], 6000, 16)):
+for path, count, length in ((sys.argv[1], 300, 4096), (sys.argv[2], int(sys.argv[3]), 16)):
     with open(path, "wb") as f:
         for i in range(count):
             f.seek(2 * i * 4096)
             f.write((b"blk%06d" % i) + bytes([i % 7 + 1]) * (length - 9))
 PY
-# xattrs
-: > "$r/xattr_short"
-setfattr -n user.a -v 1 "$r/xattr_short"
-setfattr -n user.empty "$r/xattr_short"
-setfattr -n trusted.t -v trustme "$r/xattr_short"
-setfattr -n security.s -v secret "$r/xattr_short"
-: > "$r/xattr_leaf"
-for i in $(seq 1 30); do setfattr -n "user.attr_$i" -v "$(filler 100 a$i)" "$r/xattr_leaf"; done
-setfattr -n user.big -v "$(filler 1500 big)" "$r/xattr_leaf"
-: > "$r/xattr_remote"
-setfattr -n user.remote -v "$(filler 20000 rem)" "$r/xattr_remote"
-setfattr -n user.remote_max -v "$(filler 65536 max)" "$r/xattr_remote"
-setfattr -n user.local -v small "$r/xattr_remote"
-: > "$r/xattr_node"
-for i in $(seq 1 600); do setfattr -n "user.many_attribute_name_$i" -v "$(filler 40 v$i)" "$r/xattr_node"; done
-setfattr -n user.dirattr -v "on a dir" "$r/short"
-setfattr -h -n trusted.onlink -v "on a link" "$r/link_local"
-# a btree-format directory: fragment all free space into single blocks, then grow a directory of hard
-# links (no new inodes needed) so each of its blocks is its own extent.
-mkdir "$r/btree"
-for i in $(seq 0 19); do : > "$r/btree_target_$i"; done
-free=$(df -B4096 --output=avail "$r" | tail -1)
-xfs_io -f -c "falloc 0 $(( (free - 64) * 4096 ))" "$r/fill" >/dev/null || true
-blocks=$(( $(stat -c %s "$r/fill") / 4096 ))
-args=(); for i in $(seq 0 2 $((blocks - 1))); do args+=(-c "fpunch $((i * 4096)) 4096"); done
-xfs_io "${args[@]}" "$r/fill" >/dev/null
-for i in $(seq 1 1500); do ln "$r/btree_target_$((i % 20))" "$r/btree/$(printf 'b%.0s' $(seq 1 180))_$i"; done
-rm "$r/fill"
-umount "$mnt"
-# The log still holds every transaction of the fill; a freshly formatted one compresses well. Its cycle
-# must exceed the LSNs already stamped in metadata blocks, or the kernel refuses to mount.
-xfs_db -x -c "logformat -c 3" "$img" >/dev/null
-gzip -9 -n -c "$img" > "$out/v5.img.gz"
+  # xattrs
+  : > "$r/xattr_short"
+  setfattr -n user.a -v 1 "$r/xattr_short"
+  setfattr -n user.empty "$r/xattr_short"
+  setfattr -n trusted.t -v trustme "$r/xattr_short"
+  setfattr -n security.s -v secret "$r/xattr_short"
+  : > "$r/xattr_leaf"
+  for i in $(seq 1 10); do setfattr -n "user.attr_$i" -v "$(filler 100 a$i)" "$r/xattr_leaf"; done
+  setfattr -n user.big -v "$(filler 1500 big)" "$r/xattr_leaf"
+  : > "$r/xattr_remote"
+  setfattr -n user.remote -v "$(filler 20000 rem)" "$r/xattr_remote"
+  setfattr -n user.remote_max -v "$(filler 65536 max)" "$r/xattr_remote"
+  setfattr -n user.local -v small "$r/xattr_remote"
+  : > "$r/xattr_node"
+  for i in $(seq 1 "$([ "$kind" = full ] && echo 600 || echo 150)"); do setfattr -n "user.many_attribute_name_$i" -v "$(filler 40 v$i)" "$r/xattr_node"; done
+  setfattr -n user.dirattr -v "on a dir" "$r/short"
+  setfattr -h -n trusted.onlink -v "on a link" "$r/link_local"
+  if [ "$kind" = full ]; then
+  # a btree-format directory: fragment all free space into single blocks, then grow a directory of hard
+  # links (no new inodes needed) so each of its blocks is its own extent.
+  mkdir "$r/btree"
+  for i in $(seq 0 19); do : > "$r/btree_target_$i"; done
+  free=$(df -B"$bs" --output=avail "$r" | tail -1)
+  xfs_io -f -c "falloc 0 $(( (free - 64) * bs ))" "$r/fill" >/dev/null || true
+  blocks=$(( $(stat -c %s "$r/fill") / bs ))
+  args=(); for i in $(seq 0 2 $((blocks - 1))); do args+=(-c "fpunch $((i * bs)) $bs"); done
+  xfs_io "${args[@]}" "$r/fill" >/dev/null
+  for i in $(seq 1 1500); do ln "$r/btree_target_$((i % 20))" "$r/btree/$(printf 'b%.0s' $(seq 1 180))_$i"; done
+  rm "$r/fill"
+  fi
+  umount "$mnt"
+  # The log still holds every transaction of the fill; a freshly formatted one compresses well. Its cycle
+  # must exceed the LSNs already stamped in metadata blocks, or the kernel refuses to mount.
+  xfs_db -x -c "logformat -c 3" "$img" >/dev/null
+  gzip -9 -n -c "$img" > "$out/$name.img.gz"
+}
+kernel_image v5 96M 3000 full -d agcount=4
+# 1 KiB blocks with 8 KiB directory blocks (each spanning several extents), 2 inodes per block, classic
+# 32-bit timestamps and 64-bit extent counters (no btree directory: building one takes minutes here).
+kernel_image v5-1k 48M 1100 light -b size=1024 -n size=8192 -i size=512,nrext64=1 -m bigtime=0 -d agcount=2
 
 # ---- v4 via protofile (tree in a plain directory) ----
 src=$work/src

@@ -2,6 +2,7 @@ package xfs
 
 import (
 	"fmt"
+	"math"
 	"sort"
 )
 
@@ -185,6 +186,14 @@ func findExtent(ex []extent, blk uint64) int {
 	return sort.Search(len(ex), func(i int) bool { return ex[i].off+ex[i].count > blk })
 }
 
+// blockByte is the byte offset of a file block, saturated where it would pass the largest int64.
+func (f *FS) blockByte(blk uint64) int64 {
+	if blk > math.MaxInt64>>f.sb.blockLog {
+		return math.MaxInt64
+	}
+	return int64(blk << f.sb.blockLog)
+}
+
 // readMapped fills p with the fork's bytes from byte offset off: holes and unwritten extents read as zeros.
 func (f *FS) readMapped(ex []extent, p []byte, off int64) error {
 	bs := int64(f.sb.blockSize)
@@ -195,14 +204,14 @@ func (f *FS) readMapped(ex []extent, p []byte, off int64) error {
 			// hole up to the next extent (or to the end of p)
 			n := int64(len(p))
 			if i < len(ex) {
-				n = min(n, int64(ex[i].off)*bs-off)
+				n = min(n, f.blockByte(ex[i].off)-off)
 			}
 			clear(p[:n])
 			p, off = p[n:], off+n
 			continue
 		}
 		e := ex[i]
-		end := int64(e.off+e.count) * bs
+		end := f.blockByte(e.off + e.count)
 		n := min(int64(len(p)), end-off)
 		if e.unwritten {
 			clear(p[:n])

@@ -1,11 +1,13 @@
 package xfs
 
 import (
+	"bytes"
 	"compress/gzip"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"testing"
 )
 
@@ -32,9 +34,15 @@ func fixturePath(t testing.TB, name string) string {
 	return filepath.Join(repoRoot(t), "testdata", "xfs", name)
 }
 
-// gunzipFixture returns the decompressed bytes of testdata/xfs/<name>.
+// unpacked caches decompressed fixtures: several tests and every fuzz target start from them.
+var unpacked sync.Map // name → []byte
+
+// gunzipFixture returns a private copy of the decompressed bytes of testdata/xfs/<name>.
 func gunzipFixture(t testing.TB, name string) []byte {
 	t.Helper()
+	if b, ok := unpacked.Load(name); ok {
+		return bytes.Clone(b.([]byte))
+	}
 	in, err := os.Open(fixturePath(t, name))
 	if err != nil {
 		t.Fatal(err)
@@ -48,7 +56,8 @@ func gunzipFixture(t testing.TB, name string) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return b
+	unpacked.Store(name, b)
+	return bytes.Clone(b)
 }
 
 // imageFile writes a fixture to a private temporary file (which a loop mount may then use).
