@@ -12,15 +12,18 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // Disk is an opened virtual disk: a chain of links, the first being the one that was named. It is an
 // io.ReaderAt safe for concurrent use.
 type Disk struct {
-	path  string
-	links []*link
-	size  int64
-	opts  Options
+	path    string
+	links   []*link
+	size    int64
+	opts    Options
+	cidOnce sync.Once
+	cidErr  error
 }
 
 // Open opens the disk at path and, unless opts.SingleLink, its parents (VixDiskLib_Open).
@@ -33,11 +36,12 @@ func Open(path string, opts Options) (*Disk, error) {
 	if err != nil {
 		return nil, wrapErr(ErrFileNotFound, path, err, "folder")
 	}
-	o := &opener{root: root, opts: opts, seen: map[fileID]string{}}
+	o := &opener{root: root, opts: opts, seen: map[fileID]string{}, writable: opts.Writable}
 	top, err := o.openLink(abs)
 	if err != nil {
 		return nil, err
 	}
+	o.writable = false // parents are only ever read
 	d := &Disk{path: abs, links: []*link{top}, size: top.size, opts: opts}
 	for cur := top; !opts.SingleLink && cur.desc.ParentFileNameHint != ""; {
 		if len(d.links) >= MaxChainLength {
@@ -72,9 +76,21 @@ func (o *opener) openParent(child *link) (*link, error) {
 	return p, nil
 }
 
-// Close closes every file of the chain.
+// Close closes every file of the chain; a writable disk is flushed and marked cleanly closed first.
 func (d *Disk) Close() error {
 	var first error
+	if d.opts.Writable {
+		for _, e := range d.links[0].exts {
+			if w, ok := e.(extentWriter); ok {
+				if g, isGrain := e.(*grainExtent); isGrain && g.w == nil {
+					continue
+				}
+				if err := w.flush(true); err != nil && first == nil {
+					first = err
+				}
+			}
+		}
+	}
 	for _, l := range d.links {
 		if err := l.close(); err != nil && first == nil {
 			first = err

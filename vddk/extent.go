@@ -161,9 +161,16 @@ type grainExtent struct {
 	m          grainMapper
 	inflater   *grainInflater // nil unless grains are compressed
 	inf        ExtentInfo
+	// Writable extents only: w holds the allocation state; rw keeps readers out while tables change.
+	w  *sparseWriter
+	rw sync.RWMutex
 }
 
 func (e *grainExtent) readAt(p []byte, off int64, parent parentReader) error {
+	if e.w != nil {
+		e.rw.RLock()
+		defer e.rw.RUnlock()
+	}
 	type job struct {
 		dst []byte
 		in  int64
@@ -270,6 +277,10 @@ func (e *grainExtent) pread(p []byte, off int64) error {
 }
 
 func (e *grainExtent) alloc(off, n int64, emit func(off, n int64, st allocState)) error {
+	if e.w != nil {
+		e.rw.RLock()
+		defer e.rw.RUnlock()
+	}
 	gb := e.grainBytes
 	span := e.m.tableSpan()
 	end := off + n

@@ -13,6 +13,9 @@ import (
 
 // Options are VixDiskLib_Open's flags, in Go form. The zero value opens the whole chain read-only.
 type Options struct {
+	// Writable opens the named link for writing (the parents stay read-only): WriteAt allocates grains,
+	// copying the rest of each grain from the parents. A second writer is refused while it is open.
+	Writable bool
 	// SingleLink opens only the named link (VIXDISKLIB_FLAG_OPEN_SINGLE_LINK): ranges it does not hold
 	// read as zeros instead of coming from the parents.
 	SingleLink bool
@@ -32,13 +35,17 @@ const MaxChainLength = 255
 type fileID struct{ dev, ino uint64 }
 
 type opener struct {
-	root string // real path of the folder of the disk the user named
-	opts Options
-	seen map[fileID]string
+	root     string // real path of the folder of the disk the user named
+	opts     Options
+	seen     map[fileID]string
+	writable bool // the link being opened is the one written to
 }
 
-// openFile opens read-only without touching the access time where the kernel lets us.
-func openFile(path string) (*os.File, error) {
+// openFile opens read-only without touching the access time where the kernel lets us, or read-write.
+func openFile(path string, writable bool) (*os.File, error) {
+	if writable {
+		return os.OpenFile(path, os.O_RDWR, 0)
+	}
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOATIME, 0)
 	if errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.EPERM) {
 		f, err = os.Open(path)
@@ -120,10 +127,17 @@ type link struct {
 	starts  []int64 // byte offset of each extent in the link
 	size    int64
 	managed bool
+	// Set on the written link only: the descriptor's file (locked), and where the descriptor text lies
+	// in it (descRoom 0: the whole file is the descriptor).
+	descFile          *os.File
+	descOff, descRoom int64
 }
 
 func (l *link) close() error {
 	var first error
+	if l.descFile != nil && (len(l.exts) == 0 || !l.ownsDescFile()) {
+		first = l.descFile.Close()
+	}
 	for _, e := range l.exts {
 		if err := e.close(); err != nil && first == nil {
 			first = err
@@ -134,7 +148,7 @@ func (l *link) close() error {
 
 // openLink opens one descriptor (text or embedded) or a bare sparse file, and all its extents.
 func (o *opener) openLink(path string) (l *link, err error) {
-	f, err := openFile(path)
+	f, err := openFile(path, o.writable)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, wrapErr(ErrFileNotFound, path, err, "open disk")
@@ -158,6 +172,11 @@ func (o *opener) openLink(path string) (l *link, err error) {
 		}
 		o.seen[id] = path
 	}
+	if o.writable {
+		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+			return nil, wrapErr(ErrFileAlreadyLocked, path, err, "the disk is open for writing elsewhere")
+		}
+	}
 	size := st.Size()
 	if st.Mode()&fs.ModeDevice != 0 {
 		size, err = f.Seek(0, io.SeekEnd)
@@ -170,6 +189,10 @@ func (o *opener) openLink(path string) (l *link, err error) {
 		return nil, wrapErr(ErrFileError, path, err, "read header")
 	}
 	l = &link{path: path}
+	if o.writable {
+		l.descFile = f
+		keep = true
+	}
 	self := -1 // index of the extent that is this very file
 	var sh *sparseHeader
 	switch sniff(hdr) {
@@ -191,6 +214,7 @@ func (o *opener) openLink(path string) (l *link, err error) {
 			if err != nil {
 				return nil, wrapErr(ErrDiskInvalidDisk, path, err, "embedded descriptor")
 			}
+			l.descOff, l.descRoom = int64(sh.DescOffset)*SectorSize, int64(sh.DescSize)*SectorSize
 			if sh.Capacity != 0 {
 				self = selfExtent(l.desc, filepath.Base(path))
 			}
@@ -242,8 +266,8 @@ func (o *opener) openLink(path string) (l *link, err error) {
 		size := line.Sectors * SectorSize
 		var e extent
 		if i == self {
-			e, err = openExtentFile(f, path, line, size, sh)
-			keep = err == nil
+			e, err = openExtentFile(f, path, line, size, sh, o.writable)
+			keep = keep || err == nil
 		} else {
 			e, err = o.openExtent(dir, line, size)
 		}
@@ -306,7 +330,7 @@ func (o *opener) openExtent(dir string, line ExtentLine, size int64) (extent, er
 	if err != nil {
 		return nil, err
 	}
-	f, err := openFile(path)
+	f, err := openFile(path, o.writable && line.Access == "RW")
 	if err != nil {
 		return nil, wrapErr(ErrFileAccessError, path, err, "open extent")
 	}
@@ -317,7 +341,7 @@ func (o *opener) openExtent(dir string, line ExtentLine, size int64) (extent, er
 			sh, _ = parseSparseHeader(hdr)
 		}
 	}
-	e, err := openExtentFile(f, path, line, size, sh)
+	e, err := openExtentFile(f, path, line, size, sh, o.writable)
 	if err != nil {
 		f.Close()
 	}
@@ -325,7 +349,7 @@ func (o *opener) openExtent(dir string, line ExtentLine, size int64) (extent, er
 }
 
 // openExtentFile builds the extent reader for an open file according to its line and contents.
-func openExtentFile(f *os.File, path string, line ExtentLine, size int64, sh *sparseHeader) (extent, error) {
+func openExtentFile(f *os.File, path string, line ExtentLine, size int64, sh *sparseHeader, writable bool) (extent, error) {
 	fileSize, err := f.Seek(0, io.SeekEnd)
 	if err != nil {
 		return nil, wrapErr(ErrFileError, path, err, "size")
@@ -355,7 +379,7 @@ func openExtentFile(f *os.File, path string, line ExtentLine, size int64, sh *sp
 				return nil, wrapErr(ErrDiskInvalidDisk, path, err, "invalid sparse header")
 			}
 		}
-		return openSparseExtent(f, path, fileSize, sh, size, line)
+		return openSparseExtent(f, path, fileSize, sh, size, line, writable && line.Access == "RW")
 	case "COWD":
 		return openCOWDExtent(f, path, fileSize, hdr, size, line)
 	case "seSparse":
@@ -392,3 +416,26 @@ func uint32le(b []byte) uint32 {
 }
 
 func uint64le(b []byte) uint64 { return uint64(uint32le(b)) | uint64(uint32le(b[4:]))<<32 }
+
+// OpenRaw opens a raw disk image as a one-extent disk, so that it can be cloned into a VMDK or read
+// through the same interface. The whole file is the disk.
+func OpenRaw(path string, opts Options) (*Disk, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, wrapErr(ErrInvalidArg, path, err, "path")
+	}
+	f, err := openFile(abs, opts.Writable)
+	if err != nil {
+		return nil, wrapErr(ErrFileNotFound, abs, err, "open raw image")
+	}
+	size, err := f.Seek(0, io.SeekEnd)
+	if err != nil {
+		f.Close()
+		return nil, wrapErr(ErrFileError, abs, err, "size")
+	}
+	line := ExtentLine{Access: "RW", Sectors: (size + SectorSize - 1) / SectorSize, Type: "FLAT", Filename: filepath.Base(abs), HasOffset: true}
+	desc := synthDescriptor("raw", "FLAT", line.Sectors, line.Filename)
+	l := &link{path: abs, desc: desc, size: size, starts: []int64{0},
+		exts: []extent{&flatExtent{f: f, size: size, inf: ExtentInfo{ExtentLine: line, Path: abs, Format: "flat"}}}}
+	return &Disk{path: abs, links: []*link{l}, size: size, opts: opts}, nil
+}

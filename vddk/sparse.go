@@ -220,7 +220,7 @@ func readGD(f *os.File, path string, fileSize int64, sector uint64, entries uint
 }
 
 // openSparseExtent opens a KDMV file as one extent of size bytes (from the descriptor line).
-func openSparseExtent(f *os.File, path string, fileSize int64, h *sparseHeader, size int64, line ExtentLine) (*grainExtent, error) {
+func openSparseExtent(f *os.File, path string, fileSize int64, h *sparseHeader, size int64, line ExtentLine, writable bool) (*grainExtent, error) {
 	if code, err := h.validate(fileSize); err != nil {
 		return nil, wrapErr(code, path, err, "invalid sparse extent")
 	}
@@ -296,6 +296,11 @@ func openSparseExtent(f *os.File, path string, fileSize int64, h *sparseHeader, 
 	}
 	if compressed {
 		e.inflater = newGrainInflater(h.Flags&flagMarkers != 0, int64(h.Capacity)*SectorSize, max(4, grainCacheBytes/int(e.grainBytes)))
+	}
+	if writable {
+		if err := e.enableWrites(h, hdr); err != nil {
+			return nil, err
+		}
 	}
 	return e, nil
 }

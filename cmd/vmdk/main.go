@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 	"github.com/vmdkmount/vmdkmount/vddk"
@@ -54,6 +55,48 @@ func newApp() *cli.App {
 				ArgsUsage: "DISK",
 				Flags:     openFlags,
 				Action:    cmdCat,
+			},
+			{
+				Name:      "create",
+				Usage:     "create an empty disk",
+				ArgsUsage: "DISK",
+				Flags: []cli.Flag{
+					&cli.StringFlag{Name: "type", Aliases: []string{"t"}, Value: vddk.TypeMonolithicSparse, Usage: "disk type: " + strings.Join(vddk.CreateTypes, ", ")},
+					&cli.StringFlag{Name: "size", Aliases: []string{"s"}, Required: true, Usage: "capacity in bytes, with an optional K/M/G/T suffix"},
+					&cli.StringFlag{Name: "adapter", Aliases: []string{"a"}, Value: "ide", Usage: "adapter type: " + strings.Join(vddk.Adapters, ", ")},
+					&cli.IntFlag{Name: "hw-version", Value: 4, Usage: "virtual hardware version written in the disk database"},
+				},
+				Action: cmdCreate,
+			},
+			{
+				Name:      "convert",
+				Usage:     "copy a disk (chain resolved) into a new disk of any type, or a raw image",
+				ArgsUsage: "SRC DST",
+				Flags: []cli.Flag{
+					&cli.StringFlag{Name: "type", Aliases: []string{"t"}, Value: vddk.TypeMonolithicSparse, Usage: "target type: raw, " + strings.Join(vddk.CreateTypes, ", ")},
+					&cli.StringFlag{Name: "adapter", Aliases: []string{"a"}, Usage: "adapter type (default: the source's)"},
+					&cli.BoolFlag{Name: "allow-external-extents", Usage: "let the source's extents and parents live outside its folder"},
+				},
+				Action: cmdConvert,
+			},
+			{
+				Name:      "child",
+				Usage:     "create a redo log (delta link) on top of a disk",
+				ArgsUsage: "PARENT CHILD",
+				Flags:     []cli.Flag{&cli.StringFlag{Name: "type", Aliases: []string{"t"}, Value: vddk.TypeMonolithicSparse, Usage: "monolithicSparse or twoGbMaxExtentSparse"}},
+				Action:    cmdChild,
+			},
+			{
+				Name:      "write",
+				Usage:     "write bytes from FILE (or standard input) into the disk at a byte offset (top link only)",
+				ArgsUsage: "DISK OFFSET [FILE]",
+				Action:    cmdWrite,
+			},
+			{
+				Name:      "meta",
+				Usage:     "list the disk database, show one key, or set one (an empty value removes it)",
+				ArgsUsage: "DISK [KEY [VALUE]]",
+				Action:    cmdMeta,
 			},
 			{
 				Name:      "blocks",
