@@ -398,7 +398,6 @@ func (e *grainExtent) allocTable(m *sparseMapper, gi int64) error {
 	return nil
 }
 
-
 // WriteMetadata sets a disk database key of the top link (VixDiskLib_WriteMetadata); an empty value
 // removes the key. The key is given without the "ddb." prefix.
 func (d *Disk) WriteMetadata(key, value string) error {
