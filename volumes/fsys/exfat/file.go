@@ -25,7 +25,7 @@ func (f *FS) Open(name string) (fs.File, error) {
 		return &dirFile{f: f, n: n, name: name, fi: fi}, nil
 	}
 	e := n.ent
-	fl := &file{f: f, name: name, fi: fi, size: fi.St.Size, valid: int64(min(e.validLen, e.dataLen)), e: e}
+	fl := &file{f: f, name: name, fi: fi, size: fi.St.Size, valid: int64(min(e.validLen, e.dataLen, uint64(fi.St.Size))), e: e}
 	if fl.size > 0 && !e.allocated {
 		return nil, &fs.PathError{Op: "open", Path: name, Err: fmt.Errorf("%w: file of %d bytes has no allocation", ErrCorrupt, fl.size)}
 	}

@@ -4,7 +4,8 @@
 // directory and file has mode 0755 and uid/gid 0, the read-only attribute clears a file's write bits,
 // lookups are case-insensitive through the volume's up-case table, and times are converted with their
 // stored UTC offset (a timestamp without one is taken as UTC) at 10 ms resolution for mtime and
-// creation time (Btime); Ctime = Mtime. Bytes past a file's valid data length read as zeros. Ino is the
+// creation time (Btime); Ctime = Mtime. A directory's Nlink is 2 plus its subdirectories (exfat-fuse
+// shows 1). Bytes past a file's valid data length read as zeros. Ino is the
 // volume byte offset of the entry set divided by 32 (root: 1). Entry-set checksums, the boot-region
 // checksum and the up-case table checksum are verified.
 package exfat
@@ -45,7 +46,7 @@ type FS struct {
 	free     uint64
 
 	dirMu     sync.Mutex
-	dirs      map[uint32][]dirent
+	dirs      map[uint32]*dirData
 	dirsCount int
 }
 
@@ -70,7 +71,7 @@ func Open(r io.ReaderAt, size int64) (fsys.FS, error) {
 	if g.backupBoot {
 		slog.Warn("exfat: main boot region invalid, using the backup boot region")
 	}
-	f := &FS{r: r, size: size, g: g, tab: newTable(r, g), dirs: map[uint32][]dirent{}}
+	f := &FS{r: r, size: size, g: g, tab: newTable(r, g), dirs: map[uint32]*dirData{}}
 	raw, posOf, err := f.readDirBytes(g.rootCluster, -1, false)
 	if err != nil {
 		return nil, fmt.Errorf("reading root directory: %w", err)
@@ -214,12 +215,19 @@ func (f *FS) readDirBytes(first uint32, size int64, contiguous bool) ([]byte, fu
 	return raw, posOf, nil
 }
 
+// dirData is a parsed directory with lookup indexes, so large directories resolve names in O(1).
+type dirData struct {
+	ents   []dirent
+	byName map[string]int
+	byKey  map[string]int // name through the up-case table
+}
+
 // dir returns a directory's entry sets through a bounded cache keyed by its first cluster.
-func (f *FS) dir(n node) ([]dirent, error) {
+func (f *FS) dir(n node) (*dirData, error) {
 	first, size, contiguous := f.g.rootCluster, int64(-1), false
 	if n.ent != nil {
 		if !n.ent.allocated || n.ent.dataLen == 0 {
-			return nil, nil
+			return &dirData{}, nil
 		}
 		first, size, contiguous = n.ent.first, int64(n.ent.dataLen), n.ent.contiguous
 	}
@@ -233,20 +241,23 @@ func (f *FS) dir(n node) ([]dirent, error) {
 	if err != nil {
 		return nil, err
 	}
-	d, err = parseDir(raw, posOf, nil)
+	ents, err := parseDir(raw, posOf, nil)
 	if err != nil {
 		return nil, err
 	}
-	for i := range d {
-		d[i].key = f.fold(d[i].name)
+	d = &dirData{ents: ents, byName: make(map[string]int, len(ents)), byKey: make(map[string]int, len(ents))}
+	for i := len(ents) - 1; i >= 0; i-- { // the first of duplicate names wins
+		ents[i].key = f.fold(ents[i].name)
+		d.byName[ents[i].name] = i
+		d.byKey[ents[i].key] = i
 	}
 	f.dirMu.Lock()
-	if f.dirsCount+len(d) > maxCachedDirEntries {
+	if f.dirsCount+len(ents) > maxCachedDirEntries {
 		clear(f.dirs)
 		f.dirsCount = 0
 	}
 	f.dirs[first] = d
-	f.dirsCount += len(d)
+	f.dirsCount += len(ents)
 	f.dirMu.Unlock()
 	return d, nil
 }
@@ -291,17 +302,12 @@ func (f *FS) lookup(op, name string) (node, error) {
 	return cur, nil
 }
 
-func (f *FS) match(ents []dirent, comp string) *dirent {
-	for i := range ents {
-		if ents[i].name == comp {
-			return &ents[i]
-		}
+func (f *FS) match(d *dirData, comp string) *dirent {
+	if i, ok := d.byName[comp]; ok {
+		return &d.ents[i]
 	}
-	key := f.fold(comp)
-	for i := range ents {
-		if ents[i].key == key {
-			return &ents[i]
-		}
+	if i, ok := d.byKey[f.fold(comp)]; ok {
+		return &d.ents[i]
 	}
 	return nil
 }
@@ -331,10 +337,11 @@ func (f *FS) stat(n node) (fsys.Stat, error) {
 		}
 	}
 	if n.isDir() {
-		ents, err := f.dir(n)
+		d, err := f.dir(n)
 		if err != nil {
 			return st, err
 		}
+		ents := d.ents
 		st.Nlink = 2
 		for i := range ents {
 			if ents[i].isDir() {
@@ -398,10 +405,11 @@ func (f *FS) ReadDir(name string) ([]fs.DirEntry, error) {
 }
 
 func (f *FS) readDir(n node, name string) ([]fs.DirEntry, error) {
-	ents, err := f.dir(n)
+	d, err := f.dir(n)
 	if err != nil {
 		return nil, &fs.PathError{Op: "readdir", Path: name, Err: err}
 	}
+	ents := d.ents
 	out := make([]fs.DirEntry, len(ents))
 	for i := range ents {
 		out[i] = &dirEntry{f: f, e: &ents[i]}

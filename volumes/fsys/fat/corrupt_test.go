@@ -101,6 +101,27 @@ func TestCorruptImages(t *testing.T) {
 			t.Errorf("stat through a directory loop: %v (walk %v)", err2, err)
 		}
 	})
+	t.Run("subdirectory with cluster 0", func(t *testing.T) {
+		b := clone()
+		pos, _ := entryPos(t, base, "deep")
+		binary.LittleEndian.PutUint16(b[pos+26:], 0)
+		v, _ := reopen(t, b)
+		ents, err := v.ReadDir("deep")
+		if err != nil || len(ents) != 0 {
+			t.Errorf("ReadDir: %d entries, %v", len(ents), err)
+		}
+		count := func(v fs.FS) int {
+			n := 0
+			if err := fs.WalkDir(v, ".", func(string, fs.DirEntry, error) error { n++; return nil }); err != nil {
+				t.Errorf("walk: %v", err)
+			}
+			return n
+		}
+		// deep/ held a/…/j/leaf.txt: 11 entries fewer, not the root's tree again.
+		if got, want := count(v), count(base)-11; got != want {
+			t.Errorf("walk: %d entries, want %d", got, want)
+		}
+	})
 	t.Run("bad bpb", func(t *testing.T) {
 		for _, c := range []struct {
 			off  int

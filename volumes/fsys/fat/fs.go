@@ -6,8 +6,11 @@
 // and file has mode 0755 and uid/gid 0; the read-only attribute clears the write bits of files (not of
 // directories). Stored local times are taken as UTC: mtime (2 s resolution), creation time as Btime
 // (10 ms), access date as Atime (midnight), and Ctime = Mtime as the kernel reports. The root directory
-// has no times. Ino is the volume byte offset of the entry's short slot divided by 32 (root: 1), stable
-// for an unchanged volume; there are no hard links, symlinks or extended attributes.
+// has no times. A directory's Nlink is 2 plus its subdirectories, as the kernel counts. Lookups
+// through a directory that links back to an ancestor fail instead of looping. Ino is the volume byte
+// offset of the entry's short slot divided by 32 (root: 1), stable for an unchanged volume; there are
+// no hard links, symlinks or extended attributes. Directory listings stop at the first end marker
+// (0x00), as the FAT specification and mtools do.
 package fat
 
 import (
@@ -35,7 +38,7 @@ type FS struct {
 	freeOnce  sync.Once
 	free      uint64
 	dirMu     sync.Mutex
-	dirs      map[uint32][]dirent
+	dirs      map[uint32]*dirData
 	dirsCount int
 }
 
@@ -62,7 +65,7 @@ func Open(r io.ReaderAt, size int64) (fsys.FS, error) {
 	if err != nil {
 		return nil, err
 	}
-	f := &FS{r: r, size: size, g: g, dirs: map[uint32][]dirent{}}
+	f := &FS{r: r, size: size, g: g, dirs: map[uint32]*dirData{}}
 	f.tab = newTable(r, g)
 	f.label = g.bpbLabel
 	// The root directory's volume-label entry wins over the BPB copy, as blkid and Windows use it.
@@ -100,8 +103,37 @@ func (f *FS) rootCluster() uint32 {
 	return 0
 }
 
-// dir returns the parsed entries of the directory starting at cluster, through a bounded cache.
-func (f *FS) dir(cluster uint32) ([]dirent, error) {
+// dirData is a parsed directory with lookup indexes, so large directories resolve names in O(1).
+type dirData struct {
+	ents    []dirent
+	byName  map[string]int // exact long (or displayed) name
+	byFold  map[string]int // upper-cased name, for case-insensitive lookup
+	byShort map[string]int // stored 8.3 alias
+}
+
+func newDirData(ents []dirent) *dirData {
+	d := &dirData{ents: ents, byName: make(map[string]int, len(ents)), byFold: make(map[string]int, len(ents)),
+		byShort: make(map[string]int, len(ents))}
+	// The first of duplicate names wins, as a linear search would find it.
+	for i := len(ents) - 1; i >= 0; i-- {
+		d.byName[ents[i].name] = i
+		d.byFold[strings.ToUpper(ents[i].name)] = i
+		d.byShort[ents[i].short] = i
+	}
+	return d
+}
+
+// entries lists a node's directory. A subdirectory entry with no first cluster is empty, as the
+// kernel sees it (cluster 0 must not be taken for the FAT12/16 root, or the tree would loop).
+func (f *FS) entries(n node) (*dirData, error) {
+	if n.ent != nil && n.ent.cluster == 0 {
+		return newDirData(nil), nil
+	}
+	return f.dir(f.dirCluster(n))
+}
+
+// dir returns the parsed directory starting at cluster, through a bounded cache.
+func (f *FS) dir(cluster uint32) (*dirData, error) {
 	f.dirMu.Lock()
 	d, ok := f.dirs[cluster]
 	f.dirMu.Unlock()
@@ -112,14 +144,14 @@ func (f *FS) dir(cluster uint32) ([]dirent, error) {
 	if err != nil {
 		return nil, err
 	}
-	d = parseDir(raw, posOf)
+	d = newDirData(parseDir(raw, posOf))
 	f.dirMu.Lock()
-	if f.dirsCount+len(d) > maxCachedDirEntries {
+	if f.dirsCount+len(d.ents) > maxCachedDirEntries {
 		clear(f.dirs)
 		f.dirsCount = 0
 	}
 	f.dirs[cluster] = d
-	f.dirsCount += len(d)
+	f.dirsCount += len(d.ents)
 	f.dirMu.Unlock()
 	return d, nil
 }
@@ -155,7 +187,7 @@ func (f *FS) lookup(op, name string) (node, error) {
 		if !cur.isDir() {
 			return node{}, &fs.PathError{Op: op, Path: name, Err: errNotDir}
 		}
-		ents, err := f.dir(f.dirCluster(cur))
+		ents, err := f.entries(cur)
 		if err != nil {
 			return node{}, &fs.PathError{Op: op, Path: name, Err: err}
 		}
@@ -174,22 +206,16 @@ func (f *FS) lookup(op, name string) (node, error) {
 	return cur, nil
 }
 
-func match(ents []dirent, comp string) *dirent {
-	for i := range ents {
-		if ents[i].name == comp {
-			return &ents[i]
-		}
-	}
-	for i := range ents {
-		if strings.EqualFold(ents[i].name, comp) {
-			return &ents[i]
-		}
+func match(d *dirData, comp string) *dirent {
+	if i, ok := d.byName[comp]; ok {
+		return &d.ents[i]
 	}
 	up := strings.ToUpper(comp)
-	for i := range ents {
-		if ents[i].short == up {
-			return &ents[i]
-		}
+	if i, ok := d.byFold[up]; ok {
+		return &d.ents[i]
+	}
+	if i, ok := d.byShort[up]; ok {
+		return &d.ents[i]
 	}
 	return nil
 }
@@ -215,11 +241,13 @@ func (f *FS) stat(n node) (fsys.Stat, error) {
 		st.Btime = fatTime(e.crtDate, e.crtTime, e.crtCS)
 		if e.isDir() {
 			st.Mode = fsys.S_IFDIR | 0o755
-			size, err := f.dirSize(e.cluster)
-			if err != nil {
-				return st, err
+			if e.cluster != 0 {
+				size, err := f.dirSize(e.cluster)
+				if err != nil {
+					return st, err
+				}
+				st.Size = size
 			}
-			st.Size = size
 		} else {
 			st.Mode = fsys.S_IFREG | 0o755
 			if e.attr&AttrReadOnly != 0 {
@@ -230,10 +258,11 @@ func (f *FS) stat(n node) (fsys.Stat, error) {
 	}
 	st.Nlink = 1
 	if st.Mode&fsys.S_IFMT == fsys.S_IFDIR {
-		ents, err := f.dir(f.dirCluster(n))
+		d, err := f.entries(n)
 		if err != nil {
 			return st, err
 		}
+		ents := d.ents
 		st.Nlink = 2
 		for i := range ents {
 			if ents[i].isDir() {
@@ -312,10 +341,11 @@ func (f *FS) ReadDir(name string) ([]fs.DirEntry, error) {
 }
 
 func (f *FS) readDir(n node, name string) ([]fs.DirEntry, error) {
-	ents, err := f.dir(f.dirCluster(n))
+	d, err := f.entries(n)
 	if err != nil {
 		return nil, &fs.PathError{Op: "readdir", Path: name, Err: err}
 	}
+	ents := d.ents
 	out := make([]fs.DirEntry, len(ents))
 	for i := range ents {
 		out[i] = &dirEntry{f: f, e: &ents[i]}

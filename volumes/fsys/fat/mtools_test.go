@@ -371,3 +371,31 @@ func TestZerosAndEmpty(t *testing.T) {
 		t.Error("unreachable")
 	}
 }
+
+// TestCreationCentiseconds sets the 10 ms creation-time byte of short.txt; sleuthkit's istat shows
+// the whole seconds it adds (23:59:58 + 1.57 s), ours keeps the 570 ms too.
+func TestCreationCentiseconds(t *testing.T) {
+	b := fixture(t, "fat12")
+	v, err := reopen(t, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pos, _ := entryPos(t, v, "short.txt")
+	b[pos+13] = 157
+	v, _ = reopen(t, b)
+	fi, err := v.Stat("short.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bt := fsys.StatOf(fi).Btime
+	if want := time.Date(1999, 12, 31, 23, 59, 59, 570_000_000, time.UTC); !bt.Equal(want) {
+		t.Errorf("btime %v, want %v", bt, want)
+	}
+	img := tempImage(t, b)
+	addr := flsEntries(t, img)["short.txt"][1]
+	out := tool(t, "istat", img, addr)
+	m := regexp.MustCompile(`(?m)^Created:\t(\S+ \S+) \(UTC\)$`).FindStringSubmatch(out)
+	if m == nil || m[1] != bt.Truncate(time.Second).Format("2006-01-02 15:04:05") {
+		t.Errorf("istat Created %q, ours %v", m, bt)
+	}
+}
