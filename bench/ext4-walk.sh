@@ -21,8 +21,8 @@ out=$(EXT4_BENCH_IMAGE=$img EXT4_BENCH_MOUNT=$mnt go test -run '^$' -bench '^Ben
 	-benchtime "${RUNS:-3}x" -count 1 ./volumes/fsys/ext4)
 echo "$out" | grep -E '^Benchmark'
 echo "$out" | awk '
-	/BenchmarkWalk\/kernel/ { k = $3; kf = $5; kb = $7 }
-	/BenchmarkWalk\/ours/   { o = $3; of = $5; ob = $7 }
+	/BenchmarkWalk\/kernel/ { k = $3; kb = $5; kf = $7 } # metrics print sorted: bytes, then files
+	/BenchmarkWalk\/ours/   { o = $3; ob = $5; of = $7 }
 	END {
 		if (!k || !o) { print "benchmark did not run" > "/dev/stderr"; exit 1 }
 		if (kf != of || kb != ob) { printf "walks differ: kernel %s files %s bytes, ours %s files %s bytes\n", kf, kb, of, ob > "/dev/stderr"; exit 1 }

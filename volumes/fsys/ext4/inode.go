@@ -17,7 +17,10 @@ const (
 	flagInlineData = 0x10000000
 )
 
-const goodOldInodeSize = 128
+const (
+	goodOldInodeSize = 128
+	fullInodeSize    = 160 // sizeof(struct ext4_inode)
+)
 
 // inode is a decoded on-disk inode. raw keeps the bytes past the 128-byte base for in-inode xattrs.
 type inode struct {
@@ -79,6 +82,12 @@ func parseInode(sb *superblock, ino uint32, b []byte) (*inode, error) {
 		}
 		extraEnd = goodOldInodeSize + isize
 		in.extra = b[extraEnd:]
+		if isize == 0 {
+			// The kernel then treats the whole 160-byte ext4_inode as present (its extra time fields
+			// read as stored, usually zero) and looks for no in-inode xattrs.
+			extraEnd = min(fullInodeSize, len(b))
+			in.extra = nil
+		}
 	}
 	fits := func(off int) bool { return off+4 <= extraEnd }
 	xtime := func(base, extraOff int) time.Time {
