@@ -131,6 +131,7 @@ type link struct {
 	// in it (descRoom 0: the whole file is the descriptor).
 	descFile          *os.File
 	descOff, descRoom int64
+	textDesc          bool // the descriptor is a text file of its own
 }
 
 func (l *link) close() error {
@@ -253,6 +254,7 @@ func (o *opener) openLink(path string) (l *link, err error) {
 		if err != nil {
 			return nil, wrapErr(ErrDiskInvalidDisk, path, err, "descriptor")
 		}
+		l.textDesc = true
 	}
 	l.managed = isManaged(l.desc.CreateType)
 	defer func() {

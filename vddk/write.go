@@ -119,6 +119,9 @@ func (l *link) ownsDescFile() bool {
 func (d *Disk) firstWrite() error {
 	d.cidOnce.Do(func() {
 		l := d.links[0]
+		if l.descRoom == 0 && !l.textDesc {
+			return // a bare extent file has no descriptor to update
+		}
 		l.desc.CID = newCID()
 		d.cidErr = l.rewriteDescriptor()
 	})
@@ -130,6 +133,9 @@ func (d *Disk) firstWrite() error {
 func (l *link) rewriteDescriptor() error {
 	if l.descFile == nil {
 		return newErr(ErrFileReadOnly, l.path, "the descriptor was not opened for writing")
+	}
+	if l.descRoom == 0 && !l.textDesc {
+		return newErr(ErrDiskNotSupported, l.path, "this extent file has no descriptor to write")
 	}
 	text := renderDescriptor(l.desc)
 	if l.descRoom > 0 {
@@ -164,8 +170,14 @@ func renderDescriptor(d *Descriptor) string {
 	}
 	seen := map[string]bool{}
 	var out []string
+	ext := 0
 	for _, line := range d.Lines {
 		s := strings.TrimSpace(line)
+		if isExtentLine(s) && ext < len(d.Extents) {
+			out = append(out, formatExtentLine(d.Extents[ext]))
+			ext++
+			continue
+		}
 		key, _, ok := strings.Cut(s, "=")
 		if ok && s != "" && s[0] != '#' && !isExtentLine(s) {
 			k := strings.TrimSpace(key)
@@ -417,4 +429,16 @@ func (d *Disk) WriteMetadata(key, value string) error {
 		desc.DDB[key] = value
 	}
 	return d.links[0].rewriteDescriptor()
+}
+
+// formatExtentLine writes an extent line the way VMware does.
+func formatExtentLine(e ExtentLine) string {
+	s := fmt.Sprintf("%s %d %s", e.Access, e.Sectors, e.Type)
+	if e.Filename != "" {
+		s += fmt.Sprintf(" %q", e.Filename)
+	}
+	if e.HasOffset || e.Type == "FLAT" {
+		s += fmt.Sprintf(" %d", e.Offset)
+	}
+	return s
 }

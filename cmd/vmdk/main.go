@@ -98,6 +98,23 @@ func newApp() *cli.App {
 				ArgsUsage: "DISK [KEY [VALUE]]",
 				Action:    cmdMeta,
 			},
+			{Name: "commit", Usage: "merge a child into its parent and remove the child", ArgsUsage: "CHILD", Action: cmdCommit},
+			{Name: "rebase", Usage: "point a child at another parent (its data is kept as it is)", ArgsUsage: "CHILD NEWPARENT", Action: cmdRebase},
+			{Name: "grow", Usage: "enlarge a disk; the new space reads as zeros", ArgsUsage: "DISK SIZE", Action: cmdGrow},
+			{Name: "shrink", Usage: "give back the space of all-zero grains of a sparse disk", ArgsUsage: "DISK", Action: cmdShrink},
+			{Name: "defrag", Usage: "rewrite a sparse disk with its grains in order", ArgsUsage: "DISK", Action: cmdDefrag},
+			{Name: "rename", Usage: "rename a disk and its extent files", ArgsUsage: "OLD NEW", Action: cmdRename},
+			{Name: "rm", Usage: "delete a disk: its descriptor and every extent file", ArgsUsage: "DISK", Action: cmdRm},
+			{
+				Name:      "check",
+				Usage:     "check a disk's structures; --repair mends what can be mended",
+				ArgsUsage: "DISK",
+				Flags: []cli.Flag{
+					&cli.BoolFlag{Name: "repair", Usage: "repair what can be repaired"},
+					&cli.BoolFlag{Name: "json", Usage: "print JSON"},
+				},
+				Action: cmdCheck,
+			},
 			{
 				Name:      "blocks",
 				Usage:     "list the allocated ranges of a disk (anywhere in its chain)",

@@ -73,22 +73,27 @@ func cmdConvert(c *cli.Context) error {
 		return err
 	}
 	defer src.Close()
-	var progress vddk.Progress
-	if f, ok := c.App.ErrWriter.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-		last := -1
-		progress = func(done, total int64) {
-			pct := int(done * 100 / max(total, 1))
-			if pct != last {
-				last = pct
-				bar := strings.Repeat("#", pct/2) + strings.Repeat(".", 50-pct/2)
-				fmt.Fprintf(f, "\r[%s] %3d%%", bar, pct)
-				if done == total {
-					fmt.Fprintln(f)
-				}
+	return src.Clone(c.Args().Get(1), vddk.CreateParams{Type: c.String("type"), Adapter: c.String("adapter")}, progressBar(c))
+}
+
+// progressBar draws a bar on standard error when it is a terminal, and nothing when it is not.
+func progressBar(c *cli.Context) vddk.Progress {
+	f, ok := c.App.ErrWriter.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return nil
+	}
+	last := -1
+	return func(done, total int64) {
+		pct := int(done * 100 / max(total, 1))
+		if pct != last {
+			last = pct
+			bar := strings.Repeat("#", pct/2) + strings.Repeat(".", 50-pct/2)
+			fmt.Fprintf(f, "\r[%s] %3d%%", bar, pct)
+			if done == total {
+				fmt.Fprintln(f)
 			}
 		}
 	}
-	return src.Clone(c.Args().Get(1), vddk.CreateParams{Type: c.String("type"), Adapter: c.String("adapter")}, progress)
 }
 
 func cmdWrite(c *cli.Context) error {
