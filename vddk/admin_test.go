@@ -226,7 +226,7 @@ func TestCheckRepair(t *testing.T) {
 	f.ReadAt(gd, int64(h.GDOffset)*SectorSize)
 	gt := binary.LittleEndian.Uint32(gd)
 	f.WriteAt([]byte{0xff, 0xff, 0xff, 0x0f}, int64(gt)*SectorSize) // first grain entry far past the end
-	f.WriteAt([]byte{1}, 72)                                         // uncleanShutdown
+	f.WriteAt([]byte{1}, 72)                                        // uncleanShutdown
 	f.Close()
 	ps, err := Check(p, false)
 	if err != nil || len(ps) != 2 || !ps[0].Repairable || !ps[1].Repairable {
@@ -371,4 +371,3 @@ func TestCrashWriterHelper(t *testing.T) {
 		fmt.Fprintln(log, "end")
 	}
 }
-
