@@ -371,3 +371,40 @@ func TestCrashWriterHelper(t *testing.T) {
 		fmt.Fprintln(log, "end")
 	}
 }
+
+// A damaged grain directory is rebuilt from the redundant copy.
+func TestCheckRebuildsDirectory(t *testing.T) {
+	dir := t.TempDir()
+	copyFixtures(t, dir, "mono-sparse.vmdk")
+	p := filepath.Join(dir, "mono-sparse.vmdk")
+	want := qemuRaw(t, p)
+	f, _ := os.OpenFile(p, os.O_RDWR, 0)
+	hdr := make([]byte, SectorSize)
+	f.ReadAt(hdr, 0)
+	h, _ := parseSparseHeader(hdr)
+	f.WriteAt([]byte{0xff, 0xff, 0xff, 0x0f}, int64(h.GDOffset)*SectorSize) // GD entry 0 far past the end
+	f.Close()
+	ps, err := Check(p, true)
+	if err != nil || len(ps) == 0 || !ps[0].Repaired {
+		t.Fatalf("repair: %v %v", ps, err)
+	}
+	if ps, err := Check(p, false); err != nil || len(ps) != 0 {
+		t.Errorf("after repair: %v %v", ps, err)
+	}
+	qemuClean(t, p)
+	qemuIdentical(t, want, p)
+}
+
+func TestSpaceNeededForClone(t *testing.T) {
+	d, err := Open(fixture(t, "mono-sparse.vmdk"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	flat, _ := d.SpaceNeededForClone(TypeMonolithicFlat)
+	sparse, _ := d.SpaceNeededForClone(TypeMonolithicSparse)
+	st, _ := os.Stat(fixture(t, "mono-sparse.vmdk"))
+	if flat != d.Size() || sparse <= 0 || sparse > st.Size()+65536 {
+		t.Errorf("flat %d sparse %d (file %d)", flat, sparse, st.Size())
+	}
+}

@@ -101,6 +101,42 @@ func checkSparse(g *grainExtent, m *sparseMapper, repair bool) ([]Problem, error
 		_, err := g.f.WriteAt(b, int64(sector)*SectorSize)
 		return err
 	}
+	// The primary directory as it is on disk: reads may have fallen back to the redundant one.
+	if rgd != nil {
+		raw := make([]byte, 4*len(m.gd))
+		if _, err := g.f.ReadAt(raw, int64(h.GDOffset)*SectorSize); err == nil {
+			gdSectors := (uint64(len(m.gd))*4 + SectorSize - 1) / SectorSize
+			for i := range m.gd {
+				v := binary.LittleEndian.Uint32(raw[4*i:])
+				if v == 0 || (v >= m.minSector && int64(v)*SectorSize+gtBytes <= g.fileSize) {
+					continue
+				}
+				off := int64(h.GDOffset)*SectorSize + 4*int64(i)
+				p := add(off, rgd[i] != 0, "grain directory entry %d points at sector %d, outside the file", i, v)
+				if !repair || rgd[i] == 0 {
+					continue
+				}
+				// Put the table back where the standard layout keeps it (right after the directory),
+				// filled from the redundant table.
+				at := uint32(h.GDOffset + gdSectors + uint64(i)*uint64((gtBytes+SectorSize-1)/SectorSize))
+				red, err := readTable(rgd[i])
+				if err != nil || int64(at)*SectorSize+gtBytes > g.fileSize || at == rgd[i] {
+					p.Repairable = false
+					continue
+				}
+				if err := writeTable(at, red); err != nil {
+					return out, wrapErr(ErrFileError, path, err, "rebuild grain table")
+				}
+				var b [4]byte
+				binary.LittleEndian.PutUint32(b[:], at)
+				if _, err := g.f.WriteAt(b[:], off); err != nil {
+					return out, wrapErr(ErrFileError, path, err, "rebuild grain directory")
+				}
+				m.gd[i] = at
+				p.Repaired = true
+			}
+		}
+	}
 	validGTE := func(v uint32) bool {
 		return v == 0 || (v == 1 && m.zeroedOK) || (v >= m.minSector && int64(v)*SectorSize < g.fileSize)
 	}
