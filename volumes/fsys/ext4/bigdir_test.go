@@ -106,6 +106,19 @@ func TestHugeDirectory(t *testing.T) {
 		t.Fatal(err)
 	}
 	first := time.Since(start)
+	big := in0(t, cold, "big")
+	if _, cached := cold.dirs.get(big.ino); cached {
+		t.Error("a single lookup read the whole directory instead of its hash index")
+	}
+	if blk := readBlock0(t, cold, big); blk[30] < 1 {
+		t.Errorf("index depth %d: the test does not cover interior index nodes", blk[30])
+	}
+	for range 3000 {
+		name := bigName(rand.IntN(bigDirEntries))
+		if e, found, usable := cold.htreeLookup(big, name); !found || !usable || e.name != name {
+			t.Fatalf("index lookup of %s: found %v usable %v", name, found, usable)
+		}
+	}
 	if _, err := f.Lstat("big/file-missing"); err == nil {
 		t.Error("lookup of an absent name succeeded")
 	}
@@ -141,4 +154,17 @@ func TestHugeDirectory(t *testing.T) {
 			}
 		}
 	}
+}
+
+func readBlock0(t *testing.T, f *FS, in *inode) []byte {
+	t.Helper()
+	d, err := f.dataOf(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := make([]byte, f.sb.blockSize)
+	if _, err := d.ReadAt(b, 0); err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

@@ -26,6 +26,9 @@ type FS struct {
 	groups []groupDesc
 	inodes *lru[*inode]
 	dirs   *lru[*dirIndex]
+	// htree hashing parameters from the superblock.
+	hashSeed     [4]uint32
+	hashUnsigned bool
 }
 
 var _ fsys.FS = (*FS)(nil)
@@ -55,6 +58,7 @@ func OpenWith(r io.ReaderAt, size int64, opt Options) (*FS, error) {
 		opt.DirCache = 400000
 	}
 	f := &FS{r: r, size: size, sb: sb, inodes: newLRU[*inode](opt.InodeCache), dirs: newLRU[*dirIndex](opt.DirCache)}
+	f.hashSeed, f.hashUnsigned = superHashInfo(buf)
 	if err := f.readGroups(); err != nil {
 		return nil, err
 	}

@@ -351,3 +351,39 @@ func exerciseErrs(v *FS) (n, errs int) {
 	})
 	return n, errs
 }
+
+// FuzzHtree feeds three directory blocks (root, then two more) to the hash-index lookup.
+func FuzzHtree(f *testing.F) {
+	for _, img := range fixtureImages(f) {
+		v := rawFSFromImage(f, img)
+		in, err := v.lookup("seed", "many", false)
+		if err != nil || in.flags&flagIndex == 0 || v.sb.blockSize != 1024 {
+			continue
+		}
+		d, err := v.dataOf(in)
+		if err != nil {
+			f.Fatal(err)
+		}
+		blk := make([]byte, 3*1024)
+		if _, err := d.ReadAt(blk, 0); err != nil {
+			f.Fatal(err)
+		}
+		f.Add(blk[:1024], blk[1024:2048], blk[2048:], "entry-7-ppppppp")
+	}
+	f.Fuzz(func(t *testing.T, root, b1, b2 []byte, name string) {
+		disk := make([]byte, 8*1024)
+		copy(disk[3*1024:4*1024], root)
+		copy(disk[4*1024:5*1024], b1)
+		copy(disk[5*1024:6*1024], b2)
+		v := rawFS(disk)
+		v.sb.compat |= compatDirIndex
+		in := &inode{ino: 12, flags: flagIndex}
+		in.st.Mode = 0o40755
+		in.st.Size = 3 * 1024
+		for i, b := range []uint32{3, 4, 5} {
+			binary.LittleEndian.PutUint32(in.block[4*i:], b)
+		}
+		_, _, _ = v.htreeLookup(in, name)
+		_, _ = v.parentOf(in)
+	})
+}

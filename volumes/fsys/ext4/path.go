@@ -39,13 +39,9 @@ func (f *FS) walk(name string) (*inode, error) {
 		if !cur.isDir() {
 			return nil, errNotDir
 		}
-		dir, err := f.directory(cur)
+		ent, err := f.lookupEntry(cur, part)
 		if err != nil {
 			return nil, err
-		}
-		ent, ok := dir.lookup(part)
-		if !ok {
-			return nil, fs.ErrNotExist
 		}
 		parent := cur.ino
 		if cur, err = f.inode(ent.ino); err != nil {
@@ -57,17 +53,42 @@ func (f *FS) walk(name string) (*inode, error) {
 			if slices.Contains(chain, cur.ino) {
 				return nil, fmt.Errorf("%s: %w", path.Join(parts[:i+1]...), errDirLoop)
 			}
-			sub, err := f.directory(cur)
+			dotdot, err := f.parentOf(cur)
 			if err != nil {
 				return nil, err
 			}
-			if sub.parent != parent {
+			if dotdot != parent {
 				return nil, fmt.Errorf("%s: %w", path.Join(parts[:i+1]...), errDirLoop)
 			}
 			chain = append(chain, cur.ino)
 		}
 	}
 	return cur, nil
+}
+
+// lookupEntry finds one name in directory dir: in its cached listing, through its hash index when it
+// is large and not cached, else by reading (and caching) the whole directory.
+func (f *FS) lookupEntry(dir *inode, name string) (dirent, error) {
+	d, ok := f.dirs.get(dir.ino)
+	if !ok && dir.st.Size > htreeMinBlocks*int64(f.sb.blockSize) {
+		if ent, found, usable := f.htreeLookup(dir, name); usable {
+			if !found {
+				return dirent{}, fs.ErrNotExist
+			}
+			return ent, nil
+		}
+	}
+	if !ok {
+		var err error
+		if d, err = f.directory(dir); err != nil {
+			return dirent{}, err
+		}
+	}
+	ent, found := d.lookup(name)
+	if !found {
+		return dirent{}, fs.ErrNotExist
+	}
+	return ent, nil
 }
 
 // lookup finds name's inode, following symlinks in the directory part always and in the last
