@@ -7,7 +7,7 @@ import (
 // TestFixtureShapes pins down that the fixtures still exercise every on-disk format the reader handles:
 // if mkfs or the kernel ever lays them out differently, the kernel comparison would silently test less.
 func TestFixtureShapes(t *testing.T) {
-	f := openFile(t, imageFile(t, "v5"))
+	f := fixtureFS(t, "v5")
 	if !f.sb.crc || !f.sb.hasFType || f.sb.agCount < 2 {
 		t.Fatalf("v5 fixture geometry: crc %v ftype %v agcount %d", f.sb.crc, f.sb.hasFType, f.sb.agCount)
 	}

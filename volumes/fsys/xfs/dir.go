@@ -69,7 +69,11 @@ func (f *FS) readDir(ip *inode) (*dirMap, error) {
 		}
 	}
 	d := &dirMap{ents: out}
-	f.dirs.put(ip.ino, d, len(out)+1)
+	cost := 64
+	for _, e := range out {
+		cost += len(e.name) + 40
+	}
+	f.dirs.put(ip.ino, d, cost)
 	return d, nil
 }
 

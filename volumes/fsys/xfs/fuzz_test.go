@@ -13,7 +13,7 @@ import (
 
 // fixtureSB returns the parsed superblock of a fixture, for parsers that need the geometry.
 func fixtureSB(f *testing.F, name string) (*superblock, []byte) {
-	img := gunzipFixture(f, name)
+	img := sharedFixture(f, name)
 	sb, err := parseSuperblock(img[:512])
 	if err != nil {
 		f.Fatal(err)
@@ -23,7 +23,7 @@ func fixtureSB(f *testing.F, name string) (*superblock, []byte) {
 
 // fixtureInodes returns the raw inodes of every entry of a fixture, for seeding.
 func fixtureInodes(f *testing.F, name string) (*FS, [][]byte, []uint64) {
-	img := gunzipFixture(f, name)
+	img := sharedFixture(f, name)
 	x, err := open(bytes.NewReader(img), int64(len(img)))
 	if err != nil {
 		f.Fatal(err)
@@ -351,7 +351,7 @@ func walkAll(x *FS) {
 // FuzzImage mutates metadata sectors of the v4 fixture (no checksums to stop the mutations early) and
 // walks the whole tree.
 func FuzzImage(f *testing.F) {
-	img := gunzipFixture(f, "v4.img.gz")
+	img := sharedFixture(f, "v4.img.gz")
 	rec := &recordingReader{r: bytes.NewReader(img), offs: map[int64]bool{}}
 	x, err := open(rec, int64(len(img)))
 	if err != nil {
@@ -377,5 +377,44 @@ func FuzzImage(f *testing.F) {
 			return
 		}
 		walkAll(y)
+	})
+}
+
+// FuzzDirLeaf feeds mutated hash-index blocks (LEAF1, LEAFN and da nodes, checksums fixed up) to the
+// parsers that hash lookups use.
+func FuzzDirLeaf(f *testing.F) {
+	x, _, _ := fixtureInodes(f, "v5.img.gz")
+	leafBlk := uint64(dirLeafOffset) >> x.sb.blockLog
+	for _, p := range []string{"leaf", "node"} {
+		ip, err := x.walk(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		ex, err := x.forkExtents(ip, false)
+		if err != nil {
+			f.Fatal(err)
+		}
+		for _, e := range ex {
+			if e.off >= leafBlk {
+				b := make([]byte, x.sb.dirBlkSize)
+				if err := x.readMapped(ex, b, int64(e.off<<x.sb.blockLog)); err != nil {
+					f.Fatal(err)
+				}
+				f.Add(b, uint32(0x12345678), uint16(100))
+			}
+		}
+	}
+	f.Fuzz(func(t *testing.T, b []byte, h uint32, pos uint16) {
+		if len(b) < dirLeafHdrV5 || len(b) > int(x.sb.dirBlkSize) {
+			return
+		}
+		b = append([]byte(nil), b...)
+		binary.BigEndian.PutUint64(b[daOwnerOff:], 5)
+		setCRC(b, daCRCOff)
+		if ents, _, err := parseDirLeaf(b, x.sb, 5); err == nil && len(ents)*8 > len(b) {
+			t.Fatalf("%d entries from %d bytes", len(ents), len(b))
+		}
+		_, _, _ = daNodeChild(b, x.sb, 5, h)
+		_, _ = entryAt(b, int(pos), true)
 	})
 }

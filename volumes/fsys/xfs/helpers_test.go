@@ -40,8 +40,14 @@ var unpacked sync.Map // name → []byte
 // gunzipFixture returns a private copy of the decompressed bytes of testdata/xfs/<name>.
 func gunzipFixture(t testing.TB, name string) []byte {
 	t.Helper()
+	return bytes.Clone(sharedFixture(t, name))
+}
+
+// sharedFixture returns the cached decompressed bytes of testdata/xfs/<name>; callers must not modify them.
+func sharedFixture(t testing.TB, name string) []byte {
+	t.Helper()
 	if b, ok := unpacked.Load(name); ok {
-		return bytes.Clone(b.([]byte))
+		return b.([]byte)
 	}
 	in, err := os.Open(fixturePath(t, name))
 	if err != nil {
@@ -57,7 +63,18 @@ func gunzipFixture(t testing.TB, name string) []byte {
 		t.Fatal(err)
 	}
 	unpacked.Store(name, b)
-	return bytes.Clone(b)
+	return b
+}
+
+// fixtureFS opens a fixture in memory with our reader (tests that need no image file).
+func fixtureFS(t testing.TB, name string) *FS {
+	t.Helper()
+	b := sharedFixture(t, name+".img.gz")
+	f, err := open(bytes.NewReader(b), int64(len(b)))
+	if err != nil {
+		t.Fatalf("open %s: %v", name, err)
+	}
+	return f
 }
 
 // imageFile writes a fixture to a private temporary file (which a loop mount may then use).

@@ -1,7 +1,11 @@
 package xfs
 
 import (
+	"fmt"
+	"os/exec"
 	"testing"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/vmdkmount/vmdkmount/internal/treecmp"
 )
@@ -19,5 +23,34 @@ func TestKernelMount(t *testing.T) {
 				t.Error(d)
 			}
 		})
+	}
+}
+
+// TestUsage compares Usage with the kernel's statfs of the mount and with xfs_db's label and UUID.
+func TestUsage(t *testing.T) {
+	img := imageFile(t, "v5")
+	mnt := loopMount(t, img)
+	u := openFile(t, img).Usage()
+	var st unix.Statfs_t
+	if err := unix.Statfs(mnt, &st); err != nil {
+		t.Fatal(err)
+	}
+	if int64(u.BlockSize) != st.Bsize || u.Blocks != st.Blocks || int64(u.NameMax) != st.Namelen {
+		t.Errorf("usage bsize %d blocks %d namemax %d, kernel %d %d %d", u.BlockSize, u.Blocks, u.NameMax, st.Bsize, st.Blocks, st.Namelen)
+	}
+	// The kernel holds back a few blocks per AG for its own allocations; the on-disk count is what we have.
+	if u.FreeBlocks < st.Bfree || u.FreeBlocks > st.Bfree+st.Blocks/50 {
+		t.Errorf("free blocks %d, kernel %d", u.FreeBlocks, st.Bfree)
+	}
+	if u.Files-u.FreeFiles != st.Files-st.Ffree {
+		t.Errorf("inodes in use %d, kernel %d", u.Files-u.FreeFiles, st.Files-st.Ffree)
+	}
+	out, err := exec.Command("xfs_db", "-r", "-c", "label", "-c", "uuid", img).Output()
+	if err != nil {
+		t.Skipf("xfs_db: %v", err)
+	}
+	want := fmt.Sprintf("label = %q\nUUID = %s\n", u.Label, u.UUID)
+	if string(out) != want {
+		t.Errorf("xfs_db says %q, we say %q", out, want)
 	}
 }

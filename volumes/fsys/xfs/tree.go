@@ -50,11 +50,10 @@ func (f *FS) walk(name string) (*inode, error) {
 		if !ip.isDir() {
 			return nil, errNotDir
 		}
-		d, err := f.readDir(ip)
+		e, ok, err := f.lookup(ip, c)
 		if err != nil {
 			return nil, err
 		}
-		e, ok := d.lookup(c)
 		if !ok {
 			return nil, fs.ErrNotExist
 		}
@@ -63,6 +62,28 @@ func (f *FS) walk(name string) (*inode, error) {
 		}
 	}
 	return ip, nil
+}
+
+// lookup finds one name in directory ip: from its cached name map, through the hash index for a big
+// directory, or else by reading (and caching) the whole directory.
+func (f *FS) lookup(ip *inode, name string) (dirent, bool, error) {
+	if d, ok := f.dirs.get(ip.ino); ok {
+		e, found := d.lookup(name)
+		return e, found, nil
+	}
+	if ip.format != fmtLocal && ip.size > hashLookupMinSize {
+		e, found, err := f.hashLookup(ip, name)
+		if err != nil {
+			return dirent{}, false, fmt.Errorf("directory %v: %w", ip, err)
+		}
+		return e, found, nil
+	}
+	d, err := f.readDir(ip)
+	if err != nil {
+		return dirent{}, false, err
+	}
+	e, found := d.lookup(name)
+	return e, found, nil
 }
 
 // resolve follows symlinks (the last one too when follow is set) and returns the target inode.

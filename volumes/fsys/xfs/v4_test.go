@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/vmdkmount/vmdkmount/volumes/fsys"
+	"golang.org/x/sys/unix"
 )
 
 // srcEntry is one entry of the tree mkfs.xfs built the v4 fixture from, as GNU tar recorded it.
@@ -63,7 +64,7 @@ var tarTypes = map[byte]uint32{tar.TypeReg: fsys.S_IFREG, tar.TypeDir: fsys.S_IF
 // symlink targets and device numbers.
 func TestV4AgainstSource(t *testing.T) {
 	src := readSourceTar(t)
-	ours := openFile(t, imageFile(t, "v4"))
+	ours := fixtureFS(t, "v4")
 	if ours.sb.crc || ours.sb.hasFType || ours.sb.dirBlkLog == 0 || ours.sb.blockSize != 1024 {
 		t.Fatalf("fixture geometry is not the v4 / no-ftype / 1K-block / 4K-dir-block one: %+v", ours.sb)
 	}
@@ -120,7 +121,7 @@ func compareSource(t *testing.T, ours *FS, p string, st *fsys.Stat, want srcEntr
 			t.Errorf("%s: target %q (%v), want %q", p, got, err, h.Linkname)
 		}
 	case tar.TypeChar, tar.TypeBlock:
-		if want := decodeDev(uint32(h.Devmajor)<<18 | uint32(h.Devminor)); st.Rdev != want {
+		if want := unix.Mkdev(uint32(h.Devmajor), uint32(h.Devminor)); st.Rdev != want {
 			t.Errorf("%s: rdev %#x, want %#x", p, st.Rdev, want)
 		}
 	}

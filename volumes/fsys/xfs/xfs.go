@@ -12,11 +12,11 @@ import (
 	"github.com/vmdkmount/vmdkmount/volumes/fsys"
 )
 
-// Cache bounds: inodes by count, extent maps by extents, directory name maps by entries.
+// Cache bounds: inodes by count, extent maps by extents, directory name maps by bytes.
 const (
 	inodeCacheSize  = 16384
 	extentCacheSize = 1 << 20
-	dirCacheSize    = 1 << 19
+	dirCacheSize    = 64 << 20
 )
 
 // FS is an open XFS volume.
