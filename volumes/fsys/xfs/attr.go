@@ -60,8 +60,21 @@ func (f *FS) listAttrs(ip *inode) ([]xattr, error) {
 	if err != nil {
 		return nil, fmt.Errorf("attributes of %v: %w", ip, err)
 	}
+	// POSIX ACLs live as trusted.SGI_ACL_*; Linux lists them under that raw name and also, converted,
+	// under the system.posix_acl_* names.
+	for _, a := range attrs {
+		if sys, ok := aclNames[a.name]; ok {
+			a.name = sys
+			attrs = append(attrs, a)
+		}
+	}
 	sort.SliceStable(attrs, func(i, j int) bool { return attrs[i].name < attrs[j].name })
 	return attrs, nil
+}
+
+var aclNames = map[string]string{
+	"trusted.SGI_ACL_FILE":    "system.posix_acl_access",
+	"trusted.SGI_ACL_DEFAULT": "system.posix_acl_default",
 }
 
 // attrName maps an on-disk namespace and name to the name Linux shows; ok=false hides the entry.
@@ -71,12 +84,6 @@ func attrName(flags uint8, name []byte) (string, bool) {
 	}
 	switch {
 	case flags&attrRoot != 0:
-		switch string(name) {
-		case "SGI_ACL_FILE":
-			return "system.posix_acl_access", true
-		case "SGI_ACL_DEFAULT":
-			return "system.posix_acl_default", true
-		}
 		return "trusted." + string(name), true
 	case flags&attrSecure != 0:
 		return "security." + string(name), true
