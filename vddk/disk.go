@@ -36,7 +36,12 @@ func Open(path string, opts Options) (*Disk, error) {
 	if err != nil {
 		return nil, wrapErr(ErrFileNotFound, path, err, "folder")
 	}
-	o := &opener{root: root, opts: opts, seen: map[fileID]string{}, writable: opts.Writable}
+	o := &opener{roots: []string{root}, opts: opts, seen: map[fileID]string{}, writable: opts.Writable}
+	for _, r := range opts.Roots {
+		if real, err := filepath.EvalSymlinks(r); err == nil {
+			o.roots = append(o.roots, real)
+		}
+	}
 	top, err := o.openLink(abs)
 	if err != nil {
 		return nil, err

@@ -27,6 +27,9 @@ type Options struct {
 	// (absolute paths, "../", symlinks leaving the folder, device files). Off by default: a descriptor
 	// must not be able to make us read /etc/shadow or a host block device.
 	AllowExternalPaths bool
+	// Roots are more folders whose files extents and parents may name (for example the base disk's
+	// folder, for a redo log kept elsewhere).
+	Roots []string
 }
 
 // MaxChainLength bounds the links of a chain (VixDiskLib: too many redo logs past 255).
@@ -35,7 +38,7 @@ const MaxChainLength = 255
 type fileID struct{ dev, ino uint64 }
 
 type opener struct {
-	root     string // real path of the folder of the disk the user named
+	roots    []string // real paths of the folders files may be in: the named disk's, and Options.Roots
 	opts     Options
 	seen     map[fileID]string
 	writable bool // the link being opened is the one written to
@@ -62,8 +65,12 @@ func (o *opener) allowed(path string) error {
 	if err != nil {
 		return err
 	}
-	rel, err := filepath.Rel(o.root, real)
-	if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) || filepath.IsAbs(rel) {
+	inside := false
+	for _, root := range o.roots {
+		rel, err := filepath.Rel(root, real)
+		inside = inside || err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) && !filepath.IsAbs(rel)
+	}
+	if !inside {
 		return fmt.Errorf("%s leaves the disk's folder (allow with the external-paths option)", real)
 	}
 	st, err := os.Stat(real)

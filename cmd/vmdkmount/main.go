@@ -21,8 +21,19 @@ func newApp() *cli.App {
 	return &cli.App{
 		Name:            "vmdkmount",
 		Usage:           "find and mount the volumes of VMDK virtual disks (pure Go, no VMware binaries)",
+		UsageText:       "vmdkmount [options] DISK [DISK...] MOUNTPOINT\n   vmdkmount [options] DISK VOLUME-ID MOUNTPOINT\n   vmdkmount list DISK...\n   vmdkmount umount MOUNTPOINT",
+		Description:     mountHelp,
 		HideHelpCommand: true,
+		Flags:           mountFlags,
+		Action:          cmdMount,
 		Commands: []*cli.Command{
+			{
+				Name:      "umount",
+				Aliases:   []string{"unmount"},
+				Usage:     "unmount (retrying while busy) and clear a stale mount left by a killed process",
+				ArgsUsage: "MOUNTPOINT",
+				Action:    cmdUmount,
+			},
 			{
 				Name:      "list",
 				Usage:     "list the volumes of a disk set: partitions, LVM and Windows dynamic volumes, filesystems",

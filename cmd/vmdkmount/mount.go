@@ -1,0 +1,354 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/urfave/cli/v2"
+	"github.com/vmdkmount/vmdkmount/fusefs"
+	"github.com/vmdkmount/vmdkmount/vddk"
+	"github.com/vmdkmount/vmdkmount/volumes"
+)
+
+const daemonEnv = "VMDKMOUNT_READY_FD"
+
+var mountFlags = []cli.Flag{
+	&cli.BoolFlag{Name: "foreground", Aliases: []string{"f"}, Usage: "stay in the foreground (default: return once the mount is ready)"},
+	&cli.StringFlag{Name: "volume", Usage: "put this volume's file tree straight at MOUNTPOINT (ids as `vmdkmount list` prints them)"},
+	&cli.BoolFlag{Name: "raw", Usage: "show only raw/: the disks and volumes as raw files"},
+	&cli.StringSliceFlag{Name: "o", Usage: "FUSE options: allow_other, uid=N, gid=N, ro, rw (comma-separated)"},
+	&cli.BoolFlag{Name: "rw", Usage: "make raw/disk writable; writes go to a redo log (a child VMDK), never to the disk itself. File trees stay read-only"},
+	&cli.StringFlag{Name: "redo", Usage: "where the redo log lives with --rw (default: a temporary file removed at unmount)"},
+	&cli.BoolFlag{Name: "keep-redo", Usage: "keep the redo log after unmount; `vmdk commit` merges it"},
+	&cli.BoolFlag{Name: "show-system-files", Usage: "show NTFS metadata files ($MFT, $LogFile, …)"},
+	&cli.BoolFlag{Name: "allow-external-extents", Usage: "let VMDK extents and parents live outside the disk's folder"},
+	&cli.BoolFlag{Name: "debug", Usage: "log every FUSE request"},
+}
+
+const mountHelp = `Mounts the disks (VMDK or raw images) at MOUNTPOINT:
+
+   MOUNTPOINT/raw/disk           the whole virtual disk, chain resolved (disk0, disk1 … for several disks)
+   MOUNTPOINT/raw/<volume id>    each volume as a raw file
+   MOUNTPOINT/<volume id>/       the file tree of each volume whose filesystem is readable
+
+Volume ids are those of 'vmdkmount list'. Nothing is ever written to the disks: the mount is read-only,
+with nosuid and nodev, and visible only to you unless -o allow_other. With --rw, raw/disk accepts writes,
+which land in a redo log.
+
+Example:
+   $ vmdkmount disk.vmdk /mnt/x
+   $ ls /mnt/x
+   p1  p2  raw
+   $ ls /mnt/x/p2/Windows
+   $ vmdkmount umount /mnt/x
+
+In /etc/fstab (through mount.fuse3):
+   /vm/disk.vmdk  /mnt/x  fuse.vmdkmount  ro,allow_other  0 0`
+
+// mountOpts is what -o says.
+type mountOpts struct {
+	allowOther bool
+	uid, gid   uint32
+	uidSet     bool
+	rw         bool
+}
+
+func parseO(list []string) (mountOpts, error) {
+	o := mountOpts{uid: uint32(os.Getuid()), gid: uint32(os.Getgid())}
+	for _, item := range list {
+		for _, opt := range strings.Split(item, ",") {
+			key, val, _ := strings.Cut(strings.TrimSpace(opt), "=")
+			switch key {
+			case "":
+			case "allow_other":
+				o.allowOther = true
+			case "ro":
+				o.rw = false
+			case "rw":
+				o.rw = true
+			case "uid", "gid":
+				n, err := strconv.ParseUint(val, 10, 32)
+				if err != nil {
+					return o, fmt.Errorf("-o %s=%q is not a number", key, val)
+				}
+				if key == "uid" {
+					o.uid = uint32(n)
+				} else {
+					o.gid = uint32(n)
+				}
+				o.uidSet = true
+			case "nosuid", "nodev", "noexec", "defaults", "auto", "noauto", "user", "nouser", "_netdev", "nofail", "exec", "suid", "dev":
+				// fstab and mount.fuse3 words; nosuid and nodev are always in force.
+			default:
+				return o, fmt.Errorf("-o %s: unknown option", opt)
+			}
+		}
+	}
+	return o, nil
+}
+
+func cmdMount(c *cli.Context) error {
+	args := c.Args().Slice()
+	if len(args) < 2 {
+		return cli.ShowAppHelp(c)
+	}
+	mountpoint := args[len(args)-1]
+	disks := args[:len(args)-1]
+	volume := c.String("volume")
+	// vmware-mount style: DISK ID MOUNTPOINT.
+	if volume == "" && len(disks) == 2 {
+		if _, err := os.Stat(disks[1]); err != nil && !strings.ContainsAny(disks[1], "/.") {
+			volume, disks = disks[1], disks[:1]
+		}
+	}
+	o, err := parseO(c.StringSlice("o"))
+	if err != nil {
+		return err
+	}
+	writable := c.Bool("rw") || o.rw
+	if st, err := os.Stat(mountpoint); err != nil || !st.IsDir() {
+		return fmt.Errorf("mount point %s is not a directory", mountpoint)
+	}
+	if !c.Bool("foreground") && os.Getenv(daemonEnv) == "" {
+		return daemonize()
+	}
+	err = serve(c, disks, mountpoint, volume, o, writable)
+	if err != nil {
+		ready(err)
+	}
+	return err
+}
+
+// daemonize runs this command again in the background and returns once it reports the mount ready.
+func daemonize() error {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(exe, os.Args[1:]...)
+	cmd.Env = append(os.Environ(), daemonEnv+"=3")
+	cmd.ExtraFiles = []*os.File{w}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	w.Close()
+	line, err := bufio.NewReader(r).ReadString('\n')
+	if err != nil && line == "" {
+		cmd.Wait()
+		return errors.New("the mount process stopped before the mount was ready")
+	}
+	if line = strings.TrimSpace(line); line != "ok" {
+		cmd.Wait()
+		return errors.New(strings.TrimPrefix(line, "error: "))
+	}
+	cmd.Process.Release()
+	return nil
+}
+
+// ready tells a waiting parent that the mount is up (err nil) or failed.
+func ready(err error) {
+	fd := os.Getenv(daemonEnv)
+	if fd == "" {
+		return
+	}
+	os.Unsetenv(daemonEnv)
+	f := os.NewFile(3, "ready")
+	if err != nil {
+		fmt.Fprintf(f, "error: %s\n", strings.ReplaceAll(err.Error(), "\n", " "))
+	} else {
+		fmt.Fprintln(f, "ok")
+	}
+	f.Close()
+	if err == nil {
+		// Nothing more for the terminal: the daemon logs to standard error only when it fails to start.
+		if null, e := os.OpenFile(os.DevNull, os.O_RDWR, 0); e == nil {
+			syscall.Dup2(int(null.Fd()), 0)
+			syscall.Dup2(int(null.Fd()), 1)
+			syscall.Dup2(int(null.Fd()), 2)
+		}
+	}
+}
+
+func serve(c *cli.Context, paths []string, mountpoint, volume string, o mountOpts, writable bool) error {
+	vopts := vddk.Options{AllowExternalPaths: c.Bool("allow-external-extents")}
+	var closers []io.Closer
+	defer func() {
+		for _, cl := range closers {
+			cl.Close()
+		}
+	}()
+	var disks []volumes.Disk
+	var raws []fusefs.RawSource
+	var redos []string
+	mtime := time.Time{}
+	for i, p := range paths {
+		if st, err := os.Stat(p); err == nil && st.ModTime().After(mtime) {
+			mtime = st.ModTime()
+		}
+		name := "disk"
+		if len(paths) > 1 {
+			name = fmt.Sprintf("disk%d", i)
+		}
+		var d volumes.Disk
+		var w io.WriterAt
+		isVMDK, err := vddk.IsVMDK(p)
+		if err != nil {
+			return err
+		}
+		switch {
+		case writable && isVMDK:
+			redo, err := redoPath(c, p, i)
+			if err != nil {
+				return err
+			}
+			if err := vddk.CreateChild(p, redo, ""); err != nil {
+				return err
+			}
+			if !c.Bool("keep-redo") {
+				redos = append(redos, redo)
+			}
+			o := vopts
+			o.Writable = true
+			o.Roots = []string{filepath.Dir(p)}
+			vd, err := vddk.Open(redo, o)
+			if err != nil {
+				return err
+			}
+			closers = append(closers, vd)
+			d, w = vd, vd
+		case writable:
+			return fmt.Errorf("%s is a raw image: --rw needs a VMDK (convert it with vmdk convert)", p)
+		case isVMDK:
+			vd, err := vddk.Open(p, vopts)
+			if err != nil {
+				return err
+			}
+			closers = append(closers, vd)
+			d = vd
+		default:
+			vd, err := vddk.OpenRaw(p, vopts)
+			if err != nil {
+				return err
+			}
+			closers = append(closers, vd)
+			d = vd
+		}
+		disks = append(disks, d)
+		raws = append(raws, fusefs.RawSource{Name: name, R: d, W: w, Size: d.Size()})
+	}
+	defer func() {
+		for _, r := range redos {
+			vddk.Unlink(r)
+		}
+	}()
+	set, err := volumes.Open(disks, volumes.Options{})
+	if err != nil {
+		return err
+	}
+	layout := &fusefs.Layout{Raw: raws, Time: mtime, UID: o.uid, GID: o.gid, ForceOwner: o.uidSet}
+	topts := volumes.TreeOptions{ShowSystemFiles: c.Bool("show-system-files")}
+	for _, v := range set.Volumes() {
+		layout.Raw = append(layout.Raw, fusefs.RawSource{Name: v.ID, R: v, Size: v.Size()})
+		if c.Bool("raw") || (volume != "" && v.ID != volume) || !v.HasTree() {
+			continue
+		}
+		t, err := v.OpenTree(topts)
+		if err != nil {
+			slog.Warn("volume shown raw only", "volume", v.ID, "err", err)
+			continue
+		}
+		closers = append(closers, t)
+		layout.Trees = append(layout.Trees, fusefs.TreeSource{Name: v.ID, Tree: t})
+	}
+	if volume != "" {
+		if len(layout.Trees) == 0 {
+			return fmt.Errorf("volume %q has no readable file tree (see vmdkmount list)", volume)
+		}
+		layout.SingleTree = true
+	}
+	srv, err := fusefs.Mount(mountpoint, layout, fusefs.MountOptions{
+		AllowOther: o.allowOther, Writable: writable, FsName: paths[0], Debug: c.Bool("debug"),
+	})
+	if err != nil {
+		return err
+	}
+	ready(nil)
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	go func() {
+		<-sig
+		for i := 0; i < 50 && srv.Unmount() != nil; i++ {
+			time.Sleep(100 * time.Millisecond)
+		}
+	}()
+	srv.Wait()
+	return nil
+}
+
+func redoPath(c *cli.Context, disk string, i int) (string, error) {
+	if p := c.String("redo"); p != "" {
+		if i > 0 {
+			ext := filepath.Ext(p)
+			return fmt.Sprintf("%s-%d%s", strings.TrimSuffix(p, ext), i, ext), nil
+		}
+		return p, nil
+	}
+	dir, err := os.MkdirTemp("", "vmdkmount-redo-")
+	if err != nil {
+		return "", err
+	}
+	base := strings.TrimSuffix(filepath.Base(disk), filepath.Ext(disk))
+	return filepath.Join(dir, base+"-redo.vmdk"), nil
+}
+
+func cmdUmount(c *cli.Context) error {
+	if c.NArg() != 1 {
+		return fmt.Errorf("umount needs MOUNTPOINT")
+	}
+	return unmount(c.Args().First())
+}
+
+// unmount detaches a vmdkmount mount: it retries while the mount is busy, like guestunmount, and clears
+// a stale mount left by a killed daemon ("Transport endpoint is not connected") lazily.
+func unmount(dir string) error {
+	tool := "fusermount3"
+	if _, err := exec.LookPath(tool); err != nil {
+		tool = "fusermount"
+	}
+	var out []byte
+	var err error
+	for i := 0; i < 20; i++ {
+		out, err = exec.Command(tool, "-u", dir).CombinedOutput()
+		if err == nil {
+			return nil
+		}
+		msg := string(out)
+		switch {
+		case strings.Contains(msg, "not connected"):
+			if out, err = exec.Command(tool, "-u", "-z", dir).CombinedOutput(); err == nil {
+				return nil
+			}
+		case strings.Contains(msg, "busy"):
+			time.Sleep(250 * time.Millisecond)
+			continue
+		}
+		break
+	}
+	return fmt.Errorf("unmount %s: %s", dir, strings.TrimSpace(string(out)))
+}

@@ -1,0 +1,125 @@
+// Package fusefs presents disks, volumes and their file trees through FUSE (go-fuse v2):
+//
+//	MOUNT/raw/disk           the whole virtual disk (disk0, disk1, … for a set of several)
+//	MOUNT/raw/<volume id>    each volume as a raw file
+//	MOUNT/<volume id>/       the file tree of each volume whose filesystem has a reader
+//
+// It holds no format logic: disks and volumes are io.ReaderAt, trees are fsys.FS.
+package fusefs
+
+import (
+	"context"
+	"io"
+	"syscall"
+	"time"
+
+	"github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+	"github.com/vmdkmount/vmdkmount/volumes/fsys"
+)
+
+// RawSource is something shown as a raw file: a disk or a volume.
+type RawSource struct {
+	Name string
+	R    io.ReaderAt
+	W    io.WriterAt // nil: read-only
+	Size int64
+}
+
+// TreeSource is a volume's file tree.
+type TreeSource struct {
+	Name string
+	Tree fsys.FS
+}
+
+// Layout is what a mount shows.
+type Layout struct {
+	Raw   []RawSource  // under raw/
+	Trees []TreeSource // at the top; with SingleTree, Trees[0] is the root itself
+	// SingleTree puts Trees[0] at the mount point (vmdkmount --volume), with the guest's inode numbers.
+	SingleTree bool
+	// Time stamps the synthetic directories and raw files (the source disk's modification time).
+	Time time.Time
+	// UID/GID own the synthetic entries and raw files; with ForceOwner they also own every tree entry.
+	UID, GID   uint32
+	ForceOwner bool
+}
+
+// Root builds the root node of a layout.
+func Root(l *Layout) fs.InodeEmbedder {
+	if l.SingleTree && len(l.Trees) > 0 {
+		return &treeNode{tree: l.Trees[0].Tree, path: ".", layout: l}
+	}
+	return &dirNode{layout: l, build: func(ctx context.Context, d *dirNode) {
+		if len(l.Raw) > 0 {
+			raw := &dirNode{layout: l, build: func(ctx context.Context, r *dirNode) {
+				for i, src := range l.Raw {
+					f := &rawNode{src: src, layout: l}
+					r.AddChild(src.Name, r.NewPersistentInode(ctx, f, fs.StableAttr{Mode: syscall.S_IFREG, Ino: synthIno(uint64(i) + 16)}), false)
+				}
+			}}
+			d.AddChild("raw", d.NewPersistentInode(ctx, raw, fs.StableAttr{Mode: syscall.S_IFDIR, Ino: synthIno(2)}), false)
+		}
+		for i, t := range l.Trees {
+			n := &treeNode{tree: t.Tree, path: ".", layout: l, vol: uint64(i + 1)}
+			st, err := t.Tree.Lstat(".")
+			ino := synthIno(uint64(1000 + i))
+			if err == nil {
+				if s := fsys.StatOf(st); s != nil {
+					ino = n.ino(s.Ino)
+				}
+			}
+			d.AddChild(t.Name, d.NewPersistentInode(ctx, n, fs.StableAttr{Mode: syscall.S_IFDIR, Ino: ino}), false)
+		}
+	}}
+}
+
+// synthIno numbers the entries vmdkmount makes up (root, raw/, raw files), far from any guest inode.
+func synthIno(n uint64) uint64 { return 1<<63 | n }
+
+// dirNode is a synthetic directory whose children are added once, when the node is attached.
+type dirNode struct {
+	fs.Inode
+	layout *Layout
+	build  func(ctx context.Context, d *dirNode)
+}
+
+var _ fs.NodeOnAdder = (*dirNode)(nil)
+var _ fs.NodeGetattrer = (*dirNode)(nil)
+
+func (d *dirNode) OnAdd(ctx context.Context) {
+	if d.build != nil {
+		d.build(ctx, d)
+	}
+}
+
+func (d *dirNode) Getattr(ctx context.Context, f fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	out.Mode = syscall.S_IFDIR | 0o555
+	out.Nlink = 2
+	out.Uid, out.Gid = d.layout.UID, d.layout.GID
+	setTimes(&out.Attr, d.layout.Time, d.layout.Time, d.layout.Time)
+	return 0
+}
+
+func setTimes(a *fuse.Attr, atime, mtime, ctime time.Time) {
+	if !atime.IsZero() {
+		a.Atime, a.Atimensec = uint64(atime.Unix()), uint32(atime.Nanosecond())
+	}
+	if !mtime.IsZero() {
+		a.Mtime, a.Mtimensec = uint64(mtime.Unix()), uint32(mtime.Nanosecond())
+	}
+	if !ctime.IsZero() {
+		a.Ctime, a.Ctimensec = uint64(ctime.Unix()), uint32(ctime.Nanosecond())
+	}
+}
+
+// errno maps our errors to the errno a reading program should see: EIO unless the error says better.
+func errno(err error) syscall.Errno {
+	if err == nil {
+		return 0
+	}
+	if e := fs.ToErrno(err); e != syscall.ENOSYS && e != 0 {
+		return e
+	}
+	return syscall.EIO
+}

@@ -1,0 +1,220 @@
+package fusefs
+
+import (
+	"context"
+	"errors"
+	"io"
+	iofs "io/fs"
+	"path"
+	"syscall"
+
+	"github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+	"github.com/vmdkmount/vmdkmount/volumes/fsys"
+)
+
+// treeNode is one entry of a volume's file tree, addressed by its path in the tree.
+type treeNode struct {
+	fs.Inode
+	tree   fsys.FS
+	path   string
+	layout *Layout
+	vol    uint64 // 1-based volume number; 0 when the tree is the whole mount (guest inode numbers kept)
+}
+
+var (
+	_ fs.NodeLookuper    = (*treeNode)(nil)
+	_ fs.NodeReaddirer   = (*treeNode)(nil)
+	_ fs.NodeGetattrer   = (*treeNode)(nil)
+	_ fs.NodeReadlinker  = (*treeNode)(nil)
+	_ fs.NodeOpener      = (*treeNode)(nil)
+	_ fs.NodeGetxattrer  = (*treeNode)(nil)
+	_ fs.NodeListxattrer = (*treeNode)(nil)
+	_ fs.NodeStatfser    = (*treeNode)(nil)
+)
+
+// ino makes a guest inode number unique across the volumes of one mount: the volume number sits in the
+// top bits. A single-tree mount shows the guest's own numbers.
+func (n *treeNode) ino(guest uint64) uint64 {
+	if n.vol == 0 {
+		return guest
+	}
+	return n.vol<<48 | guest&(1<<48-1)
+}
+
+func (n *treeNode) child(name string) string {
+	if n.path == "." {
+		return name
+	}
+	return path.Join(n.path, name)
+}
+
+func (n *treeNode) fill(st *fsys.Stat, a *fuse.Attr) {
+	a.Ino = n.ino(st.Ino)
+	a.Mode = st.Mode
+	a.Nlink = st.Nlink
+	a.Uid, a.Gid = st.Uid, st.Gid
+	if n.layout.ForceOwner {
+		a.Uid, a.Gid = n.layout.UID, n.layout.GID
+	}
+	a.Rdev = uint32(st.Rdev)
+	a.Size = uint64(st.Size)
+	a.Blocks = uint64((st.AllocatedSize + 511) / 512)
+	a.Blksize = 4096
+	setTimes(a, st.Atime, st.Mtime, st.Ctime)
+}
+
+func (n *treeNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	p := n.child(name)
+	fi, err := n.tree.Lstat(p)
+	if err != nil {
+		return nil, errno(err)
+	}
+	st := fsys.StatOf(fi)
+	if st == nil {
+		return nil, syscall.EIO
+	}
+	n.fill(st, &out.Attr)
+	c := &treeNode{tree: n.tree, path: p, layout: n.layout, vol: n.vol}
+	return n.NewInode(ctx, c, fs.StableAttr{Mode: st.Mode & syscall.S_IFMT, Ino: out.Attr.Ino}), 0
+}
+
+func (n *treeNode) Readdir(ctx context.Context) (fs.DirStream, syscall.Errno) {
+	ents, err := n.tree.ReadDir(n.path)
+	if err != nil {
+		return nil, errno(err)
+	}
+	list := make([]fuse.DirEntry, 0, len(ents))
+	for _, e := range ents {
+		de := fuse.DirEntry{Name: e.Name(), Mode: modeBits(e.Type())}
+		if fi, err := e.Info(); err == nil {
+			if st := fsys.StatOf(fi); st != nil {
+				de.Ino, de.Mode = n.ino(st.Ino), st.Mode&syscall.S_IFMT
+			}
+		}
+		list = append(list, de)
+	}
+	return fs.NewListDirStream(list), 0
+}
+
+func modeBits(t iofs.FileMode) uint32 {
+	switch {
+	case t.IsDir():
+		return syscall.S_IFDIR
+	case t&iofs.ModeSymlink != 0:
+		return syscall.S_IFLNK
+	case t&iofs.ModeNamedPipe != 0:
+		return syscall.S_IFIFO
+	case t&iofs.ModeSocket != 0:
+		return syscall.S_IFSOCK
+	case t&iofs.ModeCharDevice != 0:
+		return syscall.S_IFCHR
+	case t&iofs.ModeDevice != 0:
+		return syscall.S_IFBLK
+	}
+	return syscall.S_IFREG
+}
+
+func (n *treeNode) Getattr(ctx context.Context, f fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	fi, err := n.tree.Lstat(n.path)
+	if err != nil {
+		return errno(err)
+	}
+	st := fsys.StatOf(fi)
+	if st == nil {
+		return syscall.EIO
+	}
+	n.fill(st, &out.Attr)
+	return 0
+}
+
+func (n *treeNode) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
+	t, err := n.tree.ReadLink(n.path)
+	if err != nil {
+		return nil, errno(err)
+	}
+	return []byte(t), 0
+}
+
+func (n *treeNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
+	if flags&(syscall.O_WRONLY|syscall.O_RDWR|syscall.O_TRUNC) != 0 {
+		return nil, 0, syscall.EROFS
+	}
+	f, err := n.tree.Open(n.path)
+	if err != nil {
+		return nil, 0, errno(err)
+	}
+	ra, ok := f.(io.ReaderAt)
+	if !ok {
+		f.Close()
+		return nil, 0, syscall.EIO
+	}
+	// The tree cannot change under us: let the kernel keep its page cache between opens.
+	return &treeFile{f: f, ra: ra}, fuse.FOPEN_KEEP_CACHE, 0
+}
+
+func (n *treeNode) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
+	v, err := n.tree.GetXattr(n.path, attr)
+	if errors.Is(err, fsys.ErrNoXattr) {
+		return 0, syscall.ENODATA
+	}
+	if err != nil {
+		return 0, errno(err)
+	}
+	if len(dest) < len(v) {
+		return uint32(len(v)), syscall.ERANGE
+	}
+	return uint32(copy(dest, v)), 0
+}
+
+func (n *treeNode) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
+	names, err := n.tree.ListXattr(n.path)
+	if err != nil {
+		return 0, errno(err)
+	}
+	var b []byte
+	for _, s := range names {
+		b = append(append(b, s...), 0)
+	}
+	if len(dest) < len(b) {
+		return uint32(len(b)), syscall.ERANGE
+	}
+	return uint32(copy(dest, b)), 0
+}
+
+func (n *treeNode) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
+	u := n.tree.Usage()
+	out.Bsize = u.BlockSize
+	out.Frsize = u.BlockSize
+	out.Blocks = u.Blocks
+	out.Bfree = u.FreeBlocks
+	out.Bavail = u.FreeBlocks
+	out.Files = u.Files
+	out.Ffree = u.FreeFiles
+	out.NameLen = u.NameMax
+	return 0
+}
+
+// treeFile is an open file of a tree.
+type treeFile struct {
+	f  iofs.File
+	ra io.ReaderAt
+}
+
+var (
+	_ fs.FileReader   = (*treeFile)(nil)
+	_ fs.FileReleaser = (*treeFile)(nil)
+)
+
+func (f *treeFile) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	k, err := f.ra.ReadAt(dest, off)
+	if err != nil && err != io.EOF {
+		return nil, errno(err)
+	}
+	return fuse.ReadResultData(dest[:k]), 0
+}
+
+func (f *treeFile) Release(ctx context.Context) syscall.Errno {
+	f.f.Close()
+	return 0
+}
