@@ -37,11 +37,12 @@ stage() {
 	touch -d '2038-02-03 04:05:06' "$d/lower.txt"
 }
 
-# fat builds one FAT image: $1 name, $2 size in KiB, $3 FAT bits, $4 files in the big directory.
+# fat builds one FAT image: $1 name, $2 size in KiB, $3 FAT bits, $4 files in the big directory,
+# $5 optional logical sector size.
 fat() {
 	local img=$work/$1.img src=$work/src-$1
 	EMOJI1=XX EMOJI2=YY stage "$src"
-	mkfs.vfat -F "$3" -n "FAT$3 TEST" -i 1234ABCD -C "$img" "$2" >/dev/null
+	mkfs.vfat -F "$3" ${5:+-S "$5" -s 1} -n "FAT$3 TEST" -i 1234ABCD -C "$img" "$2" >/dev/null
 	# Fragment the free space first so big.txt gets a chain with several runs.
 	for i in 1 2 3 4 5 6; do head -c 3000 /dev/zero | tr '\0' "$i" >"$work/frag$i"; mcopy -i "$img" "$work/frag$i" ::/; done
 	mdel -i "$img" ::/frag2 ::/frag4 ::/frag6
@@ -87,6 +88,7 @@ PY
 fat fat12 2048 12 0
 fat fat16 16384 16 300
 fat fat32 36864 32 3000
+fat fat16-4k 20480 16 0 4096
 
 # exFAT through exfat-fuse on a loop device.
 img=$work/exfat.img

@@ -215,3 +215,12 @@ func TestConcurrentReadAt(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestFourKSectors checks the 4096-byte-sector fixture really has that geometry (the tree itself is
+// compared with mtools and sleuthkit like the others).
+func TestFourKSectors(t *testing.T) {
+	v, _ := openFixture(t, "fat16-4k")
+	if v.g.sectorSize != 4096 || v.Info().Type != FAT16 || v.Info().ClusterSize != 4096 {
+		t.Errorf("geometry %+v", v.Info())
+	}
+}

@@ -61,6 +61,19 @@ func tempImage(t testing.TB, b []byte) string {
 	return p
 }
 
+// scratchDir is a temporary directory for an extraction of thousands of small files: on tmpfs when
+// the system has one (much faster on a busy disk), else under t.TempDir.
+func scratchDir(t testing.TB) string {
+	t.Helper()
+	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
+		if d, err := os.MkdirTemp("/dev/shm", "fat-test-"); err == nil {
+			t.Cleanup(func() { os.RemoveAll(d) })
+			return d
+		}
+	}
+	return t.TempDir()
+}
+
 // tool runs an external reader with a fixed locale and time zone; the test skips when it is missing.
 func tool(t testing.TB, name string, args ...string) string {
 	t.Helper()

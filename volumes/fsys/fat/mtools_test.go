@@ -14,7 +14,7 @@ import (
 	"github.com/vmdkmount/vmdkmount/volumes/fsys"
 )
 
-var fixtures = []string{"fat12", "fat16", "fat32"}
+var fixtures = []string{"fat12", "fat16", "fat32", "fat16-4k"}
 
 // mcopyMangled is the fixture's surrogate-pair name as mcopy writes it on the host.
 const mcopyMangled = "emoji-__-__.txt"
@@ -40,7 +40,7 @@ func TestTreeAgainstMcopy(t *testing.T) {
 			t.Parallel()
 			v, b := openFixture(t, name)
 			img := tempImage(t, b)
-			out := t.TempDir()
+			out := scratchDir(t)
 			tool(t, "mcopy", "-s", "-m", "-i", img, "::/", out)
 			diffs := treecmp.Compare(v, out, treecmp.Options{
 				Ignore:     treecmp.Perm | treecmp.Uid | treecmp.Gid | treecmp.Nlink | treecmp.Atime | treecmp.Ctime | treecmp.Btime | treecmp.Blocks | treecmp.DirSize | treecmp.Links,
@@ -62,24 +62,35 @@ func TestTreeAgainstMcopy(t *testing.T) {
 
 var flsLine = regexp.MustCompile(`^([-a-zA-Z])/([-a-zA-Z]) (\* )?(\d+):\t(.*)$`)
 
-// flsEntries runs sleuthkit's fls -r -p and returns live paths with their type letter and TSK address.
-func flsEntries(t *testing.T, img string) map[string][2]string {
-	out := map[string][2]string{}
-	for _, line := range strings.Split(strings.TrimRight(tool(t, "fls", "-r", "-p", img), "\n"), "\n") {
+// flsEntry is one line of sleuthkit's fls -l: type letter, address and, with long output, times.
+type flsEntry struct {
+	typ, addr string
+	fields    []string // written, accessed, changed, created, size, uid, gid
+}
+
+// flsEntries runs fls -r -p -l and returns live paths. Virtual entries, deleted ones and the volume
+// label are left out.
+func flsEntries(t *testing.T, img string) map[string]flsEntry {
+	out := map[string]flsEntry{}
+	for _, line := range strings.Split(strings.TrimRight(tool(t, "fls", "-r", "-p", "-l", img), "\n"), "\n") {
 		m := flsLine.FindStringSubmatch(line)
 		if m == nil {
 			t.Fatalf("unparsed fls line %q", line)
 		}
-		if m[3] != "" || m[1] == "v" || m[1] == "V" || strings.HasSuffix(m[5], "(Volume Label Entry)") {
+		fields := strings.Split(m[5], "\t")
+		if m[3] != "" || m[1] == "v" || m[1] == "V" || strings.HasSuffix(fields[0], "(Volume Label Entry)") {
 			continue
 		}
-		out[m[5]] = [2]string{m[2], m[4]}
+		if len(fields) != 8 {
+			t.Fatalf("fls -l line with %d fields: %q", len(fields), line)
+		}
+		out[fields[0]] = flsEntry{typ: m[2], addr: m[4], fields: fields[1:]}
 	}
 	return out
 }
 
-// TestNamesAgainstFls compares every path, including names with surrogate pairs that mtools cannot
-// show, with sleuthkit's listing, and their times with istat.
+// TestNamesAgainstFls compares every path (including names with surrogate pairs that mtools cannot
+// show), its type, size, mtime, access date and creation time with sleuthkit's fls -l.
 func TestNamesAgainstFls(t *testing.T) {
 	for _, name := range fixtures {
 		t.Run(name, func(t *testing.T) {
@@ -95,13 +106,13 @@ func TestNamesAgainstFls(t *testing.T) {
 					continue
 				}
 				isDir := st.Mode&fsys.S_IFMT == fsys.S_IFDIR
-				if isDir != (w[0] == "d") {
-					t.Errorf("%q: dir=%v, fls type %s", p, isDir, w[0])
+				if isDir != (w.typ == "d") {
+					t.Errorf("%q: dir=%v, fls type %s", p, isDir, w.typ)
 				}
-				if strings.HasPrefix(p, "many/") && !strings.HasSuffix(p, "000 file with a long name.txt") {
-					continue // istat on a sample of the big directory keeps the test fast
+				if !isDir && strconv.FormatInt(st.Size, 10) != w.fields[4] {
+					t.Errorf("%q: size %d, fls %s", p, st.Size, w.fields[4])
 				}
-				checkIstat(t, img, p, w[1], st)
+				checkTimes(t, p, w.fields, st)
 			}
 			for p := range want {
 				if _, ok := got[p]; !ok {
@@ -117,41 +128,37 @@ func TestNamesAgainstFls(t *testing.T) {
 
 func hasName(m map[string]*fsys.Stat, n string) bool { _, ok := m[n]; return ok }
 
-var istatTime = regexp.MustCompile(`(?m)^(Written|Accessed|Created):\t(\S+ \S+) \(UTC\)$`)
-
-// checkIstat compares mtime, access date and creation time (10 ms) with sleuthkit's istat.
-func checkIstat(t *testing.T, img, p, addr string, st *fsys.Stat) {
+// parseTSKTime reads sleuthkit's "2006-01-02 15:04:05 (UTC)" (whole seconds).
+func parseTSKTime(t *testing.T, s string) time.Time {
 	t.Helper()
-	out := tool(t, "istat", img, addr)
-	found := 0
-	for _, m := range istatTime.FindAllStringSubmatch(out, -1) {
-		if m[2] == "0000-00-00 00:00:00" {
-			// A zero date field: the kernel's conversion clamps month and day to 1, giving 1980-01-01.
-			m[2] = "1980-01-01 00:00:00"
-		}
-		tm, err := time.Parse("2006-01-02 15:04:05.999999999", m[2])
-		if err != nil {
-			t.Fatalf("istat time %q: %v", m[2], err)
-		}
-		var ours time.Time
-		switch m[1] {
-		case "Written":
-			ours = st.Mtime
-		case "Accessed":
-			ours = st.Atime
-		case "Created":
-			ours = st.Btime
-		}
-		found++
-		if ours.After(time.Unix(1<<31-1, 0)) && tm.Year() == 1980 {
+	s = strings.TrimSuffix(s, " (UTC)")
+	if s == "0000-00-00 00:00:00" {
+		// A zero date field: the kernel's conversion clamps month and day to 1, giving 1980-01-01.
+		s = "1980-01-01 00:00:00"
+	}
+	tm, err := time.Parse("2006-01-02 15:04:05", s)
+	if err != nil {
+		t.Fatalf("sleuthkit time %q: %v", s, err)
+	}
+	return tm
+}
+
+// checkTimes compares mtime, access date and creation time with fls -l (written, accessed, created),
+// at sleuthkit's whole-second resolution.
+func checkTimes(t *testing.T, p string, f []string, st *fsys.Stat) {
+	t.Helper()
+	for _, c := range []struct {
+		what string
+		ours time.Time
+		tsk  string
+	}{{"mtime", st.Mtime, f[0]}, {"atime", st.Atime, f[1]}, {"btime", st.Btime, f[3]}} {
+		tm := parseTSKTime(t, c.tsk)
+		if c.ours.After(time.Unix(1<<31-1, 0)) && tm.Year() == 1980 {
 			continue // sleuthkit 4.11 turns dates past 2038-01-19 into 1980; mcopy checks this mtime
 		}
-		if !ours.Equal(tm) {
-			t.Errorf("%s: %s ours %v, istat %v", p, m[1], ours, tm)
+		if !c.ours.Truncate(time.Second).Equal(tm) {
+			t.Errorf("%s: %s ours %v, sleuthkit %v", p, c.what, c.ours, tm)
 		}
-	}
-	if found != 3 {
-		t.Errorf("%s: istat gave %d times:\n%s", p, found, out)
 	}
 	if !st.Ctime.Equal(st.Mtime) {
 		t.Errorf("%s: ctime %v != mtime %v", p, st.Ctime, st.Mtime)
@@ -392,7 +399,7 @@ func TestCreationCentiseconds(t *testing.T) {
 		t.Errorf("btime %v, want %v", bt, want)
 	}
 	img := tempImage(t, b)
-	addr := flsEntries(t, img)["short.txt"][1]
+	addr := flsEntries(t, img)["short.txt"].addr
 	out := tool(t, "istat", img, addr)
 	m := regexp.MustCompile(`(?m)^Created:\t(\S+ \S+) \(UTC\)$`).FindStringSubmatch(out)
 	if m == nil || m[1] != bt.Truncate(time.Second).Format("2006-01-02 15:04:05") {
