@@ -52,13 +52,14 @@ func (c *dirCache) put(block uint32, l *listing) {
 	if _, ok := c.byBlock[block]; ok || len(l.nodes) > c.max {
 		return
 	}
+	// Each listing costs one more than its entries, so empty directories also count against the bound.
 	c.byBlock[block] = l
 	c.arrival = append(c.arrival, block)
-	c.total += len(l.nodes)
+	c.total += len(l.nodes) + 1
 	for c.total > c.max {
 		old := c.arrival[0]
 		c.arrival = c.arrival[1:]
-		c.total -= len(c.byBlock[old].nodes)
+		c.total -= len(c.byBlock[old].nodes) + 1
 		delete(c.byBlock, old)
 	}
 }

@@ -24,9 +24,9 @@ func newDecompressor(id uint16, blockSize uint32) (decompressor, error) {
 	case compGzip:
 		return streamDecompressor(func(r io.Reader) (io.Reader, error) { return zlib.NewReader(r) }), nil
 	case compXz:
-		return streamDecompressor(func(r io.Reader) (io.Reader, error) {
+		return xzDecompressor{streamDecompressor(func(r io.Reader) (io.Reader, error) {
 			return xz.ReaderConfig{SingleStream: true}.NewReader(r)
-		}), nil
+		})}, nil
 	case compLz4:
 		return lz4Decompressor{}, nil
 	case compLzo:
@@ -61,6 +61,20 @@ func (s streamDecompressor) decompress(src []byte, max int) ([]byte, error) {
 		return nil, fmt.Errorf("%w: %w", ErrCorrupt, err)
 	}
 	return out[:n], nil
+}
+
+// xzDecompressor refuses filter chains up front: the xz library decodes LZMA2 alone, while
+// mksquashfs -Xbcj puts a branch-converter filter before it in some blocks.
+type xzDecompressor struct{ streamDecompressor }
+
+func (x xzDecompressor) decompress(src []byte, max int) ([]byte, error) {
+	// Stream header (12 bytes), then the block header: its size byte and flags, whose low two bits
+	// hold the number of filters minus one.
+	if len(src) > 13 && src[12] != 0 && src[13]&3 != 0 {
+		return nil, fmt.Errorf("%w: xz block with %d filters (BCJ branch filters, mksquashfs -Xbcj)",
+			ErrUnsupported, src[13]&3+1)
+	}
+	return x.streamDecompressor.decompress(src, max)
 }
 
 type lz4Decompressor struct{}

@@ -40,13 +40,14 @@ func (c *dirCache) put(ref uint64, l *dirListing) {
 	if _, ok := c.byRef[ref]; ok || len(l.entries) > c.max {
 		return
 	}
+	// Each listing costs one more than its entries, so empty directories also count against the bound.
 	c.byRef[ref] = l
 	c.arrival = append(c.arrival, ref)
-	c.total += len(l.entries)
+	c.total += len(l.entries) + 1
 	for c.total > c.max {
 		old := c.arrival[0]
 		c.arrival = c.arrival[1:]
-		c.total -= len(c.byRef[old].entries)
+		c.total -= len(c.byRef[old].entries) + 1
 		delete(c.byRef, old)
 	}
 }
