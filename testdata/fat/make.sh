@@ -114,5 +114,6 @@ touch -d '2038-02-03 04:05:06.5' "$m/lower.txt"
 umount "$m"
 losetup -d "$loop"
 loop=
+fsck.exfat -n "$img" >/dev/null # the volume exfat-fuse left must be consistent
 gzip -9n <"$img" >exfat.img.gz
 ls -l ./*.img.gz

@@ -91,6 +91,17 @@ type special struct {
 	hasUpcase     bool
 }
 
+// scanSpecial records the first allocation bitmap, up-case table and volume label entries of a root
+// directory, up to its end marker.
+func scanSpecial(raw []byte, sp *special) {
+	for i := 0; i+32 <= len(raw) && raw[i] != typeEnd; i += 32 {
+		switch raw[i] {
+		case typeBitmap, typeUpcase, typeLabel:
+			_, _ = parseDir(raw[i:i+32], func(int) int64 { return 0 }, sp)
+		}
+	}
+}
+
 // parseDir decodes a directory's bytes into entry sets; base is the volume offset of each byte.
 // A set with a bad checksum or shape is an error, as exfat-fuse treats it.
 func parseDir(raw []byte, posOf func(int) int64, sp *special) ([]dirent, error) {

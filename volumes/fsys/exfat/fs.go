@@ -72,13 +72,13 @@ func Open(r io.ReaderAt, size int64) (fsys.FS, error) {
 		slog.Warn("exfat: main boot region invalid, using the backup boot region")
 	}
 	f := &FS{r: r, size: size, g: g, tab: newTable(r, g), dirs: map[uint32]*dirData{}}
-	raw, posOf, err := f.readDirBytes(g.rootCluster, -1, false)
+	raw, _, err := f.readDirBytes(g.rootCluster, -1, false)
 	if err != nil {
 		return nil, fmt.Errorf("reading root directory: %w", err)
 	}
-	if _, err := parseDir(raw, posOf, &f.sp); err != nil {
-		return nil, fmt.Errorf("reading root directory: %w", err)
-	}
+	// The bitmap, up-case and label entries are found even when a file entry set in the root is
+	// damaged; that damage is reported when the root is listed.
+	scanSpecial(raw, &f.sp)
 	if !f.sp.hasBitmap {
 		return nil, fmt.Errorf("%w: root directory has no allocation bitmap entry", ErrCorrupt)
 	}

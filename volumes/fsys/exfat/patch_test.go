@@ -165,6 +165,19 @@ func TestBadChecksums(t *testing.T) {
 	if _, err := open(t, bad).ReadDir("deep"); err == nil || !strings.Contains(err.Error(), "checksum") {
 		t.Errorf("ReadDir with a bad set checksum: %v", err)
 	}
+	m, _ := v.lookup("t", "short.txt")
+	badRoot := append([]byte(nil), img...)
+	badRoot[m.ent.pos+2] ^= 0xFF
+	w, err := Open(bytesReader(badRoot), int64(len(badRoot)))
+	if err != nil {
+		t.Fatalf("Open with a damaged root entry set: %v", err)
+	}
+	if _, err := w.ReadDir("."); err == nil || !strings.Contains(err.Error(), "checksum") {
+		t.Errorf("ReadDir of a root with a bad set: %v", err)
+	}
+	if u := w.Usage(); u.Label != "exFAT Test" || u.FreeBlocks == 0 {
+		t.Errorf("usage of a root with a bad set: %+v", u)
+	}
 	dir := mountFuse(t, bad)
 	if _, err := os.ReadDir(filepath.Join(dir, "deep")); err == nil {
 		t.Log("exfat-fuse listed a directory with a bad set checksum")
@@ -172,8 +185,7 @@ func TestBadChecksums(t *testing.T) {
 
 	boot := append([]byte(nil), img...)
 	boot[100] ^= 1 // serial number: covered by the checksum
-	w := open(t, boot)
-	if !w.Info().BackupBoot {
+	if !open(t, boot).Info().BackupBoot {
 		t.Error("backup boot region not used")
 	}
 	copy(boot[12*512:], boot[:512])
