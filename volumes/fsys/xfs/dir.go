@@ -35,6 +35,8 @@ const (
 	dataOwnerOff  = 40
 	blockTailSize = 8
 	freeTag       = 0xffff
+	// maxInodeNumber masks the 56 bits an inode number may use.
+	maxInodeNumber = 1<<56 - 1
 )
 
 // dirFType maps XFS_DIR3_FT_* to io/fs type bits.
@@ -82,11 +84,11 @@ func parseShortformDir(b []byte, ftype bool) ([]dirent, error) {
 	if len(b) < 2 {
 		return nil, corruptf("shortform directory header truncated")
 	}
+	// count is every entry; a non-zero i8count (entries needing 64-bit inode numbers) widens them all.
 	count, i8 := int(b[0]), b[1]
 	inoSize := 4
 	if i8 != 0 {
 		inoSize = 8
-		count = int(i8)
 	}
 	pos := 2 + inoSize // skip the parent pointer
 	if pos > len(b) {
@@ -113,7 +115,7 @@ func parseShortformDir(b []byte, ftype bool) ([]dirent, error) {
 			pos++
 		}
 		if inoSize == 8 {
-			e.ino = be.Uint64(b[pos:])
+			e.ino = be.Uint64(b[pos:]) & maxInodeNumber
 		} else {
 			e.ino = uint64(be.Uint32(b[pos:]))
 		}
