@@ -52,7 +52,7 @@ func TestDaHash(t *testing.T) {
 // TestShortformWideInodes decodes a hand-built shortform directory in the 8-byte inode form (written as
 // the kernel's xfs_dir2_sf_put_ino lays it out): count stays the number of entries.
 func TestShortformWideInodes(t *testing.T) {
-	b := []byte{2, 1, 0, 0, 0, 0, 0, 0, 0, 128} // count 2, i8count 1, parent 128
+	b := []byte{2, 1, 0, 0, 0, 0, 0, 0, 0, 128}                    // count 2, i8count 1, parent 128
 	b = append(b, 1, 0, 0x60, 'a', 1, 0, 0, 0, 1, 0, 0, 0, 5)      // "a" → inode 2^32+5, ftype regular
 	b = append(b, 2, 0, 0x70, 'b', 'c', 2, 0, 0, 0, 0, 0, 0, 0, 9) // "bc" → inode 9, ftype dir
 	ents, err := parseShortformDir(b, true)
