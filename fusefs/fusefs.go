@@ -9,7 +9,10 @@ package fusefs
 
 import (
 	"context"
+	"errors"
 	"io"
+	iofs "io/fs"
+	"strings"
 	"syscall"
 	"time"
 
@@ -115,11 +118,26 @@ func setTimes(a *fuse.Attr, atime, mtime, ctime time.Time) {
 
 // errno maps our errors to the errno a reading program should see: EIO unless the error says better.
 func errno(err error) syscall.Errno {
-	if err == nil {
+	var en syscall.Errno
+	switch {
+	case err == nil:
 		return 0
-	}
-	if e := fs.ToErrno(err); e != syscall.ENOSYS && e != 0 {
-		return e
+	case errors.As(err, &en):
+		return en
+	case errors.Is(err, iofs.ErrNotExist):
+		return syscall.ENOENT
+	case errors.Is(err, iofs.ErrPermission):
+		return syscall.EACCES
+	case errors.Is(err, iofs.ErrInvalid):
+		return syscall.EINVAL
+	case errors.Is(err, fsys.ErrLoop):
+		return syscall.ELOOP
+	case errors.Is(err, fsys.ErrNoXattr):
+		return syscall.ENODATA
+	case strings.Contains(err.Error(), "not a directory"):
+		return syscall.ENOTDIR
+	case strings.Contains(err.Error(), "is a directory"):
+		return syscall.EISDIR
 	}
 	return syscall.EIO
 }

@@ -3,13 +3,12 @@ package vddk
 import (
 	"bytes"
 	"io"
-	"os"
 )
 
 // IsVMDK tells whether the file at path is a VMDK: a sparse extent header (KDMV, COWD, seSparse) or a
 // text descriptor with extent lines. Raw disk images and flat extent files alone are not.
 func IsVMDK(path string) (bool, error) {
-	f, err := os.Open(path)
+	f, err := openFile(path, false)
 	if err != nil {
 		return false, err
 	}

@@ -1,0 +1,222 @@
+package main
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// buildBinary builds vmdkmount once per test run.
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	if _, err := os.Stat("/dev/fuse"); err != nil {
+		t.Skip("no /dev/fuse")
+	}
+	if _, err := exec.LookPath("fusermount3"); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("fusermount3 missing in CI")
+		}
+		t.Skip("fusermount3 not installed")
+	}
+	bin := filepath.Join(t.TempDir(), "vmdkmount")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func sum(t *testing.T, p string) [32]byte {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sha256.Sum256(b)
+}
+
+func isMounted(dir string) bool {
+	b, _ := os.ReadFile("/proc/mounts")
+	return strings.Contains(string(b), " "+dir+" ")
+}
+
+// Background mount, forensic read-only guarantees (bytes and times of the source unchanged after a full
+// walk), kill -9 and a stale mount cleared by umount, then a new mount.
+func TestMountCycle(t *testing.T) {
+	bin := buildBinary(t)
+	c := corpusDir(t)
+	dir := t.TempDir()
+	disk := filepath.Join(dir, "ext2.vmdk")
+	b, _ := os.ReadFile(filepath.Join(c, "dfvfs", "ext2.vmdk"))
+	os.WriteFile(disk, b, 0o644)
+	before := sum(t, disk)
+	old := time.Date(2020, 1, 2, 3, 4, 5, 0, time.UTC)
+	os.Chtimes(disk, old, old)
+	mnt := filepath.Join(dir, "mnt")
+	os.Mkdir(mnt, 0o755)
+
+	if out, err := exec.Command(bin, disk, mnt).CombinedOutput(); err != nil {
+		t.Fatalf("mount: %v\n%s", err, out)
+	}
+	if !isMounted(mnt) {
+		t.Fatal("not mounted after vmdkmount returned")
+	}
+	got, err := os.ReadFile(filepath.Join(mnt, "disk", "passwords.txt"))
+	if err != nil || !strings.HasPrefix(string(got), "place,user,password\n") || len(got) != 116 {
+		t.Errorf("passwords.txt: %q %v", got, err)
+	}
+	// A full walk that reads everything.
+	filepath.Walk(mnt, func(p string, info os.FileInfo, err error) error {
+		if err == nil && info.Mode().IsRegular() {
+			os.ReadFile(p)
+		}
+		return nil
+	})
+	if out, err := exec.Command(bin, "umount", mnt).CombinedOutput(); err != nil {
+		t.Fatalf("umount: %v\n%s", err, out)
+	}
+	st, _ := os.Stat(disk)
+	if !st.ModTime().Equal(old) {
+		t.Errorf("the source's modification time changed to %v", st.ModTime())
+	}
+	if at := st.Sys().(*syscall.Stat_t).Atim; at.Sec != old.Unix() {
+		t.Errorf("the source's access time changed to %d", at.Sec)
+	}
+	if sum(t, disk) != before {
+		t.Error("the source's bytes changed")
+	}
+
+	// Kill the daemon: the mount goes stale; umount clears it and a new mount works.
+	if out, err := exec.Command(bin, disk, mnt).CombinedOutput(); err != nil {
+		t.Fatalf("mount: %v\n%s", err, out)
+	}
+	exec.Command("pkill", "-9", "-f", bin+" "+disk).Run()
+	time.Sleep(200 * time.Millisecond)
+	if _, err := os.ReadDir(mnt); err == nil {
+		t.Log("mount still answered after kill -9")
+	}
+	if out, err := exec.Command(bin, "umount", mnt).CombinedOutput(); err != nil {
+		t.Fatalf("umount of a stale mount: %v\n%s", err, out)
+	}
+	if isMounted(mnt) {
+		t.Fatal("stale mount not cleared")
+	}
+	if out, err := exec.Command(bin, "--volume", "disk", disk, mnt).CombinedOutput(); err != nil {
+		t.Fatalf("mount after a stale one: %v\n%s", err, out)
+	}
+	var s syscall.Stat_t
+	syscall.Stat(filepath.Join(mnt, "passwords.txt"), &s)
+	exec.Command(bin, "umount", mnt).Run()
+	if s.Ino != 14 {
+		t.Errorf("--volume shows inode %d for passwords.txt, the guest's is 14", s.Ino)
+	}
+	// Errors before the mount is ready reach the caller with a non-zero exit.
+	out, err := exec.Command(bin, filepath.Join(c, "vmdk-forensic", "ms3-win.vmdk"), mnt).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "disk-s001.vmdk") || isMounted(mnt) {
+		t.Errorf("mount of a disk with missing extents: %v %s", err, out)
+	}
+}
+
+// --rw: writes through raw/disk land in the redo log; the base is unchanged; with --keep-redo qemu reads
+// the chain with the writes.
+func TestMountRedo(t *testing.T) {
+	bin := buildBinary(t)
+	c := corpusDir(t)
+	if _, err := exec.LookPath("qemu-img"); err != nil {
+		t.Skip("qemu-img not installed")
+	}
+	dir := t.TempDir()
+	disk := filepath.Join(dir, "ext2.vmdk")
+	b, _ := os.ReadFile(filepath.Join(c, "dfvfs", "ext2.vmdk"))
+	os.WriteFile(disk, b, 0o644)
+	before := sum(t, disk)
+	mnt := filepath.Join(dir, "mnt")
+	os.Mkdir(mnt, 0o755)
+	redo := filepath.Join(dir, "redo", "changes.vmdk")
+	os.Mkdir(filepath.Dir(redo), 0o755)
+	if out, err := exec.Command(bin, "--rw", "--redo", redo, "--keep-redo", disk, mnt).CombinedOutput(); err != nil {
+		t.Fatalf("mount: %v\n%s", err, out)
+	}
+	f, err := os.OpenFile(filepath.Join(mnt, "raw", "disk"), os.O_WRONLY, 0)
+	if err != nil {
+		exec.Command(bin, "umount", mnt).Run()
+		t.Fatal(err)
+	}
+	payload := bytes.Repeat([]byte("written through FUSE "), 500)
+	if _, err := f.WriteAt(payload, 3<<20+100); err != nil {
+		t.Error(err)
+	}
+	f.Close()
+	back := make([]byte, len(payload))
+	rf, _ := os.Open(filepath.Join(mnt, "raw", "disk"))
+	rf.ReadAt(back, 3<<20+100)
+	rf.Close()
+	if !bytes.Equal(back, payload) {
+		t.Error("written bytes do not read back")
+	}
+	if out, err := exec.Command(bin, "umount", mnt).CombinedOutput(); err != nil {
+		t.Fatalf("umount: %v\n%s", err, out)
+	}
+	if sum(t, disk) != before {
+		t.Error("the base disk changed")
+	}
+	raw := filepath.Join(dir, "chain.raw")
+	if out, err := exec.Command("qemu-img", "convert", "-O", "raw", redo, raw).CombinedOutput(); err != nil {
+		t.Fatalf("qemu-img reads the kept redo log: %v\n%s", err, out)
+	}
+	got, _ := os.ReadFile(raw)
+	orig, _ := os.ReadFile(filepath.Join(c, "dfvfs", "ext2.raw"))
+	want := append([]byte{}, orig...)
+	copy(want[3<<20+100:], payload)
+	if !bytes.Equal(got, want) {
+		t.Error("qemu reads the chain differently from base + writes")
+	}
+}
+
+// allow_other: a second user reads the mount only when it is given.
+func TestAllowOther(t *testing.T) {
+	bin := buildBinary(t)
+	c := corpusDir(t)
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to run as another user")
+	}
+	// t.TempDir's parent is private to us; the other user must be able to reach the mount point.
+	dir, err := os.MkdirTemp("", "vmdkmount-allow-other-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	os.Chmod(dir, 0o755)
+	disk := filepath.Join(dir, "ext2.vmdk")
+	b, _ := os.ReadFile(filepath.Join(c, "dfvfs", "ext2.vmdk"))
+	os.WriteFile(disk, b, 0o644)
+	mnt := filepath.Join(dir, "mnt")
+	os.Mkdir(mnt, 0o755)
+	asNobody := func() error {
+		cmd := exec.Command("cat", filepath.Join(mnt, "disk", "a_directory", "another_file"))
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+		return cmd.Run()
+	}
+	for _, allow := range []bool{false, true} {
+		args := []string{disk, mnt}
+		if allow {
+			args = append([]string{"-o", "allow_other"}, args...)
+		}
+		if out, err := exec.Command(bin, args...).CombinedOutput(); err != nil {
+			t.Fatalf("mount: %v\n%s", err, out)
+		}
+		err := asNobody()
+		exec.Command(bin, "umount", mnt).Run()
+		if allow && err != nil {
+			t.Errorf("with allow_other, another user cannot read: %v", err)
+		}
+		if !allow && err == nil {
+			t.Error("without allow_other, another user can read")
+		}
+	}
+}

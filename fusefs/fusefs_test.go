@@ -1,0 +1,236 @@
+package fusefs_test
+
+import (
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/vmdkmount/vmdkmount/fusefs"
+	"github.com/vmdkmount/vmdkmount/vddk"
+	"github.com/vmdkmount/vmdkmount/volumes"
+	"golang.org/x/sys/unix"
+)
+
+func root(t *testing.T) string {
+	dir, _ := os.Getwd()
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir
+		}
+		dir = filepath.Dir(dir)
+	}
+}
+
+// needMounts skips unless FUSE and loop mounts can be made (CI runs as root with fuse3 installed).
+func needMounts(t *testing.T) {
+	t.Helper()
+	if _, err := os.Stat("/dev/fuse"); err != nil {
+		t.Skip("no /dev/fuse")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("loop mounts need root")
+	}
+	for _, tool := range []string{"fusermount3", "qemu-img"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			if os.Getenv("CI") != "" {
+				t.Fatalf("%s missing in CI", tool)
+			}
+			t.Skipf("%s not installed", tool)
+		}
+	}
+}
+
+func corpus(t *testing.T) string {
+	c := filepath.Join(root(t), "..", "shared", "acceptance", "corpus")
+	if _, err := os.Stat(c); err != nil {
+		t.Skip("acceptance corpus not present")
+	}
+	return c
+}
+
+func run(t *testing.T, name string, args ...string) {
+	t.Helper()
+	if out, err := exec.Command(name, args...).CombinedOutput(); err != nil {
+		t.Fatalf("%s %v: %v\n%s", name, args, err, out)
+	}
+}
+
+// entry is what the comparison looks at for one path.
+type entry struct {
+	mode, uid, gid, nlink uint32
+	size                  int64
+	rdev                  uint64
+	mtime, ctime          int64 // nanoseconds
+	target, sum           string
+	xattrs                string
+	ino                   uint64
+}
+
+func scan(t *testing.T, dir string) map[string]entry {
+	t.Helper()
+	out := map[string]entry{}
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		var st syscall.Stat_t
+		if err := syscall.Lstat(p, &st); err != nil {
+			return err
+		}
+		e := entry{mode: st.Mode, uid: st.Uid, gid: st.Gid, nlink: uint32(st.Nlink), size: st.Size, rdev: st.Rdev,
+			mtime: st.Mtim.Nano(), ctime: st.Ctim.Nano(), ino: st.Ino}
+		if rel == "." {
+			e.nlink, e.ctime = 0, 0 // the mount point itself: compared through its contents
+		}
+		switch st.Mode & syscall.S_IFMT {
+		case syscall.S_IFLNK:
+			e.target, _ = os.Readlink(p)
+		case syscall.S_IFREG:
+			f, err := os.Open(p)
+			if err != nil {
+				return err
+			}
+			h := sha256.New()
+			_, err = io.Copy(h, f)
+			f.Close()
+			if err != nil {
+				return fmt.Errorf("%s: %w", rel, err)
+			}
+			e.sum = fmt.Sprintf("%x", h.Sum(nil))
+		}
+		buf := make([]byte, 65536)
+		if n, err := unix.Llistxattr(p, buf); err == nil && n > 0 {
+			names := strings.Split(strings.TrimRight(string(buf[:n]), "\x00"), "\x00")
+			sort.Strings(names)
+			for _, name := range names {
+				v := make([]byte, 65536)
+				m, _ := unix.Lgetxattr(p, name, v)
+				e.xattrs += fmt.Sprintf("%s=%x;", name, v[:max(m, 0)])
+			}
+		}
+		out[rel] = e
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// sameTrees compares our mount with the kernel's, field by field, and the hard-link grouping.
+func sameTrees(t *testing.T, ours, kernel string) {
+	t.Helper()
+	a, b := scan(t, ours), scan(t, kernel)
+	if len(a) < 3 {
+		t.Fatalf("our mount shows only %d entries", len(a))
+	}
+	group := func(m map[string]entry) map[string]string {
+		first := map[uint64]string{}
+		g := map[string]string{}
+		keys := make([]string, 0, len(m))
+		for k := range m {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			if _, ok := first[m[k].ino]; !ok {
+				first[m[k].ino] = k
+			}
+			g[k] = first[m[k].ino]
+		}
+		return g
+	}
+	ga, gb := group(a), group(b)
+	for p, eb := range b {
+		ea, ok := a[p]
+		if !ok {
+			t.Errorf("%s: missing from our mount", p)
+			continue
+		}
+		ea.ino, eb.ino = 0, 0
+		if ea != eb {
+			t.Errorf("%s differs:\n ours   %+v\n kernel %+v", p, ea, eb)
+		}
+		if ga[p] != gb[p] {
+			t.Errorf("%s: hard-link group %s, kernel %s", p, ga[p], gb[p])
+		}
+	}
+	for p := range a {
+		if _, ok := b[p]; !ok {
+			t.Errorf("%s: only in our mount", p)
+		}
+	}
+}
+
+// The dfvfs MBR image with two ext partitions, inside a stream-optimized VMDK: raw/disk equals qemu's
+// reading, each raw volume equals its slice, and each tree equals the kernel's loop mount.
+func TestMountMatchesKernel(t *testing.T) {
+	needMounts(t)
+	c := corpus(t)
+	dir := t.TempDir()
+	raw := filepath.Join(c, "dfvfs", "mbr.raw")
+	vmdk := filepath.Join(dir, "mbr.vmdk")
+	run(t, "qemu-img", "convert", "-f", "raw", "-O", "vmdk", "-o", "subformat=streamOptimized", raw, vmdk)
+	d, err := vddk.Open(vmdk, vddk.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	set, err := volumes.Open([]volumes.Disk{d}, volumes.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &fusefs.Layout{Raw: []fusefs.RawSource{{Name: "disk", R: d, Size: d.Size()}}}
+	for _, v := range set.Volumes() {
+		l.Raw = append(l.Raw, fusefs.RawSource{Name: v.ID, R: v, Size: v.Size()})
+		tr, err := v.OpenTree(volumes.TreeOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tr.Close()
+		l.Trees = append(l.Trees, fusefs.TreeSource{Name: v.ID, Tree: tr})
+	}
+	mnt := filepath.Join(dir, "mnt")
+	os.Mkdir(mnt, 0o755)
+	srv, err := fusefs.Mount(mnt, l, fusefs.MountOptions{FsName: vmdk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Unmount()
+	want, _ := os.ReadFile(raw)
+	got, err := os.ReadFile(filepath.Join(mnt, "raw", "disk"))
+	if err != nil || string(got) != string(want) {
+		t.Fatalf("raw/disk differs from the image (%v)", err)
+	}
+	for _, v := range set.Volumes() {
+		got, err := os.ReadFile(filepath.Join(mnt, "raw", v.ID))
+		if err != nil || string(got) != string(want[v.Offset:v.Offset+v.Size()]) {
+			t.Errorf("raw/%s differs from its slice (%v)", v.ID, err)
+		}
+		k := filepath.Join(dir, "k-"+v.ID)
+		os.Mkdir(k, 0o755)
+		run(t, "mount", "-o", fmt.Sprintf("loop,ro,noatime,offset=%d,sizelimit=%d", v.Offset, v.Size()), raw, k)
+		sameTrees(t, filepath.Join(mnt, v.ID), k)
+		run(t, "umount", k)
+	}
+	var sfs syscall.Statfs_t
+	if err := syscall.Statfs(filepath.Join(mnt, "p1"), &sfs); err != nil || sfs.Blocks == 0 {
+		t.Errorf("statfs: %v %+v", err, sfs)
+	}
+	if err := os.WriteFile(filepath.Join(mnt, "p1", "new"), []byte("x"), 0o644); err == nil {
+		t.Error("created a file on a read-only mount")
+	}
+	if f, err := os.OpenFile(filepath.Join(mnt, "raw", "disk"), os.O_WRONLY, 0); err == nil {
+		f.Close()
+		t.Error("opened raw/disk for writing on a read-only mount")
+	}
+}
