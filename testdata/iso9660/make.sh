@@ -4,7 +4,8 @@
 #   tree-rrip112.iso.gz     xorriso native, -compliance new_rr -hardlinks on: PX serials shared by hard links
 #   tree-genisoimage.iso.gz genisoimage -R -J: Rock Ridge 1.10, deep-directory relocation (CL/PL/RE)
 #                           (without the fifo, socket and the 150-component symlink: genisoimage hangs on them)
-#   small-rr.iso.gz         genisoimage -R: a few entries of each kind and one relocated directory, for fuzzing
+#   small-rr.iso.gz         genisoimage -R with an El Torito boot record: a few entries of each kind and one
+#                           relocated directory, for fuzzing
 #   small-joliet.iso.gz     Joliet without Rock Ridge (genisoimage; xorriso always adds Rock Ridge)
 #   small-plain.iso.gz      plain ISO9660 level 1 names (genisoimage)
 set -euo pipefail
@@ -40,8 +41,10 @@ ln -s /a/b/../c "$tmp/rr/abs"
 mknod "$tmp/rr/blk" b 7 0
 chmod 4711 "$tmp/rr/file"
 chown 7:8 "$tmp/rr/hard"
+head -c 2048 /dev/zero > "$tmp/rr/boot.img"
 find "$tmp/rr" -exec touch -h -d "2015-05-05 05:05:05 UTC" {} +
-genisoimage -quiet -input-charset utf-8 -R -V SMALL_RR -o "$tmp/small-rr.iso" "$tmp/rr"
+genisoimage -quiet -input-charset utf-8 -R -V SMALL_RR -b boot.img -c boot.cat -no-emul-boot \
+	-boot-load-size 4 -o "$tmp/small-rr.iso" "$tmp/rr"
 
 for f in small-rr tree-xorriso tree-rrip112 tree-genisoimage small-joliet small-plain; do
 	gzip -9 -n -c "$tmp/$f.iso" > "$here/$f.iso.gz"

@@ -43,6 +43,11 @@ func exercise(f *FS) {
 	walk(".", 0)
 }
 
+// rootBlock is the first block of the primary descriptor's root directory.
+func rootBlock(img []byte) int {
+	return int(binary.LittleEndian.Uint32(img[firstDescriptor*sectorSize+156+2:]))
+}
+
 // trimmed drops an image's trailing zero padding so fuzz inputs stay small.
 func trimmed(img []byte) []byte {
 	return bytes.TrimRight(img, "\x00")
@@ -77,8 +82,9 @@ func FuzzDescriptor(f *testing.F) {
 
 func FuzzRecord(f *testing.F) {
 	img := fixture(f, "small-rr")
+	root := rootBlock(img)
 	f.Add(img[firstDescriptor*sectorSize+156 : firstDescriptor*sectorSize+190])
-	f.Add(img[23*sectorSize : 23*sectorSize+300])
+	f.Add(img[root*sectorSize : root*sectorSize+300])
 	f.Fuzz(func(t *testing.T, b []byte) {
 		r, err := parseRecord(b)
 		if err != nil {
@@ -118,8 +124,9 @@ func FuzzSUSP(f *testing.F) {
 // FuzzDirectory feeds one directory listing (at block 1) to the record walker with Rock Ridge on.
 func FuzzDirectory(f *testing.F) {
 	img := fixture(f, "small-rr")
-	f.Add(img[23*sectorSize:24*sectorSize], uint32(sectorSize), true)
-	f.Add(img[27*sectorSize:28*sectorSize], uint32(sectorSize), false)
+	root := rootBlock(img)
+	f.Add(img[root*sectorSize:(root+1)*sectorSize], uint32(sectorSize), true)
+	f.Add(img[(root+1)*sectorSize:(root+2)*sectorSize], uint32(sectorSize), false)
 	f.Fuzz(func(t *testing.T, raw []byte, size uint32, rock bool) {
 		data := make([]byte, sectorSize+len(raw))
 		copy(data[sectorSize:], raw)
