@@ -1,12 +1,16 @@
 GO ?= go
 STATICCHECK ?= $(shell command -v staticcheck || echo $(shell $(GO) env GOPATH)/bin/staticcheck)
 
-.PHONY: all build test vet staticcheck fmt-check fuzz bench testdata
+.PHONY: all build demo test vet staticcheck fmt-check fuzz bench testdata
 
 all: build
 
 build:
 	$(GO) build -o bin/ ./cmd/...
+
+# The README's first command: build, mount the sample disks, show their files, unmount.
+demo:
+	@scripts/demo.sh
 
 # The README's test command: formatting, vet, staticcheck and every test with the race detector.
 test: fmt-check vet staticcheck

@@ -2,8 +2,8 @@ package volumes
 
 import (
 	"errors"
-	"io"
 	"fmt"
+	"io"
 
 	"github.com/vmdkmount/vmdkmount/volumes/fsys"
 	"github.com/vmdkmount/vmdkmount/volumes/fsys/exfat"

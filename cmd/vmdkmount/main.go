@@ -5,13 +5,14 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 )
 
 func main() {
 	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
-	if err := newApp().Run(os.Args); err != nil {
+	if err := newApp().Run(optionsFirst(os.Args)); err != nil {
 		fmt.Fprintln(os.Stderr, "vmdkmount:", err)
 		os.Exit(1)
 	}
@@ -50,4 +51,42 @@ func newApp() *cli.App {
 			},
 		},
 	}
+}
+
+// optionsFirst moves flags that follow the positional arguments in front of them, as mount.fuse3 calls
+// us: "vmdkmount SOURCE MOUNTPOINT -o ro,allow_other" (fstab type fuse.vmdkmount).
+func optionsFirst(args []string) []string {
+	if len(args) < 2 || args[1] == "list" || args[1] == "umount" || args[1] == "unmount" {
+		return args
+	}
+	var flags, pos []string
+	for i := 1; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case a == "--":
+			pos = append(pos, args[i+1:]...)
+			i = len(args)
+		case a == "-o" && i+1 < len(args):
+			flags = append(flags, a, args[i+1])
+			i++
+		case strings.HasPrefix(a, "-"):
+			flags = append(flags, a)
+			if takesValue(a) && i+1 < len(args) && !strings.Contains(a, "=") {
+				flags = append(flags, args[i+1])
+				i++
+			}
+		default:
+			pos = append(pos, a)
+		}
+	}
+	return append(append([]string{args[0]}, flags...), pos...)
+}
+
+// takesValue names the mount flags that read the next argument.
+func takesValue(flag string) bool {
+	switch strings.TrimLeft(flag, "-") {
+	case "volume", "redo":
+		return true
+	}
+	return false
 }
