@@ -133,13 +133,17 @@ func FuzzImage(f *testing.F) {
 	f.Add(uint32(0), []byte{0})
 	f.Add(uint32(5*1024+0x40), []byte{0xff, 0xff})
 	f.Add(uint32(0x30), []byte{0x7f})
+	f.Add(uint32(1<<30|0x100000), []byte{0xff, 0, 0, 0})
 	f.Fuzz(func(t *testing.T, at uint32, patch []byte) {
 		recoverPanics = false
 		defer func() { recoverPanics = true }()
 		b := append([]byte(nil), img...)
-		off := mftOff + int(at%(100*1024))
-		if at&(1<<31) != 0 {
+		off := mftOff + int(at%(100*1024)) // the used MFT records
+		switch {
+		case at&(1<<31) != 0:
 			off = int(at % 8192) // boot sector and around
+		case at&(1<<30) != 0:
+			off = int(at % uint32(len(b))) // anywhere: index blocks, compressed data, $Bitmap
 		}
 		copy(b[off:], patch)
 		walkAll(b)

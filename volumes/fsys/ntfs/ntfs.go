@@ -205,7 +205,8 @@ func (f *FS) fileCounts(freeClusters uint64) (files, free uint64) {
 		return 0, 0
 	}
 	bm := n.find(attrBitmap, "")
-	if bm == nil {
+	// One bit per record: a bitmap far larger than $MFT needs is damage, not something to scan.
+	if bm == nil || uint64(bm.allocSize) > f.mftRecords/8+1<<20 {
 		return 0, 0
 	}
 	s, err := f.newStream(recMFT, bm)
