@@ -1,6 +1,7 @@
 package fusefs_test
 
 import (
+	"crypto/md5"
 	"crypto/sha256"
 	"fmt"
 	"io"
@@ -234,3 +235,91 @@ func TestMountMatchesKernel(t *testing.T) {
 		t.Error("opened raw/disk for writing on a read-only mount")
 	}
 }
+
+// Real clients walk the mount: find lists what the kernel's mount lists, tar and rsync -a copy trees
+// equal to the kernel's, and clamscan -r finds the one file a test signature matches, and nothing else.
+func TestRealClients(t *testing.T) {
+	needMounts(t)
+	c := corpus(t)
+	for _, tool := range []string{"tar", "rsync", "clamscan", "find"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			if os.Getenv("CI") != "" {
+				t.Fatalf("%s missing in CI", tool)
+			}
+			t.Skipf("%s not installed", tool)
+		}
+	}
+	dir := t.TempDir()
+	raw := filepath.Join(c, "dfvfs", "ext2.raw")
+	vmdk := filepath.Join(c, "dfvfs", "ext2.vmdk")
+	d, err := vddk.Open(vmdk, vddk.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	set, err := volumes.Open([]volumes.Disk{d}, volumes.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := set.Volumes()[0]
+	tr, err := v.OpenTree(volumes.TreeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	mnt, kern := filepath.Join(dir, "mnt"), filepath.Join(dir, "kernel")
+	os.Mkdir(mnt, 0o755)
+	os.Mkdir(kern, 0o755)
+	srv, err := fusefs.Mount(mnt, &fusefs.Layout{Trees: []fusefs.TreeSource{{Name: v.ID, Tree: tr}}, SingleTree: true}, fusefs.MountOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Unmount()
+	run(t, "mount", "-o", "loop,ro,noatime", raw, kern)
+	defer exec.Command("umount", kern).Run()
+
+	find := func(root string) string {
+		cmd := exec.Command("find", ".", "-printf", "%p %y %m %U %G %s %T@ %l\n")
+		cmd.Dir = root
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines := strings.Split(strings.TrimRight(string(out), "\n"), "\n")
+		sort.Strings(lines)
+		return strings.Join(lines, "\n")
+	}
+	if a, b := find(mnt), find(kern); a != b {
+		t.Errorf("find differs:\nours:\n%s\nkernel:\n%s", a, b)
+	}
+	for _, tool := range []string{"tar", "rsync"} {
+		out := filepath.Join(dir, tool)
+		os.Mkdir(out, 0o755)
+		if tool == "tar" {
+			tarball := filepath.Join(dir, "t.tar")
+			run(t, "tar", "--xattrs", "-cf", tarball, "-C", mnt, ".")
+			run(t, "tar", "--xattrs", "--xattrs-include=*", "-xpf", tarball, "-C", out)
+		} else {
+			run(t, "rsync", "-aHX", mnt+"/", out+"/")
+		}
+		a, b := scan(t, out), scan(t, kern)
+		for p, eb := range b {
+			ea := a[p]
+			if ea.sum != eb.sum || ea.mode != eb.mode || ea.uid != eb.uid || ea.target != eb.target || (ea.mode&syscall.S_IFMT != syscall.S_IFDIR && ea.mtime != eb.mtime) {
+				t.Errorf("%s copy of %s differs from the kernel's: %+v vs %+v", tool, p, ea, eb)
+			}
+		}
+	}
+	// A signature for passwords.txt only (MD5 hash database): clamscan must report exactly that file.
+	pw, _ := os.ReadFile(filepath.Join(kern, "passwords.txt"))
+	db := filepath.Join(dir, "test.hdb")
+	os.WriteFile(db, fmt.Appendf(nil, "%x:%d:Vmdkmount.Test.Passwords\n", md5sum(pw), len(pw)), 0o644)
+	cmd := exec.Command("clamscan", "--no-summary", "-d", db, "-r", "-i", mnt)
+	out, _ := cmd.CombinedOutput()
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(lines) != 1 || !strings.HasSuffix(lines[0], "passwords.txt: Vmdkmount.Test.Passwords.UNOFFICIAL FOUND") {
+		t.Errorf("clamscan found:\n%s", out)
+	}
+}
+
+func md5sum(b []byte) [16]byte { return md5.Sum(b) }
