@@ -1,6 +1,7 @@
 #!/bin/bash
 # Builds the ext2/ext3/ext4 test images with mke2fs and fills them through the kernel's loop mount,
-# then gzips them. Needs root (mount, mknod, chown). Run from anywhere: ./make.sh
+# then gzips them. Needs root (mount, mknod, chown). Run from anywhere: ./make.sh [image names...]
+# (no names: all images).
 set -euo pipefail
 cd "$(dirname "$0")"
 work=$(mktemp -d)
@@ -85,6 +86,9 @@ fill() {
 build() {
 	local name=$1 bs=$2 inline=$3
 	shift 3
+	if [ ${#only[@]} -gt 0 ] && [[ ! " ${only[*]} " =~ " $name " ]]; then
+		return
+	fi
 	local img=$work/$name.img
 	truncate -s "$size" "$img"
 	mke2fs -q -F -b "$bs" -L "$name" -U "$(python3 -c 'import uuid,sys; print(uuid.uuid5(uuid.NAMESPACE_DNS, sys.argv[1]))' "$name")" -E root_owner=0:0 "$@" "$img"
@@ -96,6 +100,7 @@ build() {
 	echo "$name: $(stat -c %s "$name.img.gz") bytes gzipped"
 }
 
+only=("$@")
 export E2FSPROGS_FAKE_TIME=1700000000
 size=$((4 * 1024 * 1024))
 build ext2-1k 1024 "" -t ext2 -I 256
@@ -104,5 +109,7 @@ size=$((8 * 1024 * 1024)) build ext3-2k 2048 "" -t ext3 -J size=2
 build ext4-4k 4096 "" -t ext4 -O ^has_journal
 build ext4-1k-32bit 1024 "" -t ext4 -O ^64bit,^metadata_csum,^has_journal
 build ext4-inline 4096 inline -t ext4 -O inline_data,ea_inode,^has_journal
-build ext4-metabg 1024 "" -t ext4 -O meta_bg,^resize_inode,^has_journal -g 1024 -N 1024
+# 64-byte descriptors, 16 per block, 32 groups: the second meta group's descriptors sit in group 16,
+# and with 16 inodes per group most inodes live in groups whose descriptors are there.
+size=$((8 * 1024 * 1024)) build ext4-metabg 1024 "" -t ext4 -O meta_bg,64bit,^resize_inode,^has_journal -g 256 -N 512
 build ext4-128inode 4096 "" -t ext4 -I 128 -O ^has_journal
