@@ -6,6 +6,7 @@
 #                           (without the fifo, socket and the 150-component symlink: genisoimage hangs on them)
 #   small-rr.iso.gz         genisoimage -R with an El Torito boot record: a few entries of each kind and one
 #                           relocated directory, for fuzzing
+#   small-zisofs.iso.gz     xorriso native with the zisofs filter (Rock Ridge ZF, transparently compressed)
 #   small-joliet.iso.gz     Joliet without Rock Ridge (genisoimage; xorriso always adds Rock Ridge)
 #   small-plain.iso.gz      plain ISO9660 level 1 names (genisoimage)
 set -euo pipefail
@@ -46,7 +47,16 @@ find "$tmp/rr" -exec touch -h -d "2015-05-05 05:05:05 UTC" {} +
 genisoimage -quiet -input-charset utf-8 -R -V SMALL_RR -b boot.img -c boot.cat -no-emul-boot \
 	-boot-load-size 4 -o "$tmp/small-rr.iso" "$tmp/rr"
 
-for f in small-rr tree-xorriso tree-rrip112 tree-genisoimage small-joliet small-plain; do
+mkdir -p "$tmp/zf/sub"
+head -c 300000 < <(yes 'zisofs compressible line') > "$tmp/zf/big.txt"
+truncate -s 200000 "$tmp/zf/sub/holes"
+head -c 100 < <(yes tail) >> "$tmp/zf/sub/holes"
+printf 'too small to compress\n' > "$tmp/zf/small.txt"
+find "$tmp/zf" -exec touch -h -d "2012-12-12 12:12:12 UTC" {} +
+xorriso -report_about SORRY -compliance new_rr -volid SMALL_ZISOFS -outdev "$tmp/small-zisofs.iso" \
+	-map "$tmp/zf" / -set_filter_r --zisofs / -- 2>/dev/null
+
+for f in small-rr small-zisofs tree-xorriso tree-rrip112 tree-genisoimage small-joliet small-plain; do
 	gzip -9 -n -c "$tmp/$f.iso" > "$here/$f.iso.gz"
 done
 ls -l "$here"

@@ -21,6 +21,7 @@ type node struct {
 	dir     extent   // directories: where the listing lives
 	extents []extent // regular files: data, in order (several for multi-extent files)
 	target  string   // symlinks
+	zf      *zisofs  // transparently compressed (zisofs) regular files
 }
 
 func (n *node) isDir() bool { return n.st.Mode&fsys.S_IFMT == fsys.S_IFDIR }

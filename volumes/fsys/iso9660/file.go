@@ -79,6 +79,16 @@ func (rf *regularFile) ReadAt(p []byte, off int64) (int, error) {
 	if off < 0 {
 		return 0, errors.New("iso9660: negative offset")
 	}
+	if rf.n.zf != nil {
+		e := rf.n.extents[0]
+		raw := io.NewSectionReader(rf.r, int64(e.block)*sectorSize, int64(e.size))
+		return readZisofs(rf.n.zf, raw, int64(e.size), p, off)
+	}
+	return rf.readRaw(p, off)
+}
+
+// readRaw reads the stored bytes of the file's extents.
+func (rf *regularFile) readRaw(p []byte, off int64) (int, error) {
 	done := 0
 	base := int64(0) // file offset where the current extent begins
 	for _, e := range rf.n.extents {

@@ -55,7 +55,7 @@ func trimmed(img []byte) []byte {
 
 // FuzzImage mutates whole small images: descriptors, directories, SUSP areas and data together.
 func FuzzImage(f *testing.F) {
-	for _, name := range []string{"small-rr", "small-joliet", "small-plain"} {
+	for _, name := range []string{"small-rr", "small-joliet", "small-plain", "small-zisofs"} {
 		f.Add(trimmed(fixture(f, name)))
 	}
 	f.Fuzz(func(t *testing.T, img []byte) {

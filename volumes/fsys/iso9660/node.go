@@ -52,6 +52,15 @@ func (f *FS) makeNode(rec *record, pos int64) (n *node, hide bool, err error) {
 		n.extents = []extent{{block: rec.extent, size: rec.size}}
 		n.st.Size = int64(rec.size)
 		n.st.AllocatedSize = roundUp(n.st.Size)
+		if rr != nil && rr.zf != nil {
+			// zisofs: the extent holds compressed blocks; the file shows its real size, as on Linux.
+			if rr.zf.blockLog < 15 || rr.zf.blockLog > 17 || rr.zf.headerSize < 16 {
+				return nil, false, fmt.Errorf("%w: zisofs file %q with block log %d, header %d",
+					ErrCorrupt, n.name, rr.zf.blockLog, rr.zf.headerSize)
+			}
+			n.zf = rr.zf
+			n.st.Size = int64(rr.zf.size)
+		}
 	}
 	return n, false, nil
 }

@@ -33,6 +33,7 @@ type rockRidge struct {
 	hasCL      bool
 	times      [4]time.Time // creation, modify, access, attributes(change)
 	hasTime    [4]bool
+	zf         *zisofs
 	slParts    []string // symlink components gathered so far
 	slPartial  bool     // the last component continues in the next SL entry
 	slRoot     bool
@@ -158,10 +159,17 @@ func (rr *rockRidge) parseEntries(b []byte) (*continuation, error) {
 				return nil, fmt.Errorf("%w: short CL entry", ErrCorrupt)
 			}
 			rr.any, rr.hasCL, rr.childLink = true, true, le.Uint32(d[0:])
-		case "RR", "PL", "ZF", "SF", "ER", "ES", "PD", "AA", "AL":
+		case "ZF":
+			if len(d) < 12 {
+				return nil, fmt.Errorf("%w: short ZF entry", ErrCorrupt)
+			}
+			rr.any = true
+			if string(d[0:2]) == "pz" {
+				rr.zf = &zisofs{headerSize: uint32(d[2]) * 4, blockLog: d[3], size: le.Uint32(d[4:])}
+			}
+		case "RR", "PL", "SF", "ER", "ES", "PD", "AA", "AL":
 			// RR: flag summary. PL: parent of a relocated directory, not needed to list it.
-			// ZF (zisofs) is optional; its files read as stored. ER/ES/PD: extension bookkeeping.
-			// AA/AL: libisofs AAIP attributes, not Rock Ridge.
+			// ER/ES/PD: extension bookkeeping. AA/AL: libisofs AAIP attributes, not Rock Ridge.
 		}
 	}
 	return ce, nil

@@ -8,6 +8,8 @@
 // xorriso writes it; hard links share it), otherwise the kernel's number, which is the byte position
 // of the entry's directory record divided by 32 (for the root: its extent's "." record).
 //
+// zisofs files (Rock Ridge ZF "pz") read decompressed and show their real size, as on Linux.
+//
 // Device numbers: Rock Ridge PN with a zero high word holds the whole dev_t; it is decoded with the
 // kernel's 32-bit dev_t encoding (as xorriso writes it), which agrees with Linux for 16-bit values.
 //
