@@ -124,28 +124,38 @@ func FuzzIndexRecord(f *testing.F) {
 // FuzzImage damages the MFT area of a small image and walks and reads the whole tree: every
 // failure must be an error, never a panic or a hang (the guard is off, so panics surface).
 func FuzzImage(f *testing.F) {
-	img := fixtureBytes(f, "c4k")
-	bs, err := parseBoot(img)
-	if err != nil {
-		f.Fatal(err)
+	// Bit 29 of at picks the image: the small 4 KiB-cluster one, or the one with attribute lists,
+	// long run lists and multi-block indexes (slower to copy, so less often).
+	var imgs [2][]byte
+	var mftOffs [2]int
+	for i, name := range []string{"c4k", "basic"} {
+		imgs[i] = fixtureBytes(f, name)
+		bs, err := parseBoot(imgs[i])
+		if err != nil {
+			f.Fatal(err)
+		}
+		mftOffs[i] = int(bs.mftCluster) * int(bs.clusterSize)
 	}
-	mftOff := int(bs.mftCluster) * int(bs.clusterSize)
 	f.Add(uint32(0), []byte{0})
 	f.Add(uint32(5*1024+0x40), []byte{0xff, 0xff})
 	f.Add(uint32(0x30), []byte{0x7f})
 	f.Add(uint32(1<<30|0x100000), []byte{0xff, 0, 0, 0})
+	f.Add(uint32(1<<29|709*1024+0x100), []byte{0x41, 0x42})
 	f.Fuzz(func(t *testing.T, at uint32, patch []byte) {
 		recoverPanics = false
 		defer func() { recoverPanics = true }()
-		b := append([]byte(nil), img...)
-		off := mftOff + int(at%(100*1024)) // the used MFT records
+		which := int(at>>29) & 1
+		b := append([]byte(nil), imgs[which]...)
+		off := mftOffs[which] + int(at%(1024*1024)) // the used MFT records
 		switch {
 		case at&(1<<31) != 0:
 			off = int(at % 8192) // boot sector and around
 		case at&(1<<30) != 0:
 			off = int(at % uint32(len(b))) // anywhere: index blocks, compressed data, $Bitmap
 		}
-		copy(b[off:], patch)
+		if off < len(b) {
+			copy(b[off:], patch)
+		}
 		walkAll(b)
 	})
 }
