@@ -91,7 +91,7 @@ func mountNTFS3g(t testing.TB, img string, extra ...string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts := append([]string{"ro", "streams_interface=xattr"}, extra...)
+	opts := append([]string{"ro", "noatime", "streams_interface=xattr"}, extra...)
 	if out, err := exec.Command(bin, "-o", strings.Join(opts, ","), img, dir).CombinedOutput(); err != nil {
 		os.Remove(dir)
 		t.Fatalf("ntfs-3g mount: %v: %s", err, out)
