@@ -406,3 +406,50 @@ func TestCreationCentiseconds(t *testing.T) {
 		t.Errorf("istat Created %q, ours %v", m, bt)
 	}
 }
+
+// TestLFNChecksumMismatch breaks the checksum in the long-name slot of MiXeD.Txt: like the kernel and
+// mtools, the reader must drop the long name and show the 8.3 name.
+func TestLFNChecksumMismatch(t *testing.T) {
+	b := fixture(t, "fat12")
+	v, err := reopen(t, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pos, _ := entryPos(t, v, "MiXeD.Txt")
+	if b[pos-32+11] != attrLFN {
+		t.Fatal("no long-name slot before MiXeD.Txt")
+	}
+	b[pos-32+13] ^= 0x55
+	v, _ = reopen(t, b)
+	ours := map[string]bool{}
+	ents, err := v.ReadDir(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		ours[e.Name()] = true
+	}
+	mdir := map[string]bool{}
+	for _, line := range strings.Split(tool(t, "mdir", "-a", "-i", tempImage(t, b), "::/"), "\n") {
+		m := mdirLine.FindStringSubmatch(line)
+		if m == nil || strings.HasPrefix(m[1], ".") {
+			continue
+		}
+		name := m[7]
+		if name == "" {
+			name = strings.TrimRight(m[1], " ")
+			if ext := strings.TrimRight(m[2], " "); ext != "" {
+				name += "." + ext
+			}
+		}
+		mdir[name] = true
+	}
+	if !ours["MIXED.TXT"] || ours["MiXeD.Txt"] || !mdir["MIXED.TXT"] {
+		t.Errorf("ours %v, mdir %v", ours["MIXED.TXT"], mdir["MIXED.TXT"])
+	}
+	for n := range mdir {
+		if !ours[n] && !nonBMP(n) && !strings.ContainsRune(n, '\uFFFD') {
+			t.Errorf("mdir lists %q, ours does not", n)
+		}
+	}
+}
