@@ -73,6 +73,9 @@ func Open(r io.ReaderAt, size int64, opt Options) (_ fsys.FS, err error) {
 }
 
 func open(r io.ReaderAt, size int64, opt Options) (*FS, error) {
+	if size < 512 {
+		return nil, corrupt("volume of %d bytes is too small for a boot sector", size)
+	}
 	b := make([]byte, 512)
 	if _, err := r.ReadAt(b, 0); err != nil {
 		return nil, wrapIO(err, "boot sector")
