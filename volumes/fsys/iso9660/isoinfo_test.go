@@ -21,11 +21,12 @@ type isoinfoEntry struct {
 	nlink  int
 	size   int64
 	target string
+	extent int64
 }
 
 // isoinfoLine matches "-rw-r--r--   3    0    0     7 Jun 15 2021 [    363 00]  name " (uid and gid
 // columns can run together for large ids, so they are not captured).
-var isoinfoLine = regexp.MustCompile(`^(\S{10})\s+(\d+)\s+.*?\s(\d+) \w{3} [ \d]\d \d{4} \[\s*\d+ \d+\]  (.*?) ?$`)
+var isoinfoLine = regexp.MustCompile(`^(\S{10})\s+(\d+)\s+.*?\s(\d+) \w{3} [ \d]\d \d{4} \[\s*(\d+) \d+\]  (.*?) ?$`)
 
 // isoinfoListing runs isoinfo -l with extra flags and returns directory → name → entry.
 func isoinfoListing(t *testing.T, file string, flags ...string) map[string]map[string]isoinfoEntry {
@@ -52,13 +53,14 @@ func isoinfoListing(t *testing.T, file string, flags ...string) map[string]map[s
 		if m == nil {
 			continue
 		}
-		name, target, _ := strings.Cut(m[4], " -> ")
+		name, target, _ := strings.Cut(m[5], " -> ")
 		if name == "." || name == ".." || name == "" {
 			continue
 		}
 		nlink, _ := strconv.Atoi(m[2])
 		size, _ := strconv.ParseInt(m[3], 10, 64)
-		dirs[cur][name] = isoinfoEntry{mode: m[1], nlink: nlink, size: size, target: target}
+		extent, _ := strconv.ParseInt(m[4], 10, 64)
+		dirs[cur][name] = isoinfoEntry{mode: m[1], nlink: nlink, size: size, target: target, extent: extent}
 	}
 	if len(dirs) == 0 {
 		t.Fatal("isoinfo listed no directories")
@@ -107,8 +109,8 @@ func plainFromISO(id string) string {
 	return strings.TrimSuffix(id, ".")
 }
 
-// TestMatchesIsoinfo compares names, and with Rock Ridge also modes, link counts and sizes as stored,
-// with cdrkit's isoinfo, for every directory isoinfo lists.
+// TestMatchesIsoinfo compares names, sizes and directory inode numbers, and with Rock Ridge also modes,
+// link counts and symlink targets as stored, with cdrkit's isoinfo, for every directory it lists.
 func TestMatchesIsoinfo(t *testing.T) {
 	needTool(t, "isoinfo")
 	for _, tc := range []struct {
@@ -116,12 +118,15 @@ func TestMatchesIsoinfo(t *testing.T) {
 		flags   []string
 		rock    bool
 		mapName func(string) string
+		// serials: the image has PX serial numbers; otherwise a directory's inode number must be
+		// the kernel's, its extent's first block << 6 (the "." record's byte position / 32).
+		serials bool
 	}{
-		{"tree-xorriso", []string{"-R"}, true, nil},
-		{"tree-rrip112", []string{"-R"}, true, nil},
+		{"tree-xorriso", []string{"-R"}, true, nil, false},
+		{"tree-rrip112", []string{"-R"}, true, nil, true},
 		// isoinfo knows no UTF-8 output; the Joliet names are Latin-1 only, so ask for that.
-		{"small-joliet", []string{"-J", "-j", "iso8859-1"}, false, nil},
-		{"small-plain", nil, false, plainFromISO},
+		{"small-joliet", []string{"-J", "-j", "iso8859-1"}, false, nil, false},
+		{"small-plain", nil, false, plainFromISO, false},
 	} {
 		t.Run(tc.fixture, func(t *testing.T) {
 			ours, file := openFixture(t, tc.fixture)
@@ -165,6 +170,9 @@ func TestMatchesIsoinfo(t *testing.T) {
 					st := fsys.StatOf(fi)
 					if (st.Mode&fsys.S_IFMT == fsys.S_IFREG || st.Mode&fsys.S_IFMT == fsys.S_IFDIR) && st.Size != want.size {
 						t.Errorf("%s: size ours=%d isoinfo=%d", path.Join(name, n), st.Size, want.size)
+					}
+					if st.Mode&fsys.S_IFMT == fsys.S_IFDIR && !tc.serials && st.Ino != uint64(want.extent)<<6 {
+						t.Errorf("%s: ino ours=%d, extent %d gives %d", path.Join(name, n), st.Ino, want.extent, want.extent<<6)
 					}
 					if !tc.rock {
 						continue

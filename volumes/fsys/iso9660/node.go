@@ -36,6 +36,11 @@ func (f *FS) makeNode(rec *record, pos int64) (n *node, hide bool, err error) {
 			return nil, false, fmt.Errorf("relocated directory %q: %w", n.name, err)
 		}
 	}
+	if rec.flags&flagDirectory != 0 {
+		// Linux numbers a directory by its own "." record (the start of its extent), not by the
+		// record in its parent, so that every path to it agrees.
+		pos = int64(rec.extent) * sectorSize
+	}
 	n.st = f.baseStat(attrRec, attrs, pos)
 	switch {
 	case n.isDir():

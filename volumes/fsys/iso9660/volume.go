@@ -5,8 +5,9 @@
 // ISO9660 names mapped as with the kernel's default map=normal (lower case, ";1" dropped).
 //
 // Inode numbers: the Rock Ridge PX file serial number when the image records one (RRIP 1.12, as
-// xorriso writes it; hard links share it), otherwise the kernel's number, which is the byte position
-// of the entry's directory record divided by 32 (for the root: its extent's "." record).
+// xorriso writes it; hard links share it), otherwise the kernel's number: the byte position of the
+// entry's directory record divided by 32, where a directory is represented by the "." record at the
+// start of its own extent (a relocated directory keeps the position of its placeholder record).
 //
 // zisofs files (Rock Ridge ZF "pz") read decompressed and show their real size, as on Linux.
 //
