@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -118,6 +119,68 @@ func TestZeroExtraIsizeMatchesKernel(t *testing.T) {
 	ours := openImage(t, img)
 	if x, err := ours.ListXattr("dir/small.txt"); err != nil || len(x) != 0 {
 		t.Errorf("in-inode xattrs still listed with i_extra_isize 0: %q, %v", x, err)
+	}
+	mnt := mountRO(t, img)
+	for _, d := range treecmp.Compare(ours, mnt, treecmp.Options{CompareIno: true}) {
+		t.Error(d)
+	}
+}
+
+// TestSparseSuper2MetaBGMatchesKernel: with sparse_super2 the last group holds a superblock backup;
+// when that group starts a meta group, its descriptor block comes one block later. The kernel fills
+// the image so that inodes live in that group, then both views are compared.
+func TestSparseSuper2MetaBGMatchesKernel(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("filling an image through a loop mount needs root")
+	}
+	t.Parallel()
+	dir := t.TempDir()
+	img := filepath.Join(dir, "img")
+	if err := os.WriteFile(img, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(img, 4353*1024); err != nil { // 17 groups of 256 blocks
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("mke2fs", "-q", "-F", "-b", "1024", "-t", "ext4", "-g", "256", "-N", "512",
+		"-O", "meta_bg,64bit,sparse_super2,^resize_inode,^has_journal", img).CombinedOutput(); err != nil {
+		t.Fatalf("mke2fs: %v: %s", err, out)
+	}
+	rw := filepath.Join(dir, "rw")
+	if err := os.Mkdir(rw, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("mount", "-o", "loop", img, rw).CombinedOutput(); err != nil {
+		t.Fatalf("mount: %v: %s", err, out)
+	}
+	var names strings.Builder
+	for i := range 520 {
+		fmt.Fprintf(&names, "f%03d\x00", i)
+	}
+	touch := exec.Command("xargs", "-0", "touch")
+	touch.Dir = rw
+	touch.Stdin = strings.NewReader(names.String())
+	out, err := touch.CombinedOutput()
+	if uerr := exec.Command("umount", rw).Run(); uerr != nil {
+		t.Fatalf("umount: %v", uerr)
+	}
+	if err != nil {
+		t.Fatalf("touch: %v: %s", err, out)
+	}
+	ours := openImage(t, img)
+	sb := ours.sb
+	last := sb.groupCount - 1
+	if sb.compat&compatSparseSuper2 == 0 || sb.backupGroups[1] != last || last%sb.descPerBlock != 0 {
+		t.Fatalf("layout not as intended: %d groups, backups %v, %d descriptors per block", sb.groupCount, sb.backupGroups, sb.descPerBlock)
+	}
+	inLast := 0
+	for _, e := range mustDir(t, ours, ".").entries {
+		if (e.ino-1)/sb.inodesPerGroup == last {
+			inLast++
+		}
+	}
+	if inLast == 0 {
+		t.Fatal("no inode lives in the last group")
 	}
 	mnt := mountRO(t, img)
 	for _, d := range treecmp.Compare(ours, mnt, treecmp.Options{CompareIno: true}) {

@@ -35,6 +35,8 @@ const (
 	incompatEncrypt     = 0x10000
 	incompatCasefold    = 0x20000
 
+	compatSparseSuper2 = 0x200
+
 	roCompatSparseSuper = 0x1
 	roCompatHugeFile    = 0x8
 )
@@ -66,6 +68,7 @@ type superblock struct {
 	firstMetaBG     uint32
 	mkfsTime        uint32
 	wantExtraIsize  uint16
+	backupGroups    [2]uint32 // sparse_super2: the only groups besides 0 with a superblock copy
 	groupCount      uint32
 	descPerBlock    uint32
 	addrPerBlock    uint32 // 32-bit block pointers per indirect block
@@ -108,6 +111,7 @@ func parseSuperblock(b []byte) (*superblock, error) {
 		sb.firstMetaBG = le.Uint32(b[260:])
 		sb.mkfsTime = le.Uint32(b[264:])
 		sb.wantExtraIsize = le.Uint16(b[350:])
+		sb.backupGroups = [2]uint32{le.Uint32(b[0x24C:]), le.Uint32(b[0x250:])}
 	}
 	sb.descSize = 32
 	if sb.incompat&incompat64bit != 0 {
@@ -174,8 +178,15 @@ func featureNames(bits uint32) string {
 
 func (sb *superblock) has(incompat uint32) bool { return sb.incompat&incompat != 0 }
 
-// groupHasSuper reports whether a block group holds a superblock backup (sparse_super: 0, 1, powers of 3, 5, 7).
+// groupHasSuper reports whether a block group holds a superblock backup (sparse_super: 0, 1, powers
+// of 3, 5, 7; sparse_super2: 0 and the two groups the superblock names).
 func (sb *superblock) groupHasSuper(g uint32) bool {
+	if g == 0 {
+		return true
+	}
+	if sb.compat&compatSparseSuper2 != 0 {
+		return g == sb.backupGroups[0] || g == sb.backupGroups[1]
+	}
 	if g <= 1 || sb.roCompat&roCompatSparseSuper == 0 {
 		return true
 	}
