@@ -171,6 +171,17 @@ func TestLDMSimpleVolume(t *testing.T) {
 	if u := v.Usage(); u.Label != "Simple" {
 		t.Errorf("label %q, want Simple", u.Label)
 	}
+	// Windows wrote test.txt as a Win32 name: found ignoring case only when asked to.
+	if _, err := v.Stat("TEST.TXT"); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("TEST.TXT without IgnoreCase: %v", err)
+	}
+	nocase, err := Open(io.NewSectionReader(f, off, size), size, Options{IgnoreCase: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if data, err := fs.ReadFile(nocase, "TEST.TXT"); err != nil || string(data) != "Filesystem test" {
+		t.Errorf("TEST.TXT with IgnoreCase: %q, %v", data, err)
+	}
 	// The whole Windows-written volume against ntfs-3g reading the same bytes through a loop device.
 	host := mountNTFS3g(t, loopDevice(t, f.Name(), off, size))
 	compareTrees(t, v, host)
