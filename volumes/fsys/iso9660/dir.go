@@ -167,8 +167,10 @@ func (n *node) addExtent(rec *record, f *FS) error {
 	}
 	n.extents = append(n.extents, extent{block: rec.extent, size: rec.size})
 	n.st.Size += int64(rec.size)
-	n.st.AllocatedSize += roundUp(int64(rec.size))
+	n.st.AllocatedSize = allocated(n.st.Size)
 	return nil
 }
 
-func roundUp(n int64) int64 { return (n + sectorSize - 1) &^ (sectorSize - 1) }
+// allocated is what Linux reports as st_blocks*512 for an ISO9660 inode: the recorded data length
+// rounded up to 512 bytes (Rock Ridge does not change it).
+func allocated(n int64) int64 { return (n + 511) &^ 511 }

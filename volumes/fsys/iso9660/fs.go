@@ -70,7 +70,7 @@ func Open(r io.ReaderAt, size int64) (fsys.FS, error) {
 		return nil, fmt.Errorf("%w: root is not a directory", ErrCorrupt)
 	}
 	f.root.st.Size = int64(rootRec.size)
-	f.root.st.AllocatedSize = roundUp(f.root.st.Size)
+	f.root.st.AllocatedSize = allocated(f.root.st.Size)
 	return f, nil
 }
 

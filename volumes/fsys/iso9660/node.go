@@ -46,7 +46,7 @@ func (f *FS) makeNode(rec *record, pos int64) (n *node, hide bool, err error) {
 	case n.isDir():
 		n.dir = extent{block: attrRec.extent, size: attrRec.size}
 		n.st.Size = int64(attrRec.size)
-		n.st.AllocatedSize = roundUp(n.st.Size)
+		n.st.AllocatedSize = allocated(n.st.Size)
 	case n.st.Mode&fsys.S_IFMT == fsys.S_IFLNK:
 		if attrs == nil || !attrs.hasTarget {
 			return nil, false, fmt.Errorf("%w: symlink %q has no SL entry", ErrCorrupt, n.name)
@@ -56,7 +56,7 @@ func (f *FS) makeNode(rec *record, pos int64) (n *node, hide bool, err error) {
 	case n.st.Mode&fsys.S_IFMT == fsys.S_IFREG:
 		n.extents = []extent{{block: rec.extent, size: rec.size}}
 		n.st.Size = int64(rec.size)
-		n.st.AllocatedSize = roundUp(n.st.Size)
+		n.st.AllocatedSize = allocated(n.st.Size)
 		if rr != nil && rr.zf != nil {
 			// zisofs: the extent holds compressed blocks; the file shows its real size, as on Linux.
 			if rr.zf.blockLog < 15 || rr.zf.blockLog > 17 || rr.zf.headerSize < 16 {
