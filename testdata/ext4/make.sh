@@ -113,3 +113,4 @@ build ext4-inline 4096 inline -t ext4 -O inline_data,ea_inode,^has_journal
 # and with 16 inodes per group most inodes live in groups whose descriptors are there.
 size=$((8 * 1024 * 1024)) build ext4-metabg 1024 "" -t ext4 -O meta_bg,64bit,^resize_inode,^has_journal -g 256 -N 512
 build ext4-128inode 4096 "" -t ext4 -I 128 -O ^has_journal
+size=$((8 * 1024 * 1024)) build ext4-bigalloc 1024 "" -t ext4 -O bigalloc,^has_journal -C 4096

@@ -86,6 +86,11 @@ func TestFixtureFeatures(t *testing.T) {
 				t.Errorf("only %d inodes are in groups described by the second meta group", high)
 			}
 		},
+		"ext4-bigalloc": func(t *testing.T, v *FS) {
+			if v.sb.roCompat&0x200 == 0 || v.sb.clusterSize != 4096 || v.sb.blockSize != 1024 || v.sb.firstDataBlock != 0 {
+				t.Errorf("not bigalloc with 4 KiB clusters of 1 KiB blocks: ro_compat %#x, cluster %d", v.sb.roCompat, v.sb.clusterSize)
+			}
+		},
 		"ext4-128inode": func(t *testing.T, v *FS) {
 			if v.sb.inodeSize != 128 {
 				t.Errorf("inode size %d", v.sb.inodeSize)

@@ -25,7 +25,10 @@ func parseGroupDesc(b []byte, is64 bool) groupDesc {
 // right after the superblock, or with meta_bg in the first, second and last group of each meta group.
 func (sb *superblock) descBlock(nr uint32) uint64 {
 	if !sb.has(incompatMetaBG) || nr < sb.firstMetaBG {
-		return uint64(sb.firstDataBlock) + uint64(nr) + 1
+		// Right after the block holding the superblock: block 1 with 1 KiB blocks (even when bigalloc
+		// makes the first data block 0), else block 0.
+		sbBlock := uint64(superblockOffset / sb.blockSize)
+		return sbBlock + uint64(nr) + 1
 	}
 	g := uint64(sb.descPerBlock) * uint64(nr)
 	var hasSuper uint64
