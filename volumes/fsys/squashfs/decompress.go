@@ -63,16 +63,15 @@ func (s streamDecompressor) decompress(src []byte, max int) ([]byte, error) {
 	return out[:n], nil
 }
 
-// xzDecompressor refuses filter chains up front: the xz library decodes LZMA2 alone, while
-// mksquashfs -Xbcj puts a branch-converter filter before it in some blocks.
+// xzDecompressor sends blocks with a filter chain (mksquashfs -Xbcj puts a branch converter before
+// LZMA2) to our own chain decoder: the xz library decodes plain LZMA2 streams only.
 type xzDecompressor struct{ streamDecompressor }
 
 func (x xzDecompressor) decompress(src []byte, max int) ([]byte, error) {
 	// Stream header (12 bytes), then the block header: its size byte and flags, whose low two bits
 	// hold the number of filters minus one.
 	if len(src) > 13 && src[12] != 0 && src[13]&3 != 0 {
-		return nil, fmt.Errorf("%w: xz block with %d filters (BCJ branch filters, mksquashfs -Xbcj)",
-			ErrUnsupported, src[13]&3+1)
+		return decompressXzChain(src, max)
 	}
 	return x.streamDecompressor.decompress(src, max)
 }

@@ -169,3 +169,19 @@ func FuzzDirectory(f *testing.F) {
 		}
 	})
 }
+
+// FuzzXzChain feeds xz blocks with a filter chain (x86 branch converter, then LZMA2).
+func FuzzXzChain(f *testing.F) {
+	hdr := []byte{0xfd, '7', 'z', 'X', 'Z', 0, 0, 1, 0x69, 0x22, 0xde, 0x36}
+	// Block header: 3 words, two filters (x86 without properties, LZMA2 with dictionary 128 KiB).
+	block := []byte{2, 0x01, xzFilterX86, 0, xzFilterLZMA2, 1, 12, 0, 0, 0, 0, 0}
+	chunk := []byte{0x01, 0x00, 0x05, 0xe8, 0x10, 0x00, 0x00, 0x00, 0x00} // stored chunk of 6 bytes
+	f.Add(append(append(append(hdr, block...), chunk...), 0))
+	f.Fuzz(func(t *testing.T, src []byte) {
+		out, err := decompressXzChain(src, 4096)
+		if err == nil && len(out) > 4096 {
+			t.Fatalf("%d bytes out of a 4096-byte limit", len(out))
+		}
+		unfilterX86(src)
+	})
+}
