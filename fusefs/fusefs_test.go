@@ -323,3 +323,63 @@ func TestRealClients(t *testing.T) {
 }
 
 func md5sum(b []byte) [16]byte { return md5.Sum(b) }
+
+// Birth times reach statx: the sample disk's ext4 volume shows the kernel's crtime for every entry.
+func TestBirthTimes(t *testing.T) {
+	needMounts(t)
+	dir := t.TempDir()
+	sample := filepath.Join(root(t), "testdata", "sample", "sample-gpt.vmdk")
+	raw := filepath.Join(dir, "sample.raw")
+	run(t, "qemu-img", "convert", "-O", "raw", sample, raw)
+	d, err := vddk.Open(sample, vddk.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	set, err := volumes.Open([]volumes.Disk{d}, volumes.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, ok := set.Volume("p2")
+	if !ok {
+		t.Fatal("no p2")
+	}
+	tr, err := v.OpenTree(volumes.TreeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	mnt, kern := filepath.Join(dir, "mnt"), filepath.Join(dir, "kernel")
+	os.Mkdir(mnt, 0o755)
+	os.Mkdir(kern, 0o755)
+	srv, err := fusefs.Mount(mnt, &fusefs.Layout{Trees: []fusefs.TreeSource{{Name: "p2", Tree: tr}}, SingleTree: true}, fusefs.MountOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Unmount()
+	run(t, "mount", "-o", fmt.Sprintf("loop,ro,noatime,offset=%d,sizelimit=%d", v.Offset, v.Size()), raw, kern)
+	defer exec.Command("umount", kern).Run()
+	checked := 0
+	filepath.WalkDir(kern, func(p string, e fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(kern, p)
+		var a, b unix.Statx_t
+		if err := unix.Statx(unix.AT_FDCWD, p, unix.AT_SYMLINK_NOFOLLOW, unix.STATX_BTIME, &b); err != nil || b.Mask&unix.STATX_BTIME == 0 {
+			return nil
+		}
+		if err := unix.Statx(unix.AT_FDCWD, filepath.Join(mnt, rel), unix.AT_SYMLINK_NOFOLLOW, unix.STATX_BTIME, &a); err != nil {
+			t.Errorf("%s: %v", rel, err)
+			return nil
+		}
+		if a.Mask&unix.STATX_BTIME == 0 || a.Btime != b.Btime {
+			t.Errorf("%s: birth %+v (mask %#x), kernel %+v", rel, a.Btime, a.Mask, b.Btime)
+		}
+		checked++
+		return nil
+	})
+	if checked < 5 {
+		t.Errorf("only %d entries had a birth time to compare", checked)
+	}
+}

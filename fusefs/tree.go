@@ -7,10 +7,12 @@ import (
 	iofs "io/fs"
 	"path"
 	"syscall"
+	"time"
 
 	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"github.com/vmdkmount/vmdkmount/volumes/fsys"
+	"golang.org/x/sys/unix"
 )
 
 // treeNode is one entry of a volume's file tree, addressed by its path in the tree.
@@ -216,5 +218,43 @@ func (f *treeFile) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadR
 
 func (f *treeFile) Release(ctx context.Context) syscall.Errno {
 	f.f.Close()
+	return 0
+}
+
+var _ fs.NodeStatxer = (*treeNode)(nil)
+
+// Statx adds what stat cannot carry: the birth (creation) time, where the filesystem stores one.
+func (n *treeNode) Statx(ctx context.Context, f fs.FileHandle, flags uint32, mask uint32, out *fuse.StatxOut) syscall.Errno {
+	fi, err := n.tree.Lstat(n.path)
+	if err != nil {
+		return errno(err)
+	}
+	st := fsys.StatOf(fi)
+	if st == nil {
+		return syscall.EIO
+	}
+	var a fuse.Attr
+	n.fill(st, &a)
+	const basicStats, btime = 0x7ff, 0x800 // STATX_BASIC_STATS, STATX_BTIME
+	out.Mask = basicStats
+	out.Blksize = a.Blksize
+	out.Nlink = a.Nlink
+	out.Uid, out.Gid = a.Uid, a.Gid
+	out.Mode = uint16(a.Mode)
+	out.Ino = a.Ino
+	out.Size = a.Size
+	out.Blocks = a.Blocks
+	out.RdevMajor, out.RdevMinor = unix.Major(st.Rdev), unix.Minor(st.Rdev)
+	sx := func(t time.Time) fuse.SxTime {
+		if t.IsZero() {
+			return fuse.SxTime{}
+		}
+		return fuse.SxTime{Sec: uint64(t.Unix()), Nsec: uint32(t.Nanosecond())}
+	}
+	out.Atime, out.Mtime, out.Ctime = sx(st.Atime), sx(st.Mtime), sx(st.Ctime)
+	if !st.Btime.IsZero() {
+		out.Mask |= btime
+		out.Btime = sx(st.Btime)
+	}
 	return 0
 }
