@@ -182,6 +182,8 @@ func FuzzXzChain(f *testing.F) {
 		if err == nil && len(out) > 4096 {
 			t.Fatalf("%d bytes out of a 4096-byte limit", len(out))
 		}
-		unfilterX86(src)
+		for _, unfilter := range branchDecoders {
+			unfilter(bytes.Clone(src))
+		}
 	})
 }

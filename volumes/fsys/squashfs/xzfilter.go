@@ -12,9 +12,22 @@ import (
 
 // xz filter ids (the .xz format's filter flags).
 const (
-	xzFilterX86   = 0x04
-	xzFilterLZMA2 = 0x21
+	xzFilterX86      = 0x04
+	xzFilterPowerPC  = 0x05
+	xzFilterARM      = 0x07
+	xzFilterARMThumb = 0x08
+	xzFilterSPARC    = 0x09
+	xzFilterLZMA2    = 0x21
 )
+
+// branchDecoders undo each branch converter on a whole block (the stream starts at offset 0).
+var branchDecoders = map[uint64]func([]byte){
+	xzFilterX86:      unfilterX86,
+	xzFilterPowerPC:  unfilterPowerPC,
+	xzFilterARM:      unfilterARM,
+	xzFilterARMThumb: unfilterARMThumb,
+	xzFilterSPARC:    unfilterSPARC,
+}
 
 // decompressXzChain decodes an xz stream whose single block runs a branch-converter filter before
 // LZMA2, as mksquashfs -Xbcj writes it: the LZMA2 data is decoded with the raw LZMA2 reader, then
@@ -65,8 +78,8 @@ func decompressXzChain(src []byte, limit int) ([]byte, error) {
 		return nil, fmt.Errorf("%w: xz filter chain %x does not end in LZMA2", ErrCorrupt, ids)
 	}
 	for _, id := range ids[:len(ids)-1] {
-		if id != xzFilterX86 {
-			return nil, fmt.Errorf("%w: xz branch filter %#x (only x86 is implemented)", ErrUnsupported, id)
+		if branchDecoders[id] == nil {
+			return nil, fmt.Errorf("%w: xz filter %#x (IA-64 and delta filters are not implemented)", ErrUnsupported, id)
 		}
 	}
 	dict := min(uint64(2|dictProp&1)<<(dictProp/2+11), 1<<30)
@@ -83,8 +96,9 @@ func decompressXzChain(src []byte, limit int) ([]byte, error) {
 		return nil, fmt.Errorf("%w: xz: %w", ErrCorrupt, err)
 	}
 	out = out[:n]
-	for range ids[:len(ids)-1] {
-		unfilterX86(out)
+	// Filters were applied first to last when compressing, so undo them last to first.
+	for k := len(ids) - 2; k >= 0; k-- {
+		branchDecoders[ids[k]](out)
 	}
 	return out, nil
 }
@@ -136,5 +150,63 @@ func unfilterX86(buf []byte) {
 		dest |= -(dest & 0x01000000)
 		binary.LittleEndian.PutUint32(buf[i+1:], dest)
 		i += 4
+	}
+}
+
+// The fixed-width branch converters below turn an absolute call target back into a relative one;
+// each recognises its architecture's call instruction by its opcode bits.
+
+// unfilterARM: BL, condition "always" (byte 3 = 0xEB), 24-bit word offset from pc+8.
+func unfilterARM(buf []byte) {
+	for i := 0; i+4 <= len(buf); i += 4 {
+		if buf[i+3] != 0xeb {
+			continue
+		}
+		src := (uint32(buf[i+2])<<16 | uint32(buf[i+1])<<8 | uint32(buf[i])) << 2
+		dest := (src - uint32(i+8)) >> 2
+		buf[i], buf[i+1], buf[i+2] = byte(dest), byte(dest>>8), byte(dest>>16)
+	}
+}
+
+// unfilterARMThumb: the two-halfword Thumb BL, 22-bit halfword offset from pc+4.
+func unfilterARMThumb(buf []byte) {
+	for i := 0; i+4 <= len(buf); i += 2 {
+		if buf[i+1]&0xf8 != 0xf0 || buf[i+3]&0xf8 != 0xf8 {
+			continue
+		}
+		src := (uint32(buf[i+1]&7)<<19 | uint32(buf[i])<<11 | uint32(buf[i+3]&7)<<8 | uint32(buf[i+2])) << 1
+		dest := (src - uint32(i+4)) >> 1
+		buf[i+1] = 0xf0 | byte(dest>>19)&7
+		buf[i] = byte(dest >> 11)
+		buf[i+3] = 0xf8 | byte(dest>>8)&7
+		buf[i+2] = byte(dest)
+		i += 2
+	}
+}
+
+// unfilterPowerPC: big-endian "bl" (opcode 18 with AA=0, LK=1), 24-bit field of a byte offset.
+func unfilterPowerPC(buf []byte) {
+	for i := 0; i+4 <= len(buf); i += 4 {
+		if buf[i]>>2 != 0x12 || buf[i+3]&3 != 1 {
+			continue
+		}
+		src := binary.BigEndian.Uint32(buf[i:]) & 0x03fffffc
+		dest := src - uint32(i)
+		binary.BigEndian.PutUint32(buf[i:], 0x48000000|dest&0x03fffffc|1)
+	}
+}
+
+// unfilterSPARC: "call" with a 30-bit word displacement, converted only when it fits in 23 bits
+// (the top bits all equal), which the two first-byte patterns select.
+func unfilterSPARC(buf []byte) {
+	for i := 0; i+4 <= len(buf); i += 4 {
+		if !(buf[i] == 0x40 && buf[i+1]&0xc0 == 0) && !(buf[i] == 0x7f && buf[i+1]&0xc0 == 0xc0) {
+			continue
+		}
+		src := binary.BigEndian.Uint32(buf[i:]) << 2
+		dest := (src - uint32(i)) >> 2
+		sign := -((dest >> 22) & 1)
+		dest = (sign<<22)&0x3fffffff | dest&0x3fffff | 0x40000000
+		binary.BigEndian.PutUint32(buf[i:], dest)
 	}
 }
