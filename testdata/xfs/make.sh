@@ -83,6 +83,10 @@ kernel_image() { # $1 = name, $2 = size, $3 = node-directory size, $4 = full|lig
   bs=$(stat -f -c %S "$mnt")
   populate_common "$mnt" "$nodes" link
   ln "$r/tiny" "$r/hardlink1"; ln "$r/tiny" "$r/short/hardlink2"
+  # freed data blocks (holes in the directory's data space) and stale hash entries
+  for i in $(seq 100 900); do rm "$r/node/a_rather_longer_node_directory_entry_name_$i"; done
+  for i in $(seq 1 2 399); do rm "$r/leaf/leaf_entry_name_$i"; done
+  cp --reflink=always "$r/big.txt" "$r/reflinked.txt" # shared extents
   python3 -c 'import socket,sys; s=socket.socket(socket.AF_UNIX); s.bind(sys.argv[1])' "$r/socket"
   # sparse: leading hole, data islands, trailing hole
   truncate -s 10M "$r/sparse"

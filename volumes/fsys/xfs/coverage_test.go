@@ -50,6 +50,9 @@ func TestFixtureShapes(t *testing.T) {
 	if m := dirBlockMagic("node", leafBlk); m != "\x3e\xbe" {
 		t.Errorf("node: block at the leaf offset %x, want a da-btree node", m)
 	}
+	if !dirHasHole(t, f, lookup("node")) {
+		t.Error("node: no freed data block (hole) in the directory's data space")
+	}
 	if ip := lookup("btree"); ip.format != fmtBtree {
 		t.Errorf("btree: directory data fork format %d, want btree", ip.format)
 	}
@@ -106,6 +109,25 @@ func hasRemoteAttr(t *testing.T, f *FS, ip *inode) bool {
 		if a.remote {
 			return true
 		}
+	}
+	return false
+}
+
+// dirHasHole reports a gap between the data blocks of a directory (below the hash index).
+func dirHasHole(t *testing.T, f *FS, ip *inode) bool {
+	ex, err := f.forkExtents(ip, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := uint64(0)
+	for _, e := range ex {
+		if e.off >= uint64(dirLeafOffset)>>f.sb.blockLog {
+			break
+		}
+		if e.off > next {
+			return true
+		}
+		next = e.off + e.count
 	}
 	return false
 }

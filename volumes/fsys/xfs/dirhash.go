@@ -17,7 +17,7 @@ const (
 	dirLeafHdrV5    = 64
 	// Directories whose data exceeds this are looked up through the hash index instead of being read
 	// whole into a name map.
-	hashLookupMinSize = 1 << 20
+	hashLookupMinSize = 64 << 10
 	maxHashLeaves     = 1 << 16
 )
 
