@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"crypto/sha256"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/vmdkmount/vmdkmount/vddk"
 )
 
 // buildBinary builds vmdkmount once per test run.
@@ -218,5 +221,54 @@ func TestAllowOther(t *testing.T) {
 		if !allow && err == nil {
 			t.Error("without allow_other, another user can read")
 		}
+	}
+}
+
+// SIGKILL of the daemon during --rw writes: the base is unchanged, the kept redo log opens and checks
+// clean or repairable, and a new mount works after umount.
+func TestKillDuringRedoWrites(t *testing.T) {
+	bin := buildBinary(t)
+	c := corpusDir(t)
+	dir := t.TempDir()
+	disk := filepath.Join(dir, "ext2.vmdk")
+	b, _ := os.ReadFile(filepath.Join(c, "dfvfs", "ext2.vmdk"))
+	os.WriteFile(disk, b, 0o644)
+	before := sum(t, disk)
+	mnt := filepath.Join(dir, "mnt")
+	os.Mkdir(mnt, 0o755)
+	for round := range 3 {
+		redo := filepath.Join(dir, fmt.Sprintf("redo%d.vmdk", round))
+		if out, err := exec.Command(bin, "--rw", "--redo", redo, "--keep-redo", disk, mnt).CombinedOutput(); err != nil {
+			t.Fatalf("mount: %v\n%s", err, out)
+		}
+		writer := exec.Command("dd", "if=/dev/urandom", "of="+filepath.Join(mnt, "raw", "disk"), "bs=64k", "count=2000", "conv=notrunc", "oflag=direct")
+		writer.Start()
+		time.Sleep(time.Duration(50+100*round) * time.Millisecond)
+		exec.Command("pkill", "-9", "-f", bin+" --rw --redo "+redo).Run()
+		if err := writer.Wait(); err == nil {
+			t.Errorf("round %d: the writer finished before the kill; nothing was interrupted", round)
+		}
+		if out, err := exec.Command(bin, "umount", mnt).CombinedOutput(); err != nil {
+			t.Fatalf("umount after kill: %v\n%s", err, out)
+		}
+		if sum(t, disk) != before {
+			t.Fatal("the base disk changed")
+		}
+		problems, err := vddk.Check(redo, true)
+		if err != nil {
+			t.Fatalf("the kept redo log does not open: %v", err)
+		}
+		for _, p := range problems {
+			if !p.Repaired {
+				t.Errorf("redo log problem left: %v", p)
+			}
+		}
+		if out, err := exec.Command(bin, disk, mnt).CombinedOutput(); err != nil {
+			t.Fatalf("new mount: %v\n%s", err, out)
+		}
+		if _, err := os.ReadFile(filepath.Join(mnt, "disk", "passwords.txt")); err != nil {
+			t.Error(err)
+		}
+		exec.Command(bin, "umount", mnt).Run()
 	}
 }
