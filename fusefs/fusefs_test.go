@@ -383,3 +383,54 @@ func TestBirthTimes(t *testing.T) {
 		t.Errorf("only %d entries had a birth time to compare", checked)
 	}
 }
+
+// The sample disk's NTFS volume through our mount equals ntfs-3g's mount of the same partition
+// (streams as user.* xattrs on both sides).
+func TestNTFSMountMatchesNTFS3G(t *testing.T) {
+	needMounts(t)
+	if _, err := exec.LookPath("ntfs-3g"); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("ntfs-3g missing in CI")
+		}
+		t.Skip("ntfs-3g not installed")
+	}
+	dir := t.TempDir()
+	sample := filepath.Join(root(t), "testdata", "sample", "sample-gpt.vmdk")
+	raw := filepath.Join(dir, "sample.raw")
+	run(t, "qemu-img", "convert", "-O", "raw", sample, raw)
+	d, err := vddk.Open(sample, vddk.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	set, err := volumes.Open([]volumes.Disk{d}, volumes.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, ok := set.Volume("p1")
+	if !ok || v.Filesystem.Type != "ntfs" {
+		t.Fatalf("p1: %+v", v)
+	}
+	tr, err := v.OpenTree(volumes.TreeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	mnt, ref := filepath.Join(dir, "mnt"), filepath.Join(dir, "ntfs3g")
+	os.Mkdir(mnt, 0o755)
+	os.Mkdir(ref, 0o755)
+	srv, err := fusefs.Mount(mnt, &fusefs.Layout{Trees: []fusefs.TreeSource{{Name: "p1", Tree: tr}}, SingleTree: true}, fusefs.MountOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Unmount()
+	out, err := exec.Command("losetup", "-f", "--show", "-r", "-o", fmt.Sprint(v.Offset), "--sizelimit", fmt.Sprint(v.Size()), raw).Output()
+	if err != nil {
+		t.Fatalf("losetup: %v", err)
+	}
+	loop := strings.TrimSpace(string(out))
+	defer exec.Command("losetup", "-d", loop).Run()
+	run(t, "ntfs-3g", "-o", "ro,streams_interface=xattr", loop, ref)
+	defer exec.Command("umount", ref).Run()
+	sameTrees(t, mnt, ref)
+}
