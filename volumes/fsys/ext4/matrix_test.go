@@ -33,11 +33,16 @@ func TestFeatureMatrixMatchesKernel(t *testing.T) {
 		"packed-meta":      {"-t", "ext4", "-O", "^has_journal,^resize_inode", "-E", "packed_meta_blocks=1"},
 		"ext3-1k-journal":  {"-t", "ext3", "-b", "1024"},
 		"ext2-no-filetype": {"-t", "ext2", "-O", "^filetype"},
+		"bigalloc-64k":     {"-t", "ext4", "-b", "1024", "-C", "65536", "-O", "bigalloc,^has_journal"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			dir := t.TempDir()
 			img := filepath.Join(dir, "img")
-			mkfs := append(append([]string{"-q", "-F"}, args...), img, "8M")
+			size := "8M"
+			if name == "bigalloc-64k" {
+				size = "64M" // every file takes a whole 64 KiB cluster
+			}
+			mkfs := append(append([]string{"-q", "-F"}, args...), img, size)
 			if out, err := exec.Command("mke2fs", mkfs...).CombinedOutput(); err != nil {
 				t.Skipf("mke2fs %v: %v: %s", args, err, out) // a feature this e2fsprogs lacks
 			}

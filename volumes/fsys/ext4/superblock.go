@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 )
 
@@ -39,6 +40,7 @@ const (
 
 	roCompatSparseSuper = 0x1
 	roCompatHugeFile    = 0x8
+	roCompatBigalloc    = 0x200
 )
 
 // incompatible bits we can read; anything else makes Open fail, as it makes the kernel refuse to mount.
@@ -122,14 +124,17 @@ func parseSuperblock(b []byte) (*superblock, error) {
 			return nil, fmt.Errorf("ext4: group descriptor size %d invalid for a 64bit filesystem", sb.descSize)
 		}
 	}
-	if err := sb.check(); err != nil {
-		return nil, err
-	}
 	sb.clusterSize = sb.blockSize
-	logCluster := le.Uint32(b[28:])
-	if logCluster >= logBlock && logCluster-logBlock < 16 {
+	if sb.roCompat&roCompatBigalloc != 0 {
+		logCluster := le.Uint32(b[28:])
+		if logCluster < logBlock || logCluster-logBlock > 16 {
+			return nil, fmt.Errorf("ext4: cluster size 2^(10+%d) invalid for 2^(10+%d)-byte blocks", logCluster, logBlock)
+		}
 		sb.logClusterShift = logCluster - logBlock
 		sb.clusterSize = sb.blockSize << sb.logClusterShift
+	}
+	if err := sb.check(); err != nil {
+		return nil, err
 	}
 	sb.groupCount = uint32((sb.blocksCount - uint64(sb.firstDataBlock) + uint64(sb.blocksPerGroup) - 1) / uint64(sb.blocksPerGroup))
 	sb.descPerBlock = sb.blockSize / sb.descSize
@@ -147,7 +152,8 @@ func (sb *superblock) check() error {
 	if sb.inodeSize < 128 || sb.inodeSize > sb.blockSize || sb.inodeSize&(sb.inodeSize-1) != 0 {
 		return fmt.Errorf("ext4: inode size %d invalid", sb.inodeSize)
 	}
-	if sb.blocksPerGroup == 0 || sb.blocksPerGroup > 8*sb.blockSize*16 {
+	// A group's block bitmap has one bit per cluster.
+	if sb.blocksPerGroup == 0 || uint64(sb.blocksPerGroup) > uint64(8*sb.blockSize)<<sb.logClusterShift {
 		return fmt.Errorf("ext4: %d blocks per group invalid", sb.blocksPerGroup)
 	}
 	if sb.inodesPerGroup == 0 || sb.inodesPerGroup > 8*sb.blockSize {
@@ -170,6 +176,7 @@ func featureNames(bits uint32) string {
 			out = append(out, n)
 		}
 	}
+	sort.Strings(out)
 	if len(out) == 0 {
 		return ""
 	}
