@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"path"
 	"strings"
+	"sync"
 
 	"github.com/vmdkmount/vmdkmount/volumes/fsys"
 )
@@ -316,7 +317,8 @@ type file struct {
 	ip         *inode
 	ex         []extent
 	name, base string
-	pos        int64 // only for Read/Seek; guarded by the caller like any io.Reader
+	mu         sync.Mutex // guards pos, the offset Read and Seek share; ReadAt needs no lock
+	pos        int64
 }
 
 func (fl *file) Stat() (fs.FileInfo, error) { return fl.f.info(fl.base, fl.ip), nil }
@@ -326,8 +328,8 @@ func (fl *file) ReadAt(p []byte, off int64) (int, error) {
 	if off < 0 {
 		return 0, &fs.PathError{Op: "read", Path: fl.name, Err: fs.ErrInvalid}
 	}
-	if !fl.ip.isReg() {
-		return 0, &fs.PathError{Op: "read", Path: fl.name, Err: errors.New("not a regular file")}
+	if !fl.ip.isReg() { // devices, fifos and sockets have no data on the volume
+		return 0, io.EOF
 	}
 	size := fl.ip.size
 	if off >= size {
@@ -353,6 +355,8 @@ func (fl *file) ReadAt(p []byte, off int64) (int, error) {
 }
 
 func (fl *file) Read(p []byte) (int, error) {
+	fl.mu.Lock()
+	defer fl.mu.Unlock()
 	n, err := fl.ReadAt(p, fl.pos)
 	fl.pos += int64(n)
 	if err == io.EOF && n > 0 {
@@ -362,6 +366,8 @@ func (fl *file) Read(p []byte) (int, error) {
 }
 
 func (fl *file) Seek(off int64, whence int) (int64, error) {
+	fl.mu.Lock()
+	defer fl.mu.Unlock()
 	switch whence {
 	case io.SeekStart:
 	case io.SeekCurrent:
