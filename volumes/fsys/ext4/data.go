@@ -1,10 +1,15 @@
 package ext4
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"sort"
 )
+
+// errEncrypted refuses fscrypt-encrypted files, directories and links: without the key their bytes
+// and names are ciphertext.
+var errEncrypted = errors.New("encrypted (fscrypt) content cannot be read without its key")
 
 // data is the byte stream of an inode: inline bytes or runs of blocks. It is immutable once built,
 // so ReadAt needs no lock.
@@ -17,6 +22,9 @@ type data struct {
 
 // dataOf builds the block mapping of a regular file, directory or slow symlink.
 func (f *FS) dataOf(in *inode) (*data, error) {
+	if in.flags&flagEncrypt != 0 {
+		return nil, fmt.Errorf("inode %d: %w", in.ino, errEncrypted)
+	}
 	d := &data{f: f, size: in.st.Size}
 	switch {
 	case in.flags&flagInlineData != 0:

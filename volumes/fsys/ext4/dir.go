@@ -92,6 +92,9 @@ func (f *FS) directory(in *inode) (*dirIndex, error) {
 	if !in.isDir() {
 		return nil, fmt.Errorf("inode %d: %w", in.ino, errNotDir)
 	}
+	if in.flags&flagEncrypt != 0 {
+		return nil, fmt.Errorf("directory inode %d: %w", in.ino, errEncrypted)
+	}
 	var ents []dirent
 	var parent uint32
 	var err error

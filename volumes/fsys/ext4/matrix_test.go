@@ -33,6 +33,7 @@ func TestFeatureMatrixMatchesKernel(t *testing.T) {
 		"packed-meta":      {"-t", "ext4", "-O", "^has_journal,^resize_inode", "-E", "packed_meta_blocks=1"},
 		"ext3-1k-journal":  {"-t", "ext3", "-b", "1024"},
 		"ext2-no-filetype": {"-t", "ext2", "-O", "^filetype"},
+		"encrypt-feature":  {"-t", "ext4", "-O", "encrypt,^has_journal"},
 		"bigalloc-64k":     {"-t", "ext4", "-b", "1024", "-C", "65536", "-O", "bigalloc,^has_journal"},
 	} {
 		t.Run(name, func(t *testing.T) {

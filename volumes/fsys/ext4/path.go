@@ -147,6 +147,9 @@ func (f *FS) linkTarget(name string, in *inode) (string, error) {
 	if size <= 0 || size >= int64(f.sb.blockSize) {
 		return "", pathErr("readlink", name, fmt.Errorf("symlink of %d bytes: %w", size, errCorrupt))
 	}
+	if in.flags&flagEncrypt != 0 {
+		return "", pathErr("readlink", name, fmt.Errorf("inode %d: %w", in.ino, errEncrypted))
+	}
 	if f.isFastSymlink(in) {
 		if size >= int64(len(in.block)) {
 			return "", pathErr("readlink", name, fmt.Errorf("fast symlink of %d bytes: %w", size, errCorrupt))

@@ -46,7 +46,7 @@ const (
 // incompatible bits we can read; anything else makes Open fail, as it makes the kernel refuse to mount.
 const incompatKnown = incompatFiletype | incompatRecover | incompatMetaBG | incompatExtents | incompat64bit |
 	incompatMMP | incompatFlexBG | incompatEAInode | incompatCsumSeed | incompatLargeDir | incompatInlineData |
-	incompatCasefold
+	incompatCasefold | incompatEncrypt // encrypted entries themselves are refused one by one
 
 // superblock holds the fields of the on-disk superblock this reader uses.
 type superblock struct {
