@@ -26,6 +26,8 @@ type FS struct {
 	groups []groupDesc
 	inodes *lru[*inode]
 	dirs   *lru[*dirIndex]
+	// parents remembers ".." of large directories looked up through their index (not cached in dirs).
+	parents *lru[uint32]
 	// htree hashing parameters from the superblock.
 	hashSeed     [4]uint32
 	hashUnsigned bool
@@ -58,6 +60,7 @@ func OpenWith(r io.ReaderAt, size int64, opt Options) (*FS, error) {
 		opt.DirCache = 400000
 	}
 	f := &FS{r: r, size: size, sb: sb, inodes: newLRU[*inode](opt.InodeCache), dirs: newLRU[*dirIndex](opt.DirCache)}
+	f.parents = newLRU[uint32](opt.InodeCache)
 	f.hashSeed, f.hashUnsigned = superHashInfo(buf)
 	if err := f.readGroups(); err != nil {
 		return nil, err
@@ -131,6 +134,7 @@ func (f *FS) Usage() fsys.Usage {
 func (f *FS) Close() error {
 	f.inodes.clear()
 	f.dirs.clear()
+	f.parents.clear()
 	return nil
 }
 

@@ -18,7 +18,8 @@ import (
 func rawFS(disk []byte) *FS {
 	sb := &superblock{blockSize: 1024, blocksCount: uint64(len(disk)/1024) + 1, inodeSize: 256, inodesCount: 1 << 20,
 		inodesPerGroup: 8192, descSize: 32, addrPerBlock: 256, clusterSize: 1024, incompat: incompatFiletype}
-	return &FS{r: bytes.NewReader(disk), size: int64(len(disk)), sb: sb, inodes: newLRU[*inode](64), dirs: newLRU[*dirIndex](1000)}
+	return &FS{r: bytes.NewReader(disk), size: int64(len(disk)), sb: sb, inodes: newLRU[*inode](64), dirs: newLRU[*dirIndex](1000),
+		parents: newLRU[uint32](64)}
 }
 
 var (

@@ -195,6 +195,9 @@ func (f *FS) parentOf(in *inode) (uint32, error) {
 	if d, ok := f.dirs.get(in.ino); ok {
 		return d.parent, nil
 	}
+	if p, ok := f.parents.get(in.ino); ok {
+		return p, nil
+	}
 	bs := int64(f.sb.blockSize)
 	if in.flags&flagInlineData != 0 || in.st.Size <= htreeMinBlocks*bs {
 		d, err := f.directory(in)
@@ -215,5 +218,6 @@ func (f *FS) parentOf(in *inode) (uint32, error) {
 	if _, err := parseDirBlock(b, f.sb.has(incompatFiletype), f.sb.blockSize, f.sb.inodesCount, nil, &parent); err != nil {
 		return 0, fmt.Errorf("directory inode %d block 0: %w", in.ino, err)
 	}
+	f.parents.put(in.ino, parent, 1)
 	return parent, nil
 }
