@@ -98,3 +98,34 @@ func TestInfoAndBlocks(t *testing.T) {
 		t.Error("info of a missing disk succeeded")
 	}
 }
+
+// vmdk convert of a raw image with holes, to every type: qemu-img compares each result identical.
+func TestConvertRaw(t *testing.T) {
+	if _, err := exec.LookPath("qemu-img"); err != nil {
+		t.Skip("qemu-img not installed")
+	}
+	dir := t.TempDir()
+	raw := filepath.Join(dir, "src.raw")
+	img := make([]byte, 3<<20+512)
+	for i := 100000; i < 900000; i++ {
+		img[i] = byte(i * 31)
+	}
+	copy(img[2<<20:], bytes.Repeat([]byte("guest text "), 5000))
+	os.WriteFile(raw, img, 0o644)
+	for _, typ := range vddk.CreateTypes {
+		dst := filepath.Join(dir, typ+".vmdk")
+		if _, err := run(t, nil, "convert", "-t", typ, raw, dst); err != nil {
+			t.Fatalf("%s: %v", typ, err)
+		}
+		out, err := exec.Command("qemu-img", "compare", "-f", "raw", "-F", "vmdk", raw, dst).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "identical") {
+			t.Errorf("%s: qemu-img compare: %v %s", typ, err, out)
+		}
+	}
+	if _, err := run(t, nil, "convert", "-t", "nonsense", raw, filepath.Join(dir, "x.vmdk")); err == nil {
+		t.Error("converted to an unknown type")
+	}
+	if _, err := run(t, nil, "create", "-s", "12Q", filepath.Join(dir, "y.vmdk")); err == nil {
+		t.Error("accepted a size with an unknown suffix")
+	}
+}
