@@ -58,6 +58,26 @@ for fmt in monolithicSparse streamOptimized; do
 	printf '%-18s %9.3f %9.3f %9.3f %11.2fx %11.2fx\n' "$fmt" "$to" "$tl" "$tcat" "$(ratio "$tl" "$to")" "$(ratio "$tcat" "$to")"
 done
 
+echo "== 1b. parallel readers of raw/disk (streamOptimized, cold cache): throughput against one reader"
+d=$work/seq-streamOptimized.vmdk
+"$ours" --raw "$d" "$m1"
+total=$(stat -c %s "$m1/raw/disk")
+one=""
+for n in 1 2 4; do
+	drop
+	part=$((total / n / 1048576))
+	s=$(date +%s.%N)
+	for i in $(seq 0 $((n - 1))); do
+		dd if="$m1/raw/disk" of=/dev/null bs=1M skip=$((i * part)) count=$part status=none &
+	done
+	wait
+	e=$(date +%s.%N)
+	t=$(echo "$e - $s" | bc)
+	[ -n "$one" ] || one=$t
+	printf '%d readers: %7.3f s, %5.2fx the throughput of one (cores: %d)\n' "$n" "$t" "$(ratio "$one" "$t")" "$(nproc)"
+done
+"$ours" umount "$m1"
+
 echo "== 2. cold-cache walk and read of /usr/share"
 walk() { find "$1" -type f -print0 | xargs -0 cat >/dev/null 2>&1 || true; }
 ext=$work/share-ext4.raw
