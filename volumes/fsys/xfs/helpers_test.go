@@ -119,7 +119,7 @@ func loopMount(t testing.TB, img string) string {
 	out, err := exec.Command("mount", "-t", "xfs", "-o", "loop,ro,noatime,norecovery", img, dir).CombinedOutput()
 	if err != nil {
 		os.Remove(dir)
-		t.Skipf("cannot loop-mount %s: %v: %s", img, err, out)
+		t.Fatalf("cannot loop-mount %s: %v: %s", img, err, out)
 	}
 	t.Cleanup(func() {
 		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
