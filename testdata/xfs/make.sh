@@ -8,6 +8,7 @@
 #   v4.img.gz       v4 (no CRC, no ftype), 1 KiB blocks, 4 KiB directory blocks, 256-byte inodes,
 #                   filled from v4-src.tar.gz by a protofile.
 #   v4-src.tar.gz   the tree the v4 image was made from: the test's expected contents.
+#   v4-xattrs.txt   the attributes xfs_db then set on the v4 image.
 # The v5 images have their (clean) log zeroed to save space: mount them with -o ro,norecovery.
 # Usage: testdata/xfs/make.sh [outdir]   (root; default outdir is this script's folder)
 # With XFS_BIG_USR=1 it instead builds usr-share.img in outdir (a copy of /usr/share) for the benchmark.
@@ -171,6 +172,23 @@ proto=$work/proto
   echo '$'
 } > "$proto"
 mkfs.xfs -q -f -m crc=0 -b size=1024 -n size=4096,ftype=0 -i size=256 -d agcount=3 -L fixture-v4 -p "$proto" "$img4"
+# Protofiles carry no xattrs: xfs_db's attr_set (libxfs, the kernel's own code) adds them, each value
+# being n bytes of 'v'. v4-xattrs.txt lists them (path, Linux name, length) for the test.
+manifest=$out/v4-xattrs.txt
+: > "$manifest"
+v4_attr() { # $1 = path, $2 = namespace (user|trusted|security), $3 = name, $4 = length
+  local flag=-u
+  [ "$2" = trusted ] && flag=-r
+  [ "$2" = security ] && flag=-s
+  xfs_db -x -c "path $1" -c "attr_set $flag -n $3 -v $4" "$img4" >/dev/null
+  echo "$1 $2.$3 $4" >> "$manifest"
+}
+v4_attr /tiny user user1 10; v4_attr /tiny trusted tr 5; v4_attr /tiny security sec 3
+for i in $(seq 1 8); do v4_attr /short/f1 user "leaf_$i" 60; done
+for i in $(seq 1 60); do v4_attr /short/f2 user "node_attribute_$i" 50; done
+# (no remote value: xfs_db 6.1 attr_set crashes on one here)
+v4_attr /short/f3 user small 4
+v4_attr /short user d 7
 gzip -9 -n -c "$img4" > "$out/v4.img.gz"
 tar -C "$src" --numeric-owner -czf "$out/v4-src.tar.gz" .
-ls -l "$out"/*.gz
+ls -l "$out"/*.gz "$manifest"

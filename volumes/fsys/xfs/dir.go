@@ -211,6 +211,9 @@ func parseDataBlock(b []byte, sb *superblock, owner uint64, ents []dirent) ([]di
 			pos += n
 			continue
 		}
+		if end-pos < 16 { // the smallest entry: inode, length, 1-byte name, tag, rounded to 8
+			return nil, corruptf("entry at %d truncated", pos)
+		}
 		ino := be.Uint64(b[pos:])
 		nameLen := int(b[pos+8])
 		size := 8 + 1 + nameLen + 2

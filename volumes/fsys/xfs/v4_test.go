@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -170,6 +171,60 @@ func TestV4InodeNumbers(t *testing.T) {
 			}
 			if got := fsys.StatOf(fi).Ino; got != want[e.Name()] {
 				t.Errorf("%s/%s: inode %d, xfs_db says %d", dir, e.Name(), got, want[e.Name()])
+			}
+		}
+	}
+}
+
+// TestV4Xattrs checks the attributes xfs_db's attr_set (libxfs) put on the v4 fixture: shortform, leaf
+// and node forms in the v4 layouts, each value n bytes of 'v' as attr_set writes them.
+func TestV4Xattrs(t *testing.T) {
+	manifest, err := os.ReadFile(fixturePath(t, "v4-xattrs.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]map[string]int{}
+	for _, line := range strings.Split(strings.TrimSpace(string(manifest)), "\n") {
+		var p, name string
+		var n int
+		if _, err := fmt.Sscan(line, &p, &name, &n); err != nil {
+			t.Fatalf("manifest line %q: %v", line, err)
+		}
+		p = strings.TrimPrefix(p, "/")
+		if want[p] == nil {
+			want[p] = map[string]int{}
+		}
+		want[p][name] = n
+	}
+	ours := fixtureFS(t, "v4")
+	shape := func(p string) *inode {
+		ip, err := ours.walk(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ip
+	}
+	if ip := shape("tiny"); ip.aformat != fmtLocal {
+		t.Errorf("tiny: attribute fork format %d, want shortform", ip.aformat)
+	}
+	if m := attrRootMagic(t, ours, shape("short/f1")); m != attrLeafMagicV4 {
+		t.Errorf("short/f1: attribute root magic %#x, want a v4 leaf", m)
+	}
+	if m := attrRootMagic(t, ours, shape("short/f2")); m != daNodeMagicV4 {
+		t.Errorf("short/f2: attribute root magic %#x, want a v4 node", m)
+	}
+	for p, attrs := range want {
+		names, err := ours.ListXattr(p)
+		if err != nil {
+			t.Fatalf("%s: %v", p, err)
+		}
+		if len(names) != len(attrs) {
+			t.Errorf("%s: %d attributes, want %d: %q", p, len(names), len(attrs), names)
+		}
+		for name, n := range attrs {
+			v, err := ours.GetXattr(p, name)
+			if err != nil || !bytes.Equal(v, bytes.Repeat([]byte("v"), n)) {
+				t.Errorf("%s %s: %d bytes (%v), want %d of 'v'", p, name, len(v), err, n)
 			}
 		}
 	}
