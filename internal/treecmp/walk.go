@@ -141,24 +141,36 @@ func (c *comparer) checkLinks() {
 	for p, k := range c.oursIno {
 		ourGroups[k] = append(ourGroups[k], p)
 	}
+	// Sort each group once, and compare each pair of groups once: a file with thousands of links must not
+	// cost thousands of sorts.
+	for _, g := range hostGroups {
+		sort.Strings(g)
+	}
+	for _, g := range ourGroups {
+		sort.Strings(g)
+	}
 	var paths []string
 	for p := range c.hostIno {
 		paths = append(paths, p)
 	}
 	sort.Strings(paths)
+	same := map[[2]string]bool{}
 	for _, p := range paths {
-		hg := sorted(hostGroups[c.hostIno[p]])
-		og := sorted(ourGroups[c.oursIno[p]])
-		if !equalStrings(hg, og) {
+		hg := hostGroups[c.hostIno[p]]
+		og := ourGroups[c.oursIno[p]]
+		var key [2]string
+		if len(hg) > 0 && len(og) > 0 {
+			key = [2]string{hg[0], og[0]}
+		}
+		eq, known := same[key]
+		if !known {
+			eq = equalStrings(hg, og)
+			same[key] = eq
+		}
+		if !eq {
 			c.add(p, Links, og, hg)
 		}
 	}
-}
-
-func sorted(s []string) []string {
-	s = append([]string(nil), s...)
-	sort.Strings(s)
-	return s
 }
 
 func equalStrings(a, b []string) bool {
