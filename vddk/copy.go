@@ -48,7 +48,11 @@ func (d *Disk) CopyRaw(w io.Writer) error {
 	}
 	addHole(d.size)
 
-	pool := sync.Pool{New: func() any { b := make([]byte, copyChunkSize); return &b }}
+	// A fixed ring of buffers, reused for the whole copy: fresh memory would page-fault inside every read.
+	free := make(chan []byte, copyDepth+2)
+	for range copyDepth + 2 {
+		free <- make([]byte, copyChunkSize)
+	}
 	work := make(chan *chunk, copyDepth)
 	for _, c := range plan {
 		c.done = make(chan struct{})
@@ -57,24 +61,21 @@ func (d *Disk) CopyRaw(w io.Writer) error {
 	for range copyDepth {
 		wg.Go(func() {
 			for c := range work {
-				c.bp = pool.Get().(*[]byte)
-				c.buf = (*c.bp)[:c.n]
 				c.err = d.readLink(0, c.buf, c.off)
 				close(c.done)
 			}
 		})
 	}
 	go func() {
-		// Feed in order; the writer waits on each chunk in turn, so at most copyDepth are buffered.
-		sem := make(chan struct{}, copyDepth)
+		// Feed in order, giving each chunk its buffer before it is read: the writer frees buffers in the
+		// same order, so a chunk never waits for a buffer held by a later one.
 		for _, c := range plan {
 			if c.hole {
 				close(c.done)
 				continue
 			}
-			sem <- struct{}{}
+			c.buf = (<-free)[:c.n]
 			work <- c
-			go func(c *chunk) { <-c.done; <-sem }(c)
 		}
 		close(work)
 	}()
@@ -85,7 +86,7 @@ func (d *Disk) CopyRaw(w io.Writer) error {
 	for _, c := range plan {
 		<-c.done
 		if werr != nil {
-			c.release(&pool)
+			c.release(free)
 			continue
 		}
 		switch {
@@ -102,7 +103,7 @@ func (d *Disk) CopyRaw(w io.Writer) error {
 		default:
 			_, werr = w.Write(c.buf)
 		}
-		c.release(&pool)
+		c.release(free)
 	}
 	if werr == nil && sparse {
 		werr = f.Truncate(d.size)
@@ -114,16 +115,16 @@ func (d *Disk) CopyRaw(w io.Writer) error {
 type chunk struct {
 	off, n int64
 	hole   bool
-	bp     *[]byte
 	buf    []byte
 	err    error
 	done   chan struct{}
 }
 
-func (c *chunk) release(p *sync.Pool) {
-	if c.bp != nil {
-		p.Put(c.bp)
-		c.bp, c.buf = nil, nil
+// release gives the chunk's buffer back to the ring.
+func (c *chunk) release(free chan []byte) {
+	if c.buf != nil {
+		free <- c.buf[:cap(c.buf)]
+		c.buf = nil
 	}
 }
 
