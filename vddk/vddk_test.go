@@ -180,6 +180,16 @@ func TestCustomDescriptor(t *testing.T) {
 	if !bytes.Equal(got, want) {
 		t.Fatal("custom disk content differs from its assembled parts")
 	}
+	// A copy to a file takes the kernel path (sendfile) for the flat extent at file offset 100 sectors.
+	out := filepath.Join(t.TempDir(), "custom.raw")
+	f, _ := os.Create(out)
+	if err := d.CopyRaw(f); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if b, _ := os.ReadFile(out); !bytes.Equal(b, want) {
+		t.Error("CopyRaw of the custom disk differs from its assembled parts")
+	}
 	// Reads straddling every extent edge.
 	for _, edge := range []int64{500 * 512, 800 * 512} {
 		p := make([]byte, 3000)
