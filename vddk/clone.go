@@ -98,14 +98,21 @@ func (d *Disk) copyInto(out *Disk, progress Progress) error {
 			if err := d.readLink(0, buf[:n], o); err != nil {
 				return err
 			}
-			for k := int64(0); k < n; k += piece {
-				q := buf[k:min(n, k+piece)]
-				if isZero(q) {
+			// Write each run of non-zero pieces with one call.
+			for k := int64(0); k < n; {
+				if isZero(buf[k:min(n, k+piece)]) {
+					k += piece
 					continue
 				}
-				if _, err := out.WriteAt(q, o+k); err != nil {
+				j := k + piece
+				for j < n && !isZero(buf[j:min(n, j+piece)]) {
+					j += piece
+				}
+				j = min(j, n)
+				if _, err := out.WriteAt(buf[k:j], o+k); err != nil {
 					return err
 				}
+				k = j
 			}
 			done += n
 			if progress != nil {

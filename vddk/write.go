@@ -299,6 +299,15 @@ func (e *grainExtent) writeAt(p []byte, off int64, parent parentReader) error {
 		if err != nil {
 			return err
 		}
+		if in == 0 && int64(len(p)) >= gb && ref.state != allocData {
+			// Whole new grains: append a run of them in one write, then their table entries in one.
+			k, err := e.allocRun(m, g, p)
+			if err != nil {
+				return err
+			}
+			p, off = p[k*gb:], off+k*gb
+			continue
+		}
 		if ref.state == allocData {
 			if _, err := e.f.WriteAt(p[:n], ref.off+in); err != nil {
 				return wrapErr(ErrFileError, e.inf.Path, err, "write grain")
@@ -347,6 +356,61 @@ func (e *grainExtent) allocGrain(m *sparseMapper, g, in int64, data []byte, st a
 	e.fileSize = max(e.fileSize, e.w.nextSector*SectorSize)
 	m.fileSize = e.fileSize
 	return e.setGTE(m, g, uint32(sector))
+}
+
+// allocRun appends whole grains g, g+1, … (all unallocated, all in one grain table, fully covered by p)
+// with a single write, then publishes them with one write per table copy. It returns how many.
+func (e *grainExtent) allocRun(m *sparseMapper, g int64, p []byte) (int64, error) {
+	gb := e.grainBytes
+	gi := g / m.gtEntries
+	if gi >= int64(len(m.gd)) {
+		return 0, newErr(ErrDiskOutOfRange, e.inf.Path, "grain %d lies beyond the grain directory", g)
+	}
+	if m.gd[gi] == 0 {
+		if err := e.allocTable(m, gi); err != nil {
+			return 0, err
+		}
+	}
+	k := int64(1)
+	for (g+k)/m.gtEntries == gi && (k+1)*gb <= int64(len(p)) && k < 256 {
+		ref, err := m.lookup(g + k)
+		if err != nil {
+			return 0, err
+		}
+		if ref.state == allocData {
+			break
+		}
+		k++
+	}
+	sector := e.w.nextSector
+	if sector+k*gb/SectorSize > 1<<32 {
+		return 0, newErr(ErrDiskFull, e.inf.Path, "the extent file cannot grow past 2 TiB (32-bit grain table entries)")
+	}
+	if _, err := e.f.WriteAt(p[:k*gb], sector*SectorSize); err != nil {
+		return 0, wrapErr(ErrFileError, e.inf.Path, err, "write new grains")
+	}
+	e.w.nextSector += k * gb / SectorSize
+	e.fileSize = max(e.fileSize, e.w.nextSector*SectorSize)
+	m.fileSize = e.fileSize
+	entries := make([]byte, 4*k)
+	for i := range k {
+		binary.LittleEndian.PutUint32(entries[4*i:], uint32(sector+i*gb/SectorSize))
+	}
+	tables := []uint32{m.gd[gi]}
+	if e.w.rgd != nil && e.w.rgd[gi] != 0 {
+		tables = append(tables, e.w.rgd[gi])
+	}
+	for _, t := range tables {
+		if _, err := e.f.WriteAt(entries, int64(t)*SectorSize+4*(g%m.gtEntries)); err != nil {
+			return 0, wrapErr(ErrFileError, e.inf.Path, err, "write grain table entries")
+		}
+	}
+	if gt, ok := m.gts.get(m.gd[gi]); ok {
+		for i := range k {
+			gt[(g+i)%m.gtEntries] = uint32(sector + i*gb/SectorSize)
+		}
+	}
+	return k, nil
 }
 
 // setGTE writes one grain table entry, primary then redundant, and updates the cached table.
