@@ -253,8 +253,18 @@ func serve(c *cli.Context, paths []string, mountpoint, volume string, o mountOpt
 		raws = append(raws, fusefs.RawSource{Name: name, R: d, W: w, Size: d.Size()})
 	}
 	defer func() {
+		// Close the disks first: the redo log is locked while it is open.
+		for _, cl := range closers {
+			cl.Close()
+		}
+		closers = nil
 		for _, r := range redos {
-			vddk.Unlink(r)
+			if err := vddk.Unlink(r); err != nil {
+				slog.Warn("redo log not removed", "path", r, "err", err)
+			}
+			if c.String("redo") == "" {
+				os.Remove(filepath.Dir(r)) // the temporary folder made for it
+			}
 		}
 	}()
 	set, err := volumes.Open(disks, volumes.Options{})

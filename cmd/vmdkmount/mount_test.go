@@ -272,3 +272,55 @@ func TestKillDuringRedoWrites(t *testing.T) {
 		exec.Command(bin, "umount", mnt).Run()
 	}
 }
+
+// SIGTERM to a foreground mount unmounts it cleanly, and a temporary redo log leaves nothing behind.
+func TestSignalAndTemporaryRedo(t *testing.T) {
+	bin := buildBinary(t)
+	c := corpusDir(t)
+	dir := t.TempDir()
+	disk := filepath.Join(dir, "ext2.vmdk")
+	b, _ := os.ReadFile(filepath.Join(c, "dfvfs", "ext2.vmdk"))
+	os.WriteFile(disk, b, 0o644)
+	mnt := filepath.Join(dir, "mnt")
+	os.Mkdir(mnt, 0o755)
+	tmp := t.TempDir()
+	cmd := exec.Command(bin, "-f", "--rw", disk, mnt)
+	cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 100 && !isMounted(mnt); i++ {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !isMounted(mnt) {
+		cmd.Process.Kill()
+		t.Fatal("foreground mount did not come up")
+	}
+	if entries, _ := os.ReadDir(tmp); len(entries) != 1 {
+		t.Errorf("expected one temporary redo folder, found %d", len(entries))
+	}
+	f, err := os.OpenFile(filepath.Join(mnt, "raw", "disk"), os.O_WRONLY, 0)
+	if err == nil {
+		f.WriteAt([]byte("scratch"), 1<<20)
+		f.Close()
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("exit after SIGTERM: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("SIGTERM did not stop the mount")
+	}
+	if isMounted(mnt) {
+		t.Error("still mounted after SIGTERM")
+		exec.Command(bin, "umount", mnt).Run()
+	}
+	if entries, _ := os.ReadDir(tmp); len(entries) != 0 {
+		t.Errorf("the temporary redo log was left behind: %v", entries)
+	}
+}
