@@ -12,6 +12,7 @@ import (
 	"errors"
 	"io"
 	iofs "io/fs"
+	"os"
 	"strings"
 	"syscall"
 	"time"
@@ -27,6 +28,9 @@ type RawSource struct {
 	R    io.ReaderAt
 	W    io.WriterAt // nil: read-only
 	Size int64
+	// Span, when set, says where a range lies in a host file when it is one contiguous run of it; reads
+	// of such ranges are spliced by the kernel from that file instead of being copied through us.
+	Span func(off, n int64) (f *os.File, fileOff int64, ok bool)
 }
 
 // TreeSource is a volume's file tree.

@@ -54,6 +54,11 @@ func (n *rawNode) Read(ctx context.Context, f fs.FileHandle, dest []byte, off in
 	if rem := n.src.Size - off; int64(len(dest)) > rem {
 		dest = dest[:rem]
 	}
+	if n.src.Span != nil && n.src.W == nil {
+		if f, fo, ok := n.src.Span(off, int64(len(dest))); ok {
+			return fuse.ReadResultFd(f.Fd(), fo, len(dest)), 0
+		}
+	}
 	k, err := n.src.R.ReadAt(dest, off)
 	if err != nil && err != io.EOF {
 		return nil, errno(err)

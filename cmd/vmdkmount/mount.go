@@ -250,7 +250,11 @@ func serve(c *cli.Context, paths []string, mountpoint, volume string, o mountOpt
 			d = vd
 		}
 		disks = append(disks, d)
-		raws = append(raws, fusefs.RawSource{Name: name, R: d, W: w, Size: d.Size()})
+		raw := fusefs.RawSource{Name: name, R: d, W: w, Size: d.Size()}
+		if vd, ok := d.(*vddk.Disk); ok && w == nil {
+			raw.Span = vd.FileSpan
+		}
+		raws = append(raws, raw)
 	}
 	defer func() {
 		// Close the disks first: the redo log is locked while it is open.
@@ -274,7 +278,15 @@ func serve(c *cli.Context, paths []string, mountpoint, volume string, o mountOpt
 	layout := &fusefs.Layout{Raw: raws, Time: mtime, UID: o.uid, GID: o.gid, ForceOwner: o.uidSet}
 	topts := volumes.TreeOptions{ShowSystemFiles: c.Bool("show-system-files")}
 	for _, v := range set.Volumes() {
-		layout.Raw = append(layout.Raw, fusefs.RawSource{Name: v.ID, R: v, Size: v.Size()})
+		rs := fusefs.RawSource{Name: v.ID, R: v, Size: v.Size()}
+		if v.Disk >= 0 && len(v.Extents) == 1 && !writable {
+			// A partition or whole disk is a plain slice of one disk: its ranges splice like the disk's.
+			if vd, ok := disks[v.Disk].(*vddk.Disk); ok {
+				base := v.Offset
+				rs.Span = func(off, n int64) (*os.File, int64, bool) { return vd.FileSpan(base+off, n) }
+			}
+		}
+		layout.Raw = append(layout.Raw, rs)
 		if c.Bool("raw") || (volume != "" && v.ID != volume) || !v.HasTree() {
 			continue
 		}
