@@ -5,6 +5,7 @@ import (
 	"io"
 	"io/fs"
 	"math/rand/v2"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -168,6 +169,9 @@ func synthetic(t *testing.T, gen string) {
 	special := filepath.Join(gen, "special")
 	mkdir(t, special, 0o755)
 	check(t, unix.Mkfifo(filepath.Join(special, "fifo"), 0o640))
+	check(t, unix.Mknod(filepath.Join(special, "char-null"), unix.S_IFCHR|0o666, int(unix.Mkdev(1, 3))))
+	check(t, unix.Mknod(filepath.Join(special, "block-loop"), unix.S_IFBLK|0o660, int(unix.Mkdev(7, 200))))
+	makeSocket(t, filepath.Join(special, "socket"))
 	for name, mode := range map[string]os.FileMode{"setuid": os.ModeSetuid | 0o755, "setgid": os.ModeSetgid | 0o750,
 		"private": 0o600, "none": 0, "all": 0o777} {
 		p := filepath.Join(special, name)
@@ -330,4 +334,13 @@ func shortName(name string) bool {
 		}
 	}
 	return true
+}
+
+// makeSocket leaves a Unix socket file behind: the listener is closed without unlinking it.
+func makeSocket(t *testing.T, p string) {
+	t.Helper()
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: p, Net: "unix"})
+	check(t, err)
+	l.SetUnlinkOnClose(false)
+	check(t, l.Close())
 }
