@@ -22,6 +22,8 @@ type listedVolume struct {
 	Filesystem string                 `json:"filesystem,omitempty"`
 	Label      string                 `json:"label,omitempty"`
 	UUID       string                 `json:"uuid,omitempty"`
+	Tree       bool                   `json:"tree"`             // a file tree is mounted for it
+	NoTree     string                 `json:"noTree,omitempty"` // why not, for a recognised filesystem
 	Container  bool                   `json:"container,omitempty"`
 	Incomplete bool                   `json:"incomplete,omitempty"`
 	Reason     string                 `json:"reason,omitempty"`
@@ -48,7 +50,11 @@ func cmdList(c *cli.Context) error {
 	}
 	rows := make([]listedVolume, 0, len(vols))
 	for _, v := range vols {
-		rows = append(rows, listedVolume{
+		why := ""
+		if !v.HasTree() && v.Filesystem.Type != "" && !v.Container && !v.Incomplete {
+			why = v.Filesystem.Type + " has no reader here: raw access only"
+		}
+		rows = append(rows, listedVolume{Tree: v.HasTree(), NoTree: why,
 			ID: v.ID, Kind: v.Kind, Disk: v.Disk, Start: v.Offset, Size: v.Size(), Type: typeName(v),
 			Filesystem: v.Filesystem.Type, Label: v.Filesystem.Label, UUID: v.Filesystem.UUID,
 			Container: v.Container, Incomplete: v.Incomplete, Reason: v.Reason,
@@ -72,8 +78,11 @@ func cmdList(c *cli.Context) error {
 			start = "-"
 		}
 		fs := r.Filesystem
-		if r.Incomplete {
+		switch {
+		case r.Incomplete:
 			fs = "(incomplete: " + r.Reason + ")"
+		case r.NoTree != "":
+			fs += " (raw only)"
 		}
 		fmt.Fprintf(w, "%s\t%s\t%d\t%s\t%s\t%s\t\n", r.ID, start, r.Size, r.Type, fs, r.Label)
 	}

@@ -123,3 +123,23 @@ func TestListMissingExtent(t *testing.T) {
 		t.Fatal("list without a disk succeeded")
 	}
 }
+
+// A recognised filesystem without a reader is listed raw-only, with the reason.
+func TestListRawOnly(t *testing.T) {
+	if _, err := exec.LookPath("mkswap"); err != nil {
+		t.Skip("mkswap not installed")
+	}
+	img := filepath.Join(t.TempDir(), "swap.img")
+	os.WriteFile(img, make([]byte, 8<<20), 0o644)
+	if out, err := exec.Command("mkswap", "-q", img).CombinedOutput(); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	vols := listJSON(t, img)
+	if len(vols) != 1 || vols[0].Filesystem != "swap" || vols[0].Tree || !strings.Contains(vols[0].NoTree, "raw access only") {
+		t.Errorf("%+v", vols)
+	}
+	table, _, _ := run(t, "list", img)
+	if !strings.Contains(table, "swap (raw only)") {
+		t.Errorf("table:\n%s", table)
+	}
+}
