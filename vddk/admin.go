@@ -165,31 +165,12 @@ func Combine(childPath string, progress Progress) error {
 		return err
 	}
 	ranges, err := top.heldRanges()
+	if err == nil {
+		err = copyRanges(top, parent, ranges, false, progress)
+	}
 	if err != nil {
 		parent.Close()
 		return err
-	}
-	var total, done int64
-	for _, r := range ranges {
-		total += r[1]
-	}
-	buf := make([]byte, copyChunkSize)
-	for _, r := range ranges {
-		for o := r[0]; o < r[0]+r[1]; o += copyChunkSize {
-			n := min(copyChunkSize, r[0]+r[1]-o)
-			if err := top.readLink(0, buf[:n], o); err != nil {
-				parent.Close()
-				return err
-			}
-			if _, err := parent.WriteAt(buf[:n], o); err != nil {
-				parent.Close()
-				return err
-			}
-			done += n
-			if progress != nil {
-				progress(done, total)
-			}
-		}
 	}
 	if err := parent.Close(); err != nil {
 		return err
@@ -444,14 +425,15 @@ func adapterOr(d *Disk) string {
 	return "ide"
 }
 
-// copyRanges copies byte ranges of src's top link into dst at the same offsets, in order, leaving out
-// all-zero 64 KiB pieces when dropZeros.
+// copyRanges copies byte ranges of src's top link into dst at the same offsets, in order, each run of
+// data with one write; with dropZeros, all-zero 64 KiB pieces are left out.
 func copyRanges(src, dst *Disk, ranges [][2]int64, dropZeros bool, progress Progress) error {
 	const piece = 64 << 10
 	var total, done int64
 	for _, r := range ranges {
 		total += r[1]
 	}
+	skip := func(b []byte) bool { return dropZeros && isZero(b) }
 	buf := make([]byte, copyChunkSize)
 	for _, r := range ranges {
 		for o := r[0]; o < r[0]+r[1]; o += copyChunkSize {
@@ -459,20 +441,29 @@ func copyRanges(src, dst *Disk, ranges [][2]int64, dropZeros bool, progress Prog
 			if err := src.readLink(0, buf[:n], o); err != nil {
 				return err
 			}
-			for k := int64(0); k < n; k += piece {
-				q := buf[k:min(n, k+piece)]
-				if dropZeros && isZero(q) {
+			for k := int64(0); k < n; {
+				if skip(buf[k:min(n, k+piece)]) {
+					k += piece
 					continue
 				}
-				if _, err := dst.WriteAt(q, o+k); err != nil {
+				j := k + piece
+				for j < n && !skip(buf[j:min(n, j+piece)]) {
+					j += piece
+				}
+				j = min(j, n)
+				if _, err := dst.WriteAt(buf[k:j], o+k); err != nil {
 					return err
 				}
+				k = j
 			}
 			done += n
 			if progress != nil {
 				progress(done, total)
 			}
 		}
+	}
+	if progress != nil {
+		progress(total, total)
 	}
 	return nil
 }

@@ -88,42 +88,12 @@ func (d *Disk) copyInto(out *Disk, progress Progress) error {
 	if err != nil {
 		return err
 	}
-	const piece = 64 << 10
-	buf := make([]byte, copyChunkSize)
-	var done int64
+	ranges := make([][2]int64, 0, len(blocks))
 	for _, b := range blocks {
 		start, end := int64(b.Offset)*SectorSize, min(int64(b.Offset+b.Length)*SectorSize, d.size)
-		for o := start; o < end; o += copyChunkSize {
-			n := min(copyChunkSize, end-o)
-			if err := d.readLink(0, buf[:n], o); err != nil {
-				return err
-			}
-			// Write each run of non-zero pieces with one call.
-			for k := int64(0); k < n; {
-				if isZero(buf[k:min(n, k+piece)]) {
-					k += piece
-					continue
-				}
-				j := k + piece
-				for j < n && !isZero(buf[j:min(n, j+piece)]) {
-					j += piece
-				}
-				j = min(j, n)
-				if _, err := out.WriteAt(buf[k:j], o+k); err != nil {
-					return err
-				}
-				k = j
-			}
-			done += n
-			if progress != nil {
-				progress(done, d.size)
-			}
-		}
+		ranges = append(ranges, [2]int64{start, end - start})
 	}
-	if progress != nil {
-		progress(d.size, d.size)
-	}
-	return nil
+	return copyRanges(d, out, ranges, true, progress)
 }
 
 func isZero(b []byte) bool {
