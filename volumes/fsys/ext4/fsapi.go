@@ -1,12 +1,9 @@
 package ext4
 
 import (
-	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"path"
-	"sync"
 
 	"github.com/vmdkmount/vmdkmount/volumes/fsys"
 )
@@ -134,7 +131,7 @@ func (f *FS) Open(name string) (fs.File, error) {
 	}
 	info := infoFor(name, in)
 	if in.isDir() {
-		return &dirFile{f: f, name: name, in: in, info: info}, nil
+		return &fsys.DirFile{Path: name, Info: info, Load: func() ([]fs.DirEntry, error) { return f.readDir(name, in) }}, nil
 	}
 	d := &data{f: f}
 	if in.typ() == fsys.S_IFREG {
@@ -149,8 +146,7 @@ func (f *FS) Open(name string) (fs.File, error) {
 type file struct {
 	d    *data
 	info *fsys.Info
-	mu   sync.Mutex
-	off  int64
+	fsys.Cursor
 }
 
 func (fl *file) Stat() (fs.FileInfo, error) { return fl.info, nil }
@@ -166,76 +162,8 @@ func (fl *file) ReadAt(p []byte, off int64) (int, error) {
 	return fl.d.ReadAt(p, off)
 }
 
-func (fl *file) Read(p []byte) (int, error) {
-	fl.mu.Lock()
-	defer fl.mu.Unlock()
-	if len(p) == 0 {
-		return 0, nil
-	}
-	n, err := fl.d.ReadAt(p, fl.off)
-	fl.off += int64(n)
-	if err == io.EOF && n > 0 {
-		err = nil
-	}
-	return n, err
-}
+func (fl *file) Read(p []byte) (int, error) { return fl.ReadFrom(fl.d, p) }
 
 func (fl *file) Seek(offset int64, whence int) (int64, error) {
-	fl.mu.Lock()
-	defer fl.mu.Unlock()
-	switch whence {
-	case io.SeekStart:
-	case io.SeekCurrent:
-		offset += fl.off
-	case io.SeekEnd:
-		offset += fl.d.size
-	default:
-		return 0, &fs.PathError{Op: "seek", Path: fl.info.EntryName, Err: fs.ErrInvalid}
-	}
-	if offset < 0 {
-		return 0, &fs.PathError{Op: "seek", Path: fl.info.EntryName, Err: errors.New("negative offset")}
-	}
-	fl.off = offset
-	return offset, nil
-}
-
-// dirFile is an open directory.
-type dirFile struct {
-	f    *FS
-	name string
-	in   *inode
-	info *fsys.Info
-	mu   sync.Mutex
-	ents []fs.DirEntry
-	read bool
-}
-
-func (d *dirFile) Stat() (fs.FileInfo, error) { return d.info, nil }
-func (d *dirFile) Close() error               { return nil }
-func (d *dirFile) Read([]byte) (int, error) {
-	return 0, &fs.PathError{Op: "read", Path: d.name, Err: errors.New("is a directory")}
-}
-
-func (d *dirFile) ReadDir(n int) ([]fs.DirEntry, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if !d.read {
-		ents, err := d.f.readDir(d.name, d.in)
-		if err != nil {
-			return nil, err
-		}
-		d.ents, d.read = ents, true
-	}
-	if n <= 0 {
-		out := d.ents
-		d.ents = nil
-		return out, nil
-	}
-	if len(d.ents) == 0 {
-		return nil, io.EOF
-	}
-	n = min(n, len(d.ents))
-	out := d.ents[:n:n]
-	d.ents = d.ents[n:]
-	return out, nil
+	return fl.SeekIn(fl.info.EntryName, fl.d.size, offset, whence)
 }

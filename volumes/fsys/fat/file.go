@@ -22,7 +22,7 @@ func (f *FS) Open(name string) (fs.File, error) {
 		return nil, &fs.PathError{Op: "open", Path: name, Err: err}
 	}
 	if n.isDir() {
-		return &dirFile{f: f, n: n, name: name, fi: fi}, nil
+		return &fsys.DirFile{Path: name, Info: fi, Load: func() ([]fs.DirEntry, error) { return f.readDir(n, name) }}, nil
 	}
 	e := n.ent
 	file := &file{f: f, name: name, fi: fi, size: int64(e.size)}
@@ -48,8 +48,7 @@ type file struct {
 	starts []int64 // cluster index in the file where each run begins
 	cerr   error
 
-	mu  sync.Mutex
-	pos int64
+	fsys.Cursor
 }
 
 func (fl *file) Stat() (fs.FileInfo, error) { return fl.fi, nil }
@@ -121,77 +120,8 @@ func (fl *file) ReadAt(p []byte, off int64) (int, error) {
 	return n, nil
 }
 
-func (fl *file) Read(p []byte) (int, error) {
-	fl.mu.Lock()
-	defer fl.mu.Unlock()
-	n, err := fl.ReadAt(p, fl.pos)
-	fl.pos += int64(n)
-	if err == io.EOF && n > 0 {
-		err = nil
-	}
-	return n, err
-}
+func (fl *file) Read(p []byte) (int, error) { return fl.ReadFrom(fl, p) }
 
 func (fl *file) Seek(offset int64, whence int) (int64, error) {
-	fl.mu.Lock()
-	defer fl.mu.Unlock()
-	switch whence {
-	case io.SeekStart:
-	case io.SeekCurrent:
-		offset += fl.pos
-	case io.SeekEnd:
-		offset += fl.size
-	default:
-		return 0, &fs.PathError{Op: "seek", Path: fl.name, Err: fs.ErrInvalid}
-	}
-	if offset < 0 {
-		return 0, &fs.PathError{Op: "seek", Path: fl.name, Err: fs.ErrInvalid}
-	}
-	fl.pos = offset
-	return offset, nil
-}
-
-// dirFile is an open directory.
-type dirFile struct {
-	f    *FS
-	n    node
-	name string
-	fi   *fsys.Info
-
-	mu      sync.Mutex
-	entries []fs.DirEntry
-	read    bool
-}
-
-func (d *dirFile) Stat() (fs.FileInfo, error) { return d.fi, nil }
-func (d *dirFile) Close() error               { return nil }
-func (d *dirFile) Read([]byte) (int, error) {
-	return 0, &fs.PathError{Op: "read", Path: d.name, Err: errIsDir}
-}
-
-var errIsDir = errors.New("is a directory")
-
-// ReadDir follows fs.ReadDirFile: n > 0 returns batches and io.EOF at the end.
-func (d *dirFile) ReadDir(n int) ([]fs.DirEntry, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if !d.read {
-		ents, err := d.f.readDir(d.n, d.name)
-		if err != nil {
-			return nil, err
-		}
-		d.entries, d.read = ents, true
-	}
-	if n <= 0 {
-		out := d.entries
-		d.entries = nil
-		return out, nil
-	}
-	if len(d.entries) == 0 {
-		return nil, io.EOF
-	}
-	n = min(n, len(d.entries))
-	out := d.entries[:n]
-	d.entries = d.entries[n:]
-	return out, nil
+	return fl.SeekIn(fl.name, fl.size, offset, whence)
 }

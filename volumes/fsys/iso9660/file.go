@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"sync"
 
 	"github.com/vmdkmount/vmdkmount/volumes/fsys"
 )
@@ -19,7 +18,7 @@ func (f *FS) Open(name string) (fs.File, error) {
 	in := info(name, n)
 	switch {
 	case n.isDir():
-		return &dirFile{f: f, name: name, n: n, info: in}, nil
+		return &fsys.DirFile{Path: name, Info: in, Load: func() ([]fs.DirEntry, error) { return f.readDirNode(name, n) }}, nil
 	case n.st.Mode&fsys.S_IFMT == fsys.S_IFREG:
 		for _, e := range n.extents {
 			if int64(e.block)*sectorSize+int64(e.size) > f.size {
@@ -37,41 +36,16 @@ type regularFile struct {
 	r    io.ReaderAt
 	n    *node
 	info *fsys.Info
-	mu   sync.Mutex
-	off  int64
+	fsys.Cursor
 }
 
 func (rf *regularFile) Stat() (fs.FileInfo, error) { return rf.info, nil }
 func (rf *regularFile) Close() error               { return nil }
 
-func (rf *regularFile) Read(p []byte) (int, error) {
-	rf.mu.Lock()
-	defer rf.mu.Unlock()
-	n, err := rf.ReadAt(p, rf.off)
-	rf.off += int64(n)
-	if err == io.EOF && n > 0 {
-		err = nil
-	}
-	return n, err
-}
+func (rf *regularFile) Read(p []byte) (int, error) { return rf.ReadFrom(rf, p) }
 
 func (rf *regularFile) Seek(offset int64, whence int) (int64, error) {
-	rf.mu.Lock()
-	defer rf.mu.Unlock()
-	switch whence {
-	case io.SeekCurrent:
-		offset += rf.off
-	case io.SeekEnd:
-		offset += rf.n.st.Size
-	case io.SeekStart:
-	default:
-		return 0, errors.New("iso9660: seek: bad whence")
-	}
-	if offset < 0 {
-		return 0, errors.New("iso9660: seek: negative offset")
-	}
-	rf.off = offset
-	return offset, nil
+	return rf.SeekIn(rf.info.EntryName, rf.n.st.Size, offset, whence)
 }
 
 // ReadAt reads across the file's extents, returning io.EOF at the end of the file.
@@ -112,48 +86,6 @@ func (rf *regularFile) readRaw(p []byte, off int64) (int, error) {
 		return done, io.EOF
 	}
 	return done, nil
-}
-
-// dirFile is an open directory.
-type dirFile struct {
-	f    *FS
-	name string
-	n    *node
-	info *fsys.Info
-	mu   sync.Mutex
-	rest []fs.DirEntry
-	read bool
-}
-
-func (d *dirFile) Stat() (fs.FileInfo, error) { return d.info, nil }
-func (d *dirFile) Close() error               { return nil }
-func (d *dirFile) Read([]byte) (int, error) {
-	return 0, &fs.PathError{Op: "read", Path: d.name, Err: errors.New("is a directory")}
-}
-
-// ReadDir follows the fs.ReadDirFile contract.
-func (d *dirFile) ReadDir(n int) ([]fs.DirEntry, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if !d.read {
-		all, err := d.f.readDirNode(d.name, d.n)
-		if err != nil {
-			return nil, err
-		}
-		d.rest, d.read = all, true
-	}
-	if n <= 0 {
-		out := d.rest
-		d.rest = nil
-		return out, nil
-	}
-	if len(d.rest) == 0 {
-		return nil, io.EOF
-	}
-	k := min(n, len(d.rest))
-	out := d.rest[:k:k]
-	d.rest = d.rest[k:]
-	return out, nil
 }
 
 // specialFile is an open device, fifo or socket.

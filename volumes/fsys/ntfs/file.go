@@ -28,7 +28,7 @@ func (f *FS) Open(name string) (_ fs.File, err error) {
 		return nil, err
 	}
 	if fi.IsDir() {
-		return &dirHandle{f: f, nd: nd, name: name, info: fi}, nil
+		return &fsys.DirFile{Path: name, Info: fi, Load: func() ([]fs.DirEntry, error) { return f.readDir(nd, name) }}, nil
 	}
 	return f.openData(nd, name, "", fi)
 }
@@ -91,7 +91,7 @@ type fileHandle struct {
 	name string
 	info fs.FileInfo
 	s    *stream // nil for entries with no data (FIFOs, devices, empty files without $DATA)
-	off  int64
+	fsys.Cursor
 }
 
 func (h *fileHandle) Stat() (fs.FileInfo, error) { return h.info, nil }
@@ -108,68 +108,10 @@ func (h *fileHandle) ReadAt(p []byte, off int64) (int, error) {
 	return n, err
 }
 
-func (h *fileHandle) Read(p []byte) (int, error) {
-	n, err := h.ReadAt(p, h.off)
-	h.off += int64(n)
-	if err == io.EOF && n > 0 {
-		err = nil
-	}
-	return n, err
-}
+func (h *fileHandle) Read(p []byte) (int, error) { return h.ReadFrom(h, p) }
 
 func (h *fileHandle) Seek(offset int64, whence int) (int64, error) {
-	switch whence {
-	case io.SeekStart:
-	case io.SeekCurrent:
-		offset += h.off
-	case io.SeekEnd:
-		offset += h.info.Size()
-	default:
-		return 0, &fs.PathError{Op: "seek", Path: h.name, Err: fs.ErrInvalid}
-	}
-	if offset < 0 {
-		return 0, &fs.PathError{Op: "seek", Path: h.name, Err: fs.ErrInvalid}
-	}
-	h.off = offset
-	return offset, nil
-}
-
-// dirHandle is an open directory.
-type dirHandle struct {
-	f       *FS
-	nd      node
-	name    string
-	info    fs.FileInfo
-	entries []fs.DirEntry
-	read    bool
-}
-
-func (d *dirHandle) Stat() (fs.FileInfo, error) { return d.info, nil }
-func (d *dirHandle) Close() error               { return nil }
-func (d *dirHandle) Read([]byte) (int, error) {
-	return 0, &fs.PathError{Op: "read", Path: d.name, Err: errors.New("is a directory")}
-}
-
-func (d *dirHandle) ReadDir(n int) ([]fs.DirEntry, error) {
-	if !d.read {
-		es, err := d.f.readDir(d.nd, d.name)
-		if err != nil {
-			return nil, err
-		}
-		d.entries, d.read = es, true
-	}
-	if n <= 0 {
-		es := d.entries
-		d.entries = nil
-		return es, nil
-	}
-	if len(d.entries) == 0 {
-		return nil, io.EOF
-	}
-	n = min(n, len(d.entries))
-	es := d.entries[:n]
-	d.entries = d.entries[n:]
-	return es, nil
+	return h.SeekIn(h.name, h.info.Size(), offset, whence)
 }
 
 // ListXattr names the entry's alternate data streams as user.<stream>, as ntfs-3g's

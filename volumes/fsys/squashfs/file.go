@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"sync"
 
 	"github.com/vmdkmount/vmdkmount/volumes/fsys"
 )
@@ -32,7 +31,7 @@ func (f *FS) Open(name string) (fs.File, error) {
 		rf.info = info
 		return rf, nil
 	case typeDir:
-		return &dirFile{f: f, name: name, n: n, info: info}, nil
+		return &fsys.DirFile{Path: name, Info: info, Load: func() ([]fs.DirEntry, error) { return f.readDirNode(name, n) }}, nil
 	}
 	return &specialFile{info: info}, nil
 }
@@ -44,8 +43,7 @@ type regularFile struct {
 	in     *inode
 	info   *fsys.Info
 	starts []int64 // disk position of each block (meaningless for sparse blocks)
-	mu     sync.Mutex
-	off    int64
+	fsys.Cursor
 }
 
 func (f *FS) newRegular(in *inode) (*regularFile, error) {
@@ -64,34 +62,10 @@ func (f *FS) newRegular(in *inode) (*regularFile, error) {
 func (rf *regularFile) Stat() (fs.FileInfo, error) { return rf.info, nil }
 func (rf *regularFile) Close() error               { return nil }
 
-func (rf *regularFile) Read(p []byte) (int, error) {
-	rf.mu.Lock()
-	defer rf.mu.Unlock()
-	n, err := rf.ReadAt(p, rf.off)
-	rf.off += int64(n)
-	if err == io.EOF && n > 0 {
-		err = nil
-	}
-	return n, err
-}
+func (rf *regularFile) Read(p []byte) (int, error) { return rf.ReadFrom(rf, p) }
 
 func (rf *regularFile) Seek(offset int64, whence int) (int64, error) {
-	rf.mu.Lock()
-	defer rf.mu.Unlock()
-	switch whence {
-	case io.SeekCurrent:
-		offset += rf.off
-	case io.SeekEnd:
-		offset += int64(rf.in.size)
-	case io.SeekStart:
-	default:
-		return 0, errors.New("squashfs: seek: bad whence")
-	}
-	if offset < 0 {
-		return 0, errors.New("squashfs: seek: negative offset")
-	}
-	rf.off = offset
-	return offset, nil
+	return rf.SeekIn(rf.info.EntryName, int64(rf.in.size), offset, whence)
 }
 
 // ReadAt reads len(p) bytes at off, returning io.EOF when it reaches the end of the file.
@@ -197,48 +171,6 @@ func (f *FS) fragment(idx uint32) ([]byte, error) {
 		return nil, fmt.Errorf("%w: fragment %d entry (%d, %#x)", ErrCorrupt, idx, start, sz)
 	}
 	return f.dataBlock(start, sz, int(f.sb.blockSize))
-}
-
-// dirFile is an open directory.
-type dirFile struct {
-	f    *FS
-	name string
-	n    *node
-	info *fsys.Info
-	mu   sync.Mutex
-	rest []fs.DirEntry
-	read bool
-}
-
-func (d *dirFile) Stat() (fs.FileInfo, error) { return d.info, nil }
-func (d *dirFile) Close() error               { return nil }
-func (d *dirFile) Read([]byte) (int, error) {
-	return 0, &fs.PathError{Op: "read", Path: d.name, Err: errors.New("is a directory")}
-}
-
-// ReadDir follows the fs.ReadDirFile contract.
-func (d *dirFile) ReadDir(n int) ([]fs.DirEntry, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if !d.read {
-		all, err := d.f.readDirNode(d.name, d.n)
-		if err != nil {
-			return nil, err
-		}
-		d.rest, d.read = all, true
-	}
-	if n <= 0 {
-		out := d.rest
-		d.rest = nil
-		return out, nil
-	}
-	if len(d.rest) == 0 {
-		return nil, io.EOF
-	}
-	k := min(n, len(d.rest))
-	out := d.rest[:k:k]
-	d.rest = d.rest[k:]
-	return out, nil
 }
 
 // specialFile is an open device, fifo or socket: it has a Stat but no data.

@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"path"
 	"strings"
-	"sync"
 
 	"github.com/vmdkmount/vmdkmount/volumes/fsys"
 )
@@ -298,7 +297,7 @@ func (f *FS) Open(name string) (fs.File, error) {
 	}
 	base := path.Base(name)
 	if ip.isDir() {
-		return &dir{f: f, ip: ip, name: name, base: base}, nil
+		return &fsys.DirFile{Path: name, Info: f.info(base, ip), Load: func() ([]fs.DirEntry, error) { return f.dirEntries("readdir", name, ip) }}, nil
 	}
 	fl := &file{f: f, ip: ip, name: name, base: base}
 	if ip.isReg() && ip.format != fmtLocal {
@@ -317,8 +316,7 @@ type file struct {
 	ip         *inode
 	ex         []extent
 	name, base string
-	mu         sync.Mutex // guards pos, the offset Read and Seek share; ReadAt needs no lock
-	pos        int64
+	fsys.Cursor
 }
 
 func (fl *file) Stat() (fs.FileInfo, error) { return fl.f.info(fl.base, fl.ip), nil }
@@ -354,69 +352,8 @@ func (fl *file) ReadAt(p []byte, off int64) (int, error) {
 	return n, nil
 }
 
-func (fl *file) Read(p []byte) (int, error) {
-	fl.mu.Lock()
-	defer fl.mu.Unlock()
-	n, err := fl.ReadAt(p, fl.pos)
-	fl.pos += int64(n)
-	if err == io.EOF && n > 0 {
-		err = nil
-	}
-	return n, err
-}
+func (fl *file) Read(p []byte) (int, error) { return fl.ReadFrom(fl, p) }
 
 func (fl *file) Seek(off int64, whence int) (int64, error) {
-	fl.mu.Lock()
-	defer fl.mu.Unlock()
-	switch whence {
-	case io.SeekStart:
-	case io.SeekCurrent:
-		off += fl.pos
-	case io.SeekEnd:
-		off += fl.ip.size
-	default:
-		return 0, &fs.PathError{Op: "seek", Path: fl.name, Err: fs.ErrInvalid}
-	}
-	if off < 0 {
-		return 0, &fs.PathError{Op: "seek", Path: fl.name, Err: fs.ErrInvalid}
-	}
-	fl.pos = off
-	return off, nil
-}
-
-// dir is an open directory: ReadDir pages through its sorted entries.
-type dir struct {
-	f          *FS
-	ip         *inode
-	name, base string
-	ents       []fs.DirEntry
-	loaded     bool
-}
-
-func (d *dir) Stat() (fs.FileInfo, error) { return d.f.info(d.base, d.ip), nil }
-func (d *dir) Close() error               { return nil }
-func (d *dir) Read([]byte) (int, error) {
-	return 0, &fs.PathError{Op: "read", Path: d.name, Err: errors.New("is a directory")}
-}
-
-func (d *dir) ReadDir(n int) ([]fs.DirEntry, error) {
-	if !d.loaded {
-		ents, err := d.f.dirEntries("readdir", d.name, d.ip)
-		if err != nil {
-			return nil, err
-		}
-		d.ents, d.loaded = ents, true
-	}
-	if n <= 0 {
-		out := d.ents
-		d.ents = nil
-		return out, nil
-	}
-	if len(d.ents) == 0 {
-		return nil, io.EOF
-	}
-	n = min(n, len(d.ents))
-	out := d.ents[:n]
-	d.ents = d.ents[n:]
-	return out, nil
+	return fl.SeekIn(fl.name, fl.ip.size, off, whence)
 }
