@@ -18,17 +18,9 @@ import (
 	"github.com/vmdkmount/vmdkmount/vddk"
 	"github.com/vmdkmount/vmdkmount/volumes"
 	"golang.org/x/sys/unix"
-)
 
-func root(t *testing.T) string {
-	dir, _ := os.Getwd()
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		dir = filepath.Dir(dir)
-	}
-}
+	"github.com/vmdkmount/vmdkmount/internal/testfix"
+)
 
 // needMounts skips unless FUSE and loop mounts can be made (CI runs as root with fuse3 installed).
 func needMounts(t *testing.T) {
@@ -50,7 +42,7 @@ func needMounts(t *testing.T) {
 }
 
 func corpus(t *testing.T) string {
-	c := filepath.Join(root(t), "..", "shared", "acceptance", "corpus")
+	c := filepath.Join(testfix.RepoRoot(t), "..", "shared", "acceptance", "corpus")
 	if _, err := os.Stat(c); err != nil {
 		t.Skip("acceptance corpus not present")
 	}
@@ -328,7 +320,7 @@ func md5sum(b []byte) [16]byte { return md5.Sum(b) }
 func TestBirthTimes(t *testing.T) {
 	needMounts(t)
 	dir := t.TempDir()
-	sample := filepath.Join(root(t), "testdata", "sample", "sample-gpt.vmdk")
+	sample := filepath.Join(testfix.RepoRoot(t), "testdata", "sample", "sample-gpt.vmdk")
 	raw := filepath.Join(dir, "sample.raw")
 	run(t, "qemu-img", "convert", "-O", "raw", sample, raw)
 	d, err := vddk.Open(sample, vddk.Options{})
@@ -395,7 +387,7 @@ func TestNTFSMountMatchesNTFS3G(t *testing.T) {
 		t.Skip("ntfs-3g not installed")
 	}
 	dir := t.TempDir()
-	sample := filepath.Join(root(t), "testdata", "sample", "sample-gpt.vmdk")
+	sample := filepath.Join(testfix.RepoRoot(t), "testdata", "sample", "sample-gpt.vmdk")
 	raw := filepath.Join(dir, "sample.raw")
 	run(t, "qemu-img", "convert", "-O", "raw", sample, raw)
 	d, err := vddk.Open(sample, vddk.Options{})
@@ -439,7 +431,7 @@ func TestNTFSMountMatchesNTFS3G(t *testing.T) {
 func TestRawSpans(t *testing.T) {
 	needMounts(t)
 	for _, name := range []string{"chain-child2.vmdk", "mono-flat.vmdk"} {
-		disk := filepath.Join(root(t), "testdata", "vddk", name)
+		disk := filepath.Join(testfix.RepoRoot(t), "testdata", "vddk", name)
 		want := filepath.Join(t.TempDir(), "q.raw")
 		run(t, "qemu-img", "convert", "-O", "raw", disk, want)
 		d, err := vddk.Open(disk, vddk.Options{})

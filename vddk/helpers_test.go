@@ -9,35 +9,18 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+
+	"github.com/vmdkmount/vmdkmount/internal/testfix"
 )
 
-// repoRoot walks up from the test's folder to the one holding go.mod.
-func repoRoot(t testing.TB) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("go.mod not found above the test folder")
-		}
-		dir = parent
-	}
-}
-
 func fixture(t testing.TB, name string) string {
-	return filepath.Join(repoRoot(t), "testdata", "vddk", name)
+	return filepath.Join(testfix.RepoRoot(t), "testdata", "vddk", name)
 }
 
 // corpus returns the shared acceptance corpus folder, skipping when it is absent (CI has it).
 func corpus(t testing.TB) string {
 	t.Helper()
-	dir := filepath.Join(repoRoot(t), "..", "shared", "acceptance", "corpus")
+	dir := filepath.Join(testfix.RepoRoot(t), "..", "shared", "acceptance", "corpus")
 	if _, err := os.Stat(dir); err != nil {
 		t.Skip("acceptance corpus not present")
 	}

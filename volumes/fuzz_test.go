@@ -3,7 +3,7 @@ package volumes
 import (
 	"testing"
 
-	"github.com/vmdkmount/vmdkmount/volumes/internal/testfix"
+	"github.com/vmdkmount/vmdkmount/internal/testfix"
 )
 
 // FuzzOpen treats the input as a one-disk set: tables, chains and signatures must give errors or

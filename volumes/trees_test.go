@@ -7,8 +7,8 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/vmdkmount/vmdkmount/internal/testfix"
 	"github.com/vmdkmount/vmdkmount/volumes"
-	"github.com/vmdkmount/vmdkmount/volumes/internal/testfix"
 )
 
 // Every Windows dynamic volume of the libldm images assembles and holds an NTFS whose test.txt reads

@@ -8,18 +8,13 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/vmdkmount/vmdkmount/internal/testfix"
 )
 
 func corpusDir(t *testing.T) string {
 	t.Helper()
-	dir, _ := os.Getwd()
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		dir = filepath.Dir(dir)
-	}
-	c := filepath.Join(dir, "..", "shared", "acceptance", "corpus")
+	c := filepath.Join(testfix.RepoRoot(t), "..", "shared", "acceptance", "corpus")
 	if _, err := os.Stat(c); err != nil {
 		t.Skip("acceptance corpus not present")
 	}

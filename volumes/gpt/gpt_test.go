@@ -6,7 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/vmdkmount/vmdkmount/volumes/internal/testfix"
+	"github.com/vmdkmount/vmdkmount/internal/testfix"
 )
 
 // gpttiny.img was written by sgdisk: entry 1 "tiny one" LBA 34–40 Linux filesystem, entry 2 "second"

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/vmdkmount/vmdkmount/volumes/internal/testfix"
+	"github.com/vmdkmount/vmdkmount/internal/testfix"
 )
 
 // pvPrefix returns the start of a fixture PV up to the end of its committed metadata text, with the

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/vmdkmount/vmdkmount/volumes/internal/testfix"
+	"github.com/vmdkmount/vmdkmount/internal/testfix"
 )
 
 func read(t *testing.T, img []byte) (*Table, error) {

@@ -3,7 +3,7 @@ package probe
 import (
 	"testing"
 
-	"github.com/vmdkmount/vmdkmount/volumes/internal/testfix"
+	"github.com/vmdkmount/vmdkmount/internal/testfix"
 )
 
 // Partitions of the mbr.img fixture (sfdisk layout in testdata/volumes/make.sh) with the filesystem

@@ -9,30 +9,14 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-)
 
-func repoRoot(t testing.TB) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("go.mod not found above the test directory")
-		}
-		dir = parent
-	}
-}
+	"github.com/vmdkmount/vmdkmount/internal/testfix"
+)
 
 // fixture returns the decompressed exFAT image made by testdata/fat/make.sh.
 func fixture(t testing.TB) []byte {
 	t.Helper()
-	f, err := os.Open(filepath.Join(repoRoot(t), "testdata", "fat", "exfat.img.gz"))
+	f, err := os.Open(filepath.Join(testfix.RepoRoot(t), "testdata", "fat", "exfat.img.gz"))
 	if err != nil {
 		t.Fatal(err)
 	}

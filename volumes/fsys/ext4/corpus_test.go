@@ -12,13 +12,15 @@ import (
 	"time"
 
 	"github.com/vmdkmount/vmdkmount/volumes/fsys"
+
+	"github.com/vmdkmount/vmdkmount/internal/testfix"
 )
 
 // corpusImage opens an image of the shared acceptance corpus (../shared/acceptance next to the
 // repository), skipping when the corpus is absent.
 func corpusImage(t *testing.T, rel string) *FS {
 	t.Helper()
-	p := filepath.Join(filepath.Dir(repoRoot(t)), "shared", "acceptance", "corpus", rel)
+	p := filepath.Join(filepath.Dir(testfix.RepoRoot(t)), "shared", "acceptance", "corpus", rel)
 	if _, err := os.Stat(p); err != nil {
 		t.Skipf("acceptance corpus absent: %v", err)
 	}
@@ -232,7 +234,7 @@ func TestCorpusGoExt4(t *testing.T) {
 		t.Errorf("root ctime %v", ct)
 	}
 	// thejungle.txt read through the inode (by number) and compared with the corpus copy.
-	want, err := os.ReadFile(filepath.Join(filepath.Dir(repoRoot(t)), "shared", "acceptance", "corpus", "go-ext4", "thejungle.txt"))
+	want, err := os.ReadFile(filepath.Join(filepath.Dir(testfix.RepoRoot(t)), "shared", "acceptance", "corpus", "go-ext4", "thejungle.txt"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,12 +12,14 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/vmdkmount/vmdkmount/internal/testfix"
 )
 
 // fixtureBytes returns a committed image's bytes.
 func fixtureBytes(t *testing.T, name string) []byte {
 	t.Helper()
-	b, err := os.ReadFile(gunzipTemp(t, filepath.Join(repoRoot(t), "testdata", "ext4", name+".img.gz")))
+	b, err := os.ReadFile(gunzipTemp(t, filepath.Join(testfix.RepoRoot(t), "testdata", "ext4", name+".img.gz")))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +59,7 @@ func TestDirectoryLoopDoesNotHang(t *testing.T) {
 	if _, err := exec.LookPath("debugfs"); err != nil {
 		t.Skip("debugfs not installed")
 	}
-	img := gunzipTemp(t, filepath.Join(repoRoot(t), "testdata", "ext4", "ext4-4k.img.gz"))
+	img := gunzipTemp(t, filepath.Join(testfix.RepoRoot(t), "testdata", "ext4", "ext4-4k.img.gz"))
 	// Hard links to directories: one back to an ancestor, one to the root.
 	for _, cmd := range []string{"link dir dir/sub/deeper/back", "link / dir/sub/root"} {
 		if out, err := exec.Command("debugfs", "-w", "-R", cmd, img).CombinedOutput(); err != nil {

@@ -9,31 +9,14 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-)
 
-// repoRoot walks up from the test's directory to the folder holding go.mod.
-func repoRoot(t testing.TB) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("go.mod not found above the test directory")
-		}
-		dir = parent
-	}
-}
+	"github.com/vmdkmount/vmdkmount/internal/testfix"
+)
 
 // fixtures lists the committed images (testdata/ext4/*.img.gz).
 func fixtures(t testing.TB) []string {
 	t.Helper()
-	m, err := filepath.Glob(filepath.Join(repoRoot(t), "testdata", "ext4", "*.img.gz"))
+	m, err := filepath.Glob(filepath.Join(testfix.RepoRoot(t), "testdata", "ext4", "*.img.gz"))
 	if err != nil || len(m) == 0 {
 		t.Fatalf("no ext4 fixtures found: %v", err)
 	}

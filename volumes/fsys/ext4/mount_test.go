@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"github.com/vmdkmount/vmdkmount/internal/treecmp"
+
+	"github.com/vmdkmount/vmdkmount/internal/testfix"
 )
 
 // TestFixturesMatchKernel compares every committed image, entry by entry, with the kernel's read-only
@@ -60,7 +62,7 @@ func TestFixturesMatchKernel(t *testing.T) {
 // ext partitions inside dfvfs/mbr.raw.
 func TestCorpusMatchesKernel(t *testing.T) {
 	t.Parallel()
-	corpus := filepath.Join(filepath.Dir(repoRoot(t)), "shared", "acceptance", "corpus")
+	corpus := filepath.Join(filepath.Dir(testfix.RepoRoot(t)), "shared", "acceptance", "corpus")
 	if _, err := os.Stat(corpus); err != nil {
 		t.Skipf("acceptance corpus absent: %v", err)
 	}

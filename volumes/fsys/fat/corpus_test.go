@@ -9,11 +9,13 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/vmdkmount/vmdkmount/internal/testfix"
 )
 
 // TestCorpusRustFatfs checks the rust-fatfs images against what the acceptance notes record.
 func TestCorpusRustFatfs(t *testing.T) {
-	dir := filepath.Join(repoRoot(t), "..", "shared", "acceptance", "corpus", "rust-fatfs")
+	dir := filepath.Join(testfix.RepoRoot(t), "..", "shared", "acceptance", "corpus", "rust-fatfs")
 	if _, err := os.Stat(dir); err != nil {
 		t.Skip("acceptance corpus absent")
 	}

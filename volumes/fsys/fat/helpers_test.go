@@ -11,31 +11,14 @@ import (
 	"testing"
 
 	"github.com/vmdkmount/vmdkmount/volumes/fsys"
-)
 
-// repoRoot walks up from the test's directory to the folder holding go.mod.
-func repoRoot(t testing.TB) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("go.mod not found above the test directory")
-		}
-		dir = parent
-	}
-}
+	"github.com/vmdkmount/vmdkmount/internal/testfix"
+)
 
 // fixture returns a decompressed image from testdata/fat.
 func fixture(t testing.TB, name string) []byte {
 	t.Helper()
-	f, err := os.Open(filepath.Join(repoRoot(t), "testdata", "fat", name+".img.gz"))
+	f, err := os.Open(filepath.Join(testfix.RepoRoot(t), "testdata", "fat", name+".img.gz"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,31 +9,14 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-)
 
-// repoRoot walks up from the test's directory to the folder holding go.mod.
-func repoRoot(t testing.TB) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("go.mod not found above the test directory")
-		}
-		dir = parent
-	}
-}
+	"github.com/vmdkmount/vmdkmount/internal/testfix"
+)
 
 // fixture unpacks testdata/ntfs/<name>.img.gz into a temporary file and returns its path.
 func fixture(t testing.TB, name string) string {
 	t.Helper()
-	in, err := os.Open(filepath.Join(repoRoot(t), "testdata", "ntfs", name+".img.gz"))
+	in, err := os.Open(filepath.Join(testfix.RepoRoot(t), "testdata", "ntfs", name+".img.gz"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,7 +92,7 @@ func mountNTFS3g(t testing.TB, img string, extra ...string) string {
 // sharedAcceptance returns ../shared/acceptance next to the repository, skipping when absent.
 func sharedAcceptance(t testing.TB) string {
 	t.Helper()
-	dir := filepath.Join(filepath.Dir(repoRoot(t)), "shared", "acceptance")
+	dir := filepath.Join(filepath.Dir(testfix.RepoRoot(t)), "shared", "acceptance")
 	if _, err := os.Stat(dir); err != nil {
 		t.Skip("acceptance corpus not present")
 	}

@@ -9,29 +9,12 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+
+	"github.com/vmdkmount/vmdkmount/internal/testfix"
 )
 
-// repoRoot walks up from the test's directory to the folder holding go.mod.
-func repoRoot(t testing.TB) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("go.mod not found above the test directory")
-		}
-		dir = parent
-	}
-}
-
 func fixturePath(t testing.TB, name string) string {
-	return filepath.Join(repoRoot(t), "testdata", "xfs", name)
+	return filepath.Join(testfix.RepoRoot(t), "testdata", "xfs", name)
 }
 
 // unpacked caches decompressed fixtures: several tests and every fuzz target start from them.
