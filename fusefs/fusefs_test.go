@@ -31,7 +31,13 @@ func needMounts(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("loop mounts need root")
 	}
-	for _, tool := range []string{"fusermount3", "qemu-img"} {
+	needTools(t, "fusermount3", "qemu-img")
+}
+
+// needTools skips unless every tool is installed; in CI a missing tool is a failure.
+func needTools(t *testing.T, tools ...string) {
+	t.Helper()
+	for _, tool := range tools {
 		if _, err := exec.LookPath(tool); err != nil {
 			if os.Getenv("CI") != "" {
 				t.Fatalf("%s missing in CI", tool)
@@ -39,6 +45,41 @@ func needMounts(t *testing.T) {
 			t.Skipf("%s not installed", tool)
 		}
 	}
+}
+
+// mountVolume opens disk and mounts the file tree of its volume id (the first volume for "") alone at a
+// new folder; the mount, the tree and the disk are closed when the test ends.
+func mountVolume(t *testing.T, disk, id string) (string, *volumes.Volume) {
+	t.Helper()
+	d, err := vddk.Open(disk, vddk.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	set, err := volumes.Open([]volumes.Disk{d}, volumes.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v *volumes.Volume
+	if id == "" && len(set.Volumes()) > 0 {
+		v = set.Volumes()[0]
+	} else if found, ok := set.Volume(id); ok {
+		v = found
+	} else {
+		t.Fatalf("%s has no volume %q", disk, id)
+	}
+	tr, err := v.OpenTree(volumes.TreeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tr.Close() })
+	mnt := t.TempDir()
+	srv, err := fusefs.Mount(mnt, &fusefs.Layout{Trees: []fusefs.TreeSource{{Name: v.ID, Tree: tr}}, SingleTree: true}, fusefs.MountOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Unmount() })
+	return mnt, v
 }
 
 func corpus(t *testing.T) string {
@@ -233,40 +274,12 @@ func TestMountMatchesKernel(t *testing.T) {
 func TestRealClients(t *testing.T) {
 	needMounts(t)
 	c := corpus(t)
-	for _, tool := range []string{"tar", "rsync", "clamscan", "find"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			if os.Getenv("CI") != "" {
-				t.Fatalf("%s missing in CI", tool)
-			}
-			t.Skipf("%s not installed", tool)
-		}
-	}
+	needTools(t, "tar", "rsync", "clamscan", "find")
 	dir := t.TempDir()
 	raw := filepath.Join(c, "dfvfs", "ext2.raw")
-	vmdk := filepath.Join(c, "dfvfs", "ext2.vmdk")
-	d, err := vddk.Open(vmdk, vddk.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
-	set, err := volumes.Open([]volumes.Disk{d}, volumes.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	v := set.Volumes()[0]
-	tr, err := v.OpenTree(volumes.TreeOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tr.Close()
-	mnt, kern := filepath.Join(dir, "mnt"), filepath.Join(dir, "kernel")
-	os.Mkdir(mnt, 0o755)
+	mnt, _ := mountVolume(t, filepath.Join(c, "dfvfs", "ext2.vmdk"), "")
+	kern := filepath.Join(dir, "kernel")
 	os.Mkdir(kern, 0o755)
-	srv, err := fusefs.Mount(mnt, &fusefs.Layout{Trees: []fusefs.TreeSource{{Name: v.ID, Tree: tr}}, SingleTree: true}, fusefs.MountOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Unmount()
 	run(t, "mount", "-o", "loop,ro,noatime", raw, kern)
 	defer exec.Command("umount", kern).Run()
 
@@ -323,32 +336,9 @@ func TestBirthTimes(t *testing.T) {
 	sample := filepath.Join(testfix.RepoRoot(t), "testdata", "sample", "sample-gpt.vmdk")
 	raw := filepath.Join(dir, "sample.raw")
 	run(t, "qemu-img", "convert", "-O", "raw", sample, raw)
-	d, err := vddk.Open(sample, vddk.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
-	set, err := volumes.Open([]volumes.Disk{d}, volumes.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, ok := set.Volume("p2")
-	if !ok {
-		t.Fatal("no p2")
-	}
-	tr, err := v.OpenTree(volumes.TreeOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tr.Close()
-	mnt, kern := filepath.Join(dir, "mnt"), filepath.Join(dir, "kernel")
-	os.Mkdir(mnt, 0o755)
+	mnt, v := mountVolume(t, sample, "p2")
+	kern := filepath.Join(dir, "kernel")
 	os.Mkdir(kern, 0o755)
-	srv, err := fusefs.Mount(mnt, &fusefs.Layout{Trees: []fusefs.TreeSource{{Name: "p2", Tree: tr}}, SingleTree: true}, fusefs.MountOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Unmount()
 	run(t, "mount", "-o", fmt.Sprintf("loop,ro,noatime,offset=%d,sizelimit=%d", v.Offset, v.Size()), raw, kern)
 	defer exec.Command("umount", kern).Run()
 	checked := 0
@@ -380,42 +370,17 @@ func TestBirthTimes(t *testing.T) {
 // (streams as user.* xattrs on both sides).
 func TestNTFSMountMatchesNTFS3G(t *testing.T) {
 	needMounts(t)
-	if _, err := exec.LookPath("ntfs-3g"); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("ntfs-3g missing in CI")
-		}
-		t.Skip("ntfs-3g not installed")
-	}
+	needTools(t, "ntfs-3g")
 	dir := t.TempDir()
 	sample := filepath.Join(testfix.RepoRoot(t), "testdata", "sample", "sample-gpt.vmdk")
 	raw := filepath.Join(dir, "sample.raw")
 	run(t, "qemu-img", "convert", "-O", "raw", sample, raw)
-	d, err := vddk.Open(sample, vddk.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
-	set, err := volumes.Open([]volumes.Disk{d}, volumes.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, ok := set.Volume("p1")
-	if !ok || v.Filesystem.Type != "ntfs" {
+	mnt, v := mountVolume(t, sample, "p1")
+	if v.Filesystem.Type != "ntfs" {
 		t.Fatalf("p1: %+v", v)
 	}
-	tr, err := v.OpenTree(volumes.TreeOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tr.Close()
-	mnt, ref := filepath.Join(dir, "mnt"), filepath.Join(dir, "ntfs3g")
-	os.Mkdir(mnt, 0o755)
+	ref := filepath.Join(dir, "ntfs3g")
 	os.Mkdir(ref, 0o755)
-	srv, err := fusefs.Mount(mnt, &fusefs.Layout{Trees: []fusefs.TreeSource{{Name: "p1", Tree: tr}}, SingleTree: true}, fusefs.MountOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Unmount()
 	out, err := exec.Command("losetup", "-f", "--show", "-r", "-o", fmt.Sprint(v.Offset), "--sizelimit", fmt.Sprint(v.Size()), raw).Output()
 	if err != nil {
 		t.Fatalf("losetup: %v", err)
