@@ -21,7 +21,11 @@ var (
 	_ fs.NodeOpener    = (*rawNode)(nil)
 	_ fs.NodeReader    = (*rawNode)(nil)
 	_ fs.NodeWriter    = (*rawNode)(nil)
+	_ fs.NodeFsyncer   = (*rawNode)(nil)
 )
+
+// flusher is a writer that can make its writes durable (vddk.Disk.Flush).
+type flusher interface{ Flush() error }
 
 func (n *rawNode) Getattr(ctx context.Context, f fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
 	out.Mode = syscall.S_IFREG | 0o444
@@ -79,3 +83,117 @@ func (n *rawNode) Write(ctx context.Context, f fs.FileHandle, data []byte, off i
 	}
 	return uint32(k), 0
 }
+
+// Fsync makes the writes durable when the writer can (fsync, fdatasync, dd conv=fsync); without it
+// fsync would fail with EOPNOTSUPP and writers that check it would stop. A read-only raw file has
+// nothing to sync.
+func (n *rawNode) Fsync(ctx context.Context, f fs.FileHandle, flags uint32) syscall.Errno {
+	fl, ok := n.src.W.(flusher)
+	if !ok {
+		return 0
+	}
+	return errno(fl.Flush())
+}
+
+// Setattr: a raw file keeps its size, owner and mode. Truncating to its own size (O_TRUNC is not sent
+// for it) and setting times are accepted and change nothing; the rest is refused.
+func (n *rawNode) Setattr(ctx context.Context, f fs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	if n.src.W == nil {
+		return syscall.EROFS
+	}
+	if size, ok := in.GetSize(); ok && size != uint64(n.src.Size) {
+		return syscall.EINVAL // a disk's size is fixed; vmdk grow changes it
+	}
+	_, modeSet := in.GetMode()
+	_, uidSet := in.GetUID()
+	_, gidSet := in.GetGID()
+	if modeSet || uidSet || gidSet {
+		return syscall.EPERM
+	}
+	return n.Getattr(ctx, f, out)
+}
+
+func (n *rawNode) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
+	return syscall.EROFS
+}
+
+func (n *rawNode) Removexattr(ctx context.Context, attr string) syscall.Errno { return syscall.EROFS }
+
+// Trees and the synthetic folders refuse every change with EROFS, also under --rw (the kernel's "ro"
+// is off then, for raw/disk). Without these go-fuse answers ENOTSUP, and for unlink and rmdir it
+// reports success and drops the entry from the mount's view.
+//
+// They sit here because tree.go and fusefs.go are being reworked; they belong next to those types.
+
+var (
+	_ fs.NodeSetattrer     = (*treeNode)(nil)
+	_ fs.NodeUnlinker      = (*treeNode)(nil)
+	_ fs.NodeRmdirer       = (*treeNode)(nil)
+	_ fs.NodeRenamer       = (*treeNode)(nil)
+	_ fs.NodeLinker        = (*treeNode)(nil)
+	_ fs.NodeMknoder       = (*treeNode)(nil)
+	_ fs.NodeMkdirer       = (*treeNode)(nil)
+	_ fs.NodeSymlinker     = (*treeNode)(nil)
+	_ fs.NodeSetxattrer    = (*treeNode)(nil)
+	_ fs.NodeRemovexattrer = (*treeNode)(nil)
+	_ fs.NodeSetattrer     = (*dirNode)(nil)
+	_ fs.NodeUnlinker      = (*dirNode)(nil)
+	_ fs.NodeRmdirer       = (*dirNode)(nil)
+	_ fs.NodeRenamer       = (*dirNode)(nil)
+	_ fs.NodeLinker        = (*dirNode)(nil)
+	_ fs.NodeMknoder       = (*dirNode)(nil)
+	_ fs.NodeMkdirer       = (*dirNode)(nil)
+	_ fs.NodeSymlinker     = (*dirNode)(nil)
+	_ fs.NodeSetxattrer    = (*dirNode)(nil)
+	_ fs.NodeRemovexattrer = (*dirNode)(nil)
+)
+
+func (n *treeNode) Setattr(context.Context, fs.FileHandle, *fuse.SetAttrIn, *fuse.AttrOut) syscall.Errno {
+	return syscall.EROFS
+}
+func (n *treeNode) Unlink(context.Context, string) syscall.Errno { return syscall.EROFS }
+func (n *treeNode) Rmdir(context.Context, string) syscall.Errno  { return syscall.EROFS }
+func (n *treeNode) Rename(context.Context, string, fs.InodeEmbedder, string, uint32) syscall.Errno {
+	return syscall.EROFS
+}
+func (n *treeNode) Link(context.Context, fs.InodeEmbedder, string, *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	return nil, syscall.EROFS
+}
+func (n *treeNode) Mknod(context.Context, string, uint32, uint32, *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	return nil, syscall.EROFS
+}
+func (n *treeNode) Mkdir(context.Context, string, uint32, *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	return nil, syscall.EROFS
+}
+func (n *treeNode) Symlink(context.Context, string, string, *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	return nil, syscall.EROFS
+}
+func (n *treeNode) Setxattr(context.Context, string, []byte, uint32) syscall.Errno {
+	return syscall.EROFS
+}
+func (n *treeNode) Removexattr(context.Context, string) syscall.Errno { return syscall.EROFS }
+
+func (d *dirNode) Setattr(context.Context, fs.FileHandle, *fuse.SetAttrIn, *fuse.AttrOut) syscall.Errno {
+	return syscall.EROFS
+}
+func (d *dirNode) Unlink(context.Context, string) syscall.Errno { return syscall.EROFS }
+func (d *dirNode) Rmdir(context.Context, string) syscall.Errno  { return syscall.EROFS }
+func (d *dirNode) Rename(context.Context, string, fs.InodeEmbedder, string, uint32) syscall.Errno {
+	return syscall.EROFS
+}
+func (d *dirNode) Link(context.Context, fs.InodeEmbedder, string, *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	return nil, syscall.EROFS
+}
+func (d *dirNode) Mknod(context.Context, string, uint32, uint32, *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	return nil, syscall.EROFS
+}
+func (d *dirNode) Mkdir(context.Context, string, uint32, *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	return nil, syscall.EROFS
+}
+func (d *dirNode) Symlink(context.Context, string, string, *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	return nil, syscall.EROFS
+}
+func (d *dirNode) Setxattr(context.Context, string, []byte, uint32) syscall.Errno {
+	return syscall.EROFS
+}
+func (d *dirNode) Removexattr(context.Context, string) syscall.Errno { return syscall.EROFS }
