@@ -61,6 +61,14 @@ func (s *Section) Strings(key string) []string {
 // maxDepth bounds section nesting; real metadata nests four levels deep.
 const maxDepth = 16
 
+// Parse bounds: a parsed value takes tens of times the bytes of its text, so a hostile area full of
+// "1," would cost gigabytes. Real lists are stripe pairs and flags; a VG with thousands of LVs has
+// well under maxItems values.
+const (
+	maxListItems = 4096
+	maxItems     = 1 << 18
+)
+
 // ParseText parses LVM2 text metadata into a root section.
 func ParseText(text string) (*Section, error) {
 	p := &parser{s: text}
@@ -75,8 +83,16 @@ func ParseText(text string) (*Section, error) {
 }
 
 type parser struct {
-	s   string
-	pos int
+	s     string
+	pos   int
+	items int // values and sections parsed so far, bounded by maxItems
+}
+
+func (p *parser) count() error {
+	if p.items++; p.items > maxItems {
+		return p.errorf("more than %d values and sections", maxItems)
+	}
+	return nil
 }
 
 func (p *parser) errorf(format string, args ...any) error {
@@ -140,6 +156,9 @@ func (p *parser) body(sec *Section, depth int) error {
 		if name == "" {
 			return p.errorf("expected a name, found %q", c)
 		}
+		if err := p.count(); err != nil {
+			return err
+		}
 		switch p.peek() {
 		case '{':
 			p.pos++
@@ -191,6 +210,12 @@ func (p *parser) value(depth int) (Value, error) {
 			if p.peek() == ']' {
 				p.pos++
 				return v, nil
+			}
+			if len(v.List) == maxListItems {
+				return Value{}, p.errorf("list longer than %d items", maxListItems)
+			}
+			if err := p.count(); err != nil {
+				return Value{}, err
 			}
 			item, err := p.value(depth + 1)
 			if err != nil {

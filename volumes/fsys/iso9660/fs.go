@@ -6,6 +6,7 @@ import (
 	"io"
 	"io/fs"
 	"path"
+	"slices"
 	"strings"
 
 	"github.com/vmdkmount/vmdkmount/volumes/fsys"
@@ -102,6 +103,9 @@ func (f *FS) walk(op, name string) (*node, error) {
 	if name == "." {
 		return cur, nil
 	}
+	// The directory extents on the path so far: a record naming one of them again would make the tree
+	// endless, so it is reported instead of entered.
+	ancestors := []uint32{cur.dir.block}
 	for part := range strings.SplitSeq(name, "/") {
 		if !cur.isDir() {
 			return nil, &fs.PathError{Op: op, Path: name, Err: errNotDir}
@@ -115,6 +119,12 @@ func (f *FS) walk(op, name string) (*node, error) {
 			return nil, &fs.PathError{Op: op, Path: name, Err: fs.ErrNotExist}
 		}
 		cur = next
+		if cur.isDir() {
+			if slices.Contains(ancestors, cur.dir.block) {
+				return nil, &fs.PathError{Op: op, Path: name, Err: fmt.Errorf("%w: directory %q links back to its ancestor at block %d (a directory loop)", ErrCorrupt, part, cur.dir.block)}
+			}
+			ancestors = append(ancestors, cur.dir.block)
+		}
 	}
 	return cur, nil
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"io/fs"
 	"path"
+	"slices"
 	"strings"
 
 	"github.com/vmdkmount/vmdkmount/volumes/fsys"
@@ -46,6 +47,9 @@ func (f *FS) walk(name string) (*inode, error) {
 	if name == "." {
 		return ip, nil
 	}
+	// The directories on the path so far: an entry naming one of them again (damage, or a hand-made
+	// link) would make the tree endless, so it is reported instead of entered.
+	ancestors := []uint64{ip.ino}
 	for _, c := range strings.Split(name, "/") {
 		if !ip.isDir() {
 			return nil, errNotDir
@@ -59,6 +63,12 @@ func (f *FS) walk(name string) (*inode, error) {
 		}
 		if ip, err = f.inode(e.ino); err != nil {
 			return nil, err
+		}
+		if ip.isDir() {
+			if slices.Contains(ancestors, ip.ino) {
+				return nil, fmt.Errorf("%w: directory entry %q links back to its ancestor inode %d (a directory loop)", ErrCorrupt, c, ip.ino)
+			}
+			ancestors = append(ancestors, ip.ino)
 		}
 	}
 	return ip, nil

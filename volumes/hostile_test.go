@@ -1,0 +1,334 @@
+package volumes
+
+import (
+	"bytes"
+	"compress/gzip"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/vmdkmount/vmdkmount/internal/testfix"
+	"github.com/vmdkmount/vmdkmount/volumes/fsys"
+	"github.com/vmdkmount/vmdkmount/volumes/internal/hostile"
+)
+
+// Bounds every hostile case must stay within.
+const (
+	hostileCaseTimeout = 15 * time.Second // wall time for Open, OpenTree and the whole walk
+	hostileCaseAlloc   = 96 << 20         // bytes allocated (TotalAlloc) by one case
+	hostileMaxEntries  = 20000            // entries one walk may visit: the images hold about twenty
+	hostileMaxDepth    = 64               // directory depth: the images are three levels deep
+	hostileReadCap     = 1 << 20          // bytes read from one file
+)
+
+// hostileImage loads testdata/hostile/<name>.img.gz (made by testdata/hostile/make.sh).
+func hostileImage(t testing.TB, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(testfix.RepoRoot(t), "testdata", "hostile", name+".img.gz"))
+	if err != nil {
+		t.Fatalf("fixture %s: %v (run testdata/hostile/make.sh)", name, err)
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// hostileFilesystems are the images of testdata/hostile: the same tree in every format.
+var hostileFilesystems = []string{"ext4", "xfs", "ntfs", "fat", "exfat", "iso", "squashfs"}
+
+// hostileCases builds every case: filesystems damaged field by field, partition tables and LVM
+// metadata damaged likewise.
+func hostileCases(t testing.TB) []hostile.Case {
+	var all []hostile.Case
+	for _, kind := range hostileFilesystems {
+		cs, err := hostile.FilesystemCases(kind, hostileImage(t, kind))
+		if err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, cs...)
+	}
+	for _, name := range []string{"ebrtiny.img", "mbr.img"} {
+		cs, err := hostile.MBRCases(name, testfix.Image(t, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, cs...)
+	}
+	all = append(all, hostileCase("ebrloop.img/unchanged", testfix.Image(t, "ebrloop.img")))
+	for _, g := range []struct {
+		name string
+		ss   int64
+	}{{"gpttiny.img", 512}, {"gpt4k.img", 4096}} {
+		cs, err := hostile.GPTCases(g.name, testfix.Image(t, g.name), g.ss)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, cs...)
+	}
+	var lvm [][]byte
+	for _, n := range []string{"lvm-d0.img", "lvm-d1.img", "lvm-d2.img"} {
+		lvm = append(lvm, testfix.Image(t, n))
+	}
+	cs, err := hostile.LVMCases("lvm", lvm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return append(all, cs...)
+}
+
+func hostileCase(name string, b []byte) hostile.Case {
+	return hostile.Case{Name: name, Disks: []*hostile.Image{hostile.New(b)}}
+}
+
+// TestHostileVolumes opens every hostile case as a set of in-memory disks, opens every volume's tree and
+// walks it reading every file: each case must end within its time and allocation bounds with errors,
+// never a panic, a hang or a host file's content. Every case is a subtest, so -v names them all.
+func TestHostileVolumes(t *testing.T) {
+	cases := hostileCases(t)
+	host, _ := os.ReadFile("/etc/passwd")
+	// Readers warn about every damaged structure they work around; thousands of cases would flood the log.
+	defer slog.SetDefault(slog.Default())
+	slog.SetDefault(slog.New(slog.DiscardHandler))
+	var stats hostileStats
+	start := time.Now()
+	for _, c := range cases {
+		if stats.hung.Load() {
+			t.Fatalf("stopping after a hang: %d cases left untried", len(cases)-int(stats.tried))
+		}
+		t.Run(c.Name, func(t *testing.T) { runHostileCase(t, c, host, &stats) })
+	}
+	t.Logf("%d hostile cases in %v: %d volumes opened, %d trees opened, %d entries walked; most allocated by one case: %d MiB (%s)",
+		stats.tried, time.Since(start).Round(time.Millisecond), stats.volumes, stats.trees, stats.entries,
+		stats.maxAlloc>>20, stats.maxAllocCase)
+	if stats.trees < 100 {
+		t.Errorf("only %d trees opened: the damage stops everything at the first check", stats.trees)
+	}
+}
+
+type hostileStats struct {
+	tried, volumes, trees, entries int
+	maxAlloc                       uint64
+	maxAllocCase                   string
+	hung                           atomic.Bool
+}
+
+func runHostileCase(t *testing.T, c hostile.Case, host []byte, stats *hostileStats) {
+	stats.tried++
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	type result struct {
+		volumes, trees, entries int
+		problems                []string
+		panicked                any
+	}
+	done := make(chan result, 1)
+	go func() {
+		var r result
+		defer func() {
+			if p := recover(); p != nil {
+				r.panicked = fmt.Sprintf("%v\n%s", p, stack())
+			}
+			done <- r
+		}()
+		var disks []Disk
+		for _, d := range c.Disks {
+			disks = append(disks, d)
+		}
+		set, err := Open(disks, Options{})
+		if err != nil {
+			checkError(&r.problems, "Open", err)
+			return
+		}
+		for _, v := range set.All() {
+			for _, e := range v.Extents {
+				if e.Offset < 0 || e.Size < 0 || e.Disk < 0 || e.Disk >= len(disks) || e.Offset+e.Size > disks[e.Disk].Size() {
+					r.problems = append(r.problems, fmt.Sprintf("volume %s: extent %+v outside its disk", v.ID, e))
+				}
+			}
+		}
+		for _, v := range set.Volumes() {
+			r.volumes++
+			if !v.HasTree() {
+				continue
+			}
+			tree, err := v.OpenTree(TreeOptions{})
+			if err != nil {
+				checkError(&r.problems, "OpenTree "+v.ID, err)
+				continue
+			}
+			r.trees++
+			n, probs := walkHostile(tree, c, host)
+			r.entries += n
+			r.problems = append(r.problems, probs...)
+			tree.Close()
+		}
+	}()
+	var r result
+	select {
+	case r = <-done:
+	case <-time.After(hostileCaseTimeout):
+		stats.hung.Store(true)
+		t.Fatalf("%s: no result after %v (a hang or a loop)", c.Name, hostileCaseTimeout)
+	}
+	runtime.ReadMemStats(&after)
+	if r.panicked != nil {
+		t.Fatalf("%s: panic: %v", c.Name, r.panicked)
+	}
+	for _, p := range r.problems {
+		t.Errorf("%s: %s", c.Name, p)
+	}
+	alloc := after.TotalAlloc - before.TotalAlloc
+	if alloc > hostileCaseAlloc {
+		t.Errorf("%s: allocated %d MiB (bound %d MiB)", c.Name, alloc>>20, hostileCaseAlloc>>20)
+	}
+	if alloc > stats.maxAlloc {
+		stats.maxAlloc, stats.maxAllocCase = alloc, c.Name
+	}
+	stats.volumes += r.volumes
+	stats.trees += r.trees
+	stats.entries += r.entries
+}
+
+func stack() string {
+	b := make([]byte, 16<<10)
+	return string(b[:runtime.Stack(b, false)])
+}
+
+// checkError accepts an error that says something: a nil-wrapped or empty error is a problem.
+func checkError(problems *[]string, op string, err error) {
+	if strings.TrimSpace(err.Error()) == "" {
+		*problems = append(*problems, op+": error without a message")
+	}
+}
+
+// bigContent is big.bin as make.sh writes it: `yes "a line of the big file" | head -c 77777`.
+var bigContent = func() []byte {
+	line := []byte("a line of the big file\n")
+	return bytes.Repeat(line, hostile.BigFileSize/len(line)+1)[:hostile.BigFileSize]
+}()
+
+const guestPasswd = "guest passwd: not the host file\n"
+
+// walkHostile walks tree reading every file and following every link, and returns the entries it saw
+// and what went wrong that is not an error return: host content, unbounded walks, wrong bytes.
+func walkHostile(tree fsys.FS, c hostile.Case, host []byte) (int, []string) {
+	var probs []string
+	hostMark := host[:min(len(host), 48)]
+	checkContent := func(p string, b []byte) {
+		if len(hostMark) >= 16 && bytes.Contains(b, hostMark) {
+			probs = append(probs, fmt.Sprintf("%s: returned the host's /etc/passwd", p))
+		}
+	}
+	entries := 0
+	err := fs.WalkDir(tree, ".", func(p string, d fs.DirEntry, err error) error {
+		entries++
+		if entries > hostileMaxEntries {
+			return fmt.Errorf("more than %d entries: the walk does not end", hostileMaxEntries)
+		}
+		if strings.Count(p, "/") >= hostileMaxDepth {
+			return fmt.Errorf("%s: deeper than %d levels: a directory loop was not detected", p, hostileMaxDepth)
+		}
+		if err != nil || d == nil {
+			return nil // a damaged entry: its error is the expected outcome
+		}
+		switch {
+		case d.Type()&fs.ModeSymlink != 0:
+			tree.ReadLink(p)
+			tree.Stat(p)
+			if r, err := fsys.Resolve(tree, p, true); err == nil && strings.HasPrefix(r, "/") {
+				probs = append(probs, fmt.Sprintf("%s resolved outside the tree: %s", p, r))
+			}
+			b, _ := readCapped(tree, p)
+			checkContent(p, b)
+		case d.Type().IsRegular():
+			b, _ := readCapped(tree, p)
+			checkContent(p, b)
+			base := path.Base(p)
+			if c.BigSize && (base == "big.bin" || base == "big.lnk") {
+				if n := min(len(b), len(bigContent)); !bytes.Equal(b[:n], bigContent[:n]) {
+					probs = append(probs, fmt.Sprintf("%s: the first %d bytes differ from the file's content", p, n))
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		probs = append(probs, "walk: "+err.Error())
+	}
+	if strings.HasSuffix(c.Name, "/unchanged") {
+		probs = append(probs, checkUnchanged(tree)...)
+	}
+	return entries, probs
+}
+
+// readCapped reads name (following links) through Read and ReadAt, at most hostileReadCap bytes, and
+// probes offsets at and past the stated size.
+func readCapped(tree fsys.FS, name string) ([]byte, error) {
+	f, err := tree.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err == nil && fi.IsDir() {
+		return nil, nil
+	}
+	b, err := io.ReadAll(io.LimitReader(f, hostileReadCap))
+	if ra, ok := f.(io.ReaderAt); ok {
+		buf := make([]byte, 4096)
+		if fi, err := f.Stat(); err == nil {
+			for _, off := range []int64{fi.Size() - 1, fi.Size() / 2, fi.Size(), 1 << 62, 1<<63 - 1} {
+				if off >= 0 {
+					ra.ReadAt(buf, off)
+				}
+			}
+		}
+	}
+	return b, err
+}
+
+// checkUnchanged holds an undamaged image to what make.sh put in it: the guest's links resolve inside
+// the guest (to its own /etc/passwd), and big.bin reads whole.
+func checkUnchanged(tree fsys.FS) []string {
+	var probs []string
+	if b, err := fs.ReadFile(tree, "big.bin"); err == nil && !bytes.Equal(b, bigContent) {
+		probs = append(probs, fmt.Sprintf("big.bin: %d bytes that are not the file's", len(b)))
+	}
+	if _, err := tree.Lstat("passwd-abs"); err != nil {
+		return probs // a format without symlinks (FAT, exFAT), or not this kind of image
+	}
+	for _, link := range []string{"passwd-abs", "passwd-rel", "etc-abs/passwd"} {
+		b, err := fs.ReadFile(tree, link)
+		if err != nil || string(b) != guestPasswd {
+			probs = append(probs, fmt.Sprintf("%s: read %q, %v; want the guest's /etc/passwd", link, b, err))
+		}
+		if r, err := fsys.Resolve(tree, link, true); err != nil || r != "etc/passwd" {
+			probs = append(probs, fmt.Sprintf("%s resolves to %q, %v; want etc/passwd", link, r, err))
+		}
+		if fi, err := tree.Stat(link); err != nil || fi.Size() != int64(len(guestPasswd)) {
+			probs = append(probs, fmt.Sprintf("Stat %s: %v", link, err))
+		}
+	}
+	if _, err := tree.Open("dev-sda"); !errors.Is(err, fs.ErrNotExist) {
+		probs = append(probs, fmt.Sprintf("dev-sda (a link to /dev/sda, absent in the guest): %v, want not-exist", err))
+	}
+	if _, err := tree.Open("loop-a"); !errors.Is(err, fsys.ErrLoop) {
+		probs = append(probs, fmt.Sprintf("loop-a (a two-link loop): %v, want %v", err, fsys.ErrLoop))
+	}
+	return probs
+}
