@@ -34,7 +34,9 @@ func Mount(dir string, l *Layout, o MountOptions) (*fuse.Server, error) {
 	if !o.Writable {
 		opts = append(opts, "ro")
 	}
-	srv, err := fs.Mount(dir, Root(l), &fs.Options{
+	lc := *l
+	lc.noOpen = !o.Writable
+	srv, err := fs.Mount(dir, Root(&lc), &fs.Options{
 		EntryTimeout:    &timeout,
 		AttrTimeout:     &timeout,
 		NegativeTimeout: &timeout,
@@ -48,6 +50,8 @@ func Mount(dir string, l *Layout, o MountOptions) (*fuse.Server, error) {
 			MaxReadAhead: 1 << 20,
 			MaxWrite:     1 << 20,
 			Debug:        o.Debug,
+			// A read-only tree's link targets never change: let the kernel keep them.
+			EnableSymlinkCaching: !o.Writable,
 		},
 	})
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"io"
 	iofs "io/fs"
 	"path"
+	"sync"
 	"syscall"
 	"time"
 
@@ -21,12 +22,19 @@ type treeNode struct {
 	tree   fsys.FS
 	path   string
 	layout *Layout
-	vol    uint64 // 1-based volume number; 0 when the tree is the whole mount (guest inode numbers kept)
+	vol    uint64    // 1-based volume number; 0 when the tree is the whole mount (guest inode numbers kept)
+	st     fsys.Stat // the entry's attributes when it was looked up: a read-only tree never changes them
+
+	mu   sync.Mutex
+	file fsys.File // opened at the first read on a mount without OPEN requests (see Layout.noOpen)
+}
+
+func newTreeNode(parent *treeNode, p string, st *fsys.Stat) *treeNode {
+	return &treeNode{tree: parent.tree, path: p, layout: parent.layout, vol: parent.vol, st: *st}
 }
 
 var (
 	_ fs.NodeLookuper    = (*treeNode)(nil)
-	_ fs.NodeReaddirer   = (*treeNode)(nil)
 	_ fs.NodeGetattrer   = (*treeNode)(nil)
 	_ fs.NodeReadlinker  = (*treeNode)(nil)
 	_ fs.NodeOpener      = (*treeNode)(nil)
@@ -76,27 +84,14 @@ func (n *treeNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) 
 	if st == nil {
 		return nil, syscall.EIO
 	}
-	n.fill(st, &out.Attr)
-	c := &treeNode{tree: n.tree, path: p, layout: n.layout, vol: n.vol}
-	return n.NewInode(ctx, c, fs.StableAttr{Mode: st.Mode & syscall.S_IFMT, Ino: out.Attr.Ino}), 0
+	return n.newChild(ctx, p, st, out), 0
 }
 
-func (n *treeNode) Readdir(ctx context.Context) (fs.DirStream, syscall.Errno) {
-	ents, err := n.tree.ReadDir(n.path)
-	if err != nil {
-		return nil, errno(err)
-	}
-	list := make([]fuse.DirEntry, 0, len(ents))
-	for _, e := range ents {
-		de := fuse.DirEntry{Name: e.Name(), Mode: modeBits(e.Type())}
-		if fi, err := e.Info(); err == nil {
-			if st := fsys.StatOf(fi); st != nil {
-				de.Ino, de.Mode = n.ino(st.Ino), st.Mode&syscall.S_IFMT
-			}
-		}
-		list = append(list, de)
-	}
-	return fs.NewListDirStream(list), 0
+// newChild makes the node of an entry found under n and fills the kernel's view of it.
+func (n *treeNode) newChild(ctx context.Context, p string, st *fsys.Stat, out *fuse.EntryOut) *fs.Inode {
+	n.fill(st, &out.Attr)
+	c := newTreeNode(n, p, st)
+	return n.NewInode(ctx, c, fs.StableAttr{Mode: st.Mode & syscall.S_IFMT, Ino: out.Attr.Ino})
 }
 
 func modeBits(t iofs.FileMode) uint32 {
@@ -118,15 +113,7 @@ func modeBits(t iofs.FileMode) uint32 {
 }
 
 func (n *treeNode) Getattr(ctx context.Context, f fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
-	fi, err := n.tree.Lstat(n.path)
-	if err != nil {
-		return errno(err)
-	}
-	st := fsys.StatOf(fi)
-	if st == nil {
-		return syscall.EIO
-	}
-	n.fill(st, &out.Attr)
+	n.fill(&n.st, &out.Attr)
 	return 0
 }
 
@@ -139,6 +126,9 @@ func (n *treeNode) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
 }
 
 func (n *treeNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
+	if n.layout.noOpen {
+		return nil, 0, syscall.ENOSYS
+	}
 	if flags&(syscall.O_WRONLY|syscall.O_RDWR|syscall.O_TRUNC) != 0 {
 		return nil, 0, syscall.EROFS
 	}
@@ -213,7 +203,7 @@ func (f *treeFile) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadR
 	if err != nil && err != io.EOF {
 		return nil, errno(err)
 	}
-	return fuse.ReadResultData(dest[:k]), 0
+	return dataResult(dest[:k]), 0
 }
 
 func (f *treeFile) Release(ctx context.Context) syscall.Errno {
@@ -225,14 +215,7 @@ var _ fs.NodeStatxer = (*treeNode)(nil)
 
 // Statx adds what stat cannot carry: the birth (creation) time, where the filesystem stores one.
 func (n *treeNode) Statx(ctx context.Context, f fs.FileHandle, flags uint32, mask uint32, out *fuse.StatxOut) syscall.Errno {
-	fi, err := n.tree.Lstat(n.path)
-	if err != nil {
-		return errno(err)
-	}
-	st := fsys.StatOf(fi)
-	if st == nil {
-		return syscall.EIO
-	}
+	st := &n.st
 	var a fuse.Attr
 	n.fill(st, &a)
 	const basicStats, btime = 0x7ff, 0x800 // STATX_BASIC_STATS, STATX_BTIME

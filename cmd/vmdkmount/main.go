@@ -10,8 +10,13 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
+// logLevel is raised to Debug by --debug; go-fuse's request log arrives through the log package, which
+// slog routes at Info.
+var logLevel = new(slog.LevelVar)
+
 func main() {
-	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	logLevel.Set(slog.LevelWarn)
+	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: logLevel})))
 	if err := newApp().Run(optionsFirst(os.Args)); err != nil {
 		fmt.Fprintln(os.Stderr, "vmdkmount:", err)
 		os.Exit(1)

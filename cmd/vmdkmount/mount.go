@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -304,6 +305,9 @@ func serve(c *cli.Context, paths []string, mountpoint, volume string, o mountOpt
 		}
 		layout.SingleTree = true
 	}
+	if c.Bool("debug") {
+		logLevel.Set(slog.LevelDebug)
+	}
 	srv, err := fusefs.Mount(mountpoint, layout, fusefs.MountOptions{
 		AllowOther: o.allowOther, Writable: writable, FsName: paths[0], Debug: c.Bool("debug"),
 	})
@@ -311,6 +315,14 @@ func serve(c *cli.Context, paths []string, mountpoint, volume string, o mountOpt
 		return err
 	}
 	ready(nil)
+	// For performance work: VMDKMOUNT_CPUPROFILE=FILE profiles a foreground mount until it unmounts.
+	if pf := os.Getenv("VMDKMOUNT_CPUPROFILE"); pf != "" {
+		if stop, err := startCPUProfile(pf); err != nil {
+			slog.Warn("no CPU profile", "err", err)
+		} else {
+			defer stop()
+		}
+	}
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	go func() {
@@ -373,4 +385,16 @@ func unmount(dir string) error {
 		break
 	}
 	return fmt.Errorf("unmount %s: %s", dir, strings.TrimSpace(string(out)))
+}
+
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }

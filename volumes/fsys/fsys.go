@@ -38,6 +38,13 @@ type File interface {
 	io.Seeker
 }
 
+// InodeOpener is implemented by readers that can open a regular file by the Stat.Ino their entries
+// carry, without resolving its path again: a FUSE layer already holds that number for every entry it
+// has shown. name is only used in errors and in the file's Stat.
+type InodeOpener interface {
+	OpenInode(ino uint64, name string) (File, error)
+}
+
 // ErrNoXattr is returned (wrapped) by GetXattr for an attribute the entry does not have.
 var ErrNoXattr = errors.New("no such extended attribute")
 

@@ -103,15 +103,28 @@ func (f *FS) inode(ino uint32) (*inode, error) {
 		return nil, fmt.Errorf("inode %d is in group %d of %d: %w", ino, g, len(f.groups), errCorrupt)
 	}
 	idx := uint64((ino - 1) % sb.inodesPerGroup)
-	off := f.groups[g].inodeTable*uint64(sb.blockSize) + idx*uint64(sb.inodeSize)
+	table := f.groups[g].inodeTable * uint64(sb.blockSize)
+	off := table + idx*uint64(sb.inodeSize)
 	if f.groups[g].inodeTable == 0 || off+uint64(sb.inodeSize) > uint64(f.size) {
 		return nil, fmt.Errorf("inode %d lies outside the volume: %w", ino, errCorrupt)
 	}
-	buf := make([]byte, sb.inodeSize)
-	if _, err := f.r.ReadAt(buf, int64(off)); err != nil {
+	// Read the neighbours too: entries of one directory were mostly allocated together, and one read of
+	// a run of the table costs about what one inode does (the kernel reads its inode tables ahead too).
+	first := max(table, off&^(inodeChunk-1))
+	end := min(first+inodeChunk, table+uint64(sb.inodesPerGroup)*uint64(sb.inodeSize), uint64(f.size))
+	end = first + (end-first)/uint64(sb.inodeSize)*uint64(sb.inodeSize)
+	buf := make([]byte, end-first)
+	if _, err := f.r.ReadAt(buf, int64(first)); err != nil {
 		return nil, fmt.Errorf("reading inode %d: %w", ino, err)
 	}
-	in, err := parseInode(sb, ino, buf)
+	firstIno := ino - uint32((off-first)/uint64(sb.inodeSize))
+	for i := uint32(0); i < uint32(len(buf)/int(sb.inodeSize)); i++ {
+		if n := firstIno + i; n != ino {
+			f.cacheNeighbour(n, buf[i*uint32(sb.inodeSize):(i+1)*uint32(sb.inodeSize)])
+		}
+	}
+	rel := off - first
+	in, err := parseInode(sb, ino, buf[rel:rel+uint64(sb.inodeSize)])
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", err, errCorrupt)
 	}
@@ -120,6 +133,25 @@ func (f *FS) inode(ino uint32) (*inode, error) {
 	}
 	f.inodes.put(ino, in, 1)
 	return in, nil
+}
+
+// inodeChunk is how much of an inode table one miss reads.
+const inodeChunk = 16 << 10
+
+// cacheNeighbour keeps an inode read along with another one, if it is in use and not cached yet;
+// a damaged neighbour is left for its own lookup to report.
+func (f *FS) cacheNeighbour(ino uint32, b []byte) {
+	if ino == rootIno || b[0] == 0 && b[1] == 0 {
+		return // unused slots are the common case: skip them before parsing
+	}
+	if _, ok := f.inodes.peek(ino); ok {
+		return
+	}
+	in, err := parseInode(f.sb, ino, b)
+	if err != nil || in.st.Mode == 0 || in.st.Nlink == 0 {
+		return
+	}
+	f.inodes.put(ino, in, 1)
 }
 
 // Usage reports the superblock's counts.

@@ -142,6 +142,25 @@ func (f *FS) Open(name string) (fs.File, error) {
 	return &file{d: d, info: info}, nil
 }
 
+// OpenInode opens the regular file with inode number ino (fsys.InodeOpener).
+func (f *FS) OpenInode(ino uint64, name string) (fsys.File, error) {
+	if ino == 0 || ino > uint64(f.sb.inodesCount) {
+		return nil, pathErr("open", name, fmt.Errorf("inode %d out of range: %w", ino, fs.ErrNotExist))
+	}
+	in, err := f.inode(uint32(ino))
+	if err != nil {
+		return nil, pathErr("open", name, err)
+	}
+	if in.typ() != fsys.S_IFREG {
+		return nil, pathErr("open", name, fmt.Errorf("inode %d is not a regular file: %w", ino, fs.ErrInvalid))
+	}
+	d, err := f.dataOf(in)
+	if err != nil {
+		return nil, pathErr("open", name, err)
+	}
+	return &file{d: d, info: infoFor(name, in)}, nil
+}
+
 // file is an open regular file. ReadAt is lock-free; Read and Seek share an offset under a mutex.
 type file struct {
 	d    *data

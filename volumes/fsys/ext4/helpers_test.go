@@ -84,11 +84,7 @@ func mountRO(t testing.TB, img string) string {
 	if err != nil {
 		t.Fatalf("mount %s: %v: %s", filepath.Base(img), err, out)
 	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", mnt).CombinedOutput(); err != nil {
-			t.Errorf("umount: %v: %s", err, out)
-		}
-	})
+	t.Cleanup(func() { testfix.Unmount(t, mnt) })
 	return mnt
 }
 

@@ -32,6 +32,7 @@ func TestFixturesMatchKernel(t *testing.T) {
 			if t.Failed() {
 				return
 			}
+			checkOpenInode(t, ours, mnt)
 			// The kernel view has the kinds of entries the fixture script made, so the comparison was not vacuous.
 			seen := map[fs.FileMode]int{}
 			n := 0

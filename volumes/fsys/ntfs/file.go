@@ -33,6 +33,28 @@ func (f *FS) Open(name string) (_ fs.File, err error) {
 	return f.openData(nd, name, "", fi)
 }
 
+// OpenInode opens the unnamed data stream of the regular file in MFT record ino (fsys.InodeOpener).
+// Metadata files stay hidden unless ShowSystemFiles is set, as in listings.
+func (f *FS) OpenInode(ino uint64, name string) (_ fsys.File, err error) {
+	defer guard(&err)
+	if ino < recFirstUser && !f.opt.ShowSystemFiles {
+		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrNotExist}
+	}
+	n, err := f.inode(ino)
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: name, Err: err}
+	}
+	nd := node{ino: n, name: path.Base(name), dir: path.Dir(name)}
+	fi, err := f.infoAs(nd, name)
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, &fs.PathError{Op: "open", Path: name, Err: fmt.Errorf("MFT record %d is not a regular file: %w", ino, fs.ErrInvalid)}
+	}
+	return f.openData(nd, name, "", fi)
+}
+
 // OpenStream opens the named alternate data stream of name (not following a final symlink); an
 // empty stream name opens the unnamed (main) data stream.
 func (f *FS) OpenStream(name, streamName string) (_ fsys.File, err error) {

@@ -1,0 +1,158 @@
+package fusefs
+
+import (
+	"context"
+	"io"
+	iofs "io/fs"
+	"syscall"
+
+	"github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+	"github.com/vmdkmount/vmdkmount/volumes/fsys"
+)
+
+var (
+	_ fs.NodeOpendirHandler = (*treeNode)(nil)
+	_ fs.NodeReader         = (*treeNode)(nil)
+	_ fs.NodeFlusher        = (*treeNode)(nil)
+	_ fs.NodeOnForgetter    = (*treeNode)(nil)
+)
+
+// OpendirHandle lists a directory through a handle that also answers READDIRPLUS lookups from the
+// entries it just listed, so a walk costs one directory read instead of one path resolution per entry.
+// On a read-only mount the kernel may keep the listing in its page cache across opens.
+func (n *treeNode) OpendirHandle(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
+	var cache uint32
+	if n.layout.noOpen {
+		cache = fuse.FOPEN_CACHE_DIR | fuse.FOPEN_KEEP_CACHE
+	}
+	return &dirHandle{n: n}, cache, 0
+}
+
+// dirHandle is one open directory: its entries, read at the first READDIR, and the position in them.
+// go-fuse serialises the calls on one handle.
+type dirHandle struct {
+	n    *treeNode
+	ents []iofs.DirEntry
+	read bool
+	next int           // index of the next entry; the FUSE offset of entry i is i+1
+	last iofs.DirEntry // the entry Readdirent gave last, which a READDIRPLUS Lookup asks for
+}
+
+var (
+	_ fs.FileReaddirenter = (*dirHandle)(nil)
+	_ fs.FileSeekdirer    = (*dirHandle)(nil)
+	_ fs.FileLookuper     = (*dirHandle)(nil)
+)
+
+func (d *dirHandle) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Errno) {
+	if !d.read {
+		ents, err := d.n.tree.ReadDir(d.n.path)
+		if err != nil {
+			return nil, errno(err)
+		}
+		d.ents, d.read = ents, true
+	}
+	if d.next >= len(d.ents) {
+		d.last = nil
+		return nil, 0
+	}
+	e := d.ents[d.next]
+	d.next++
+	d.last = e
+	de := &fuse.DirEntry{Name: e.Name(), Mode: modeBits(e.Type()), Off: uint64(d.next)}
+	if fi, err := e.Info(); err == nil {
+		if st := fsys.StatOf(fi); st != nil {
+			de.Ino, de.Mode = d.n.ino(st.Ino), st.Mode&syscall.S_IFMT
+		}
+	}
+	return de, 0
+}
+
+func (d *dirHandle) Seekdir(ctx context.Context, off uint64) syscall.Errno {
+	if d.read && off > uint64(len(d.ents)) {
+		return syscall.EINVAL
+	}
+	d.next = int(off)
+	return 0
+}
+
+// Lookup answers READDIRPLUS for the entry just listed from its directory entry, without resolving
+// its path again; anything else goes through the node's own Lookup.
+func (d *dirHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	if d.last == nil || d.last.Name() != name {
+		return d.n.Lookup(ctx, name, out)
+	}
+	fi, err := d.last.Info()
+	if err != nil {
+		return nil, errno(err)
+	}
+	st := fsys.StatOf(fi)
+	if st == nil {
+		return d.n.Lookup(ctx, name, out)
+	}
+	return d.n.newChild(ctx, d.n.child(name), st, out), 0
+}
+
+// Read serves reads on a mount without OPEN requests (the kernel sends no handle): the node opens its
+// file once and keeps it until the kernel forgets the node.
+func (n *treeNode) Read(ctx context.Context, f fs.FileHandle, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	if tf, ok := f.(*treeFile); ok {
+		return tf.Read(ctx, dest, off)
+	}
+	r, en := n.reader()
+	if en != 0 {
+		return nil, en
+	}
+	k, err := r.ReadAt(dest, off)
+	if err != nil && err != io.EOF {
+		return nil, errno(err)
+	}
+	return dataResult(dest[:k]), 0
+}
+
+func (n *treeNode) reader() (io.ReaderAt, syscall.Errno) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.file != nil {
+		return n.file, 0
+	}
+	var file fsys.File
+	if o, ok := n.tree.(fsys.InodeOpener); ok && n.st.Mode&syscall.S_IFMT == syscall.S_IFREG {
+		f, err := o.OpenInode(n.st.Ino, n.path)
+		if err != nil {
+			return nil, errno(err)
+		}
+		file = f
+	} else {
+		f, err := n.tree.Open(n.path)
+		if err != nil {
+			return nil, errno(err)
+		}
+		var ok bool
+		if file, ok = f.(fsys.File); !ok {
+			f.Close()
+			return nil, syscall.EIO
+		}
+	}
+	n.file = file
+	return file, 0
+}
+
+// Flush has nothing to do on a read-only tree; answering ENOSYS on a read-only mount tells the kernel to
+// stop sending FLUSH at every close.
+func (n *treeNode) Flush(ctx context.Context, f fs.FileHandle) syscall.Errno {
+	if n.layout.noOpen {
+		return syscall.ENOSYS
+	}
+	return 0
+}
+
+func (n *treeNode) OnForget() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.file != nil {
+		n.file.Close()
+		n.file = nil
+	}
+}
