@@ -2,8 +2,10 @@ package fusefs_test
 
 import (
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"syscall"
 	"testing"
 
@@ -11,18 +13,30 @@ import (
 	"github.com/vmdkmount/vmdkmount/vddk"
 )
 
-// failingReader fails reads that touch [badFrom, badTo).
+// failingReader fails reads that touch [badFrom, badTo), counting them; as a volumes.Disk it holds
+// data.
 type failingReader struct {
 	data           []byte
 	badFrom, badTo int64
+	faults         atomic.Int64 // reads refused
 }
 
 func (f *failingReader) ReadAt(p []byte, off int64) (int, error) {
 	if off < f.badTo && off+int64(len(p)) > f.badFrom {
+		f.faults.Add(1)
 		return 0, errors.New("simulated medium error")
 	}
-	return copy(p, f.data[off:]), nil
+	if off < 0 || off >= int64(len(f.data)) {
+		return 0, io.EOF
+	}
+	n := copy(p, f.data[off:])
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
 }
+
+func (f *failingReader) Size() int64 { return int64(len(f.data)) }
 
 // An I/O error under the mount reaches the reading program as EIO, and everything else keeps working:
 // a failing reader, and a flat extent truncated under a live mount.
@@ -66,6 +80,9 @@ func TestIOErrorsBecomeEIO(t *testing.T) {
 	}
 	if n, err := f.ReadAt(buf, 3<<20); err != nil || n != len(buf) || buf[1] != data[3<<20+1] {
 		t.Errorf("read elsewhere after the failure: %d %v", n, err)
+	}
+	if bad.faults.Load() == 0 {
+		t.Error("the EIO did not come from the injected fault")
 	}
 	// Truncate the flat file under the live mount: reads past the new end fail, the rest still reads.
 	if err := os.Truncate(filepath.Join(dir, "flat-flat.vmdk"), 2<<20); err != nil {
