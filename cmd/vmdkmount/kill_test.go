@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/vmdkmount/vmdkmount/vddk"
-	"golang.org/x/sys/unix"
 )
 
 const blockSize = 4096 // the unit in which a write interrupted by the kill may land or not
@@ -61,12 +60,7 @@ func runWriter(path string, from, to int64, direct bool, seed uint64, acks *atom
 	}
 	defer f.Close()
 	const maxWrite = 256 << 10
-	buf, err := unix.Mmap(-1, 0, maxWrite, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_ANON|unix.MAP_PRIVATE) // page-aligned for O_DIRECT
-	if err != nil {
-		lg.err = err
-		return lg
-	}
-	defer unix.Munmap(buf)
+	buf := alignedBuf(maxWrite)
 	r := rand.New(rand.NewPCG(seed, 1))
 	for i := uint64(0); ; i++ {
 		// Sizes that take each path of the redo log: part of a grain (copy from the parent), whole

@@ -14,8 +14,10 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 // kernelSums hashes every regular file of each Linux partition of a raw image, read through the
@@ -69,6 +71,13 @@ func kernelSums(t *testing.T, raw string) map[string][32]byte {
 		t.Fatal("the kernel found no files")
 	}
 	return sums
+}
+
+// alignedBuf is n bytes of page-aligned memory, as O_DIRECT wants.
+func alignedBuf(n int) []byte {
+	b := make([]byte, n+4096)
+	skip := int(-uintptr(unsafe.Pointer(&b[0])) & 4095)
+	return b[skip : skip+n]
 }
 
 // checkTree walks a mount and hashes every file the kernel's mount holds: nil when all match.
@@ -146,17 +155,27 @@ func TestKillDuringReads(t *testing.T) {
 		var wg sync.WaitGroup
 		for r := range 6 {
 			wg.Go(func() {
-				f, err := os.Open(filepath.Join(mnt, "raw", "disk"))
+				// Half read with O_DIRECT, so requests are in flight in the daemon when it dies.
+				direct := r%2 == 1
+				flags := os.O_RDONLY
+				if direct {
+					flags |= syscall.O_DIRECT
+				}
+				f, err := os.OpenFile(filepath.Join(mnt, "raw", "disk"), flags, 0)
 				if err != nil {
 					fail(err)
 					return
 				}
 				defer f.Close()
 				rr := rand.New(rand.NewPCG(seed, uint64(round*10+r)))
-				buf := make([]byte, 128<<10)
+				buf := alignedBuf(128 << 10)
 				for !stop.Load() { // reads of pages the kernel cached still succeed after the kill
 					off := rr.Int64N(int64(len(want)))
-					n, err := f.ReadAt(buf[:1+rr.IntN(len(buf))], off)
+					size := 1 + rr.IntN(len(buf))
+					if direct {
+						off, size = off&^4095, (size+4095)&^4095
+					}
+					n, err := f.ReadAt(buf[:size], off)
 					if bytes.Equal(buf[:n], want[off:off+int64(n)]) {
 						verified.Add(int64(n))
 					} else {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"os"
 	"os/exec"
@@ -9,6 +10,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/vmdkmount/vmdkmount/vddk"
 	"golang.org/x/sys/unix"
 )
 
@@ -251,4 +253,49 @@ func closeOf(f *os.File, err error) error {
 		f.Close()
 	}
 	return err
+}
+
+// Extents and parents outside the disk's folder are refused unless --allow-external-extents: a flat
+// extent reached through "..", and a redo log whose parent lies in another folder.
+func TestExternalPathsConfined(t *testing.T) {
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	disks, outside := filepath.Join(dir, "disks"), filepath.Join(dir, "outside")
+	os.Mkdir(disks, 0o755)
+	os.Mkdir(outside, 0o755)
+	secret := bytes.Repeat([]byte("secret! "), 512)
+	os.WriteFile(filepath.Join(outside, "secret.bin"), secret, 0o644)
+	flat := filepath.Join(disks, "escape.vmdk")
+	os.WriteFile(flat, []byte("# Disk DescriptorFile\nversion=1\nCID=fffffffe\nparentCID=ffffffff\ncreateType=\"monolithicFlat\"\n\n"+
+		"RW 8 FLAT \"../outside/secret.bin\" 0\n"), 0o644)
+	base := filepath.Join(outside, "base.vmdk")
+	if err := vddk.Create(base, vddk.CreateParams{Type: vddk.TypeMonolithicSparse, Capacity: 1 << 20}); err != nil {
+		t.Fatal(err)
+	}
+	child := filepath.Join(disks, "child.vmdk")
+	if err := vddk.CreateChild(base, child, ""); err != nil {
+		t.Fatal(err)
+	}
+	mnt := filepath.Join(dir, "mnt")
+	os.Mkdir(mnt, 0o755)
+	for _, disk := range []string{flat, child} {
+		out, err := exec.Command(bin, "--raw", disk, mnt).CombinedOutput()
+		if err == nil || isMounted(mnt) {
+			exec.Command(bin, "umount", mnt).Run()
+			t.Errorf("%s mounted though it reaches outside its folder", filepath.Base(disk))
+		} else if !strings.Contains(string(out), "leaves the disk's folder") {
+			t.Errorf("%s: the refusal does not say why: %s", filepath.Base(disk), out)
+		}
+		if out, err := exec.Command(bin, "--raw", "--allow-external-extents", disk, mnt).CombinedOutput(); err != nil {
+			t.Fatalf("%s with --allow-external-extents: %v\n%s", filepath.Base(disk), err, out)
+		}
+		got, err := os.ReadFile(filepath.Join(mnt, "raw", "disk"))
+		exec.Command(bin, "umount", mnt).Run()
+		if disk == flat && (err != nil || !bytes.Equal(got, secret)) {
+			t.Errorf("the allowed outside extent reads %d bytes, %v", len(got), err)
+		}
+		if disk == child && (err != nil || len(got) != 1<<20) {
+			t.Errorf("the allowed outside parent: %d bytes, %v", len(got), err)
+		}
+	}
 }
