@@ -4,6 +4,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/vmdkmount/vmdkmount/internal/testfix"
 )
 
 // Fuzzing feeds whole files to Open and then reads them: no input may panic, hang, or make us allocate
@@ -12,6 +14,13 @@ import (
 func FuzzParseDescriptor(f *testing.F) {
 	for _, name := range []string{"custom.vmdk", "mono-flat.vmdk", "split-sparse.vmdk"} {
 		if b, err := os.ReadFile(fixture(f, name)); err == nil {
+			f.Add(b)
+		}
+	}
+	// Descriptors written by VMware and other tools, from the acceptance corpus when it is present.
+	for _, name := range []string{"vmdk-forensic/flat.vmdk", "vmdk-forensic/ms3-win.vmdk", "vmdk-forensic/tw_sparse.vmdk",
+		"vmdk-rs/twoGbMaxExtentSparse.vmdk", "vmdk-rs/vmfs_thick.vmdk"} {
+		if b, ok := corpusSeed(f, name); ok {
 			f.Add(b)
 		}
 	}
@@ -41,6 +50,12 @@ func FuzzOpenImage(f *testing.F) {
 			f.Add(b)
 		}
 	}
+	// Two real empty 64 KiB disks from the acceptance corpus (other tools' layouts of header and tables).
+	for _, name := range []string{"vmdk-forensic/minimal.vmdk", "go-vmdk-parser/vmdk-streamoptimized.img"} {
+		if b, ok := corpusSeed(f, name); ok {
+			f.Add(b)
+		}
+	}
 	work := fuzzWorkDir(f)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		p := filepath.Join(work, "fuzz.vmdk")
@@ -63,6 +78,19 @@ func FuzzOpenImage(f *testing.F) {
 		d.AllocatedBlocks(0, sectors, 128)
 		_ = d.Info()
 	})
+}
+
+// corpusSeed reads a file of the acceptance corpus; ok is false when the corpus is absent.
+func corpusSeed(tb testing.TB, name string) (b []byte, ok bool) {
+	dir := testfix.Corpus(tb)
+	if dir == "" {
+		return nil, false
+	}
+	b, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(name)))
+	if err != nil {
+		tb.Fatalf("corpus seed: %v", err)
+	}
+	return b, true
 }
 
 // fuzzWorkDir is a folder in memory when the machine has one: every execution writes its input to a

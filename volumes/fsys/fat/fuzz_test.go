@@ -4,13 +4,24 @@ import (
 	"bytes"
 	"io"
 	"io/fs"
+	"os"
+	"path/filepath"
 	"testing"
+
+	"github.com/vmdkmount/vmdkmount/internal/testfix"
 )
 
 // FuzzBootSector feeds arbitrary boot sectors to the BPB validator.
 func FuzzBootSector(f *testing.F) {
 	for _, n := range fixtures {
 		f.Add(append([]byte(nil), fixture(f, n)[:512]...), int64(40<<20))
+	}
+	// Boot sectors written by another formatter (rust-fatfs), when the acceptance corpus is present.
+	corpus := filepath.Join(testfix.RepoRoot(f), "..", "shared", "acceptance", "corpus", "rust-fatfs")
+	for _, name := range []string{"fat12.img", "fat16.img"} {
+		if b, err := os.ReadFile(filepath.Join(corpus, name)); err == nil {
+			f.Add(b[:512], int64(len(b)))
+		}
 	}
 	f.Fuzz(func(t *testing.T, b []byte, size int64) {
 		g, err := parseBoot(b, size)

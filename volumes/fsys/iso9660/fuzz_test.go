@@ -109,6 +109,21 @@ func FuzzSUSP(f *testing.F) {
 	seed := append(append(append(entry("PX", px), entry("NM", []byte{0, 'n', 'a', 'm', 'e'})...), sl...), ce...)
 	tf := entry("TF", append([]byte{0x0e}, bytes.Repeat([]byte{121, 6, 15, 12, 0, 0, 0}, 3)...))
 	f.Add(seed, append(entry("NM", []byte{1, 'l', 'o', 'n', 'g'}), append(entry("NM", []byte{0, '-', 'x'}), tf...)...))
+	// The System Use areas of the root directory records that genisoimage and xorriso wrote.
+	for _, name := range []string{"small-rr", "tree-rrip112"} {
+		img := fixture(f, name)
+		blk := img[rootBlock(img)*sectorSize : (rootBlock(img)+1)*sectorSize]
+		for len(blk) > 0 && blk[0] != 0 {
+			r, err := parseRecord(blk)
+			if err != nil {
+				f.Fatalf("%s: root record: %v", name, err)
+			}
+			if len(r.system) > 0 {
+				f.Add(bytes.Clone(r.system), []byte(nil))
+			}
+			blk = blk[r.length:]
+		}
+	}
 	f.Fuzz(func(t *testing.T, area, cont []byte) {
 		img := make([]byte, 2*sectorSize)
 		copy(img[sectorSize:], cont)

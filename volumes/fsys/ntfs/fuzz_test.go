@@ -33,6 +33,45 @@ func seedRecords(f *testing.F, magic string, size int) {
 	}
 }
 
+// fixtureRunLists returns the mapping-pairs arrays of the non-resident attributes in the first MFT
+// records of a fixture (written by mkntfs and ntfs-3g), as seeds for the run decoder.
+func fixtureRunLists(f *testing.F, name string) [][]byte {
+	img := fixtureBytes(f, name)
+	bs, err := parseBoot(img)
+	if err != nil {
+		f.Fatal(err)
+	}
+	var lists [][]byte
+	mft := int(bs.mftCluster) * int(bs.clusterSize)
+	for i := 0; i < 40; i++ {
+		off := mft + i*int(bs.recordSize)
+		if off+int(bs.recordSize) > len(img) {
+			break
+		}
+		rec := append([]byte(nil), img[off:off+int(bs.recordSize)]...)
+		if applyFixups(rec, "FILE") != nil {
+			continue
+		}
+		le := binary.LittleEndian
+		for at := int(le.Uint16(rec[0x14:])); at+0x40 <= len(rec) && le.Uint32(rec[at:]) != attrEnd; {
+			length := int(le.Uint32(rec[at+4:]))
+			if length < 0x18 || at+length > len(rec) {
+				break
+			}
+			if rec[at+8] != 0 { // non-resident: the mapping pairs run to the end of the attribute
+				if runOff := int(le.Uint16(rec[at+0x20:])); runOff < length {
+					lists = append(lists, rec[at+runOff:at+length])
+				}
+			}
+			at += length
+		}
+	}
+	if len(lists) == 0 {
+		f.Fatalf("%s: no run lists found in the first MFT records", name)
+	}
+	return lists
+}
+
 func FuzzBootSector(f *testing.F) {
 	f.Add(fixtureBytes(f, "basic")[:512])
 	f.Add(fixtureBytes(f, "c4k")[:512])
@@ -71,6 +110,11 @@ func FuzzDataRuns(f *testing.F) {
 	f.Add([]byte{0x21, 0x18, 0x34, 0x56, 0x00})
 	f.Add([]byte{0x11, 0x30, 0x60, 0x21, 0x10, 0x00, 0x01, 0x01, 0x05, 0x00})
 	f.Add([]byte{0x48, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f, 0x00})
+	for _, name := range []string{"basic", "c4k"} {
+		for _, runs := range fixtureRunLists(f, name) {
+			f.Add(runs)
+		}
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		runs, err := decodeRuns(b, 0)
 		if err != nil {

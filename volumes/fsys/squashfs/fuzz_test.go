@@ -93,6 +93,38 @@ func synthetic(data []byte) *FS {
 	}
 }
 
+// fixtureMetadata returns, from a fixture written by mksquashfs, the decompressed inode metadata
+// starting at each entry of the root directory (at most 128 bytes each, as FuzzInode seeds) and the
+// root's listing with its stored size (a FuzzDirectory seed).
+func fixtureMetadata(f *testing.F, name string) (inodes [][]byte, listing []byte, size uint32) {
+	img := fixtureBytes(f, name)
+	v, err := Open(bytes.NewReader(img), int64(len(img)))
+	if err != nil {
+		f.Fatal(err)
+	}
+	fs := v.(*FS)
+	from := func(block int64, offset, n int) []byte {
+		e, err := fs.metaBlock(block)
+		if err != nil || offset > len(e.data) {
+			f.Fatalf("%s: metadata at %d+%d: %v", name, block, offset, err)
+		}
+		return bytes.Clone(e.data[offset:min(len(e.data), offset+n)])
+	}
+	root, err := fs.inodeAt(fs.sb.rootInode)
+	if err != nil {
+		f.Fatal(err)
+	}
+	ents, err := fs.parseDir(root)
+	if err != nil || len(ents) == 0 {
+		f.Fatalf("%s: root listing: %v", name, err)
+	}
+	for _, e := range ents {
+		inodes = append(inodes, from(int64(fs.sb.inodeTableStart)+int64(e.ref>>16), int(e.ref&0xffff), 128))
+	}
+	listing = from(int64(fs.sb.dirTableStart)+int64(root.dirBlk), int(root.dirOff), int(root.size)-3)
+	return inodes, listing, uint32(root.size)
+}
+
 func FuzzMetadataBlock(f *testing.F) {
 	img := fixtureBytes(f, "tree-gzip.sqfs")
 	sb, _ := parseSuperblock(img, int64(len(img)))
@@ -130,6 +162,12 @@ func FuzzInode(f *testing.F) {
 	dev := le.AppendUint16(nil, typeChar+extOffset)
 	dev = append(dev, make([]byte, 14)...)
 	f.Add(le.AppendUint32(le.AppendUint32(le.AppendUint32(dev, 1), 0x103), noIndex))
+	for _, name := range []string{"tree-gzip.sqfs", "tree-xz.sqfs"} {
+		inodes, _, _ := fixtureMetadata(f, name)
+		for _, in := range inodes {
+			f.Add(in)
+		}
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		fs := synthetic(b)
 		in, err := fs.inodeAt(0)
@@ -156,6 +194,10 @@ func FuzzDirectory(f *testing.F) {
 		seed = append(seed, name...)
 	}
 	f.Add(seed, uint32(len(seed)+3))
+	for _, name := range []string{"tree-gzip.sqfs", "tree-small-blocks.sqfs.gz"} {
+		_, listing, size := fixtureMetadata(f, name)
+		f.Add(listing, size)
+	}
 	f.Fuzz(func(t *testing.T, b []byte, size uint32) {
 		fs := synthetic(b)
 		ents, err := fs.parseDir(&inode{typ: typeDir, size: uint64(size)})
