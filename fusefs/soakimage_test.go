@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/vmdkmount/vmdkmount/internal/testfix"
 )
 
 // soakImage is a generated MBR disk with an ext4 partition (p1) and a squashfs partition (p2), what
@@ -135,7 +137,7 @@ func makeSoakImage(t *testing.T, dir string, big bool) soakImage {
 			img.sums[filepath.Join(id, rel)] = sha256.Sum256(b)
 			return err
 		})
-		run(t, "umount", k)
+		testfix.Unmount(t, k)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 	"unsafe"
+
+	"github.com/vmdkmount/vmdkmount/internal/testfix"
 )
 
 // kernelSums hashes every regular file of each Linux partition of a raw image, read through the
@@ -62,7 +64,7 @@ func kernelSums(t *testing.T, raw string) map[string][32]byte {
 			sums[filepath.Join(id, rel)] = sha256.Sum256(b)
 			return err
 		})
-		exec.Command("umount", k).Run()
+		testfix.Unmount(t, k)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/vmdkmount/vmdkmount/internal/testfix"
 	"github.com/vmdkmount/vmdkmount/vddk"
 	"golang.org/x/sys/unix"
 )
@@ -126,7 +127,7 @@ func TestSecurityDefaults(t *testing.T) {
 		t.Fatalf("loop mount: %v\n%s", err, out)
 	}
 	control := euidOf(t, filepath.Join(ctl, "suid-id"))
-	exec.Command("umount", ctl).Run()
+	testfix.Unmount(t, ctl)
 	if control != "0" {
 		t.Fatalf("control: the setuid-root program runs with euid %s even where setuid is allowed", control)
 	}
