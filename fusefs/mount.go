@@ -47,8 +47,8 @@ func Mount(dir string, l *Layout, o MountOptions) (*fuse.Server, error) {
 			FsName:       o.FsName,
 			Name:         "vmdkmount",
 			Options:      opts,
-			MaxReadAhead: 1 << 20,
-			MaxWrite:     1 << 20,
+			MaxReadAhead: maxRequest(),
+			MaxWrite:     maxRequest(),
 			Debug:        o.Debug,
 			// A read-only tree's link targets never change: let the kernel keep them.
 			EnableSymlinkCaching: !o.Writable,
@@ -57,15 +57,23 @@ func Mount(dir string, l *Layout, o MountOptions) (*fuse.Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mount %s: %w", dir, err)
 	}
-	setReadAhead(dir, readAheadKB)
+	setReadAhead(dir, 4*maxRequest()>>10)
 	return srv, nil
 }
 
-// readAheadKB is the kernel read-ahead asked for the mount: the kernel offers FUSE only 128 KiB at mount
-// time, so sequential reads would come in 128 KiB requests.
-const readAheadKB = 1024
+// maxRequest is the largest READ or WRITE asked of us (go-fuse passes it as max_read too): 1 MiB, less
+// what keeps a READ small enough to be spliced from a host file (see spliceLimit), so a raw disk's
+// contiguous runs reach the reader without being copied through this process.
+func maxRequest() int {
+	n := min(spliceLimit(), 1<<20) &^ (os.Getpagesize() - 1)
+	if n < 128<<10 {
+		return 1 << 20
+	}
+	return n
+}
 
-// setReadAhead raises the mount's read-ahead through its backing device in sysfs. Only root may; for
+// setReadAhead raises the mount's read-ahead through its backing device in sysfs (the kernel offers FUSE
+// only 128 KiB at mount time, so sequential reads would come in 128 KiB requests). Only root may; for
 // others the kernel's default stays, which is correct, only slower.
 func setReadAhead(dir string, kb int) {
 	var st syscall.Stat_t

@@ -3,11 +3,30 @@ package fusefs
 import (
 	"context"
 	"io"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 )
+
+// spliceLimit is the largest read the kernel can take from a host file through a pipe: go-fuse puts the
+// reply header and the data in one pipe, grown to fit them and a page, which fails past the pipe size
+// limit; larger reads are copied instead of trying and failing each time.
+var spliceLimit = sync.OnceValue(func() int {
+	b, err := os.ReadFile("/proc/sys/fs/pipe-max-size")
+	if err != nil {
+		return 0
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		return 0
+	}
+	return n - 2*os.Getpagesize()
+})
 
 // rawNode is a disk or volume shown as a file; reads go straight to its ReaderAt.
 type rawNode struct {
@@ -58,7 +77,7 @@ func (n *rawNode) Read(ctx context.Context, f fs.FileHandle, dest []byte, off in
 	if rem := n.src.Size - off; int64(len(dest)) > rem {
 		dest = dest[:rem]
 	}
-	if n.src.Span != nil && n.src.W == nil {
+	if n.src.Span != nil && n.src.W == nil && len(dest) <= spliceLimit() {
 		if f, fo, ok := n.src.Span(off, int64(len(dest))); ok {
 			return fuse.ReadResultFd(f.Fd(), fo, len(dest)), 0
 		}
@@ -67,7 +86,7 @@ func (n *rawNode) Read(ctx context.Context, f fs.FileHandle, dest []byte, off in
 	if err != nil && err != io.EOF {
 		return nil, errno(err)
 	}
-	return fuse.ReadResultData(dest[:k]), 0
+	return dataResult(dest[:k]), 0
 }
 
 func (n *rawNode) Write(ctx context.Context, f fs.FileHandle, data []byte, off int64) (uint32, syscall.Errno) {

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"github.com/klauspost/compress/flate"
-	"github.com/klauspost/compress/zlib"
 	"io"
 	"os"
 	"sync"
@@ -131,52 +130,63 @@ func (z *grainInflater) inflateTo(out []byte, e *grainExtent, g, off int64) erro
 	return nil
 }
 
-// inflater state is pooled: a zlib reader holds a 32 KiB window and tables worth reusing per grain.
+// inflater state is pooled: a deflate reader holds a 32 KiB window and tables worth reusing per grain.
 type inflateState struct {
 	src  bytes.Reader
-	zr   io.ReadCloser // zlib
-	fr   io.ReadCloser // raw deflate, for writers that omit the zlib header
+	fr   io.ReadCloser
 	tail [1]byte
 }
 
 var inflatePool = sync.Pool{New: func() any { return new(inflateState) }}
 
-// inflateInto inflates a zlib stream (raw deflate as a fallback) into out, verifying the zlib checksum;
-// it returns the bytes produced, which may be fewer than len(out) for a disk's last grain.
+// errChecksum is a grain whose zlib checksum does not match its inflated bytes.
+var errChecksum = errors.New("zlib checksum mismatch")
+
+// inflateInto inflates a zlib stream (raw deflate, for writers that omit the zlib header) into out,
+// verifying the zlib checksum; it returns the bytes produced, which may be fewer than len(out) for a
+// disk's last grain. The deflate body is inflated directly and the checksum computed by adler32Sum,
+// which is faster than the zlib package's.
 func inflateInto(out, src []byte) (int, error) {
 	st := inflatePool.Get().(*inflateState)
 	defer inflatePool.Put(st)
-	st.src.Reset(src)
-	var r io.Reader
-	var err error
-	if st.zr == nil {
-		st.zr, err = zlib.NewReader(&st.src)
-	} else {
-		err = st.zr.(zlib.Resetter).Reset(&st.src, nil)
+	body, zlibHeader := src, isZlibHeader(src)
+	if zlibHeader {
+		body = src[2:]
 	}
-	if err == nil {
-		r = st.zr
-	} else {
-		st.src.Reset(src)
-		if st.fr == nil {
-			st.fr = flate.NewReader(&st.src)
-		} else {
-			st.fr.(flate.Resetter).Reset(&st.src, nil)
-		}
-		r = st.fr
+	st.src.Reset(body)
+	if st.fr == nil {
+		st.fr = flate.NewReader(&st.src)
+	} else if err := st.fr.(flate.Resetter).Reset(&st.src, nil); err != nil {
+		return 0, err
 	}
-	n, err := io.ReadFull(r, out)
+	n, err := io.ReadFull(st.fr, out)
 	switch err {
 	case nil:
-		// Reading on to the end verifies the checksum; data beyond one grain is ignored, as qemu does.
-		if _, err := r.Read(st.tail[:]); err != nil && err != io.EOF {
+		// Data beyond one grain is ignored, as qemu does; otherwise the stream must end here.
+		if k, err := st.fr.Read(st.tail[:]); k > 0 {
+			return n, nil
+		} else if err != io.EOF {
 			return n, err
 		}
-		return n, nil
 	case io.ErrUnexpectedEOF, io.EOF:
-		return n, nil
+	default:
+		return n, err
 	}
-	return n, err
+	// The checksum follows the deflate body (a ByteReader source is never read past its end); a stream
+	// cut before it is let through, as the zlib package does.
+	var sum [4]byte
+	if zlibHeader && st.src.Len() >= 4 {
+		st.src.Read(sum[:])
+		if binary.BigEndian.Uint32(sum[:]) != adler32Sum(out[:n]) {
+			return n, errChecksum
+		}
+	}
+	return n, nil
+}
+
+// isZlibHeader reports whether b starts with a zlib header for deflate without a preset dictionary.
+func isZlibHeader(b []byte) bool {
+	return len(b) >= 2 && b[0]&0x0f == 8 && b[0]>>4 <= 7 && b[1]&0x20 == 0 && (uint16(b[0])<<8|uint16(b[1]))%31 == 0
 }
 
 // findStreamFooter looks for FOOTER marker + footer header near the end of the file, scanning back over
