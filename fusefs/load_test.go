@@ -42,8 +42,8 @@ type soakRun struct {
 	// gate: each read or file hash holds it shared; a heap sample holds it alone, so it measures a
 	// quiet process (under load, go-fuse's buffer pool alone swings by hundreds of MiB).
 	gate sync.RWMutex
-	// walkersBehind counts walkers without a finished walk: the soak outlasts its time (up to three
-	// times) until each has one, as a loaded machine can slow a full walk to seconds.
+	// walkersBehind counts walkers without a finished walk: the soak outlasts its time (up to
+	// twice) until each has one, as a loaded machine can slow a full walk to seconds.
 	walkersBehind atomic.Int64
 	fig           soakFigures
 	fails         atomic.Int64 // messages logged, to keep a broken run's log short
@@ -101,6 +101,7 @@ func TestSoak(t *testing.T) {
 		{Name: "failing", R: badRaw, Size: badRaw.Size()},
 	}}
 	for _, v := range set.Volumes() {
+		l.Raw = append(l.Raw, fusefs.RawSource{Name: v.ID, R: v, Size: v.Size()})
 		tr, err := v.OpenTree(volumes.TreeOptions{})
 		if err != nil {
 			t.Fatal(err)
@@ -163,10 +164,15 @@ func TestSoak(t *testing.T) {
 	}
 	var wg sync.WaitGroup
 	for w := range 8 * scale {
-		wg.Go(func() { s.rawReader(uint64(w), false) })
+		// Every fourth reads raw/p1, the ext4 partition sfdisk placed at p1Start.
+		if w%4 == 3 {
+			wg.Go(func() { s.rawReader(uint64(w), false, "p1", s.want[p1Start:p1Start+p1Size]) })
+		} else {
+			wg.Go(func() { s.rawReader(uint64(w), false, "disk", s.want) })
+		}
 	}
 	for w := range 4 * scale {
-		wg.Go(func() { s.rawReader(uint64(100+w), true) })
+		wg.Go(func() { s.rawReader(uint64(100+w), true, "disk", s.want) })
 	}
 	for w := range 2 * scale {
 		wg.Go(func() { s.faultReader(uint64(200+w), badRaw.badFrom, badRaw.badTo) })
@@ -184,7 +190,7 @@ func TestSoak(t *testing.T) {
 	time.Sleep(dur/2 - dur/10)
 	late = snapshot()
 	time.Sleep(dur / 10)
-	for s.walkersBehind.Load() > 0 && time.Since(start) < 3*dur {
+	for s.walkersBehind.Load() > 0 && time.Since(start) < 2*dur {
 		time.Sleep(100 * time.Millisecond)
 	}
 	ran := time.Since(start).Round(time.Second)
@@ -194,7 +200,7 @@ func TestSoak(t *testing.T) {
 
 	f := &s.fig
 	faults := badRaw.faults.Load() + badDisk.faults.Load()
-	t.Logf("soak %v: %d reads (%d buffered, %d O_DIRECT) of raw/disk, %d reads around a failing region, %d walks hashing %d files; "+
+	t.Logf("soak %v: %d reads (%d buffered, %d O_DIRECT) of raw/disk and raw/p1, %d reads around a failing region, %d walks hashing %d files; "+
 		"%d MiB verified; %d faults injected, %d EIO seen by readers; %d wrong results (losses), %d other errors; "+
 		"goroutines %d before, %d mid, %d late, %d after; heap %d KiB before, %d mid, %d late, %d after",
 		ran, f.reads.Load()+f.directReads.Load(), f.reads.Load(), f.directReads.Load(), f.faultReads.Load(), f.walks.Load(), f.files.Load(),
@@ -217,22 +223,22 @@ func TestSoak(t *testing.T) {
 	}
 }
 
-// rawReader reads random ranges of raw/disk and checks each byte; direct ones use O_DIRECT, so each
-// read reaches the daemon instead of the kernel's page cache.
-func (s *soakRun) rawReader(seed uint64, direct bool) {
+// rawReader reads random ranges of a raw file and checks each byte against want; direct ones use
+// O_DIRECT, so each read reaches the daemon instead of the kernel's page cache.
+func (s *soakRun) rawReader(seed uint64, direct bool, name string, want []byte) {
 	flags := os.O_RDONLY
 	if direct {
 		flags |= syscall.O_DIRECT
 	}
-	f, err := os.OpenFile(filepath.Join(s.mnt, "raw", "disk"), flags, 0)
+	f, err := os.OpenFile(filepath.Join(s.mnt, "raw", name), flags, 0)
 	if err != nil {
-		s.fail(false, "open raw/disk: %v", err)
+		s.fail(false, "open raw/%s: %v", name, err)
 		return
 	}
 	defer f.Close()
 	r := rand.New(rand.NewPCG(seed, 7))
 	buf := alignedBuf(1 << 20)
-	size := int64(len(s.want))
+	size := int64(len(want))
 	for !s.stop.Load() {
 		var off int64
 		var n int
@@ -248,11 +254,11 @@ func (s *soakRun) rawReader(seed uint64, direct bool) {
 		k, err := f.ReadAt(buf[:n], off)
 		s.gate.RUnlock()
 		if err != nil || k != n {
-			s.fail(false, "read %d at %d (direct %v): %d, %v", n, off, direct, k, err)
+			s.fail(false, "read %d at %d of raw/%s (direct %v): %d, %v", n, off, name, direct, k, err)
 			return
 		}
-		if !bytes.Equal(buf[:k], s.want[off:off+int64(k)]) {
-			s.fail(true, "wrong bytes in %d at %d (direct %v)", n, off, direct)
+		if !bytes.Equal(buf[:k], want[off:off+int64(k)]) {
+			s.fail(true, "wrong bytes in %d at %d of raw/%s (direct %v)", n, off, name, direct)
 			return
 		}
 		s.fig.verified.Add(int64(k))
