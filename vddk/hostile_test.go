@@ -1,13 +1,27 @@
 package vddk
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
+	"maps"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
+)
+
+// Bounds of one hostile case: wall time, and bytes allocated (TotalAlloc) by Open and the reads.
+const (
+	hostileCaseTimeout = 10 * time.Second
+	hostileCaseAlloc   = 96 << 20
 )
 
 // The hostile-image suite: every single-file image kind, truncated at every sector boundary of its
@@ -15,6 +29,7 @@ import (
 // must give a clear error (with a VixDiskLib code) or a bounded result, never a panic, within a time
 // limit, and without allocating more than a fixed budget.
 func TestHostileImages(t *testing.T) {
+	defer reportChildPeak()
 	dir := fuzzWorkDir(t)
 	writeCOWD(t, filepath.Join(dir, "cowd"), 4096, 1, []esxGrainWrite{{grain: 0, data: make([]byte, 512)}, {grain: 4000, data: make([]byte, 512)}})
 	writeSESparse(t, filepath.Join(dir, "se"), 4096, []esxGrainWrite{{grain: 1, data: make([]byte, 4096)}, {grain: 2, kind: 2}})
@@ -30,45 +45,67 @@ func TestHostileImages(t *testing.T) {
 	}
 	p := filepath.Join(dir, "hostile.vmdk")
 	cases, opened := 0, 0
+	var maxAlloc uint64
+	var maxAllocCase string
+	host, _ := os.ReadFile("/etc/passwd")
+	hostMark := host[:min(len(host), 48)]
+	hung := false
 	try := func(name string, b []byte) {
 		cases++
-		if err := os.WriteFile(p, b, 0o644); err != nil {
-			t.Fatal(err)
+		if hung {
+			return
 		}
-		var before runtime.MemStats
-		runtime.ReadMemStats(&before)
-		start := time.Now()
-		func() {
-			defer func() {
-				if r := recover(); r != nil {
-					t.Errorf("%s: panic: %v", name, r)
+		t.Run(name, func(t *testing.T) {
+			if err := os.WriteFile(p, b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				defer func() {
+					if r := recover(); r != nil {
+						t.Errorf("panic: %v\n%s", r, debug.Stack())
+					}
+				}()
+				d, err := Open(p, Options{})
+				if err != nil {
+					if CodeOf(err) == ErrFail {
+						t.Errorf("error without a code: %v", err)
+					}
+					t.Log(err)
+					return
 				}
+				opened++
+				defer d.Close()
+				buf := make([]byte, 64<<10)
+				for _, off := range []int64{0, d.Size() / 3, d.Size() - int64(len(buf))} {
+					n, _ := d.ReadAt(buf, max(0, off))
+					if len(hostMark) >= 16 && bytes.Contains(buf[:n], hostMark) {
+						t.Errorf("read the host's /etc/passwd at %d", off)
+					}
+				}
+				d.AllocatedBlocks(0, uint64(min(d.Size(), 256<<20)/SectorSize), 128)
 			}()
-			d, err := Open(p, Options{})
-			if err != nil {
-				if CodeOf(err) == ErrFail {
-					t.Errorf("%s: error without a code: %v", name, err)
-				}
-				return
+			select {
+			case <-done:
+			case <-time.After(hostileCaseTimeout):
+				hung = true
+				t.Fatalf("no result after %v (a hang or a loop)", hostileCaseTimeout)
 			}
-			opened++
-			defer d.Close()
-			buf := make([]byte, 1<<20)
-			for _, off := range []int64{0, d.Size() / 3, d.Size() - int64(len(buf))} {
-				d.ReadAt(buf, max(0, off))
+			runtime.ReadMemStats(&after)
+			a := after.TotalAlloc - before.TotalAlloc
+			if a > hostileCaseAlloc {
+				t.Errorf("allocated %d MiB (bound %d MiB)", a>>20, hostileCaseAlloc>>20)
 			}
-			d.AllocatedBlocks(0, uint64(min(d.Size(), 256<<20)/SectorSize), 128)
-		}()
-		if el := time.Since(start); el > 5*time.Second {
-			t.Errorf("%s: took %v", name, el)
-		}
-		var after runtime.MemStats
-		runtime.ReadMemStats(&after)
-		if a := after.TotalAlloc - before.TotalAlloc; a > 96<<20 {
-			t.Errorf("%s: allocated %d MiB", name, a>>20)
-		}
+			if a > maxAlloc {
+				maxAlloc, maxAllocCase = a, name
+			}
+		})
 	}
-	for name, img := range images {
+	for _, name := range slices.Sorted(maps.Keys(images)) {
+		img := images[name]
 		// Truncations: every sector of the first 64 KiB, and around each table the header names.
 		cuts := map[int]bool{}
 		for c := 0; c < min(len(img), 64<<10); c += SectorSize {
@@ -85,8 +122,8 @@ func TestHostileImages(t *testing.T) {
 			}
 		}
 		cuts[len(img)-1] = true
-		for c := range cuts {
-			try(fmt.Sprintf("%s cut at %d", name, c), img[:c])
+		for _, c := range slices.Sorted(maps.Keys(cuts)) {
+			try(fmt.Sprintf("%s/truncate@%d", name, c), img[:c])
 		}
 		// Bit flips over the header fields (the first 128 bytes hold every field of every kind; the rest of
 		// a header is padding). The large fixtures only get truncated.
@@ -96,7 +133,7 @@ func TestHostileImages(t *testing.T) {
 		for bit := 0; bit < min(len(img), 128)*8; bit++ {
 			b := append([]byte{}, img...)
 			b[bit/8] ^= 1 << (bit % 8)
-			try(fmt.Sprintf("%s bit %d flipped", name, bit), b)
+			try(fmt.Sprintf("%s/flip-byte%d-bit%d", name, bit/8, bit%8), b)
 		}
 		// Hostile values in the fields that size things.
 		if binary.LittleEndian.Uint32(img) == sparseMagic {
@@ -111,13 +148,190 @@ func TestHostileImages(t *testing.T) {
 					} else {
 						binary.LittleEndian.PutUint32(b[f.off:], uint32(v))
 					}
-					try(fmt.Sprintf("%s field %d = %#x", name, f.off, v), b)
+					try(fmt.Sprintf("%s/field%d=%#x", name, f.off, v), b)
 				}
 			}
 		}
 	}
-	t.Logf("%d hostile images tried, %d opened (and were read), none panicked", cases, opened)
+	// Embedded descriptors naming host files, a device, a folder above, the image itself as its own
+	// extent or parent, and sizes past 2^63: the sparse header stays valid, so the descriptor parser and
+	// the path confinement are what must refuse them.
+	mono := images["mono-sparse.vmdk"]
+	h, _ := parseSparseHeader(mono)
+	head := "# Disk DescriptorFile\nversion=1\nCID=fffffffe\nparentCID=ffffffff\ncreateType=\"monolithicSparse\"\n"
+	for _, d := range []struct{ name, text string }{
+		{"extent-etc-passwd", head + `RW 8 FLAT "/etc/passwd" 0`},
+		{"extent-dev-sda", head + `RW 8 FLAT "/dev/sda" 0`},
+		{"extent-dotdot", head + `RW 8 FLAT "../../../../etc/passwd" 0`},
+		{"extent-proc-self-mem", head + `RW 8 FLAT "/proc/self/mem" 0`},
+		{"extent-itself", head + `RW 256 SPARSE "hostile.vmdk"`},
+		{"extent-itself-flat", head + `RW 256 FLAT "hostile.vmdk" 0`},
+		{"size-2^64", head + `RW 18446744073709551616 SPARSE "hostile.vmdk"`},
+		{"size-2^63-1-zero", head + `RW 9223372036854775807 ZERO`},
+		{"offset-2^63", head + `RW 8 FLAT "hostile.vmdk" 9223372036854775807`},
+		{"many-extents", head + strings.Repeat("RW 1 ZERO\n", 100000)},
+		{"parent-itself", strings.Replace(head, "parentCID=ffffffff", "parentCID=fffffffe\nparentFileNameHint=\"hostile.vmdk\"", 1) + `RW 256 SPARSE "hostile.vmdk"`},
+		{"parent-etc-passwd", strings.Replace(head, "parentCID=ffffffff", "parentCID=00000001\nparentFileNameHint=\"/etc/passwd\"", 1) + `RW 256 SPARSE "hostile.vmdk"`},
+		{"line-1MiB", head + strings.Repeat("x", 1<<20)},
+	} {
+		b := append([]byte{}, mono...)
+		lo, hi := int(h.DescOffset)*SectorSize, int(h.DescOffset+h.DescSize)*SectorSize
+		if hi <= lo || hi > len(b) {
+			t.Fatalf("mono-sparse.vmdk has no embedded descriptor area (%d-%d)", lo, hi)
+		}
+		clear(b[lo:hi])
+		text := d.text + "\n"
+		if len(text) > hi-lo { // a descriptor larger than its area: the header says so too
+			b = append(b[:lo], append([]byte(text), b[hi:]...)...)
+			binary.LittleEndian.PutUint64(b[36:], uint64((len(text)+SectorSize-1)/SectorSize))
+		} else {
+			copy(b[lo:], text)
+		}
+		try("mono-sparse.vmdk/descriptor-"+d.name, b)
+		// The same text as a descriptor file, where the extent names are followed.
+		try("descriptor-file/"+d.name, []byte(strings.Replace(d.text, "monolithicSparse", "custom", 1)+"\n"))
+	}
+	if hung {
+		t.Fatal("stopped after a hang: the cases after it were not tried")
+	}
+	t.Logf("%d hostile images tried, %d opened (and were read); most allocated by one case: %d MiB (%s)",
+		cases, opened, maxAlloc>>20, maxAllocCase)
 	if cases < 5000 || opened == 0 {
 		t.Errorf("the suite tried %d cases and opened %d", cases, opened)
+	}
+}
+
+// hostileMemoryLimit bounds the process running the whole suite (the race detector's shadow memory
+// included).
+const hostileMemoryLimit = 512 << 20
+
+// hostileChildEnv marks the test binary re-executed by TestHostileImagesUnderMemoryLimit.
+const hostileChildEnv = "VMDKMOUNT_HOSTILE_CHILD"
+
+// TestHostileImagesUnderMemoryLimit runs TestHostileImages again in a child process held to
+// hostileMemoryLimit: by a cgroup v2 memory.max (without swap) when one can be made, as root on a
+// unified hierarchy; otherwise the child's peak RSS is measured against it (RLIMIT_AS cannot work
+// with the race detector's huge shadow mappings).
+func TestHostileImagesUnderMemoryLimit(t *testing.T) {
+	if os.Getenv(hostileChildEnv) != "" {
+		t.Skip("this is the memory-limited child")
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHostileImages$", "-test.count=1", "-test.v", "-test.timeout=5m")
+	cmd.Env = append(os.Environ(), hostileChildEnv+"=1")
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	how := "peak RSS (VmHWM) measured against the bound"
+	cg, err := memoryCgroup(hostileMemoryLimit)
+	if err == nil {
+		defer cg.remove()
+		cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(cg.fd.Fd())}
+		how = "hard limit by cgroup v2 memory.max"
+	} else {
+		how += " (no cgroup v2: " + err.Error() + ")"
+	}
+	start := time.Now()
+	runErr := cmd.Run()
+	// Not the rusage Maxrss: Linux carries the high-water mark of the mm the child had before exec (the
+	// parent's, shared by vfork) into it, so it reports the parent's size. The child reports its own.
+	var peak int64
+	for _, l := range strings.Split(out.String(), "\n") {
+		if v, ok := strings.CutPrefix(l, hostilePeakTag); ok {
+			peak, _ = strconv.ParseInt(v, 10, 64)
+		}
+	}
+	if cg != nil {
+		if p := cg.value("memory.peak"); p > 0 {
+			peak = p
+		}
+		if n := cg.event("oom_kill"); n > 0 {
+			t.Errorf("the child was killed %d times by the memory limit", n)
+		}
+	}
+	t.Logf("TestHostileImages in a child: %d tests and subtests in %v, peak memory %d MiB of %d MiB (%s)",
+		strings.Count(out.String(), "=== RUN"), time.Since(start).Round(time.Millisecond), peak>>20, hostileMemoryLimit>>20, how)
+	if runErr != nil || !strings.Contains(out.String(), "--- PASS: TestHostileImages ") {
+		lines := strings.Split(out.String(), "\n")
+		t.Errorf("child failed: %v\n%s", runErr, strings.Join(lines[max(0, len(lines)-60):], "\n"))
+	}
+	if peak == 0 {
+		t.Error("the child reported no peak memory")
+	}
+	if peak > hostileMemoryLimit {
+		t.Errorf("the child peaked at %d MiB, over the %d MiB bound", peak>>20, hostileMemoryLimit>>20)
+	}
+}
+
+// hostilePeakTag starts the line on which the child reports its peak resident size.
+const hostilePeakTag = "hostile-child-peak-bytes "
+
+// reportChildPeak prints the child's peak resident size (VmHWM) for the parent to read.
+func reportChildPeak() {
+	if os.Getenv(hostileChildEnv) == "" {
+		return
+	}
+	b, _ := os.ReadFile("/proc/self/status")
+	for _, l := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(l); len(f) == 3 && f[0] == "VmHWM:" {
+			kb, _ := strconv.ParseInt(f[1], 10, 64)
+			fmt.Printf("\n%s%d\n", hostilePeakTag, kb<<10)
+		}
+	}
+}
+
+type cgroupDir struct {
+	dir string
+	fd  *os.File
+}
+
+// memoryCgroup makes a cgroup v2 child of the root with memory.max = limit and no swap.
+func memoryCgroup(limit int64) (*cgroupDir, error) {
+	const root = "/sys/fs/cgroup"
+	ctl, err := os.ReadFile(filepath.Join(root, "cgroup.subtree_control"))
+	if err != nil {
+		return nil, err
+	}
+	if !strings.Contains(string(ctl), "memory") {
+		return nil, fmt.Errorf("the memory controller is not enabled under %s", root)
+	}
+	c := &cgroupDir{dir: filepath.Join(root, fmt.Sprintf("vmdkmount-hostile-%d", os.Getpid()))}
+	if err := os.Mkdir(c.dir, 0o755); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(c.dir, "memory.max"), []byte(strconv.FormatInt(limit, 10)), 0o644); err != nil {
+		c.remove()
+		return nil, err
+	}
+	os.WriteFile(filepath.Join(c.dir, "memory.swap.max"), []byte("0"), 0o644) // absent without swap accounting
+	if c.fd, err = os.Open(c.dir); err != nil {
+		c.remove()
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *cgroupDir) value(name string) int64 {
+	b, _ := os.ReadFile(filepath.Join(c.dir, name))
+	n, _ := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+	return n
+}
+
+func (c *cgroupDir) event(name string) int64 {
+	b, _ := os.ReadFile(filepath.Join(c.dir, "memory.events"))
+	for _, l := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(l); len(f) == 2 && f[0] == name {
+			n, _ := strconv.ParseInt(f[1], 10, 64)
+			return n
+		}
+	}
+	return 0
+}
+
+// remove deletes the cgroup once its only process, the child, has exited.
+func (c *cgroupDir) remove() {
+	if c.fd != nil {
+		c.fd.Close()
+	}
+	for i := 0; i < 50 && os.Remove(c.dir) != nil; i++ {
+		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -16,8 +16,31 @@ import (
 // It reads concurrently; the patch methods are for building the variant before it is read.
 type Image struct {
 	base    []byte
+	chunks  map[int64][]byte // instead of base for a sparse image: its non-zero chunks by index
 	size    int64
 	patches []patch
+}
+
+const chunkSize = 64 << 10
+
+// NewSparse reads size bytes from r keeping only its non-zero 64 KiB chunks: a large image that is
+// mostly holes (the LDM test disks) costs only its data.
+func NewSparse(r io.ReaderAt, size int64) (*Image, error) {
+	im := &Image{chunks: map[int64][]byte{}, size: size}
+	buf := make([]byte, chunkSize)
+	for c := int64(0); c*chunkSize < size; c++ {
+		n, err := r.ReadAt(buf, c*chunkSize)
+		if n < len(buf) && int64(n) < size-c*chunkSize {
+			return nil, fmt.Errorf("hostile: reading chunk %d: %w", c, err)
+		}
+		for _, x := range buf[:n] {
+			if x != 0 {
+				im.chunks[c] = append(make([]byte, 0, chunkSize), buf...)
+				break
+			}
+		}
+	}
+	return im, nil
 }
 
 type patch struct {
@@ -53,10 +76,25 @@ func (im *Image) ReadAt(p []byte, off int64) (int, error) {
 	if off >= im.size {
 		return 0, io.EOF
 	}
-	n := copy(p, im.base[off:min(im.size, int64(len(im.base)))])
-	if want := int(min(int64(len(p)), im.size-off)); n < want {
-		clear(p[n:want]) // a patch may lengthen the image past its base
-		n = want
+	n := int(min(int64(len(p)), im.size-off))
+	switch {
+	case im.chunks != nil:
+		for done := 0; done < n; {
+			at := off + int64(done)
+			c, in := at/chunkSize, int(at%chunkSize)
+			m := min(n-done, chunkSize-in)
+			if data, ok := im.chunks[c]; ok {
+				copy(p[done:done+m], data[in:])
+			} else {
+				clear(p[done : done+m])
+			}
+			done += m
+		}
+	case off < int64(len(im.base)):
+		k := copy(p[:n], im.base[off:])
+		clear(p[k:n]) // a patch may lengthen the image past its base
+	default:
+		clear(p[:n])
 	}
 	for _, pt := range im.patches {
 		lo, hi := max(pt.off, off), min(pt.off+int64(len(pt.data)), off+int64(n))
@@ -80,7 +118,7 @@ func (im *Image) Bytes(off int64, n int) []byte {
 // Put writes data at off.
 func (im *Image) Put(off int64, data []byte) {
 	im.patches = append(im.patches, patch{off, append([]byte(nil), data...)})
-	if end := off + int64(len(data)); end > im.size && int64(len(im.base)) >= end {
+	if end := off + int64(len(data)); end > im.size && im.chunks == nil && int64(len(im.base)) >= end {
 		im.size = end
 	}
 }
