@@ -371,3 +371,32 @@ const hostileMemoryLimit = 512 << 20
 func TestHostileVolumesUnderMemoryLimit(t *testing.T) {
 	hostile.RunUnderMemoryLimit(t, "TestHostileVolumes", hostileMemoryLimit, 5*time.Minute)
 }
+
+// FuzzHostileTree treats the input as a one-disk set and walks every tree in it with the suite's
+// checks: no panic, a walk that ends, no host file's content. Seeded from the hostile images.
+func FuzzHostileTree(f *testing.F) {
+	for _, kind := range []string{"squashfs", "iso", "fat"} {
+		f.Add(hostileImage(f, kind))
+	}
+	host, _ := os.ReadFile("/etc/passwd")
+	f.Fuzz(func(t *testing.T, b []byte) {
+		set, err := Open([]Disk{testfix.NewDev(b)}, Options{})
+		if err != nil {
+			return
+		}
+		for _, v := range set.Volumes() {
+			if !v.HasTree() {
+				continue
+			}
+			tree, err := v.OpenTree(TreeOptions{})
+			if err != nil {
+				continue
+			}
+			_, probs := walkHostile(tree, hostile.Case{Name: "fuzz"}, host)
+			tree.Close()
+			for _, p := range probs {
+				t.Error(p)
+			}
+		}
+	})
+}

@@ -23,6 +23,16 @@ type fsPlan struct {
 	bounds []int64
 	// maxSize is the largest size the format's field holds.
 	maxSize uint64
+	// records are the on-disk records of big.bin and loopdir, damaged field by field.
+	records []record
+}
+
+// record is a span of one on-disk record whose fields the suite sets to extremes one at a time.
+type record struct {
+	what           string
+	off, end, step int64
+	put            func(im *Image, off int64, data []byte) // nil: Image.Put
+	fix            func(im *Image)                         // recomputes the record's checksum, or nil
 }
 
 type span struct{ off, end, step int64 }
@@ -102,6 +112,27 @@ func FilesystemCases(kind string, b []byte) ([]Case, error) {
 					plan.fixSuper(im)
 				}
 				cases = append(cases, one(fmt.Sprintf("%s/super@%d=%x", kind, off, v), im))
+			}
+		}
+	}
+	// Fields of big.bin's and loopdir's records at extremes.
+	for _, r := range plan.records {
+		if r.end <= r.off {
+			return nil, fmt.Errorf("hostile: %s: %s not found", kind, r.what)
+		}
+		for off := r.off; off < r.end; off += r.step {
+			orig := base.Bytes(off, int(r.step))
+			for _, v := range extremes(orig) {
+				im := base.Clone()
+				if r.put != nil {
+					r.put(im, off, v)
+				} else {
+					im.Put(off, v)
+				}
+				if r.fix != nil {
+					r.fix(im)
+				}
+				cases = append(cases, one(fmt.Sprintf("%s/%s+%d=%x", kind, r.what, off-r.off, v), im))
 			}
 		}
 	}

@@ -86,7 +86,7 @@ func LDMCases(name string, disk *Image) ([]Case, error) {
 			})
 		}
 	}
-	for k, v := range vblks[:min(len(vblks), 16)] {
+	for k, v := range vblks[:min(len(vblks), 8)] {
 		for _, f := range []struct {
 			name  string
 			off   int64
@@ -99,7 +99,7 @@ func LDMCases(name string, disk *Image) ([]Case, error) {
 				add(fmt.Sprintf("vblk%d-%s=%#x", k+1, f.name, x), func(im *Image) { im.PutBE(v+f.off, f.width, x) })
 			}
 		}
-		for off := int64(16); off < 48; off++ {
+		for off := int64(16); off < 40; off++ {
 			add(fmt.Sprintf("vblk%d-byte%d=ff", k+1, off), func(im *Image) { im.Put(v+off, []byte{0xff}) })
 		}
 	}

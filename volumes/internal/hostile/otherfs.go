@@ -77,6 +77,30 @@ func ntfsPlan(base *Image) (fsPlan, error) {
 	for _, off := range sizeAt {
 		p.bounds = append(p.bounds, off-off%1024)
 	}
+	// attribute finds the first attribute of a type in the MFT record holding off.
+	attribute := func(offs []int64, typ uint32) []int64 {
+		for _, off := range offs {
+			rec := off - off%1024
+			if string(b[rec:rec+4]) != "FILE" {
+				continue
+			}
+			for a := rec + int64(base.U16(rec+0x14)); a+8 <= rec+1024; {
+				t, n := base.U32(a), int64(base.U32(a+4))
+				if t == typ {
+					return []int64{a}
+				}
+				if t == 0xffffffff || n < 16 {
+					break
+				}
+				a += n
+			}
+		}
+		return nil
+	}
+	big := spanAt("big.bin-data-attribute", attribute(sizeAt, 0x80), 0, 0x60, 4)
+	loop := spanAt("loopdir-index-root", attribute(entries("selfref"), 0x90), 0, 0x80, 4)
+	big.put, loop.put = put, put
+	p.records = append(p.records, big, loop)
 	return p, nil
 }
 
@@ -130,6 +154,8 @@ func fatPlan(base *Image) (fsPlan, error) {
 	for _, off := range sizeAt {
 		p.bounds = append(p.bounds, off-off%bps)
 	}
+	loop := find(b, []byte("LOOPDIR    "), func(off int64) bool { return off%32 == 0 && b[off+11]&0x10 != 0 })
+	p.records = append(p.records, spanAt("big.bin-entry", sizeAt, -28, 32, 1), spanAt("loopdir-entry", loop, 0, 32, 1))
 	return p, nil
 }
 
@@ -225,6 +251,15 @@ func exfatPlan(base *Image) (fsPlan, error) {
 		p.bounds = append(p.bounds, s-s%clusterSize)
 		return nil
 	}
+	big := spanAt("big.bin-entry-set", sizeAt, -56, 96, 1)
+	big.fix = func(im *Image) { fixSet(im, big.off) }
+	var loopSet []int64
+	if s, err := stream("loopdir"); err == nil {
+		loopSet = []int64{s - 32}
+	}
+	loop := spanAt("loopdir-entry-set", loopSet, 0, 96, 1)
+	loop.fix = func(im *Image) { fixSet(im, loop.off) }
+	p.records = append(p.records, big, loop)
 	return p, nil
 }
 
@@ -284,6 +319,12 @@ func isoPlan(base *Image) (fsPlan, error) {
 	for _, off := range sizeAt {
 		p.bounds = append(p.bounds, off-off%2048)
 	}
+	big := spanAt("big.bin-record", sizeAt, -10, 0, 1)
+	if len(sizeAt) > 0 {
+		big.end = big.off + int64(b[big.off])
+	}
+	loop := find(b, []byte("SELFREF"), func(off int64) bool { return off >= 33 && b[off-1] == 7 })
+	p.records = append(p.records, big, spanAt("loopdir-sector", blockOf(loop, 0, 2048), 0, 100, 1))
 	return p, nil
 }
 

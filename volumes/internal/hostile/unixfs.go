@@ -60,7 +60,27 @@ func ext4Plan(base *Image) (fsPlan, error) {
 	for _, off := range sizeAt {
 		p.bounds = append(p.bounds, off-4)
 	}
+	loop := find(b, []byte("selfref"), func(off int64) bool { return off >= 8 && b[off-2] == 7 && b[off-1] == 2 })
+	p.records = append(p.records, spanAt("big.bin-inode", sizeAt, -4, isz, 4), spanAt("loopdir-block", blockOf(loop, -8, bs), 0, 64, 2))
 	return p, nil
+}
+
+// spanAt is a record of n bytes at the first of offs plus delta, with fields step bytes wide; empty
+// (which FilesystemCases reports) when offs is.
+func spanAt(what string, offs []int64, delta, n, step int64) record {
+	if len(offs) == 0 {
+		return record{what: what, step: step}
+	}
+	return record{what: what, off: offs[0] + delta, end: offs[0] + delta + n, step: step}
+}
+
+// blockOf returns the start of the size-byte block holding offs[0]+delta.
+func blockOf(offs []int64, delta, size int64) []int64 {
+	if len(offs) == 0 {
+		return nil
+	}
+	at := offs[0] + delta
+	return []int64{at - at%size}
 }
 
 // xfsPlan: a v5 superblock with its CRC at 224; inodes with the size at +56, CRC at +100 and number at
@@ -133,6 +153,14 @@ func xfsPlan(base *Image) (fsPlan, error) {
 	for _, off := range sizeAt {
 		p.bounds = append(p.bounds, off-56)
 	}
+	big := spanAt("big.bin-inode", sizeAt, -56, 176+32, 4)
+	big.fix = func(im *Image) { fixInode(im, big.off) }
+	loop := spanAt("loopdir-inode", blockOf(find(b, []byte("selfref"), func(off int64) bool {
+		ino := off - off%isz
+		return off >= 3 && b[off-3] == 7 && base.B16(ino) == 0x494e && b[ino+5] == 1
+	}), 0, isz), 176, 64, 1) // the short-form directory in the data fork
+	loop.fix = func(im *Image) { fixInode(im, loop.off-176) }
+	p.records = append(p.records, big, loop)
 	return p, nil
 }
 
@@ -166,8 +194,8 @@ func squashfsPlan(base *Image) (fsPlan, error) {
 	}
 	entry := func(name string) (int64, error) {
 		at := find(b, []byte(name), func(off int64) bool {
-			return off >= dirs+8 && binary.LittleEndian.Uint16(b[off-2:]) == uint16(len(name)-1) &&
-				binary.LittleEndian.Uint16(b[off-4:]) == 1
+			typ := binary.LittleEndian.Uint16(b[off-4:]) // 1 directory … 7 socket
+			return off >= dirs+8 && binary.LittleEndian.Uint16(b[off-2:]) == uint16(len(name)-1) && typ >= 1 && typ <= 7
 		})
 		if err := atLeastOne("squashfs entry "+name, at); err != nil {
 			return 0, err
@@ -192,6 +220,15 @@ func squashfsPlan(base *Image) (fsPlan, error) {
 	}
 	for _, off := range sizeAt {
 		p.bounds = append(p.bounds, off-24)
+	}
+	p.records = append(p.records, spanAt("big.bin-inode", sizeAt, -24, 64, 4))
+	first, err1 := entry("inner.txt")
+	last, err2 := entry("upref")
+	if err1 == nil && err2 == nil && last > first {
+		// loopdir's listing: its header (12 bytes before the first entry) through its last entry.
+		p.records = append(p.records, record{what: "loopdir-listing", off: first - 12, end: last + 8 + 5, step: 2})
+	} else {
+		p.records = append(p.records, record{what: "loopdir-listing", step: 2})
 	}
 	return p, nil
 }
