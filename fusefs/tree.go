@@ -26,7 +26,7 @@ type treeNode struct {
 	st     fsys.Stat // the entry's attributes when it was looked up: a read-only tree never changes them
 
 	mu   sync.Mutex
-	file fsys.File // opened at the first read on a mount without OPEN requests (see Layout.noOpen)
+	file *openFile // opened at the first read on a mount without OPEN requests (see Layout.noOpen)
 }
 
 func newTreeNode(parent *treeNode, p string, st *fsys.Stat) *treeNode {

@@ -95,47 +95,75 @@ func (d *dirHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut)
 }
 
 // Read serves reads on a mount without OPEN requests (the kernel sends no handle): the node opens its
-// file once and keeps it until the kernel forgets the node.
+// file at the first read and lets it go once a read reaches the end, so a walk that reads every file
+// does not keep one open file per file it has read.
 func (n *treeNode) Read(ctx context.Context, f fs.FileHandle, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
 	if tf, ok := f.(*treeFile); ok {
 		return tf.Read(ctx, dest, off)
 	}
-	r, en := n.reader()
+	of, en := n.acquire()
 	if en != 0 {
 		return nil, en
 	}
-	k, err := r.ReadAt(dest, off)
+	k, err := of.f.ReadAt(dest, off)
+	n.release(of, off+int64(k) >= n.st.Size || k < len(dest))
 	if err != nil && err != io.EOF {
 		return nil, errno(err)
 	}
 	return dataResult(dest[:k]), 0
 }
 
-func (n *treeNode) reader() (io.ReaderAt, syscall.Errno) {
+// openFile is a node's file with the reads in flight on it.
+type openFile struct {
+	f     fsys.File
+	users int
+}
+
+func (n *treeNode) acquire() (*openFile, syscall.Errno) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.file != nil {
-		return n.file, 0
+	if n.file == nil {
+		f, en := n.open()
+		if en != 0 {
+			return nil, en
+		}
+		n.file = &openFile{f: f}
 	}
-	var file fsys.File
+	n.file.users++
+	return n.file, 0
+}
+
+// release ends a read; at the end of the file the node lets the file go, closing it when no other
+// read still uses it.
+func (n *treeNode) release(of *openFile, atEnd bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	of.users--
+	if atEnd && n.file == of {
+		n.file = nil
+	}
+	if of.users == 0 && n.file != of {
+		of.f.Close()
+	}
+}
+
+func (n *treeNode) open() (fsys.File, syscall.Errno) {
 	if o, ok := n.tree.(fsys.InodeOpener); ok && n.st.Mode&syscall.S_IFMT == syscall.S_IFREG {
 		f, err := o.OpenInode(n.st.Ino, n.path)
 		if err != nil {
 			return nil, errno(err)
 		}
-		file = f
-	} else {
-		f, err := n.tree.Open(n.path)
-		if err != nil {
-			return nil, errno(err)
-		}
-		var ok bool
-		if file, ok = f.(fsys.File); !ok {
-			f.Close()
-			return nil, syscall.EIO
-		}
+		return f, 0
 	}
-	n.file = file
+	f, err := n.tree.Open(n.path)
+	if err != nil {
+		return nil, errno(err)
+	}
+	file, ok := f.(fsys.File)
+	if !ok {
+		f.Close()
+		return nil, syscall.EIO
+	}
 	return file, 0
 }
 
@@ -151,8 +179,8 @@ func (n *treeNode) Flush(ctx context.Context, f fs.FileHandle) syscall.Errno {
 func (n *treeNode) OnForget() {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.file != nil {
-		n.file.Close()
-		n.file = nil
+	if n.file != nil && n.file.users == 0 {
+		n.file.f.Close()
 	}
+	n.file = nil
 }
