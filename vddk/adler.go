@@ -15,13 +15,17 @@ func adler32Sum(p []byte) uint32 {
 	s1, s2 := uint64(1), uint64(0)
 	for len(p) >= 128 {
 		var all, even, odd, before uint64
-		for q := p[:128]; len(q) >= 8; q = q[8:] {
-			w := binary.LittleEndian.Uint64(q)
-			e, o := w&lanes, (w>>8)&lanes
-			before += all // lanes of the words before this one, summed per word: at most 120*510
-			all += e + o  // at most 16*510
-			even += e
-			odd += o
+		b := (*[128]byte)(p)
+		for i := 0; i < 128; i += 16 {
+			w0 := binary.LittleEndian.Uint64(b[i:])
+			w1 := binary.LittleEndian.Uint64(b[i+8:])
+			e0, o0 := w0&lanes, (w0>>8)&lanes
+			e1, o1 := w1&lanes, (w1>>8)&lanes
+			// before: lanes of the words ahead of each word, summed per word (at most 120*510).
+			before += 2*all + e0 + o0
+			all += e0 + o0 + e1 + o1 // at most 16*510
+			even += e0 + e1
+			odd += o0 + o1
 		}
 		// Byte q of a word counts 8-q times within it; word j counts 15-j more times, eight each.
 		within := 8*lane(even, 0) + 6*lane(even, 1) + 4*lane(even, 2) + 2*lane(even, 3) +
