@@ -153,6 +153,60 @@ func TestHostileImages(t *testing.T) {
 			}
 		}
 	}
+	// Grain directories and tables of the monolithic sparse images (not streams: their tables are
+	// rebuilt from markers) pointing past the end, into the header and descriptor, at each other, and
+	// at the same grain; the primary and the redundant copy alike, so neither saves the case.
+	for _, name := range []string{"kdmv-plain", "kdmv-zeroed", "kdmv-v3", "mono-sparse.vmdk"} {
+		img := images[name]
+		h, err := parseSparseHeader(img)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		le := binary.LittleEndian
+		fileSectors := uint64(len(img) / SectorSize)
+		gds := []uint64{h.GDOffset, h.RGDOffset}
+		gt0 := uint64(le.Uint32(img[h.GDOffset*SectorSize:]))
+		gt1 := uint64(le.Uint32(img[h.GDOffset*SectorSize+4:]))
+		targets := map[string]uint64{"zero": 0, "sector1": 1, "descriptor": h.DescOffset,
+			"gd": h.GDOffset, "rgd": h.RGDOffset, "past-end": fileSectors + 8, "last-sector": fileSectors - 1,
+			"max": 0xffffffff, "gt1": gt1}
+		for _, what := range slices.Sorted(maps.Keys(targets)) {
+			v := targets[what]
+			for _, gte := range []int{0, 1} {
+				// A grain directory entry.
+				b := append([]byte{}, img...)
+				for _, gd := range gds {
+					le.PutUint32(b[gd*SectorSize+uint64(4*gte):], uint32(v))
+				}
+				try(fmt.Sprintf("%s/gd-entry%d=%s", name, gte, what), b)
+				// A grain table entry of the first table (and of its redundant copy).
+				b = append([]byte{}, img...)
+				for i, gd := range gds {
+					gt := uint64(le.Uint32(img[gd*SectorSize:]))
+					if gt == 0 || (gt+1)*SectorSize > uint64(len(b)) {
+						if i == 0 {
+							t.Fatalf("%s: the first grain table is at sector %d", name, gt)
+						}
+						continue
+					}
+					le.PutUint32(b[gt*SectorSize+uint64(4*gte):], uint32(v))
+				}
+				try(fmt.Sprintf("%s/gt0-entry%d=%s", name, gte, what), b)
+			}
+		}
+		// Overlaps: both directory entries naming one table, and every entry of a table naming one grain.
+		b := append([]byte{}, img...)
+		for _, gd := range gds {
+			le.PutUint32(b[gd*SectorSize+4:], uint32(gt0))
+		}
+		try(name+"/gd-entries-share-a-table", b)
+		b = append([]byte{}, img...)
+		first := le.Uint32(img[gt0*SectorSize:])
+		for i := uint64(0); i < uint64(h.NumGTEsPerGT); i++ {
+			le.PutUint32(b[gt0*SectorSize+4*i:], first+1)
+		}
+		try(name+"/gt0-all-entries-one-grain", b)
+	}
 	// Embedded descriptors naming host files, a device, a folder above, the image itself as its own
 	// extent or parent, and sizes past 2^63: the sparse header stays valid, so the descriptor parser and
 	// the path confinement are what must refuse them.
