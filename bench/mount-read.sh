@@ -24,6 +24,13 @@ trap cleanup EXIT
 drop() { sync; echo 3 >/proc/sys/vm/drop_caches; }
 secs() { local s e; s=$(date +%s.%N); "$@" >/dev/null; e=$(date +%s.%N); echo "$e - $s" | bc; }
 ratio() { echo "$1 / $2" | bc -l; }
+# CPU seconds used so far by the FUSE daemon serving mount point $1 (a steadier figure than wall time
+# on a busy machine); "-" for the kernel.
+cpuof() {
+	local p
+	p=$(pgrep -f -- "[ ]$1\$" | head -1)
+	if [ -n "$p" ]; then awk -v t="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / t}' "/proc/$p/stat"; else echo -; fi
+}
 waitfile() { for _ in $(seq 100); do [ -e "$1" ] && return 0; sleep 0.1; done; echo "timeout waiting for $1" >&2; return 1; }
 rnd() { openssl enc -aes-128-ctr -nosalt -pbkdf2 -pass "pass:$1" </dev/zero 2>/dev/null | head -c "$2" || true; }
 
@@ -42,7 +49,7 @@ if [ ! -f "$src" ]; then
 fi
 cat "$src" >/dev/null
 tcat=$(secs cat "$src")
-printf '%-18s %9s %9s %9s %12s %12s\n' disk "ours s" "libvmdk s" "cat s" "vs libvmdk" "vs cat"
+printf '%-18s %9s %9s %9s %12s %12s %14s\n' disk "ours s" "libvmdk s" "cat s" "vs libvmdk" "vs cat" "daemon CPU s"
 for fmt in monolithicSparse streamOptimized; do
 	d=$work/seq-$fmt.vmdk
 	[ -f "$d" ] || qemu-img convert -f raw -O vmdk -o subformat=$fmt "$src" "$d"
@@ -51,13 +58,15 @@ for fmt in monolithicSparse streamOptimized; do
 	cat "$d" >/dev/null
 	"$ours" --raw "$d" "$m1"
 	to=$(secs cat "$m1/raw/disk")
+	co=$(cpuof "$m1")
 	"$ours" umount "$m1"
 	"$libvmdk" "$d" "$m2" >/dev/null 2>&1 &
 	waitfile "$m2/vmdk1"
 	tl=$(secs cat "$m2/vmdk1")
+	cl=$(cpuof "$m2")
 	fusermount3 -u "$m2" || fusermount -u "$m2"
 	wait || true
-	printf '%-18s %9.3f %9.3f %9.3f %11.2fx %11.2fx\n' "$fmt" "$to" "$tl" "$tcat" "$(ratio "$tl" "$to")" "$(ratio "$tcat" "$to")"
+	printf '%-18s %9.3f %9.3f %9.3f %11.2fx %11.2fx %6s / %-6s\n' "$fmt" "$to" "$tl" "$tcat" "$(ratio "$tl" "$to")" "$(ratio "$tcat" "$to")" "$co" "$cl"
 done
 
 echo "== 1b. parallel readers of raw/disk (streamOptimized, source in page cache): throughput against one reader"
@@ -98,26 +107,27 @@ if [ ! -f "$ntfs" ]; then
 	cp -a /usr/share/. "$m2/" 2>/dev/null || true
 	umount "$m2"
 fi
-printf '%-8s %9s %9s %12s %s\n' volume "ours s" "peer s" ratio peer
+printf '%-8s %9s %9s %12s %14s %s\n' volume "ours s" "peer s" ratio "daemon CPU s" peer
 # ext4: kernel loop mount of the raw image, and the kernel over libvmdk's FUSE file of a VMDK of it.
 mount -o loop,ro "$ext" "$m2"; drop; tk=$(secs walk "$m2"); umount "$m2"
-"$ours" --volume disk "$ext" "$m1"; drop; to=$(secs walk "$m1"); "$ours" umount "$m1"
-printf '%-8s %9.3f %9.3f %11.2fx %s\n' ext4 "$to" "$tk" "$(ratio "$tk" "$to")" "kernel loop mount"
+"$ours" --volume disk "$ext" "$m1"; drop; to=$(secs walk "$m1"); co=$(cpuof "$m1"); "$ours" umount "$m1"
+printf '%-8s %9.3f %9.3f %11.2fx %6s / %-6s %s\n' ext4 "$to" "$tk" "$(ratio "$tk" "$to")" "$co" - "kernel loop mount"
 extv=$work/share-ext4.vmdk
 [ -f "$extv" ] || qemu-img convert -f raw -O vmdk "$ext" "$extv"
-"$ours" --volume disk "$extv" "$m1"; drop; to=$(secs walk "$m1"); "$ours" umount "$m1"
+"$ours" --volume disk "$extv" "$m1"; drop; to=$(secs walk "$m1"); co=$(cpuof "$m1"); "$ours" umount "$m1"
 "$libvmdk" "$extv" "$m2" >/dev/null 2>&1 &
 waitfile "$m2/vmdk1"
 m3=$work/m3
 mkdir -p "$m3"
 mount -o loop,ro "$m2/vmdk1" "$m3"; drop; tl=$(secs walk "$m3"); umount "$m3"
+cl=$(cpuof "$m2")
 fusermount3 -u "$m2" || true
 wait || true
-printf '%-8s %9.3f %9.3f %11.2fx %s\n' ext4 "$to" "$tl" "$(ratio "$tl" "$to")" "kernel over libvmdk vmdkmount (VMDK)"
+printf '%-8s %9.3f %9.3f %11.2fx %6s / %-6s %s\n' ext4 "$to" "$tl" "$(ratio "$tl" "$to")" "$co" "$cl" "kernel over libvmdk vmdkmount (VMDK)"
 # NTFS: ntfs-3g on the raw image.
-ntfs-3g -o ro "$ntfs" "$m2"; drop; tn=$(secs walk "$m2"); umount "$m2"
-"$ours" --volume disk "$ntfs" "$m1"; drop; to=$(secs walk "$m1"); "$ours" umount "$m1"
-printf '%-8s %9.3f %9.3f %11.2fx %s\n' ntfs "$to" "$tn" "$(ratio "$tn" "$to")" "ntfs-3g"
+ntfs-3g -o ro "$ntfs" "$m2"; drop; tn=$(secs walk "$m2"); cl=$(cpuof "$m2"); umount "$m2"
+"$ours" --volume disk "$ntfs" "$m1"; drop; to=$(secs walk "$m1"); co=$(cpuof "$m1"); "$ours" umount "$m1"
+printf '%-8s %9.3f %9.3f %11.2fx %6s / %-6s %s\n' ntfs "$to" "$tn" "$(ratio "$tn" "$to")" "$co" "$cl" "ntfs-3g"
 
 echo "== 3. peak memory of the daemon on a 2 TiB sparse disk"
 big=$work/big2t.vmdk
