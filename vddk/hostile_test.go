@@ -21,7 +21,7 @@ import (
 // Bounds of one hostile case: wall time, and bytes allocated (TotalAlloc) by Open and the reads.
 const (
 	hostileCaseTimeout = 10 * time.Second
-	hostileCaseAlloc   = 96 << 20
+	hostileCaseAlloc   = 32 << 20 // the largest case takes 4 MiB
 )
 
 // The hostile-image suite: every single-file image kind, truncated at every sector boundary of its

@@ -26,7 +26,7 @@ import (
 // Bounds every hostile case must stay within.
 const (
 	hostileCaseTimeout = 15 * time.Second // wall time for Open, OpenTree and the whole walk
-	hostileCaseAlloc   = 96 << 20         // bytes allocated (TotalAlloc) by one case
+	hostileCaseAlloc   = 32 << 20         // bytes allocated (TotalAlloc) by one case: the largest takes 8 MiB
 	hostileMaxEntries  = 20000            // entries one walk may visit: the images hold about twenty
 	hostileMaxDepth    = 64               // directory depth: the images are three levels deep
 	hostileReadCap     = 1 << 20          // bytes read from one file
@@ -53,48 +53,47 @@ func hostileImage(t testing.TB, name string) []byte {
 // hostileFilesystems are the images of testdata/hostile: the same tree in every format.
 var hostileFilesystems = []string{"ext4", "xfs", "ntfs", "fat", "exfat", "iso", "squashfs"}
 
-// hostileCases builds every case: filesystems damaged field by field, partition tables and LVM
-// metadata damaged likewise.
-func hostileCases(t *testing.T) []hostile.Case {
-	var all []hostile.Case
+// hostileFamilies lists the case families: each filesystem damaged field by field, partition tables,
+// LVM metadata and LDM databases damaged likewise. A family's images are loaded only when it runs, so
+// the suite holds one family's images at a time.
+func hostileFamilies(t *testing.T) []func() []hostile.Case {
+	check := func(cs []hostile.Case, err error) []hostile.Case {
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cs
+	}
+	var fams []func() []hostile.Case
 	for _, kind := range hostileFilesystems {
-		cs, err := hostile.FilesystemCases(kind, hostileImage(t, kind))
-		if err != nil {
-			t.Fatal(err)
-		}
-		all = append(all, cs...)
+		fams = append(fams, func() []hostile.Case { return check(hostile.FilesystemCases(kind, hostileImage(t, kind))) })
 	}
-	for _, name := range []string{"ebrtiny.img"} {
-		cs, err := hostile.MBRCases(name, testfix.Image(t, name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		all = append(all, cs...)
-	}
-	all = append(all, hostileCase("ebrloop.img/unchanged", testfix.Image(t, "ebrloop.img")))
-	for _, g := range []struct {
-		name string
-		ss   int64
-	}{{"gpttiny.img", 512}, {"gpt4k.img", 4096}} {
-		cs, err := hostile.GPTCases(g.name, testfix.Image(t, g.name), g.ss)
-		if err != nil {
-			t.Fatal(err)
-		}
-		all = append(all, cs...)
-	}
-	var lvm [][]byte
-	for _, n := range []string{"lvm-d0.img", "lvm-d1.img", "lvm-d2.img"} {
-		lvm = append(lvm, testfix.Image(t, n))
-	}
-	cs, err := hostile.LVMCases("lvm", lvm)
-	if err != nil {
-		t.Fatal(err)
-	}
-	all = append(all, cs...)
-	// LDM: a Windows simple volume from the acceptance corpus, when present.
+	fams = append(fams,
+		func() []hostile.Case {
+			cs := check(hostile.MBRCases("ebrtiny.img", testfix.Image(t, "ebrtiny.img")))
+			return append(cs, hostileCase("ebrloop.img/unchanged", testfix.Image(t, "ebrloop.img")))
+		},
+		func() []hostile.Case {
+			return check(hostile.GPTCases("gpttiny.img", testfix.Image(t, "gpttiny.img"), 512))
+		},
+		func() []hostile.Case {
+			return check(hostile.GPTCases("gpt4k.img", testfix.Image(t, "gpt4k.img"), 4096))
+		},
+		func() []hostile.Case {
+			var lvm [][]byte
+			for _, n := range []string{"lvm-d0.img", "lvm-d1.img", "lvm-d2.img"} {
+				lvm = append(lvm, testfix.Image(t, n))
+			}
+			return check(hostile.LVMCases("lvm", lvm))
+		},
+		func() []hostile.Case { return ldmCases(t) })
+	return fams
+}
+
+// ldmCases damages a Windows simple volume's disk from the acceptance corpus, when present.
+func ldmCases(t *testing.T) []hostile.Case {
 	if _, err := exec.LookPath("xz"); err != nil || testfix.Corpus(t) == "" {
 		t.Log("no LDM cases: the acceptance corpus or xz is absent")
-		return all
+		return nil
 	}
 	f, err := os.Open(filepath.Join(ldmDir(t), "ldm-2003r2-simple-1.img"))
 	if err != nil {
@@ -109,12 +108,11 @@ func hostileCases(t *testing.T) []hostile.Case {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cs, err = hostile.LDMCases("ldm-simple", disk)
+	cs, err := hostile.LDMCases("ldm-simple", disk)
 	if err != nil {
 		t.Fatal(err)
 	}
-	all = append(all, hostile.Case{Name: "ldm-simple/unchanged", Disks: []*hostile.Image{disk}})
-	return append(all, cs...)
+	return append([]hostile.Case{{Name: "ldm-simple/unchanged", Disks: []*hostile.Image{disk}}}, cs...)
 }
 
 func hostileCase(name string, b []byte) hostile.Case {
@@ -126,18 +124,19 @@ func hostileCase(name string, b []byte) hostile.Case {
 // never a panic, a hang or a host file's content. Every case is a subtest, so -v names them all.
 func TestHostileVolumes(t *testing.T) {
 	defer hostile.ReportChildPeak()
-	cases := hostileCases(t)
 	host, _ := os.ReadFile("/etc/passwd")
 	// Readers warn about every damaged structure they work around; thousands of cases would flood the log.
 	defer slog.SetDefault(slog.Default())
 	slog.SetDefault(slog.New(slog.DiscardHandler))
 	var stats hostileStats
 	start := time.Now()
-	for _, c := range cases {
-		if stats.hung.Load() {
-			t.Fatalf("stopping after a hang: %d cases left untried", len(cases)-int(stats.tried))
+	for _, family := range hostileFamilies(t) {
+		for _, c := range family() {
+			if stats.hung.Load() {
+				t.Fatal("stopping after a hang: the cases after it were not tried")
+			}
+			t.Run(c.Name, func(t *testing.T) { runHostileCase(t, c, host, &stats) })
 		}
-		t.Run(c.Name, func(t *testing.T) { runHostileCase(t, c, host, &stats) })
 	}
 	t.Logf("%d hostile cases in %v: %d volumes opened, %d trees opened, %d entries walked; most allocated by one case: %d MiB (%s)",
 		stats.tried, time.Since(start).Round(time.Millisecond), stats.volumes, stats.trees, stats.entries,
@@ -276,6 +275,12 @@ func walkHostile(tree fsys.FS, c hostile.Case, host []byte) (int, []string) {
 		if err != nil || d == nil {
 			return nil // a damaged entry: its error is the expected outcome
 		}
+		if fi, err := d.Info(); err == nil && fi.Size() < 0 {
+			probs = append(probs, fmt.Sprintf("%s: negative size %d", p, fi.Size()))
+		}
+		if fi, err := tree.Lstat(p); err == nil && fi.Size() < 0 {
+			probs = append(probs, fmt.Sprintf("Lstat %s: negative size %d", p, fi.Size()))
+		}
 		switch {
 		case d.Type()&fs.ModeSymlink != 0:
 			tree.ReadLink(p)
@@ -283,11 +288,17 @@ func walkHostile(tree fsys.FS, c hostile.Case, host []byte) (int, []string) {
 			if r, err := fsys.Resolve(tree, p, true); err == nil && strings.HasPrefix(r, "/") {
 				probs = append(probs, fmt.Sprintf("%s resolved outside the tree: %s", p, r))
 			}
-			b, _ := readCapped(tree, p)
+			b, err := readCapped(tree, p)
 			checkContent(p, b)
+			if errors.Is(err, errNegativeSize) {
+				probs = append(probs, err.Error())
+			}
 		case d.Type().IsRegular():
-			b, _ := readCapped(tree, p)
+			b, err := readCapped(tree, p)
 			checkContent(p, b)
+			if errors.Is(err, errNegativeSize) {
+				probs = append(probs, err.Error())
+			}
 			base := path.Base(p)
 			if c.BigSize && (base == "big.bin" || base == "big.lnk") {
 				if n := min(len(b), len(bigContent)); !bytes.Equal(b[:n], bigContent[:n]) {
@@ -306,6 +317,8 @@ func walkHostile(tree fsys.FS, c hostile.Case, host []byte) (int, []string) {
 	return entries, probs
 }
 
+var errNegativeSize = errors.New("an open file's size is negative")
+
 // readCapped reads name (following links) through Read and ReadAt, at most hostileReadCap bytes, and
 // probes offsets at and past the stated size.
 func readCapped(tree fsys.FS, name string) ([]byte, error) {
@@ -316,6 +329,8 @@ func readCapped(tree fsys.FS, name string) ([]byte, error) {
 	defer f.Close()
 	if fi, err := f.Stat(); err == nil && fi.IsDir() {
 		return nil, nil
+	} else if err == nil && fi.Size() < 0 {
+		return nil, fmt.Errorf("%s: %w (%d)", name, errNegativeSize, fi.Size())
 	}
 	b, err := io.ReadAll(io.LimitReader(f, hostileReadCap))
 	if ra, ok := f.(io.ReaderAt); ok {
@@ -372,15 +387,27 @@ func TestHostileVolumesUnderMemoryLimit(t *testing.T) {
 	hostile.RunUnderMemoryLimit(t, "TestHostileVolumes", hostileMemoryLimit, 5*time.Minute)
 }
 
-// FuzzHostileTree treats the input as a one-disk set and walks every tree in it with the suite's
-// checks: no panic, a walk that ends, no host file's content. Seeded from the hostile images.
+// FuzzHostileTree patches one of the hostile images (a few bytes at an offset, and a cut) and walks
+// every tree of the result with the suite's checks: no panic, a walk that ends, no host file's
+// content. The input is the patch, not the image, so each run mutates a real filesystem structure.
 func FuzzHostileTree(f *testing.F) {
-	for _, kind := range []string{"squashfs", "iso", "fat"} {
-		f.Add(hostileImage(f, kind))
+	var images [][]byte
+	for _, kind := range hostileFilesystems {
+		images = append(images, hostileImage(f, kind))
+	}
+	for i := range images {
+		f.Add(uint8(i), uint32(1024), []byte{0xff, 0xff, 0xff, 0xff}, uint32(0))
+		f.Add(uint8(i), uint32(32768+156), []byte{0}, uint32(len(images[i])/2))
 	}
 	host, _ := os.ReadFile("/etc/passwd")
-	f.Fuzz(func(t *testing.T, b []byte) {
-		set, err := Open([]Disk{testfix.NewDev(b)}, Options{})
+	f.Fuzz(func(t *testing.T, which uint8, off uint32, patch []byte, cut uint32) {
+		base := hostile.New(images[int(which)%len(images)])
+		im := base.Clone()
+		im.Put(int64(off)%base.Size(), patch[:min(len(patch), 64)])
+		if cut != 0 {
+			im = im.Truncated(int64(cut) % base.Size())
+		}
+		set, err := Open([]Disk{im}, Options{})
 		if err != nil {
 			return
 		}

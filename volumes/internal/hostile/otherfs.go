@@ -99,8 +99,12 @@ func ntfsPlan(base *Image) (fsPlan, error) {
 	}
 	big := spanAt("big.bin-data-attribute", attribute(sizeAt, 0x80), 0, 0x60, 4)
 	loop := spanAt("loopdir-index-root", attribute(entries("selfref"), 0x90), 0, 0x80, 4)
-	big.put, loop.put = put, put
-	p.records = append(p.records, big, loop)
+	// ntfs-3g writes passwd-abs as an Interix symlink: a system file whose data is "IntxLNK\1" and the
+	// target in UTF-16.
+	interix := find(b, append([]byte("IntxLNK\x01"), utf16le("/etc/passwd")...), nil)
+	link := spanAt("passwd-abs-data-attribute", attribute(interix, 0x80), 0, 0x60, 4)
+	big.put, loop.put, link.put = put, put, put
+	p.records = append(p.records, big, loop, link)
 	return p, nil
 }
 

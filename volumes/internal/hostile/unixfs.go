@@ -61,7 +61,12 @@ func ext4Plan(base *Image) (fsPlan, error) {
 		p.bounds = append(p.bounds, off-4)
 	}
 	loop := find(b, []byte("selfref"), func(off int64) bool { return off >= 8 && b[off-2] == 7 && b[off-1] == 2 })
-	p.records = append(p.records, spanAt("big.bin-inode", sizeAt, -4, isz, 4), spanAt("loopdir-block", blockOf(loop, -8, bs), 0, 64, 2))
+	// passwd-abs is a fast symlink: its target sits in i_block at +40.
+	link := find(b, []byte("/etc/passwd\x00"), func(off int64) bool {
+		return (off-40)%isz == 0 && base.U16(off-40)&0xf000 == 0xa000
+	})
+	p.records = append(p.records, spanAt("big.bin-inode", sizeAt, -4, isz, 4), spanAt("loopdir-block", blockOf(loop, -8, bs), 0, 64, 2),
+		spanAt("passwd-abs-inode", link, -40, isz, 4))
 	return p, nil
 }
 
@@ -160,7 +165,12 @@ func xfsPlan(base *Image) (fsPlan, error) {
 		return off >= 3 && b[off-3] == 7 && base.B16(ino) == 0x494e && b[ino+5] == 1
 	}), 0, isz), 176, 64, 1) // the short-form directory in the data fork
 	loop.fix = func(im *Image) { fixInode(im, loop.off-176) }
-	p.records = append(p.records, big, loop)
+	// passwd-abs is a local symlink: its target fills the data fork.
+	link := spanAt("passwd-abs-inode", find(b, []byte("/etc/passwd"), func(off int64) bool {
+		return (off-176)%isz == 0 && base.B16(off-176) == 0x494e
+	}), -176, 176+16, 4)
+	link.fix = func(im *Image) { fixInode(im, link.off) }
+	p.records = append(p.records, big, loop, link)
 	return p, nil
 }
 
@@ -222,6 +232,11 @@ func squashfsPlan(base *Image) (fsPlan, error) {
 		p.bounds = append(p.bounds, off-24)
 	}
 	p.records = append(p.records, spanAt("big.bin-inode", sizeAt, -24, 64, 4))
+	// passwd-abs is a basic symlink inode (type 3): header, link count, target size, target.
+	link := find(b, []byte("/etc/passwd"), func(off int64) bool {
+		return off >= inodes+24 && off < dirs && base.U32(off-4) == 11 && base.U16(off-24) == 3
+	})
+	p.records = append(p.records, spanAt("passwd-abs-inode", link, -24, 24+11, 2))
 	first, err1 := entry("inner.txt")
 	last, err2 := entry("upref")
 	if err1 == nil && err2 == nil && last > first {
