@@ -1,0 +1,139 @@
+package hostile
+
+import (
+	"bytes"
+	"compress/gzip"
+	"encoding/binary"
+	"io"
+	"math/rand"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/vmdkmount/vmdkmount/internal/testfix"
+)
+
+func image(t *testing.T, dir, name string) []byte {
+	t.Helper()
+	f, err := os.Open(filepath.Join(testfix.RepoRoot(t), "testdata", dir, name+".gz"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// The checksum repairs must reproduce what mkfs.exfat, mkfs.xfs (and the kernel) and lvm2 wrote on the
+// undamaged images; otherwise every "repaired" case would stop at a checksum error and test nothing.
+func TestChecksumRepairsMatchTheTools(t *testing.T) {
+	ex := image(t, "hostile", "exfat.img")
+	p, err := exfatPlan(New(ex))
+	if err != nil {
+		t.Fatal(err)
+	}
+	im := New(ex)
+	p.fixSuper(im)
+	for _, r := range p.records {
+		r.fix(im)
+	}
+	if !bytes.Equal(im.Bytes(0, len(ex)), ex) {
+		t.Error("exFAT: the boot-region or entry-set checksum differs from mkfs.exfat's")
+	}
+
+	x := image(t, "hostile", "xfs.img")
+	xp, err := xfsPlan(New(x))
+	if err != nil {
+		t.Fatal(err)
+	}
+	xi := New(x)
+	xp.fixSuper(xi)
+	fixed := 0
+	for _, r := range xp.records {
+		if r.fix != nil {
+			r.fix(xi)
+			fixed++
+		}
+	}
+	if fixed < 3 || !bytes.Equal(xi.Bytes(0, len(x)), x) {
+		t.Errorf("XFS: %d inode CRCs redone; the superblock or an inode CRC differs from the kernel's", fixed)
+	}
+
+	for _, n := range []string{"lvm-d0.img", "lvm-d1.img", "lvm-d2.img"} {
+		d := image(t, "volumes", n)
+		areas := lvmAreas(d)
+		if len(areas) == 0 {
+			t.Fatalf("%s: no metadata area", n)
+		}
+		for _, a := range areas {
+			h := a - 4
+			if got, want := lvmCRC(d[a:h+512]), binary.LittleEndian.Uint32(d[h:]); got != want {
+				t.Errorf("%s: area header CRC %08x, lvm2 wrote %08x", n, got, want)
+			}
+			off, size := binary.LittleEndian.Uint64(d[h+40:]), binary.LittleEndian.Uint64(d[h+48:])
+			text := d[h+int64(off) : h+int64(off+size)]
+			if got, want := lvmCRC(text), binary.LittleEndian.Uint32(d[h+56:]); got != want {
+				t.Errorf("%s: text CRC %08x, lvm2 wrote %08x", n, got, want)
+			}
+		}
+	}
+}
+
+// An Image reads as the base with its patches applied in order and cut at its length, whether the
+// base is whole or kept as non-zero chunks.
+func TestImageReadsItsPatches(t *testing.T) {
+	r := rand.New(rand.NewSource(7))
+	base := make([]byte, 300<<10)
+	for i := 100 << 10; i < 170<<10; i++ { // one data run; the rest stays zero, as holes
+		base[i] = byte(r.Intn(256))
+	}
+	sparse, err := NewSparse(bytes.NewReader(base), int64(len(base)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sparse.chunks) != 2 {
+		t.Errorf("%d non-zero chunks kept, want 2", len(sparse.chunks))
+	}
+	for _, start := range []*Image{New(base), sparse} {
+		want := append([]byte(nil), base...)
+		im := start.Clone()
+		for k := 0; k < 50; k++ {
+			off := r.Intn(len(base) - 100)
+			data := make([]byte, 1+r.Intn(99))
+			r.Read(data)
+			im.Put(int64(off), data)
+			copy(want[off:], data)
+		}
+		cut := int64(250 << 10)
+		im = im.Truncated(cut)
+		want = want[:cut]
+		for k := 0; k < 200; k++ {
+			off := r.Int63n(cut + 1000)
+			p := make([]byte, r.Intn(150<<10))
+			n, err := im.ReadAt(p, off)
+			end := min(off+int64(len(p)), cut)
+			if off >= cut {
+				if n != 0 || err != io.EOF {
+					t.Fatalf("read at %d past the %d-byte end: %d, %v", off, cut, n, err)
+				}
+				continue
+			}
+			if int64(n) != end-off || !bytes.Equal(p[:n], want[off:end]) {
+				t.Fatalf("read of %d at %d: %d bytes, not the patched base", len(p), off, n)
+			}
+			if (end < off+int64(len(p))) != (err == io.EOF) {
+				t.Fatalf("read of %d at %d: error %v", len(p), off, err)
+			}
+		}
+		if !bytes.Equal(start.Bytes(0, len(base)), base) {
+			t.Fatal("patching a clone changed the image it came from")
+		}
+	}
+}
