@@ -281,7 +281,16 @@ func walkHostile(tree fsys.FS, c hostile.Case, host []byte) (int, []string) {
 		if fi, err := tree.Lstat(p); err == nil && fi.Size() < 0 {
 			probs = append(probs, fmt.Sprintf("Lstat %s: negative size %d", p, fi.Size()))
 		}
+		// What a FUSE layer also asks of every entry: its extended attributes.
+		if names, err := tree.ListXattr(p); err == nil {
+			for _, n := range names[:min(len(names), 64)] {
+				tree.GetXattr(p, n)
+			}
+		}
+		tree.GetXattr(p, "user.absent")
 		switch {
+		case d.IsDir():
+			probs = append(probs, readDirPaged(tree, p)...)
 		case d.Type()&fs.ModeSymlink != 0:
 			tree.ReadLink(p)
 			tree.Stat(p)
@@ -311,10 +320,34 @@ func walkHostile(tree fsys.FS, c hostile.Case, host []byte) (int, []string) {
 	if err != nil {
 		probs = append(probs, "walk: "+err.Error())
 	}
+	if u := tree.Usage(); u.Blocks < u.FreeBlocks || u.Files < u.FreeFiles && u.Files != 0 || u.BlockSize == 0 && u.Blocks != 0 {
+		probs = append(probs, fmt.Sprintf("usage: %d of %d blocks of %d bytes and %d of %d files free",
+			u.FreeBlocks, u.Blocks, u.BlockSize, u.FreeFiles, u.Files))
+	}
 	if strings.HasSuffix(c.Name, "/unchanged") {
 		probs = append(probs, checkUnchanged(tree)...)
 	}
 	return entries, probs
+}
+
+// readDirPaged lists directory p through an open handle two entries at a time, as a FUSE readdir does,
+// and reports a listing that does not end.
+func readDirPaged(tree fsys.FS, p string) []string {
+	f, err := tree.Open(p)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	d, ok := f.(fs.ReadDirFile)
+	if !ok {
+		return []string{p + ": an opened directory cannot be listed"}
+	}
+	for n := 0; n <= hostileMaxEntries; n += 2 {
+		if _, err := d.ReadDir(2); err != nil {
+			return nil
+		}
+	}
+	return []string{fmt.Sprintf("%s: paged listing did not end after %d entries", p, hostileMaxEntries)}
 }
 
 var errNegativeSize = errors.New("an open file's size is negative")

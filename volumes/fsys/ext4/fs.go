@@ -157,8 +157,9 @@ func (f *FS) cacheNeighbour(ino uint32, b []byte) {
 // Usage reports the superblock's counts.
 func (f *FS) Usage() fsys.Usage {
 	sb := f.sb
-	return fsys.Usage{BlockSize: sb.blockSize, Blocks: sb.blocksCount, FreeBlocks: sb.freeBlocks,
-		Files: uint64(sb.inodesCount), FreeFiles: uint64(sb.freeInodes), NameMax: 255, Label: sb.label,
+	// The free counts are hints the kernel recomputes; damaged ones must not exceed the totals.
+	return fsys.Usage{BlockSize: sb.blockSize, Blocks: sb.blocksCount, FreeBlocks: min(sb.freeBlocks, sb.blocksCount),
+		Files: uint64(sb.inodesCount), FreeFiles: uint64(min(sb.freeInodes, sb.inodesCount)), NameMax: 255, Label: sb.label,
 		UUID: sb.uuidString()}
 }
 

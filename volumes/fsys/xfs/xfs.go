@@ -136,7 +136,7 @@ func (f *FS) Usage() fsys.Usage {
 	sb := f.sb
 	blocks := sb.dblocks
 	if sb.logStart != 0 {
-		blocks -= uint64(sb.logBlocks)
+		blocks -= min(uint64(sb.logBlocks), blocks) // a damaged log size must not wrap the count
 	}
 	files := sb.icount + sb.fdblocks<<sb.inopbLog
 	if sb.imaxPct != 0 {
@@ -146,9 +146,9 @@ func (f *FS) Usage() fsys.Usage {
 	return fsys.Usage{
 		BlockSize:  sb.blockSize,
 		Blocks:     blocks,
-		FreeBlocks: sb.fdblocks,
+		FreeBlocks: min(sb.fdblocks, blocks), // damaged counters must not exceed the totals
 		Files:      files,
-		FreeFiles:  files - (sb.icount - min(sb.ifree, sb.icount)),
+		FreeFiles:  files - min(sb.icount-min(sb.ifree, sb.icount), files),
 		NameMax:    255,
 		Label:      sb.label,
 		UUID:       sb.uuidString(),
