@@ -5,9 +5,10 @@
 #   big.bin               77777 bytes: the suite finds its size field by that value and makes it 2^63
 #   passwd-abs, passwd-rel, etc-abs, dev-sda, loop-a/loop-b   hostile symlinks (where the format has them)
 #   loopdir/selfref, loopdir/upref   empty directories the suite re-points at loopdir and at the root
+#   fan/fanA/…/fanA, each level with an empty fanB   the suite re-points every fanB at its sibling fanA
 # Metadata checksums are left off where mkfs allows (ext4), so a patched field reaches the parser; XFS v5
 # and exFAT checksums are recomputed by the suite. Needs root (loop and FUSE mounts).
-# Output: <fs>.img.gz next to this script.
+# Output: <fs>.img.gz and fan-<fs>.img.gz next to this script.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 work=$(mktemp -d)
@@ -41,42 +42,57 @@ tree() {
 }
 tree "$work/t"
 tree "$work/plain" nolinks
+# The fan images: fanA/fanA/… 16 levels deep, each level also holding an empty fanB that the suite
+# re-points at its sibling fanA, which makes 2^16 paths out of 32 directories.
+f="$work/fan"
+for _ in $(seq 1 16); do
+	mkdir -p "$f/fanA" "$f/fanB"
+	f="$f/fanA"
+done
 cd "$work"
 
-# ext4 without metadata checksums, 1 KiB blocks, populated by mke2fs itself.
-mke2fs -q -t ext4 -b 1024 -O ^metadata_csum,^has_journal -L hostile -U 11111111-2222-3333-4444-555555555555 \
-	-E root_owner=0:0 -d t ext4.img 1M
+# images TREE PLAINTREE PREFIX: one image per filesystem, PREFIX<fs>.img.gz next to this script.
+images() {
+	local t=$1 plain=$2 p=$3
+	# ext4 without metadata checksums, 1 KiB blocks, populated by mke2fs itself.
+	mke2fs -q -t ext4 -b 1024 -O ^metadata_csum,^has_journal -L hostile -U 11111111-2222-3333-4444-555555555555 \
+		-E root_owner=0:0 -d "$t" ext4.img 1M
 
-# XFS v5 (inode CRCs recomputed by the suite), filled through a kernel loop mount.
-truncate -s 16M xfs.img
-mkfs.xfs -q -f --unsupported -L hostile -m uuid=11111111-2222-3333-4444-555555555555 -d agcount=1 xfs.img 2>&1 |
-	grep -v -e unsupported -e '^$' || true
-mount -o loop xfs.img "$mnt" && cp -a t/. "$mnt"/ && umount "$mnt"
+	# XFS v5 (inode CRCs recomputed by the suite), filled through a kernel loop mount.
+	truncate -s 16M xfs.img
+	mkfs.xfs -q -f --unsupported -L hostile -m uuid=11111111-2222-3333-4444-555555555555 -d agcount=1 xfs.img 2>&1 |
+		grep -v -e unsupported -e '^$' || true
+	mount -o loop xfs.img "$mnt" && cp -a "$t"/. "$mnt"/ && umount "$mnt"
 
-# NTFS through ntfs-3g (it writes Interix symlinks).
-truncate -s 2M ntfs.img
-mkntfs -q -F -L hostile -s 512 -c 4096 ntfs.img >/dev/null 2>&1
-ntfs-3g ntfs.img "$mnt" && cp -a t/. "$mnt"/ && umount "$mnt"
+	# NTFS through ntfs-3g (it writes Interix symlinks).
+	truncate -s 2M ntfs.img
+	mkntfs -q -F -L hostile -s 512 -c 4096 ntfs.img >/dev/null 2>&1
+	ntfs-3g ntfs.img "$mnt" && cp -a "$t"/. "$mnt"/ && umount "$mnt"
 
-# FAT16 through mtools (no links).
-truncate -s 512K fat.img
-mkfs.fat -F 12 -n HOSTILE -i 1234abcd fat.img >/dev/null
-mcopy -s -m -i fat.img plain/* ::/
+	# FAT12 through mtools (no links).
+	truncate -s 512K fat.img
+	mkfs.fat -F 12 -n HOSTILE -i 1234abcd fat.img >/dev/null
+	mcopy -s -m -i fat.img "$plain"/* ::/
 
-# exFAT through exfat-fuse (no links).
-truncate -s 1M exfat.img
-mkfs.exfat -b 4096 -L hostile exfat.img >/dev/null
-loop=$(losetup -f --show exfat.img)
-mount.exfat-fuse "$loop" "$mnt" >/dev/null && cp -r plain/. "$mnt"/ && umount "$mnt"
-losetup -d "$loop"
+	# exFAT through exfat-fuse (no links).
+	truncate -s 1M exfat.img
+	mkfs.exfat -b 4096 -L hostile exfat.img >/dev/null
+	local loop
+	loop=$(losetup -f --show exfat.img)
+	mount.exfat-fuse "$loop" "$mnt" >/dev/null && cp -r "$plain"/. "$mnt"/ && umount "$mnt"
+	losetup -d "$loop"
 
-# ISO9660 with Rock Ridge (symlinks, hard links) and Joliet.
-xorriso -as mkisofs -quiet -R -J -V HOSTILE -o iso.img t 2>/dev/null
+	# ISO9660 with Rock Ridge (symlinks, hard links) and Joliet.
+	xorriso -as mkisofs -quiet -R -J -V HOSTILE -o iso.img "$t" 2>/dev/null
 
-# squashfs with uncompressed inode and directory tables, data and fragments, so fields can be patched.
-mksquashfs t squashfs.img -comp gzip -b 4096 -noI -noD -noF -noX -noappend -quiet -no-progress >/dev/null
+	# squashfs with uncompressed inode and directory tables, data and fragments, so fields can be patched.
+	mksquashfs "$t" squashfs.img -comp gzip -b 4096 -noI -noD -noF -noX -noappend -quiet -no-progress >/dev/null
 
-for f in ext4 xfs ntfs fat exfat iso squashfs; do
-	gzip -9 -n -c "$f.img" >"$here/$f.img.gz"
-done
+	for f in ext4 xfs ntfs fat exfat iso squashfs; do
+		gzip -9 -n -c "$f.img" >"$here/$p$f.img.gz"
+		rm "$f.img"
+	done
+}
+images t plain ""
+images fan fan fan-
 ls -l "$here"/*.gz | awk '{s += $5} END {print s " bytes of fixtures"}'
