@@ -170,13 +170,10 @@ func GPTCases(name string, b []byte, sectorSize int64) ([]Case, error) {
 	for i := int64(0); i < 2; i++ {
 		e := entries + i*int64(base.U32(hdr+84))
 		for _, f := range []struct {
-			name     string
-			first    uint64
-			last     uint64
-			fromDisk bool
-		}{{"reversed", 100, 50, false}, {"past-end", diskSectors - 1, diskSectors + 100, false},
-			{"max", ^uint64(0) - 1, ^uint64(0), false}, {"whole-disk", 0, diskSectors - 1, false},
-			{"over-header", 1, 1, false}} {
+			name        string
+			first, last uint64
+		}{{"reversed", 100, 50}, {"past-end", diskSectors - 1, diskSectors + 100},
+			{"max", ^uint64(0) - 1, ^uint64(0)}, {"whole-disk", 0, diskSectors - 1}, {"over-header", 1, 1}} {
 			add(fmt.Sprintf("both-entry%d-%s", i+1, f.name), func(im *Image) {
 				for _, h := range []int64{hdr, backup} {
 					at := int64(im.U64(h+72))*sectorSize + i*int64(base.U32(hdr+84))
@@ -198,7 +195,7 @@ func GPTCases(name string, b []byte, sectorSize int64) ([]Case, error) {
 	return cases, nil
 }
 
-// lvmText finds every LVM2 metadata area header (its magic at a 512-byte boundary) in b.
+// lvmAreas finds every LVM2 metadata area header in b: the offsets of its magic, 4 bytes into a sector.
 func lvmAreas(b []byte) []int64 {
 	return find(b, []byte(" LVM2 x[5A%r0N*>"), func(off int64) bool { return off%512 == 4 })
 }
