@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"path"
+	"slices"
 	"strings"
 
 	"github.com/vmdkmount/vmdkmount/volumes/fsys"
@@ -94,6 +95,9 @@ func (f *FS) walk(op, name string) (*node, error) {
 	if name == "." {
 		return cur, nil
 	}
+	// The directories on the path so far: an entry naming one of them again would make the tree
+	// endless, so it is reported instead of entered.
+	ancestors := []uint64{cur.ref}
 	for part := range strings.SplitSeq(name, "/") {
 		if cur.in.typ != typeDir {
 			return nil, &fs.PathError{Op: op, Path: name, Err: errNotDir}
@@ -117,6 +121,13 @@ func (f *FS) walk(op, name string) (*node, error) {
 				ErrCorrupt, e.number, e.typ, next.in.number, next.in.typ)}
 		}
 		cur = next
+		if cur.in.typ == typeDir {
+			if slices.Contains(ancestors, cur.ref) {
+				return nil, &fs.PathError{Op: op, Path: name, Err: fmt.Errorf(
+					"%w: directory %q links back to its ancestor inode %d (a directory loop)", ErrCorrupt, part, cur.in.number)}
+			}
+			ancestors = append(ancestors, cur.ref)
+		}
 	}
 	return cur, nil
 }

@@ -225,7 +225,13 @@ func squashfsPlan(base *Image) (fsPlan, error) {
 			}
 			target = uint64(base.U16(loop))
 		}
+		// The entry's inode number (its header's base plus a signed delta) must match the inode's own
+		// number (at +12 in it; inodes follow the metadata block's 2-byte header), or the reader
+		// refuses the entry before any loop forms.
+		number := func(offset uint64) int64 { return int64(base.U32(inodes + 2 + int64(offset) + 12)) }
+		headerBase := number(uint64(base.U16(e))) - int64(int16(base.U16(e+2)))
 		im.PutLE(e, 2, target)
+		im.PutLE(e+2, 2, uint64(uint16(number(target)-headerBase)))
 		return nil
 	}
 	for _, off := range sizeAt {
