@@ -411,31 +411,35 @@ func checkUnchanged(tree fsys.FS) []string {
 	return probs
 }
 
-var hostileFanOut = flag.Bool("hostile.fanout", false, "run TestHostileFanOut (every reader fails it today)")
+var hostileFanOut = flag.Bool("hostile.fanout", false, "run the fan-out cases of every reader, not only those that refuse them")
+
+// fanOutRefused lists the readers that refuse a second entry naming a directory (and a directory whose
+// parent is not the one it was reached from); the others still list it under both names.
+var fanOutRefused = map[string]bool{"squashfs": true}
 
 // TestHostileFanOut re-points, on every level of a 16-deep chain of directories, an empty sibling at
 // the next level's directory: no loop, but 2^16 paths out of 32 directories, and a walk that doubles
-// with every level. The kernel shows a directory under one name only; our readers list it under both,
-// so a fs.WalkDir of such a tree costs 2^depth (at 16 levels, 62 MiB to 2.9 GiB allocated). Until the
-// readers refuse a second link to a directory, the test runs only with -hostile.fanout.
+// with every level. The kernel shows a directory under one name only. Readers not in fanOutRefused
+// list it under both (a fs.WalkDir at 16 levels allocates 62 MiB to 944 MiB), so their cases run only
+// with -hostile.fanout.
 func TestHostileFanOut(t *testing.T) {
-	var cases []hostile.Case
-	for _, kind := range hostileFilesystems {
-		cs, err := hostile.FanCases(kind, hostileImage(t, "fan-"+kind))
-		if err != nil {
-			t.Fatal(err)
-		}
-		cases = append(cases, cs...)
-	}
-	if !*hostileFanOut {
-		t.Skipf("%d fan-out cases built; known to fail in every reader (a directory listed under two names), run with -hostile.fanout", len(cases))
-	}
 	host, _ := os.ReadFile("/etc/passwd")
 	defer slog.SetDefault(slog.Default())
 	slog.SetDefault(slog.New(slog.DiscardHandler))
 	var stats hostileStats
-	for _, c := range cases {
-		t.Run(c.Name, func(t *testing.T) { runHostileCase(t, c, host, &stats) })
+	for _, kind := range hostileFilesystems {
+		cases, err := hostile.FanCases(kind, hostileImage(t, "fan-"+kind))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range cases {
+			t.Run(c.Name, func(t *testing.T) {
+				if !fanOutRefused[kind] && !*hostileFanOut && !strings.HasSuffix(c.Name, "/unchanged") {
+					t.Skipf("known: the %s reader lists a directory under two names (run with -hostile.fanout)", kind)
+				}
+				runHostileCase(t, c, host, &stats)
+			})
+		}
 	}
 }
 

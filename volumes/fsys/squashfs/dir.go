@@ -62,9 +62,16 @@ func (f *FS) listing(ref uint64, in *inode) (*dirListing, error) {
 		return nil, fmt.Errorf("directory inode %d: %w", in.number, err)
 	}
 	l := &dirListing{entries: entries, byName: make(map[string]int, len(entries))}
+	subdirs := map[uint64]string{} // a directory has one name: a second makes 2^depth paths of a chain
 	for i, e := range entries {
 		if _, dup := l.byName[e.name]; dup {
 			return nil, fmt.Errorf("%w: directory inode %d lists %q twice", ErrCorrupt, in.number, e.name)
+		}
+		if e.typ == typeDir {
+			if other, dup := subdirs[e.ref]; dup {
+				return nil, fmt.Errorf("%w: directory inode %d lists one directory as both %q and %q", ErrCorrupt, in.number, other, e.name)
+			}
+			subdirs[e.ref] = e.name
 		}
 		l.byName[e.name] = i
 	}

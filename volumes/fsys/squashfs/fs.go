@@ -120,11 +120,17 @@ func (f *FS) walk(op, name string) (*node, error) {
 				"%w: entry says inode %d type %d, inode says %d type %d",
 				ErrCorrupt, e.number, e.typ, next.in.number, next.in.typ)}
 		}
+		parent := cur.in.number
 		cur = next
 		if cur.in.typ == typeDir {
 			if slices.Contains(ancestors, cur.ref) {
 				return nil, &fs.PathError{Op: op, Path: name, Err: fmt.Errorf(
 					"%w: directory %q links back to its ancestor inode %d (a directory loop)", ErrCorrupt, part, cur.in.number)}
+			}
+			// A directory names its one parent; reached from another, it is a second link.
+			if cur.in.parent != parent {
+				return nil, &fs.PathError{Op: op, Path: name, Err: fmt.Errorf(
+					"%w: directory %q (inode %d) names inode %d as its parent, not this one", ErrCorrupt, part, cur.in.number, cur.in.parent)}
 			}
 			ancestors = append(ancestors, cur.ref)
 		}
