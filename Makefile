@@ -1,7 +1,7 @@
 GO ?= go
 STATICCHECK ?= $(shell command -v staticcheck || echo $(shell $(GO) env GOPATH)/bin/staticcheck)
 
-.PHONY: all build demo test vet staticcheck fmt-check fuzz bench testdata
+.PHONY: all build demo test vet staticcheck fmt-check fuzz fuzz-smoke bench testdata
 
 all: build
 
@@ -26,10 +26,14 @@ vet:
 staticcheck:
 	$(STATICCHECK) ./...
 
-# Runs every fuzz target for FUZZTIME each (default 1m).
+# Runs every fuzz target for FUZZTIME each (default 1m), one worker; stops at the first failure.
 FUZZTIME ?= 1m
 fuzz:
-	@scripts/fuzz-all.sh $(FUZZTIME)
+	@GO=$(GO) scripts/fuzz-all.sh $(FUZZTIME)
+
+# The CI smoke: every fuzz target briefly, its regression inputs in testdata/fuzz included.
+fuzz-smoke:
+	@GO=$(GO) scripts/fuzz-all.sh 3s
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
