@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/vmdkmount/vmdkmount/internal/testfix"
 )
 
 // rawFS wraps bare bytes as a volume of 1 KiB blocks, for feeding one parser at a time.
@@ -44,8 +46,21 @@ func fixtureImages(f *testing.F) [][]byte {
 	return seedImages
 }
 
+// corpusImages returns the go-ext4 images of the acceptance corpus (made by other tools than ours),
+// or none when the corpus is absent.
+func corpusImages(f *testing.F) [][]byte {
+	dir := filepath.Join(filepath.Dir(testfix.RepoRoot(f)), "shared", "acceptance", "corpus", "go-ext4")
+	var imgs [][]byte
+	for _, name := range []string{"tiny.ext4", "hierarchy_32.ext4", "hierarchy_64.ext4"} {
+		if b, err := os.ReadFile(filepath.Join(dir, name)); err == nil {
+			imgs = append(imgs, b)
+		}
+	}
+	return imgs
+}
+
 func FuzzSuperblock(f *testing.F) {
-	for _, img := range fixtureImages(f) {
+	for _, img := range append(corpusImages(f), fixtureImages(f)...) {
 		f.Add(img[superblockOffset : superblockOffset+superblockSize])
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -63,7 +78,7 @@ func FuzzSuperblock(f *testing.F) {
 }
 
 func FuzzGroupDescriptors(f *testing.F) {
-	for _, img := range fixtureImages(f) {
+	for _, img := range append(corpusImages(f), fixtureImages(f)...) {
 		sb, err := parseSuperblock(img[superblockOffset:])
 		if err != nil {
 			f.Fatal(err)
@@ -247,6 +262,15 @@ func FuzzXattr(f *testing.F) {
 	copy(body[44:], "tiny")
 	f.Add(body, false)
 	f.Add(append(le.AppendUint32(nil, 1), 1, 0, 6, 0, 2, 0, 4, 0, 0xd2, 4, 0, 0, 0x20, 0, 0, 0), true)
+	// The in-inode xattr areas that mke2fs and the kernel wrote into the fixtures.
+	for _, img := range fixtureImages(f) {
+		v := rawFSFromImage(f, img)
+		for ino := uint32(1); ino <= min(v.sb.inodesCount, 64); ino++ {
+			if in, err := v.inode(ino); err == nil && len(in.extra) >= 4 && le.Uint32(in.extra) == xattrMagic {
+				f.Add(bytes.Clone(in.extra), false)
+			}
+		}
+	}
 	f.Fuzz(func(t *testing.T, b []byte, acl bool) {
 		if acl {
 			if out, err := aclToXattr(b); err == nil && (len(out)-4)%8 != 0 {
