@@ -3,6 +3,8 @@ package ext4
 import (
 	"encoding/binary"
 	"fmt"
+	"io/fs"
+	"log/slog"
 	"slices"
 	"strings"
 )
@@ -18,14 +20,21 @@ type dirent struct {
 type dirIndex struct {
 	entries []dirent
 	parent  uint32 // the ".." entry: a directory reached from anywhere else is a loop or a second link
+	// second names the entries left out of entries because an earlier name (in sorted order) of this
+	// listing already names the same directory: a directory has one name (nil when there is none).
+	second map[string]bool
 }
 
-func (d *dirIndex) lookup(name string) (dirent, bool) {
+// lookup finds name; a second name of a directory gives errDirLoop.
+func (d *dirIndex) lookup(name string) (dirent, error) {
+	if d.second[name] {
+		return dirent{}, errDirLoop
+	}
 	i, ok := slices.BinarySearchFunc(d.entries, name, func(e dirent, n string) int { return strings.Compare(e.name, n) })
 	if !ok {
-		return dirent{}, false
+		return dirent{}, fs.ErrNotExist
 	}
-	return d.entries[i], true
+	return d.entries[i], nil
 }
 
 const direntHeader = 8
@@ -109,9 +118,52 @@ func (f *FS) directory(in *inode) (*dirIndex, error) {
 	slices.SortStableFunc(ents, func(a, b dirent) int { return strings.Compare(a.name, b.name) })
 	// A damaged directory may repeat a name; keep the first so listings stay unique.
 	ents = slices.CompactFunc(ents, func(a, b dirent) bool { return a.name == b.name })
-	d := &dirIndex{entries: slices.Clip(ents), parent: parent}
+	ents, second := f.dropSecondLinks(ents)
+	d := &dirIndex{entries: slices.Clip(ents), parent: parent, second: second}
 	f.dirs.put(in.ino, d, len(ents)+1)
 	return d, nil
+}
+
+// dropSecondLinks leaves out every entry that names a directory an earlier entry already names (the
+// kernel shows a directory under one name; hard-linked siblings would double a walk at every level).
+// Only an inode named twice is looked at, so a normal listing costs one map pass.
+func (f *FS) dropSecondLinks(ents []dirent) ([]dirent, map[string]bool) {
+	seen := make(map[uint32]int, len(ents))
+	repeated := false
+	for _, e := range ents {
+		seen[e.ino]++
+		repeated = repeated || seen[e.ino] > 1
+	}
+	if !repeated {
+		return ents, nil
+	}
+	var second map[string]bool
+	first := map[uint32]bool{}
+	kept := ents[:0:0]
+	for _, e := range ents {
+		if seen[e.ino] > 1 && f.namesDir(e) {
+			if first[e.ino] {
+				if second == nil {
+					second = map[string]bool{}
+				}
+				second[e.name] = true
+				slog.Debug("ext4: second name of a directory left out", "name", e.name, "inode", e.ino)
+				continue
+			}
+			first[e.ino] = true
+		}
+		kept = append(kept, e)
+	}
+	return kept, second
+}
+
+// namesDir reports whether e names a directory, from its file type or else from its inode.
+func (f *FS) namesDir(e dirent) bool {
+	if e.ftype != 0 {
+		return e.ftype == 2
+	}
+	in, err := f.inode(e.ino)
+	return err == nil && in.isDir()
 }
 
 func (f *FS) blockDirents(in *inode) (ents []dirent, parent uint32, err error) {

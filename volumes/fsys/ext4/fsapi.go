@@ -3,6 +3,7 @@ package ext4
 import (
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"path"
 
 	"github.com/vmdkmount/vmdkmount/volumes/fsys"
@@ -52,11 +53,34 @@ func (f *FS) readDir(name string, in *inode) ([]fs.DirEntry, error) {
 	if err != nil {
 		return nil, pathErr("readdir", name, err)
 	}
-	out := make([]fs.DirEntry, len(d.entries))
-	for i, e := range d.entries {
-		out[i] = &dirEntry{f: f, dir: name, ent: e}
+	out := make([]fs.DirEntry, 0, len(d.entries))
+	for _, e := range d.entries {
+		if f.linkedElsewhere(in, e) {
+			continue
+		}
+		out = append(out, &dirEntry{f: f, dir: name, ent: e})
 	}
 	return out, nil
+}
+
+// linkedElsewhere reports whether e names a directory whose ".." is not dir: a second link to a
+// directory that lives elsewhere (walk refuses a lookup through it). Reading ".." goes through the
+// listing and parent caches, which the walk into the child then reuses; a child that cannot be read
+// stays listed, so its own error shows.
+func (f *FS) linkedElsewhere(dir *inode, e dirent) bool {
+	if e.ftype != 2 && e.ftype != 0 {
+		return false
+	}
+	child, err := f.inode(e.ino)
+	if err != nil || !child.isDir() {
+		return false
+	}
+	parent, err := f.parentOf(child)
+	if err != nil || parent == dir.ino {
+		return false
+	}
+	slog.Debug("ext4: directory listed away from its parent left out", "name", e.name, "inode", e.ino, "parent", parent)
+	return true
 }
 
 // dirEntry takes its type from the directory entry and reads the inode only when Info is asked for.

@@ -71,11 +71,15 @@ func (f *FS) walk(name string) (*inode, error) {
 func (f *FS) lookupEntry(dir *inode, name string) (dirent, error) {
 	d, ok := f.dirs.get(dir.ino)
 	if !ok && dir.st.Size > htreeMinBlocks*int64(f.sb.blockSize) {
+		// A directory found through the index may be a second name of one listed earlier: only the
+		// whole listing tells, so directories fall through to it.
 		if ent, found, usable := f.htreeLookup(dir, name); usable {
 			if !found {
 				return dirent{}, fs.ErrNotExist
 			}
-			return ent, nil
+			if ent.ftype != 2 && !f.namesDir(ent) {
+				return ent, nil
+			}
 		}
 	}
 	if !ok {
@@ -84,11 +88,7 @@ func (f *FS) lookupEntry(dir *inode, name string) (dirent, error) {
 			return dirent{}, err
 		}
 	}
-	ent, found := d.lookup(name)
-	if !found {
-		return dirent{}, fs.ErrNotExist
-	}
-	return ent, nil
+	return d.lookup(name)
 }
 
 // lookup finds name's inode, following symlinks in the directory part always and in the last
