@@ -3,8 +3,11 @@ package xfs
 import (
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"sort"
 )
+
+var errDirLoop = fmt.Errorf("%w: second link to a directory (its \"..\" names another directory)", ErrCorrupt)
 
 // dirent is one name in a directory. ftype is the XFS_DIR3_FT_* code, 0 when the volume has none.
 type dirent struct {
@@ -15,10 +18,23 @@ type dirent struct {
 
 // dirMap is a directory's names sorted for listing and binary-search lookups.
 type dirMap struct {
-	ents []dirent
+	ents   []dirent
+	parent uint64 // ".." (the shortform header's parent): a directory reached from elsewhere is a second link
+	// second names the entries left out because an earlier name of this listing (in sorted order)
+	// names the same directory: a directory has one name. Nil when there is none.
+	second map[string]bool
 }
 
-func (d *dirMap) lookup(name string) (dirent, bool) {
+// lookup finds name; a second name of a directory gives errDirLoop.
+func (d *dirMap) lookup(name string) (dirent, bool, error) {
+	if d.second[name] {
+		return dirent{}, false, errDirLoop
+	}
+	e, ok := d.find(name)
+	return e, ok, nil
+}
+
+func (d *dirMap) find(name string) (dirent, bool) {
 	i := sort.Search(len(d.ents), func(i int) bool { return d.ents[i].name >= name })
 	if i < len(d.ents) && d.ents[i].name == name {
 		return d.ents[i], true
@@ -54,11 +70,13 @@ func (f *FS) readDir(ip *inode) (*dirMap, error) {
 		return d, nil
 	}
 	var ents []dirent
+	var parent uint64
 	var err error
 	if ip.format == fmtLocal {
 		ents, err = parseShortformDir(ip.dfork[:ip.size], f.sb.hasFType)
+		parent = shortformParent(ip.dfork[:ip.size])
 	} else {
-		ents, err = f.readDirBlocks(ip)
+		ents, parent, err = f.readDirBlocks(ip)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("directory %v: %w", ip, err)
@@ -70,13 +88,98 @@ func (f *FS) readDir(ip *inode) (*dirMap, error) {
 			out = append(out, e)
 		}
 	}
-	d := &dirMap{ents: out}
+	out, second := f.dropSecondLinks(out)
+	d := &dirMap{ents: out, parent: parent, second: second}
 	cost := 64
 	for _, e := range out {
 		cost += len(e.name) + 40
 	}
 	f.dirs.put(ip.ino, d, cost)
 	return d, nil
+}
+
+// dropSecondLinks leaves out every entry naming a directory that an earlier entry already names (the
+// kernel shows a directory under one name; hard-linked siblings would double a walk at every level).
+// Only an inode named twice is looked at, so a normal listing costs one map pass.
+func (f *FS) dropSecondLinks(ents []dirent) ([]dirent, map[string]bool) {
+	seen := make(map[uint64]int, len(ents))
+	repeated := false
+	for _, e := range ents {
+		seen[e.ino]++
+		repeated = repeated || seen[e.ino] > 1
+	}
+	if !repeated {
+		return ents, nil
+	}
+	second := map[string]bool{}
+	first := map[uint64]bool{}
+	kept := make([]dirent, 0, len(ents))
+	for _, e := range ents {
+		if seen[e.ino] > 1 && f.namesDir(e) {
+			if first[e.ino] {
+				second[e.name] = true
+				slog.Debug("xfs: second name of a directory left out", "name", e.name, "inode", e.ino)
+				continue
+			}
+			first[e.ino] = true
+		}
+		kept = append(kept, e)
+	}
+	return kept, second
+}
+
+// namesDir reports whether e names a directory, from its file type or else from its inode.
+func (f *FS) namesDir(e dirent) bool {
+	if e.ftype != 0 {
+		return e.ftype == 2
+	}
+	ip, err := f.inode(e.ino)
+	return err == nil && ip.isDir()
+}
+
+// parentOf returns the ".." of directory ip: from its cached listing, its shortform header, or the
+// first data block (where ".." always is), so a lookup through a big directory does not read all of it.
+func (f *FS) parentOf(ip *inode) (uint64, error) {
+	if d, ok := f.dirs.get(ip.ino); ok {
+		return d.parent, nil
+	}
+	if ip.format == fmtLocal {
+		return shortformParent(ip.dfork[:ip.size]), nil
+	}
+	if p, ok := f.parents.get(ip.ino); ok {
+		return p, nil
+	}
+	ex, err := f.forkExtents(ip, false)
+	if err != nil {
+		return 0, err
+	}
+	buf := make([]byte, f.sb.dirBlkSize)
+	if err := f.readMapped(ex, buf, 0); err != nil {
+		return 0, err
+	}
+	var parent uint64
+	if _, err := parseDataBlockParent(buf, f.sb, ip.ino, nil, &parent); err != nil {
+		return 0, fmt.Errorf("directory %v first block: %w", ip, err)
+	}
+	f.parents.put(ip.ino, parent, 1)
+	return parent, nil
+}
+
+// shortformParent reads the parent inode from a shortform directory's header (0 when truncated).
+func shortformParent(b []byte) uint64 {
+	if len(b) < 2 {
+		return 0
+	}
+	if b[1] != 0 {
+		if len(b) < 10 {
+			return 0
+		}
+		return be.Uint64(b[2:]) & maxInodeNumber
+	}
+	if len(b) < 6 {
+		return 0
+	}
+	return uint64(be.Uint32(b[2:]))
 }
 
 // parseShortformDir decodes a directory stored inside its inode.
@@ -138,11 +241,12 @@ func checkName(name string) error {
 }
 
 // readDirBlocks reads every data block of an extent- or btree-format directory.
-func (f *FS) readDirBlocks(ip *inode) ([]dirent, error) {
+func (f *FS) readDirBlocks(ip *inode) ([]dirent, uint64, error) {
 	ex, err := f.forkExtents(ip, false)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
+	var parent uint64
 	sb := f.sb
 	perDirBlock := uint64(1) << sb.dirBlkLog
 	leafBlock := uint64(dirLeafOffset) >> sb.blockLog
@@ -160,21 +264,27 @@ func (f *FS) readDirBlocks(ip *inode) ([]dirent, error) {
 				continue
 			}
 			if err := f.readMapped(ex, buf, int64(db<<sb.blockLog)); err != nil {
-				return nil, err
+				return nil, 0, err
 			}
-			ents, err = parseDataBlock(buf, sb, ip.ino, ents)
+			ents, err = parseDataBlockParent(buf, sb, ip.ino, ents, &parent)
 			if err != nil {
-				return nil, fmt.Errorf("data block at file block %d: %w", db, err)
+				return nil, 0, fmt.Errorf("data block at file block %d: %w", db, err)
 			}
 			next = db + perDirBlock
 		}
 	}
-	return ents, nil
+	return ents, parent, nil
 }
 
 // parseDataBlock appends the entries of one directory data block. A block-form directory's only block
 // (magic XD2B/XDB3) also holds the hash index and a tail, which end its data area early.
 func parseDataBlock(b []byte, sb *superblock, owner uint64, ents []dirent) ([]dirent, error) {
+	var parent uint64
+	return parseDataBlockParent(b, sb, owner, ents, &parent)
+}
+
+// parseDataBlockParent is parseDataBlock that also sets *parent when the block holds "..".
+func parseDataBlockParent(b []byte, sb *superblock, owner uint64, ents []dirent, parent *uint64) ([]dirent, error) {
 	hdr, dataMagic, blockMagic := dataHdrV4, "XD2D", "XD2B"
 	if sb.crc {
 		hdr, dataMagic, blockMagic = dataHdrV5, "XDD3", "XDB3"
@@ -232,6 +342,9 @@ func parseDataBlock(b []byte, sb *superblock, owner uint64, ents []dirent) ([]di
 			e.ftype = b[pos+9+nameLen]
 		}
 		pos += size
+		if e.name == ".." {
+			*parent = e.ino
+		}
 		if e.name == "." || e.name == ".." {
 			continue
 		}

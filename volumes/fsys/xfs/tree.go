@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"path"
 	"slices"
 	"strings"
@@ -61,12 +62,18 @@ func (f *FS) walk(name string) (*inode, error) {
 		if !ok {
 			return nil, fs.ErrNotExist
 		}
+		parent := ip.ino
 		if ip, err = f.inode(e.ino); err != nil {
 			return nil, err
 		}
 		if ip.isDir() {
 			if slices.Contains(ancestors, ip.ino) {
 				return nil, fmt.Errorf("%w: directory entry %q links back to its ancestor inode %d (a directory loop)", ErrCorrupt, c, ip.ino)
+			}
+			// A directory has one parent, named by its "..": reached from another it is a second link.
+			// A directory that cannot be read is left to fail when listed, so Stat still describes it.
+			if dotdot, err := f.parentOf(ip); err == nil && dotdot != parent {
+				return nil, fmt.Errorf("directory entry %q (inode %d, parent %d): %w", c, ip.ino, dotdot, errDirLoop)
 			}
 			ancestors = append(ancestors, ip.ino)
 		}
@@ -78,22 +85,22 @@ func (f *FS) walk(name string) (*inode, error) {
 // directory, or else by reading (and caching) the whole directory.
 func (f *FS) lookup(ip *inode, name string) (dirent, bool, error) {
 	if d, ok := f.dirs.get(ip.ino); ok {
-		e, found := d.lookup(name)
-		return e, found, nil
+		return d.lookup(name)
 	}
 	if ip.format != fmtLocal && ip.size > hashLookupMinSize {
 		e, found, err := f.hashLookup(ip, name)
 		if err != nil {
 			return dirent{}, false, fmt.Errorf("directory %v: %w", ip, err)
 		}
+		// A second name of a directory is refused only once the listing is cached (ReadDir leaves
+		// it out regardless): reading a big directory whole for every lookup would cost too much.
 		return e, found, nil
 	}
 	d, err := f.readDir(ip)
 	if err != nil {
 		return dirent{}, false, err
 	}
-	e, found := d.lookup(name)
-	return e, found, nil
+	return d.lookup(name)
 }
 
 // resolve follows symlinks (the last one too when follow is set) and returns the target inode.
@@ -221,11 +228,33 @@ func (f *FS) dirEntries(op, name string, ip *inode) ([]fs.DirEntry, error) {
 	if err != nil {
 		return nil, &fs.PathError{Op: op, Path: name, Err: err}
 	}
-	out := make([]fs.DirEntry, len(d.ents))
-	for i, e := range d.ents {
-		out[i] = &dirEntry{f: f, e: e}
+	out := make([]fs.DirEntry, 0, len(d.ents))
+	for _, e := range d.ents {
+		if f.linkedElsewhere(ip, e) {
+			continue
+		}
+		out = append(out, &dirEntry{f: f, e: e})
 	}
 	return out, nil
+}
+
+// linkedElsewhere reports whether e names a directory whose ".." is not dir: a second link to a
+// directory that lives elsewhere (walk refuses a lookup through it). The child's listing is cached,
+// and a walk reads it next anyway; a child that cannot be read stays listed, so its own error shows.
+func (f *FS) linkedElsewhere(dir *inode, e dirent) bool {
+	if e.ftype != 0 && e.ftype != 2 {
+		return false
+	}
+	child, err := f.inode(e.ino)
+	if err != nil || !child.isDir() {
+		return false
+	}
+	parent, err := f.parentOf(child)
+	if err != nil || parent == dir.ino {
+		return false
+	}
+	slog.Debug("xfs: directory listed away from its parent left out", "name", e.name, "inode", e.ino, "parent", parent)
+	return true
 }
 
 // dirEntry reads its inode only when asked for more than the name (and the type, when dirents carry it).

@@ -27,6 +27,8 @@ type FS struct {
 	inodes  *lru[uint64, *inode]
 	extents *lru[extentKey, []extent]
 	dirs    *lru[uint64, *dirMap]
+	// parents holds the ".." of directories whose listing is not cached (read from their first block).
+	parents *lru[uint64, uint64]
 }
 
 type extentKey struct {
@@ -71,6 +73,7 @@ func open(r io.ReaderAt, size int64) (*FS, error) {
 		inodes:  newLRU[uint64, *inode](inodeCacheSize),
 		extents: newLRU[extentKey, []extent](extentCacheSize),
 		dirs:    newLRU[uint64, *dirMap](dirCacheSize),
+		parents: newLRU[uint64, uint64](inodeCacheSize),
 	}
 	root, err := f.inode(sb.rootIno)
 	if err != nil {
