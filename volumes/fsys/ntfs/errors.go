@@ -42,3 +42,6 @@ func wrapIO(err error, format string, args ...any) error {
 	}
 	return fmt.Errorf("ntfs: reading %s: %w", fmt.Sprintf(format, args...), err)
 }
+
+// errSecondLink refuses a lookup through a second name of a directory: NTFS directories have one.
+var errSecondLink = fmt.Errorf("%w: second index entry naming a directory already listed under another name", ErrCorrupt)

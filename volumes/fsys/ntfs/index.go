@@ -2,6 +2,7 @@ package ntfs
 
 import (
 	"encoding/binary"
+	"log/slog"
 	"math/bits"
 	"slices"
 	"strings"
@@ -21,6 +22,9 @@ type dirEntry struct {
 	rec       uint64
 	seq       uint16 // sequence number the entry expects the record to carry (0: unchecked)
 	namespace uint8
+	// second marks a name of a directory that an earlier name (in sorted order) of this index already
+	// lists: a directory has one name, so this one is left out of listings and refused by lookups.
+	second bool
 }
 
 // listDir returns the names of a directory from every in-use node of its $I30 B+tree, sorted.
@@ -102,12 +106,43 @@ func (f *FS) listDir(n *inode) ([]dirEntry, error) {
 	}
 	slices.SortFunc(out, func(a, b dirEntry) int { return strings.Compare(a.name, b.name) })
 	out = slices.CompactFunc(out, func(a, b dirEntry) bool { return a.name == b.name })
+	f.markSecondLinks(out)
 	cost := 1
 	for _, e := range out {
 		cost += len(e.name) + 32
 	}
 	f.dirs.put(n.num, out, cost)
 	return out, nil
+}
+
+// markSecondLinks marks every entry naming a directory record that an earlier entry already names (a
+// re-pointed entry would list the directory twice and double a walk at every level). Files may have
+// several names; only a record named twice is loaded to tell, so a normal listing costs one map pass.
+func (f *FS) markSecondLinks(ents []dirEntry) {
+	seen := make(map[uint64]int, len(ents))
+	repeated := false
+	for _, e := range ents {
+		seen[e.rec]++
+		repeated = repeated || seen[e.rec] > 1
+	}
+	if !repeated {
+		return
+	}
+	first := map[uint64]bool{}
+	for i, e := range ents {
+		if seen[e.rec] < 2 {
+			continue
+		}
+		if n, err := f.inode(e.rec); err != nil || !n.isDir() {
+			continue
+		}
+		if first[e.rec] {
+			ents[i].second = true
+			slog.Debug("ntfs: second name of a directory left out", "name", e.name, "record", e.rec)
+			continue
+		}
+		first[e.rec] = true
+	}
 }
 
 // parseIndexNode walks the entries of one index node (its header first) and hands each name to add.

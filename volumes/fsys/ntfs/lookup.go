@@ -63,6 +63,9 @@ func (f *FS) lookupCase(dir *inode, name string, ignoreCase bool) (dirEntry, err
 	}
 	i := sort.Search(len(list), func(i int) bool { return list[i].name >= name })
 	if i < len(list) && list[i].name == name {
+		if list[i].second {
+			return dirEntry{}, errSecondLink
+		}
 		return list[i], nil
 	}
 	if !ignoreCase {
@@ -70,7 +73,7 @@ func (f *FS) lookupCase(dir *inode, name string, ignoreCase bool) (dirEntry, err
 	}
 	want := f.upper(name)
 	for _, e := range list {
-		if f.upper(e.name) == want {
+		if f.upper(e.name) == want && !e.second {
 			return e, nil
 		}
 	}
@@ -253,6 +256,9 @@ func (f *FS) readDir(nd node, name string) ([]fs.DirEntry, error) {
 	dirPath := path.Join(nd.dir, nd.name)
 	out := make([]fs.DirEntry, 0, len(list))
 	for _, e := range list {
+		if e.second {
+			continue
+		}
 		ino, err := f.child(nd.ino, e)
 		if err != nil {
 			// One damaged entry should not hide its siblings; lookups of it report the error.
