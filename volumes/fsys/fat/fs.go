@@ -14,6 +14,7 @@
 package fat
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -109,6 +110,9 @@ type dirData struct {
 	byName  map[string]int // exact long (or displayed) name
 	byFold  map[string]int // upper-cased name, for case-insensitive lookup
 	byShort map[string]int // stored 8.3 alias
+	// second marks the entries naming a directory cluster that an earlier entry (on disk) already
+	// names: a directory has one name, and a re-pointed sibling would double a walk at every level.
+	second map[int]bool
 }
 
 func newDirData(ents []dirent) *dirData {
@@ -119,6 +123,21 @@ func newDirData(ents []dirent) *dirData {
 		d.byName[ents[i].name] = i
 		d.byFold[strings.ToUpper(ents[i].name)] = i
 		d.byShort[ents[i].short] = i
+	}
+	clusters := map[uint32]bool{}
+	for i, e := range ents {
+		if !e.isDir() || e.cluster == 0 {
+			continue
+		}
+		if clusters[e.cluster] {
+			if d.second == nil {
+				d.second = map[int]bool{}
+			}
+			d.second[i] = true
+			slog.Debug("fat: second name of a directory left out", "name", e.name, "cluster", e.cluster)
+			continue
+		}
+		clusters[e.cluster] = true
 	}
 	return d
 }
@@ -191,13 +210,20 @@ func (f *FS) lookup(op, name string) (node, error) {
 		if err != nil {
 			return node{}, &fs.PathError{Op: op, Path: name, Err: err}
 		}
-		e := match(ents, comp)
-		if e == nil {
+		i := match(ents, comp)
+		if i < 0 {
 			return node{}, &fs.PathError{Op: op, Path: name, Err: fs.ErrNotExist}
+		}
+		e := &ents.ents[i]
+		if ents.second[i] {
+			return node{}, &fs.PathError{Op: op, Path: name, Err: fmt.Errorf("%w: %q names directory cluster %d, already listed under another name", ErrCorrupt, comp, e.cluster)}
 		}
 		if e.isDir() && e.cluster != 0 {
 			if seen[e.cluster] {
 				return node{}, &fs.PathError{Op: op, Path: name, Err: fmt.Errorf("%w: directory %q links back to an ancestor (cluster %d)", ErrCorrupt, comp, e.cluster)}
+			}
+			if f.linkedElsewhere(f.dirCluster(cur), e) {
+				return node{}, &fs.PathError{Op: op, Path: name, Err: fmt.Errorf("%w: directory %q (cluster %d) names another directory as its parent", ErrCorrupt, comp, e.cluster)}
 			}
 			seen[e.cluster] = true
 		}
@@ -206,18 +232,50 @@ func (f *FS) lookup(op, name string) (node, error) {
 	return cur, nil
 }
 
-func match(d *dirData, comp string) *dirent {
+// match returns the index of the entry comp names, or -1.
+func match(d *dirData, comp string) int {
 	if i, ok := d.byName[comp]; ok {
-		return &d.ents[i]
+		return i
 	}
 	up := strings.ToUpper(comp)
 	if i, ok := d.byFold[up]; ok {
-		return &d.ents[i]
+		return i
 	}
 	if i, ok := d.byShort[up]; ok {
-		return &d.ents[i]
+		return i
 	}
-	return nil
+	return -1
+}
+
+// linkedElsewhere reports whether directory entry e, listed in the directory at cluster dir (0 or the
+// FAT32 root cluster for the root), is a second link: its ".." names another directory's first
+// cluster (0 for the root). A directory whose first two entries are not "." and ".." is not judged,
+// so damage shows when it is listed rather than hiding it.
+func (f *FS) linkedElsewhere(dir uint32, e *dirent) bool {
+	parent, ok := f.dotdot(e.cluster)
+	if !ok {
+		return false
+	}
+	if dir == f.rootCluster() {
+		return parent != 0 && parent != dir
+	}
+	return parent != dir
+}
+
+// dotdot reads the first cluster named by the ".." entry of the directory at cluster c.
+func (f *FS) dotdot(c uint32) (uint32, bool) {
+	if c < 2 || c >= f.g.clusters+2 {
+		return 0, false
+	}
+	var b [64]byte
+	if _, err := f.r.ReadAt(b[:], f.clusterOffset(c)); err != nil {
+		return 0, false
+	}
+	if string(b[:11]) != ".          " || string(b[32:43]) != "..         " || b[43]&AttrDir == 0 {
+		return 0, false
+	}
+	le := binary.LittleEndian
+	return uint32(le.Uint16(b[58:])) | uint32(le.Uint16(b[52:]))<<16, true
 }
 
 // stat builds the Stat of a node as a Linux vfat mount reports it.
@@ -346,9 +404,14 @@ func (f *FS) readDir(n node, name string) ([]fs.DirEntry, error) {
 		return nil, &fs.PathError{Op: "readdir", Path: name, Err: err}
 	}
 	ents := d.ents
-	out := make([]fs.DirEntry, len(ents))
+	dir := f.dirCluster(n)
+	out := make([]fs.DirEntry, 0, len(ents))
 	for i := range ents {
-		out[i] = &dirEntry{f: f, e: &ents[i]}
+		e := &ents[i]
+		if d.second[i] || (e.isDir() && e.cluster != 0 && f.linkedElsewhere(dir, e)) {
+			continue
+		}
+		out = append(out, &dirEntry{f: f, e: e})
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Name() < out[j].Name() })
 	return out, nil
