@@ -28,6 +28,11 @@ secs=$(awk -v d="$t" 'BEGIN {
   print int(n) }')
 timeout=$((secs + 300))s
 
+# Go's fuzzer sets no memory limit, so an allocation sized by a hostile on-disk field passes unnoticed
+# on a big machine. Capping each process's address space (4 GiB: the engine itself maps about 1 GiB)
+# turns one into an out-of-memory crash with its input saved. FUZZ_VMEM_KB=unlimited lifts the cap.
+vmem_kb=${FUZZ_VMEM_KB:-4194304}
+
 start=$(date +%s)
 count=0
 races=0
@@ -43,7 +48,7 @@ for pkg in $($go list "$@"); do
     echo "== $pkg $f ($t)"
     rel=${dir#"$PWD"/}
     before=$(ls "$dir/testdata/fuzz/$f" 2>/dev/null || true)
-    if (cd "$dir" && "$bin" -test.run '^$' -test.fuzz "^$f\$" -test.fuzztime "$t" \
+    if (cd "$dir" && ulimit -v "$vmem_kb" && "$bin" -test.run '^$' -test.fuzz "^$f\$" -test.fuzztime "$t" \
       -test.parallel "$parallel" -test.fuzzminimizetime "${FUZZ_MINIMIZE:-1s}" -test.fuzzcachedir "$cache/$pkg" \
       -test.timeout "$timeout") 2>&1 | tee "$work/out"; then
       count=$((count + 1))
