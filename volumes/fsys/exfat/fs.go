@@ -220,6 +220,10 @@ type dirData struct {
 	ents   []dirent
 	byName map[string]int
 	byKey  map[string]int // name through the up-case table
+	// second marks the entries naming a directory whose first cluster an earlier entry (on disk)
+	// already names: two directories never share a cluster, and a re-pointed sibling would double a
+	// walk at every level. exFAT has no ".." to tell a directory's parent, so only siblings are judged.
+	second map[int]bool
 }
 
 // dir returns a directory's entry sets through a bounded cache keyed by its first cluster.
@@ -251,6 +255,7 @@ func (f *FS) dir(n node) (*dirData, error) {
 		d.byName[ents[i].name] = i
 		d.byKey[ents[i].key] = i
 	}
+	d.second = secondLinks(ents)
 	f.dirMu.Lock()
 	if f.dirsCount+len(ents) > maxCachedDirEntries {
 		clear(f.dirs)
@@ -260,6 +265,27 @@ func (f *FS) dir(n node) (*dirData, error) {
 	f.dirsCount += len(ents)
 	f.dirMu.Unlock()
 	return d, nil
+}
+
+// secondLinks returns the indexes of the entries naming a directory cluster an earlier entry names.
+func secondLinks(ents []dirent) map[int]bool {
+	var second map[int]bool
+	firsts := map[uint32]bool{}
+	for i, e := range ents {
+		if !e.isDir() || !e.allocated || e.dataLen == 0 {
+			continue
+		}
+		if firsts[e.first] {
+			if second == nil {
+				second = map[int]bool{}
+			}
+			second[i] = true
+			slog.Debug("exfat: second name of a directory left out", "name", e.name, "cluster", e.first)
+			continue
+		}
+		firsts[e.first] = true
+	}
+	return second
 }
 
 type node struct{ ent *dirent }
@@ -287,9 +313,13 @@ func (f *FS) lookup(op, name string) (node, error) {
 		if err != nil {
 			return node{}, &fs.PathError{Op: op, Path: name, Err: err}
 		}
-		e := f.match(ents, comp)
-		if e == nil {
+		i := f.match(ents, comp)
+		if i < 0 {
 			return node{}, &fs.PathError{Op: op, Path: name, Err: fs.ErrNotExist}
+		}
+		e := &ents.ents[i]
+		if ents.second[i] {
+			return node{}, &fs.PathError{Op: op, Path: name, Err: fmt.Errorf("%w: %q names directory cluster %d, already listed under another name", ErrCorrupt, comp, e.first)}
 		}
 		if e.isDir() && e.allocated && e.dataLen > 0 {
 			if seen[e.first] {
@@ -302,14 +332,15 @@ func (f *FS) lookup(op, name string) (node, error) {
 	return cur, nil
 }
 
-func (f *FS) match(d *dirData, comp string) *dirent {
+// match returns the index of the entry comp names, or -1.
+func (f *FS) match(d *dirData, comp string) int {
 	if i, ok := d.byName[comp]; ok {
-		return &d.ents[i]
+		return i
 	}
 	if i, ok := d.byKey[f.fold(comp)]; ok {
-		return &d.ents[i]
+		return i
 	}
-	return nil
+	return -1
 }
 
 func (f *FS) stat(n node) (fsys.Stat, error) {
@@ -410,9 +441,11 @@ func (f *FS) readDir(n node, name string) ([]fs.DirEntry, error) {
 		return nil, &fs.PathError{Op: "readdir", Path: name, Err: err}
 	}
 	ents := d.ents
-	out := make([]fs.DirEntry, len(ents))
+	out := make([]fs.DirEntry, 0, len(ents))
 	for i := range ents {
-		out[i] = &dirEntry{f: f, e: &ents[i]}
+		if !d.second[i] {
+			out = append(out, &dirEntry{f: f, e: &ents[i]})
+		}
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Name() < out[j].Name() })
 	return out, nil

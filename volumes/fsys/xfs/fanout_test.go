@@ -17,7 +17,7 @@ import (
 	"github.com/vmdkmount/vmdkmount/volumes/internal/hostile"
 )
 
-// TestFanOutOneName reads the fan-xfs image of testdata/hostile (made by mkfs and the kernel: fanA
+// TestFanOutOneName reads the fan-xfs image of testdata/hostile (make.sh, with the real mkfs tools: fanA
 // nested 16 deep, each level with an empty fanB) as made and with every fanB re-pointed at its sibling
 // fanA. As made, every level lists both names; re-pointed, fanB is a second name of fanA's directory:
 // it must be left out of every listing and a lookup through it must fail with something other than
