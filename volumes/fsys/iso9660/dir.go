@@ -2,6 +2,7 @@ package iso9660
 
 import (
 	"fmt"
+	"log/slog"
 	"sort"
 	"sync"
 
@@ -30,6 +31,10 @@ func (n *node) isDir() bool { return n.st.Mode&fsys.S_IFMT == fsys.S_IFDIR }
 type listing struct {
 	nodes  []*node
 	byName map[string]*node
+	// second names the records left out because an earlier one (in sorted order) names the same
+	// directory extent: a directory has one name, and a re-pointed sibling would double a walk at
+	// every level. Nil when there is none.
+	second map[string]bool
 }
 
 // dirCache keeps parsed listings keyed by their first block, bounded by the number of entries.
@@ -82,14 +87,45 @@ func (f *FS) list(d extent) (*listing, error) {
 	}
 	// io/fs lists names sorted; on disk, records are sorted by ISO identifier, not by Rock Ridge name.
 	sort.SliceStable(nodes, func(i, j int) bool { return nodes[i].name < nodes[j].name })
+	nodes, dropped := dropSecondLinks(nodes)
 	l := &listing{nodes: nodes, byName: make(map[string]*node, len(nodes))}
 	for _, n := range nodes {
 		if _, dup := l.byName[n.name]; !dup {
 			l.byName[n.name] = n
 		}
 	}
+	for _, n := range dropped {
+		if _, kept := l.byName[n.name]; !kept {
+			if l.second == nil {
+				l.second = map[string]bool{}
+			}
+			l.second[n.name] = true
+		}
+	}
 	f.dirs.put(d.block, l)
 	return l, nil
+}
+
+// dropSecondLinks splits off every directory record whose extent an earlier directory record of the
+// listing already names (two directories never share an extent: each holds its own "." and "..").
+func dropSecondLinks(nodes []*node) (kept, dropped []*node) {
+	var seen map[uint32]bool
+	kept = nodes[:0:0]
+	for _, n := range nodes {
+		if n.isDir() {
+			if seen == nil {
+				seen = map[uint32]bool{}
+			}
+			if seen[n.dir.block] {
+				slog.Debug("iso9660: second name of a directory left out", "name", n.name, "block", n.dir.block)
+				dropped = append(dropped, n)
+				continue
+			}
+			seen[n.dir.block] = true
+		}
+		kept = append(kept, n)
+	}
+	return kept, dropped
 }
 
 // readExtent reads a directory's listing, checking it lies inside the image.

@@ -115,6 +115,9 @@ func (f *FS) walk(op, name string) (*node, error) {
 			return nil, &fs.PathError{Op: op, Path: name, Err: err}
 		}
 		next, ok := l.byName[part]
+		if !ok && l.second[part] {
+			return nil, &fs.PathError{Op: op, Path: name, Err: fmt.Errorf("%w: %q names a directory already listed under another name", ErrCorrupt, part)}
+		}
 		if !ok {
 			return nil, &fs.PathError{Op: op, Path: name, Err: fs.ErrNotExist}
 		}
