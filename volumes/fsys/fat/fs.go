@@ -113,6 +113,10 @@ type dirData struct {
 	// second marks the entries naming a directory cluster that an earlier entry (on disk) already
 	// names: a directory has one name, and a re-pointed sibling would double a walk at every level.
 	second map[int]bool
+	// dotdot is the first cluster the ".." entry names (0 for the root), when the listing starts with
+	// "." and ".." (hasDotdot): what tells a directory's one parent.
+	dotdot    uint32
+	hasDotdot bool
 }
 
 func newDirData(ents []dirent) *dirData {
@@ -164,6 +168,7 @@ func (f *FS) dir(cluster uint32) (*dirData, error) {
 		return nil, err
 	}
 	d = newDirData(parseDir(raw, posOf))
+	d.dotdot, d.hasDotdot = parseDotdot(raw)
 	f.dirMu.Lock()
 	if f.dirsCount+len(d.ents) > maxCachedDirEntries {
 		clear(f.dirs)
@@ -262,20 +267,27 @@ func (f *FS) linkedElsewhere(dir uint32, e *dirent) bool {
 	return parent != dir
 }
 
-// dotdot reads the first cluster named by the ".." entry of the directory at cluster c.
+// dotdot returns the first cluster named by the ".." entry of the directory at cluster c. It goes
+// through the listing cache: a walk lists that directory next anyway.
 func (f *FS) dotdot(c uint32) (uint32, bool) {
 	if c < 2 || c >= f.g.clusters+2 {
 		return 0, false
 	}
-	var b [64]byte
-	if _, err := f.r.ReadAt(b[:], f.clusterOffset(c)); err != nil {
+	d, err := f.dir(c)
+	if err != nil {
 		return 0, false
 	}
-	if string(b[:11]) != ".          " || string(b[32:43]) != "..         " || b[43]&AttrDir == 0 {
+	return d.dotdot, d.hasDotdot
+}
+
+// parseDotdot reads the cluster of the ".." entry of a directory's raw listing, which must start with
+// "." and ".." directory entries.
+func parseDotdot(raw []byte) (uint32, bool) {
+	if len(raw) < 64 || string(raw[:11]) != ".          " || string(raw[32:43]) != "..         " || raw[43]&AttrDir == 0 {
 		return 0, false
 	}
 	le := binary.LittleEndian
-	return uint32(le.Uint16(b[58:])) | uint32(le.Uint16(b[52:]))<<16, true
+	return uint32(le.Uint16(raw[58:])) | uint32(le.Uint16(raw[52:]))<<16, true
 }
 
 // stat builds the Stat of a node as a Linux vfat mount reports it.
