@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/vmdkmount/vmdkmount/internal/testfix"
+	"github.com/vmdkmount/vmdkmount/volumes/fsys"
 	"github.com/vmdkmount/vmdkmount/volumes/internal/hostile"
 )
 
@@ -23,19 +24,7 @@ import (
 // it must be left out of every listing and a lookup through it must fail with something other than
 // "does not exist", while fanA stays readable down to the bottom.
 func TestFanOutOneName(t *testing.T) {
-	gz, err := os.ReadFile(filepath.Join(testfix.RepoRoot(t), "testdata", "hostile", "fan-xfs.img.gz"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	zr, err := gzip.NewReader(bytes.NewReader(gz))
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, err := io.ReadAll(zr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cases, err := hostile.FanCases("xfs", raw)
+	cases, err := hostile.FanCases("xfs", fanImage(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,5 +67,57 @@ func TestFanOutOneName(t *testing.T) {
 				t.Fatalf("Lstat %s: %v", dir, err)
 			}
 		})
+	}
+}
+
+// fanImage returns the fan-xfs image of testdata/hostile, unpacked.
+func fanImage(t *testing.T) []byte {
+	t.Helper()
+	gz, err := os.ReadFile(filepath.Join(testfix.RepoRoot(t), "testdata", "hostile", "fan-xfs.img.gz"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(gz))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
+}
+
+// checkFanLevels walks fanA down 16 levels of f: every level lists fanA and fanB, except level
+// refused, which lists fanA only and refuses a lookup through fanB as damage (not as not-exist).
+func checkFanLevels(t *testing.T, f fsys.FS, refused int) {
+	t.Helper()
+	dir := "."
+	for level := 0; level < 16; level++ {
+		ents, err := f.ReadDir(dir)
+		if err != nil {
+			t.Fatalf("ReadDir %s: %v", dir, err)
+		}
+		var names []string
+		for _, e := range ents {
+			if strings.HasPrefix(e.Name(), "fan") {
+				names = append(names, e.Name())
+			}
+		}
+		want := []string{"fanA", "fanB"}
+		if level == refused {
+			want = want[:1]
+		}
+		if !slices.Equal(names, want) {
+			t.Fatalf("level %d: ReadDir %s = %v, want %v", level, dir, names, want)
+		}
+		_, err = f.Lstat(path.Join(dir, "fanB"))
+		if level == refused && (err == nil || errors.Is(err, fs.ErrNotExist)) {
+			t.Fatalf("level %d: Lstat %s fanB: %v, want a second-link error", level, dir, err)
+		}
+		if level != refused && err != nil {
+			t.Fatalf("level %d: Lstat %s fanB: %v", level, dir, err)
+		}
+		dir = path.Join(dir, "fanA")
 	}
 }
