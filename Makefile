@@ -1,7 +1,7 @@
 GO ?= go
 STATICCHECK ?= $(shell command -v staticcheck || echo $(shell $(GO) env GOPATH)/bin/staticcheck)
 
-.PHONY: all build demo test vet staticcheck fmt-check fuzz fuzz-smoke bench testdata
+.PHONY: all build demo test vet staticcheck fmt-check fuzz fuzz-smoke long bench testdata
 
 all: build
 
@@ -34,6 +34,12 @@ fuzz:
 # The CI smoke: every fuzz target briefly, its regression inputs in testdata/fuzz included.
 fuzz-smoke:
 	@GO=$(GO) scripts/fuzz-all.sh 3s
+
+# The minutes-long runs behind -long: the mount's soak and kill tests and the generated-tree comparison of
+# every filesystem reader (needs root).
+long:
+	$(GO) test -p 1 -timeout 90m -run 'TestSoak|TestKill' ./fusefs ./cmd/vmdkmount -long
+	$(GO) test -timeout 90m ./volumes/fsys/longtest -long
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...

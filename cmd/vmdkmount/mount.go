@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"runtime/debug"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -188,7 +187,6 @@ func ready(err error) {
 }
 
 func serve(c *cli.Context, paths []string, mountpoint, volume string, o mountOpts, writable bool) error {
-	tuneGC()
 	vopts := vddk.Options{AllowExternalPaths: c.Bool("allow-external-extents")}
 	var closers []io.Closer
 	defer func() {
@@ -399,13 +397,4 @@ func startCPUProfile(path string) (stop func(), err error) {
 		return nil, err
 	}
 	return func() { pprof.StopCPUProfile(); f.Close() }, nil
-}
-
-// tuneGC trades some memory for CPU: a walk allocates a little per request and keeps little, so the
-// collector ran often for nothing (about a tenth of the daemon's CPU on a tree walk at GOGC=400; half
-// that is kept here without letting a large tree's heap grow much). GOGC still wins.
-func tuneGC() {
-	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(200)
-	}
 }
