@@ -2,7 +2,6 @@ package volumes
 
 import (
 	"bytes"
-	"compress/gzip"
 	"errors"
 	"fmt"
 	"io"
@@ -35,19 +34,7 @@ const (
 // hostileImage loads testdata/hostile/<name>.img.gz (made by testdata/hostile/make.sh).
 func hostileImage(t testing.TB, name string) []byte {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(testfix.RepoRoot(t), "testdata", "hostile", name+".img.gz"))
-	if err != nil {
-		t.Fatalf("fixture %s: %v (run testdata/hostile/make.sh)", name, err)
-	}
-	zr, err := gzip.NewReader(bytes.NewReader(b))
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := io.ReadAll(zr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
+	return testfix.Gunzip(t, "hostile", name+".img.gz")
 }
 
 // hostileFilesystems are the images of testdata/hostile: the same tree in every format.

@@ -33,9 +33,16 @@ func RepoRoot(tb testing.TB) string {
 // Image returns the decompressed bytes of testdata/volumes/<name>.gz.
 func Image(tb testing.TB, name string) []byte {
 	tb.Helper()
-	b, err := os.ReadFile(filepath.Join(RepoRoot(tb), "testdata", "volumes", name+".gz"))
+	return Gunzip(tb, "volumes", name+".gz")
+}
+
+// Gunzip returns the decompressed bytes of the gzip file testdata/<elem...>.
+func Gunzip(tb testing.TB, elem ...string) []byte {
+	tb.Helper()
+	rel := filepath.Join(elem...)
+	b, err := os.ReadFile(filepath.Join(RepoRoot(tb), "testdata", rel))
 	if err != nil {
-		tb.Fatalf("fixture %s: %v (run testdata/volumes/make.sh)", name, err)
+		tb.Fatalf("fixture %s: %v (made by the make.sh in its folder)", rel, err)
 	}
 	zr, err := gzip.NewReader(bytes.NewReader(b))
 	if err != nil {

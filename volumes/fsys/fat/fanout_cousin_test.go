@@ -4,13 +4,15 @@ import (
 	"bytes"
 	"encoding/binary"
 	"testing"
+
+	"github.com/vmdkmount/vmdkmount/volumes/internal/hostile"
 )
 
 // TestFanOutCousin re-points fanB of one level at the next level's fanA (a directory whose ".." names
 // its own parent, the fanA beside fanB): that entry is a second link, so the level lists fanA only and
 // a lookup through fanB is refused, while every other level lists both.
 func TestFanOutCousin(t *testing.T) {
-	raw := fanImage(t)
+	raw := hostile.FanImage(t, "fat")
 	opened, err := Open(bytes.NewReader(raw), int64(len(raw)))
 	if err != nil {
 		t.Fatal(err)
@@ -40,10 +42,10 @@ func TestFanOutCousin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkFanLevels(t, g, level)
+	hostile.CheckFanLevels(t, g, level)
 	h, err := Open(bytes.NewReader(raw), int64(len(raw)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkFanLevels(t, h, -1)
+	hostile.CheckFanLevels(t, h, -1)
 }

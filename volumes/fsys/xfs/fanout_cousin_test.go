@@ -5,13 +5,15 @@ import (
 	"encoding/binary"
 	"hash/crc32"
 	"testing"
+
+	"github.com/vmdkmount/vmdkmount/volumes/internal/hostile"
 )
 
 // TestFanOutCousin re-points fanB of one level at the next level's fanA (a directory whose ".." names
 // the fanA beside fanB): that entry is a second link, so the level lists fanA only and a lookup through
 // fanB is refused, while every other level (and the image as made) lists both.
 func TestFanOutCousin(t *testing.T) {
-	raw := fanImage(t)
+	raw := hostile.FanImage(t, "xfs")
 	opened, err := Open(bytes.NewReader(raw), int64(len(raw)))
 	if err != nil {
 		t.Fatal(err)
@@ -72,10 +74,10 @@ func TestFanOutCousin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkFanLevels(t, g, level)
+	hostile.CheckFanLevels(t, g, level)
 	h, err := Open(bytes.NewReader(raw), int64(len(raw)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkFanLevels(t, h, -1)
+	hostile.CheckFanLevels(t, h, -1)
 }

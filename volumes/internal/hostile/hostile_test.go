@@ -2,12 +2,9 @@ package hostile
 
 import (
 	"bytes"
-	"compress/gzip"
 	"encoding/binary"
 	"io"
 	"math/rand"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/vmdkmount/vmdkmount/internal/testfix"
@@ -15,20 +12,7 @@ import (
 
 func image(t *testing.T, dir, name string) []byte {
 	t.Helper()
-	f, err := os.Open(filepath.Join(testfix.RepoRoot(t), "testdata", dir, name+".gz"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	zr, err := gzip.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := io.ReadAll(zr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return testfix.Gunzip(t, dir, name+".gz")
 }
 
 // The checksum repairs must reproduce what mkfs.exfat, mkfs.xfs (and the kernel) and lvm2 wrote on the
