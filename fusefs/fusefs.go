@@ -66,10 +66,7 @@ func Root(l *Layout) fs.InodeEmbedder {
 		if len(l.Raw) > 0 {
 			raw := &dirNode{layout: l, build: func(ctx context.Context, r *dirNode) {
 				for i, src := range l.Raw {
-					var f fs.InodeEmbedder = &rawNode{src: src, layout: l}
-					if l.noOpen {
-						f = &openlessRawNode{rawNode{src: src, layout: l}}
-					}
+					f := &rawNode{src: src, layout: l}
 					r.AddChild(src.Name, r.NewPersistentInode(ctx, f, fs.StableAttr{Mode: syscall.S_IFREG, Ino: synthIno(uint64(i) + 16)}), false)
 				}
 			}}
@@ -98,15 +95,13 @@ func treeRoot(t fsys.FS, l *Layout, vol uint64) *treeNode {
 	return n
 }
 
-// openlessRawNode is a raw file on a read-only mount: no OPEN or FLUSH round trips (see Layout.noOpen).
-type openlessRawNode struct{ rawNode }
-
-func (n *openlessRawNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
-	return nil, 0, syscall.ENOSYS
-}
-
-func (n *openlessRawNode) Flush(ctx context.Context, f fs.FileHandle) syscall.Errno {
-	return syscall.ENOSYS
+// flushReply answers FLUSH: nothing is buffered here. On a mount without OPEN (see Layout.noOpen)
+// ENOSYS tells the kernel to stop sending FLUSH at every close.
+func flushReply(l *Layout) syscall.Errno {
+	if l.noOpen {
+		return syscall.ENOSYS
+	}
+	return 0
 }
 
 // synthIno numbers the entries vmdkmount makes up (root, raw/, raw files), far from any guest inode.

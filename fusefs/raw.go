@@ -61,6 +61,9 @@ func (n *rawNode) Getattr(ctx context.Context, f fs.FileHandle, out *fuse.AttrOu
 }
 
 func (n *rawNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
+	if n.layout.noOpen {
+		return nil, 0, syscall.ENOSYS
+	}
 	if flags&(syscall.O_WRONLY|syscall.O_RDWR) != 0 && n.src.W == nil {
 		return nil, 0, syscall.EROFS
 	}
@@ -137,3 +140,9 @@ func (n *rawNode) Setxattr(ctx context.Context, attr string, data []byte, flags 
 }
 
 func (n *rawNode) Removexattr(ctx context.Context, attr string) syscall.Errno { return syscall.EROFS }
+
+var _ fs.NodeFlusher = (*rawNode)(nil)
+
+func (n *rawNode) Flush(ctx context.Context, f fs.FileHandle) syscall.Errno {
+	return flushReply(n.layout)
+}

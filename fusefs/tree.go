@@ -132,17 +132,12 @@ func (n *treeNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint3
 	if flags&(syscall.O_WRONLY|syscall.O_RDWR|syscall.O_TRUNC) != 0 {
 		return nil, 0, syscall.EROFS
 	}
-	f, err := n.tree.Open(n.path)
-	if err != nil {
-		return nil, 0, errno(err)
-	}
-	ra, ok := f.(io.ReaderAt)
-	if !ok {
-		f.Close()
-		return nil, 0, syscall.EIO
+	f, en := n.open()
+	if en != 0 {
+		return nil, 0, en
 	}
 	// The tree cannot change under us: let the kernel keep its page cache between opens.
-	return &treeFile{f: f, ra: ra}, fuse.FOPEN_KEEP_CACHE, 0
+	return &treeFile{f: f}, fuse.FOPEN_KEEP_CACHE, 0
 }
 
 func (n *treeNode) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
@@ -188,10 +183,7 @@ func (n *treeNode) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errn
 }
 
 // treeFile is an open file of a tree.
-type treeFile struct {
-	f  iofs.File
-	ra io.ReaderAt
-}
+type treeFile struct{ f fsys.File }
 
 var (
 	_ fs.FileReader   = (*treeFile)(nil)
@@ -199,7 +191,7 @@ var (
 )
 
 func (f *treeFile) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
-	k, err := f.ra.ReadAt(dest, off)
+	k, err := f.f.ReadAt(dest, off)
 	if err != nil && err != io.EOF {
 		return nil, errno(err)
 	}

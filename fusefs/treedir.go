@@ -167,13 +167,8 @@ func (n *treeNode) open() (fsys.File, syscall.Errno) {
 	return file, 0
 }
 
-// Flush has nothing to do on a read-only tree; answering ENOSYS on a read-only mount tells the kernel to
-// stop sending FLUSH at every close.
 func (n *treeNode) Flush(ctx context.Context, f fs.FileHandle) syscall.Errno {
-	if n.layout.noOpen {
-		return syscall.ENOSYS
-	}
-	return 0
+	return flushReply(n.layout)
 }
 
 func (n *treeNode) OnForget() {
