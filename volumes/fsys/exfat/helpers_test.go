@@ -2,8 +2,6 @@ package exfat
 
 import (
 	"bytes"
-	"compress/gzip"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,20 +14,7 @@ import (
 // fixture returns the decompressed exFAT image made by testdata/fat/make.sh.
 func fixture(t testing.TB) []byte {
 	t.Helper()
-	f, err := os.Open(filepath.Join(testfix.RepoRoot(t), "testdata", "fat", "exfat.img.gz"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	zr, err := gzip.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := io.ReadAll(zr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return testfix.Gunzip(t, "fat", "exfat.img.gz")
 }
 
 func open(t testing.TB, b []byte) *FS {

@@ -2,8 +2,6 @@ package fat
 
 import (
 	"bytes"
-	"compress/gzip"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,20 +16,7 @@ import (
 // fixture returns a decompressed image from testdata/fat.
 func fixture(t testing.TB, name string) []byte {
 	t.Helper()
-	f, err := os.Open(filepath.Join(testfix.RepoRoot(t), "testdata", "fat", name+".img.gz"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	zr, err := gzip.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := io.ReadAll(zr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return testfix.Gunzip(t, "fat", name+".img.gz")
 }
 
 // tempImage writes an image where the external tools can read it.

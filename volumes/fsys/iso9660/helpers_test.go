@@ -2,53 +2,24 @@ package iso9660
 
 import (
 	"bytes"
-	"compress/gzip"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sync"
 	"testing"
 
+	"github.com/vmdkmount/vmdkmount/internal/testfix"
 	"github.com/vmdkmount/vmdkmount/volumes/fsys"
 )
 
 // testdataDir is the repository's testdata folder.
-func testdataDir(t testing.TB) string {
-	t.Helper()
-	dir, err := filepath.Abs(".")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return filepath.Join(dir, "testdata")
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("go.mod not found above the test directory")
-		}
-		dir = parent
-	}
-}
+func testdataDir(t testing.TB) string { return filepath.Join(testfix.RepoRoot(t), "testdata") }
 
 // fixture returns a gunzipped ISO from testdata/iso9660.
 func fixture(t testing.TB, name string) []byte {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join(testdataDir(t), "iso9660", name+".iso.gz"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	zr, err := gzip.NewReader(bytes.NewReader(raw))
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := io.ReadAll(zr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
+	return testfix.Gunzip(t, "iso9660", name+".iso.gz")
 }
 
 // openFixture opens a fixture with our reader and also writes it to a temporary file for the tools.

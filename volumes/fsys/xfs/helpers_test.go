@@ -2,8 +2,6 @@ package xfs
 
 import (
 	"bytes"
-	"compress/gzip"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -32,19 +30,7 @@ func sharedFixture(t testing.TB, name string) []byte {
 	if b, ok := unpacked.Load(name); ok {
 		return b.([]byte)
 	}
-	in, err := os.Open(fixturePath(t, name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer in.Close()
-	zr, err := gzip.NewReader(in)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := io.ReadAll(zr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := testfix.Gunzip(t, "xfs", name)
 	unpacked.Store(name, b)
 	return b
 }
