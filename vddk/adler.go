@@ -2,17 +2,20 @@ package vddk
 
 import "encoding/binary"
 
-// adler32Sum is the zlib checksum, computed 128 bytes at a time: inflating a stream-optimized disk spent
-// a third of its time in hash/adler32's byte-serial loop.
+// adler32Generic is the zlib checksum of p, for any architecture.
+func adler32Generic(p []byte) uint32 { return adler32Update(1, p) }
+
+// adler32Update continues the zlib checksum adler over p, 128 bytes at a time: inflating a
+// stream-optimized disk spent a third of its time in hash/adler32's byte-serial loop.
 //
 // Over a run of n bytes b[0..n-1], s1 grows by their sum and s2 by n*s1 + Σ (n-i)*b[i]. Each 64-bit word
 // holds eight bytes; masking splits it into even and odd bytes in four 16-bit lanes, so a few adds per
 // word keep lane-wise totals (all bytes, even bytes, odd bytes, and the running total before each word)
 // that are weighted and summed once per block, before any lane can pass 16 bits.
-func adler32Sum(p []byte) uint32 {
+func adler32Update(adler uint32, p []byte) uint32 {
 	const mod = 65521
 	const lanes = 0x00ff00ff00ff00ff
-	s1, s2 := uint64(1), uint64(0)
+	s1, s2 := uint64(adler&0xffff), uint64(adler>>16)
 	for len(p) >= 128 {
 		var all, even, odd, before uint64
 		b := (*[128]byte)(p)

@@ -8,32 +8,79 @@ import (
 	"testing"
 )
 
-// Our adler32 equals the standard library's on every length around the word and reduction edges, on
-// random, all-0xff (largest sums) and zero data.
+// adlerPaths are the checksum implementations this machine can run, each compared with the standard
+// library: the portable one always, the AVX2 one where the CPU has it, and the dispatcher.
+func adlerPaths(t testing.TB) map[string]func([]byte) uint32 {
+	paths := map[string]func([]byte) uint32{"generic": adler32Generic, "dispatch": adler32Sum}
+	if hasAVX2 {
+		paths["avx2"] = adler32AVX2
+	} else {
+		t.Logf("no AVX2 here: only the portable checksum is checked")
+	}
+	return paths
+}
+
+// Every path equals the standard library's on every short length at every start offset, around the
+// 64-byte step, the 5552-byte NMAX and the 64 KiB chunk edges, and on random lengths, over random,
+// all-0xff (largest sums) and zero data.
 func TestAdler32MatchesStdlib(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
-	big := make([]byte, 3<<20+13)
+	big := make([]byte, 1<<20+7+32)
 	for i := range big {
 		big[i] = byte(r.Uint32())
 	}
 	ff := bytes.Repeat([]byte{0xff}, len(big))
 	zero := make([]byte, len(big))
-	lengths := []int{0, 1, 7, 8, 9, 15, 16, 17, 5552, 5553, 65536, 1<<20 - 1, 1 << 20, 1<<20 + 7, len(big)}
-	for range 200 {
-		lengths = append(lengths, r.IntN(len(big)))
-	}
-	for _, data := range [][]byte{big, ff, zero} {
-		for _, n := range lengths {
-			off := r.IntN(8)
-			if off+n > len(data) {
-				off = 0
-			}
-			p := data[off : off+n]
-			if got, want := adler32Sum(p), adler32.Checksum(p); got != want {
-				t.Fatalf("length %d at %d: %#x, want %#x", n, off, got, want)
-			}
+	var lengths []int
+	for _, edge := range []int{5552, 2 * 5552, 3 * 5552, 12 * 5552, 65536, 2 * 65536, 3 * 65536} {
+		for _, d := range []int{-65, -64, -63, -1, 0, 1, 63, 64, 65} {
+			lengths = append(lengths, edge+d)
 		}
 	}
+	lengths = append(lengths, 1<<20-1, 1<<20, 1<<20+7)
+	for range 200 {
+		lengths = append(lengths, r.IntN(256<<10))
+	}
+	paths := adlerPaths(t)
+	for _, data := range []struct {
+		kind string
+		b    []byte
+	}{{"random", big}, {"0xff", ff}, {"zero", zero}} {
+		check := func(off, n int) {
+			p := data.b[off : off+n]
+			want := adler32.Checksum(p)
+			for name, sum := range paths {
+				if got := sum(p); got != want {
+					t.Fatalf("%s, %s data, length %d at offset %d: %#x, want %#x", name, data.kind, n, off, got, want)
+				}
+			}
+		}
+		for n := 0; n <= 300; n++ {
+			for off := range 32 {
+				check(off, n)
+			}
+		}
+		for _, n := range lengths {
+			check(r.IntN(32), n)
+		}
+	}
+}
+
+func FuzzAdler32(f *testing.F) {
+	f.Add([]byte{}, uint8(0))
+	f.Add([]byte("grain data"), uint8(3))
+	f.Add(bytes.Repeat([]byte{0xff}, 5553), uint8(1))
+	f.Add(bytes.Repeat([]byte{0xff}, 65536+100), uint8(31))
+	paths := adlerPaths(f)
+	f.Fuzz(func(t *testing.T, data []byte, skip uint8) {
+		p := data[min(int(skip)%32, len(data)):]
+		want := adler32.Checksum(p)
+		for name, sum := range paths {
+			if got := sum(p); got != want {
+				t.Fatalf("%s over %d bytes: %#x, want %#x", name, len(p), got, want)
+			}
+		}
+	})
 }
 
 func BenchmarkAdler32(b *testing.B) {
@@ -41,18 +88,21 @@ func BenchmarkAdler32(b *testing.B) {
 	for i := range p {
 		p[i] = byte(i * 7)
 	}
-	b.Run("ours", func(b *testing.B) {
-		b.SetBytes(int64(len(p)))
-		for b.Loop() {
-			adler32Sum(p)
+	paths := adlerPaths(b)
+	paths["stdlib"] = adler32.Checksum
+	delete(paths, "dispatch")
+	for _, name := range []string{"avx2", "generic", "stdlib"} {
+		sum, ok := paths[name]
+		if !ok {
+			continue
 		}
-	})
-	b.Run("stdlib", func(b *testing.B) {
-		b.SetBytes(int64(len(p)))
-		for b.Loop() {
-			adler32.Checksum(p)
-		}
-	})
+		b.Run(name+"/64KiB", func(b *testing.B) {
+			b.SetBytes(int64(len(p)))
+			for b.Loop() {
+				sum(p)
+			}
+		})
+	}
 }
 
 // A grain whose zlib checksum was damaged, or whose stored bytes were, is refused; the intact one
