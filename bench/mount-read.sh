@@ -7,7 +7,10 @@
 #     through our mount, against the kernel's loop mount of the raw image, ntfs-3g, and the kernel over
 #     libvmdk's FUSE file (how vmware-mount works).
 #  3. The daemon's peak memory (VmHWM) while reading a 2 TiB sparse disk.
-# Needs root (loop mounts, drop_caches), fuse3, qemu-utils, libvmdk-utils, ntfs-3g, openssl, bc.
+# Every timing is the best of several rounds in which the tools take turns (ROUNDS, default 3, for 1 and
+# 1b; WALK_ROUNDS, default 2, for 2): these machines are noisy, and a single run can be off by 2x.
+# Needs root (loop mounts, drop_caches), fuse3, qemu-utils, libvmdk-utils, ntfs-3g, openssl, bc, python3
+# and taskset.
 # Usage: bench/mount-read.sh [WORKDIR]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,6 +27,7 @@ trap cleanup EXIT
 drop() { sync; echo 3 >/proc/sys/vm/drop_caches; }
 secs() { local s e; s=$(date +%s.%N); "$@" >/dev/null; e=$(date +%s.%N); echo "$e - $s" | bc; }
 ratio() { echo "$1 / $2" | bc -l; }
+minof() { printf '%s\n' "$@" | sort -g | head -1; }
 # CPU seconds used so far by the FUSE daemon serving mount point $1 (a steadier figure than wall time
 # on a busy machine); "-" for the kernel.
 cpuof() {
@@ -33,8 +37,18 @@ cpuof() {
 }
 waitfile() { for _ in $(seq 100); do [ -e "$1" ] && return 0; sleep 0.1; done; echo "timeout waiting for $1" >&2; return 1; }
 rnd() { openssl enc -aes-128-ctr -nosalt -pbkdf2 -pass "pass:$1" </dev/zero 2>/dev/null | head -c "$2" || true; }
+# warm touches 3 GiB of anonymous memory and frees it just before a timed run. On a virtual machine whose
+# balloon takes free memory back from the guest, the first write to a page costs a trip to the host,
+# and whichever tool ran first after an idle spell paid for it (one run measured 4.5 s of our daemon's
+# CPU where the next took 0.9 s). After this, every tool fills its page cache from memory the host backs.
+warm() { python3 -c 'import mmap
+m = mmap.mmap(-1, 3 << 30)
+for i in range(0, 3 << 30, 4096): m[i] = 1'; }
+# Rounds per measure: the tools run in turn (the order alternating between rounds) and each keeps its
+# best time, as such noisy machines call for.
+rounds=${ROUNDS:-3}
 
-echo "== 1. sequential read of raw/disk (2 GiB)"
+echo "== 1. sequential read of raw/disk (2 GiB), best of $rounds interleaved rounds"
 src=$work/src2g.raw
 if [ ! -f "$src" ]; then
 	truncate -s 2G "$src"
@@ -47,49 +61,77 @@ if [ ! -f "$src" ]; then
 		esac
 	done
 fi
-cat "$src" >/dev/null
-tcat=$(secs cat "$src")
+# One timed sequential read through each tool; prints "seconds daemon-CPU".
+seq_ours() {
+	"$ours" --raw "$1" "$m1"
+	warm
+	local t
+	t=$(secs cat "$m1/raw/disk")
+	echo "$t $(cpuof "$m1")"
+	"$ours" umount "$m1"
+}
+seq_libvmdk() {
+	"$libvmdk" "$1" "$m2" >/dev/null 2>&1 &
+	waitfile "$m2/vmdk1"
+	warm
+	local t
+	t=$(secs cat "$m2/vmdk1")
+	echo "$t $(cpuof "$m2")"
+	fusermount3 -u "$m2" || fusermount -u "$m2"
+	wait || true
+}
+seq_cat() { warm; echo "$(secs cat "$src") -"; }
 printf '%-18s %9s %9s %9s %12s %12s %14s\n' disk "ours s" "libvmdk s" "cat s" "vs libvmdk" "vs cat" "daemon CPU s"
 for fmt in monolithicSparse streamOptimized; do
 	d=$work/seq-$fmt.vmdk
 	[ -f "$d" ] || qemu-img convert -f raw -O vmdk -o subformat=$fmt "$src" "$d"
-	# The source file is in the page cache for both (as the raw image is for cat): this times the tools,
-	# not the disk. Each mount is fresh, so nothing of raw/disk itself is cached.
-	cat "$d" >/dev/null
-	"$ours" --raw "$d" "$m1"
-	to=$(secs cat "$m1/raw/disk")
-	co=$(cpuof "$m1")
-	"$ours" umount "$m1"
-	"$libvmdk" "$d" "$m2" >/dev/null 2>&1 &
-	waitfile "$m2/vmdk1"
-	tl=$(secs cat "$m2/vmdk1")
-	cl=$(cpuof "$m2")
-	fusermount3 -u "$m2" || fusermount -u "$m2"
-	wait || true
-	printf '%-18s %9.3f %9.3f %9.3f %11.2fx %11.2fx %6s / %-6s\n' "$fmt" "$to" "$tl" "$tcat" "$(ratio "$tl" "$to")" "$(ratio "$tcat" "$to")" "$co" "$cl"
+	# The source files are in the page cache for every tool (as the raw image is for cat): this times
+	# the tools, not the disk. Each mount is fresh, so nothing of raw/disk itself is cached.
+	cat "$d" "$src" >/dev/null
+	to=() tl=() tc=() co=() cl=()
+	for r in $(seq "$rounds"); do
+		if [ $((r % 2)) = 1 ]; then a=$(seq_ours "$d"); b=$(seq_libvmdk "$d"); else b=$(seq_libvmdk "$d"); a=$(seq_ours "$d"); fi
+		c=$(seq_cat)
+		to+=("${a% *}") co+=("${a#* }") tl+=("${b% *}") cl+=("${b#* }") tc+=("${c% *}")
+	done
+	bo=$(minof "${to[@]}") bl=$(minof "${tl[@]}") bc=$(minof "${tc[@]}")
+	printf '%-18s %9.3f %9.3f %9.3f %11.2fx %11.2fx %6s / %-6s\n' "$fmt" "$bo" "$bl" "$bc" "$(ratio "$bl" "$bo")" "$(ratio "$bc" "$bo")" \
+		"$(minof "${co[@]}")" "$(minof "${cl[@]}")"
 done
 
-echo "== 1b. parallel readers of raw/disk (streamOptimized, source in page cache): throughput against one reader"
+echo "== 1b. parallel readers of raw/disk (streamOptimized, source in page cache), best of $rounds"
+# Each of n readers reads its own 1/n of the disk. Throughput against one reader shows whether readers
+# get in each other's way; the same readers with the daemon and readers held to one core (taskset) show
+# whether the work spreads over the cores: on a machine with c cores, "cores" approaches c when it does.
 d=$work/seq-streamOptimized.vmdk
-"$ours" --raw "$d" "$m1"
-total=$(stat -c %s "$m1/raw/disk")
-one=""
-for n in 1 2 4; do
-	"$ours" umount "$m1"
-	cat "$d" >/dev/null
-	"$ours" --raw "$d" "$m1"
-	part=$((total / n / 1048576))
+total=$(stat -c %s "$src")
+par() { # n, then an optional "taskset -c 0" prefix
+	local n=$1
+	shift
+	"$@" "$ours" --raw "$d" "$m1"
+	warm
+	local part=$((total / n / 1048576)) s e
 	s=$(date +%s.%N)
 	for i in $(seq 0 $((n - 1))); do
-		dd if="$m1/raw/disk" of=/dev/null bs=1M skip=$((i * part)) count=$part status=none &
+		"$@" dd if="$m1/raw/disk" of=/dev/null bs=1M skip=$((i * part)) count=$part status=none &
 	done
 	wait
 	e=$(date +%s.%N)
-	t=$(echo "$e - $s" | bc)
-	[ -n "$one" ] || one=$t
-	printf '%d readers: %7.3f s, %5.2fx the throughput of one (cores: %d)\n' "$n" "$t" "$(ratio "$one" "$t")" "$(nproc)"
+	"$ours" umount "$m1"
+	echo "$e - $s" | bc
+}
+one=""
+printf '%-9s %10s %18s %14s %8s\n' readers "all cores" "vs one reader" "on one core" cores
+for n in 1 2 4; do
+	ta=() t1=()
+	for r in $(seq "$rounds"); do
+		ta+=("$(par "$n")") t1+=("$(par "$n" taskset -c 0)")
+	done
+	a=$(minof "${ta[@]}") b=$(minof "${t1[@]}")
+	[ -n "$one" ] || one=$a
+	printf '%-9d %9.3fs %17.2fx %13.3fs %7.2fx\n' "$n" "$a" "$(ratio "$one" "$a")" "$b" "$(ratio "$b" "$a")"
 done
-"$ours" umount "$m1"
+echo "(cores: $(nproc))"
 
 echo "== 2. cold-cache walk and read of /usr/share"
 walk() { find "$1" -type f -print0 | xargs -0 cat >/dev/null 2>&1 || true; }
@@ -107,27 +149,57 @@ if [ ! -f "$ntfs" ]; then
 	cp -a /usr/share/. "$m2/" 2>/dev/null || true
 	umount "$m2"
 fi
-printf '%-8s %9s %9s %12s %14s %s\n' volume "ours s" "peer s" ratio "daemon CPU s" peer
-# ext4: kernel loop mount of the raw image, and the kernel over libvmdk's FUSE file of a VMDK of it.
-mount -o loop,ro "$ext" "$m2"; drop; tk=$(secs walk "$m2"); umount "$m2"
-"$ours" --volume disk "$ext" "$m1"; drop; to=$(secs walk "$m1"); co=$(cpuof "$m1"); "$ours" umount "$m1"
-printf '%-8s %9.3f %9.3f %11.2fx %6s / %-6s %s\n' ext4 "$to" "$tk" "$(ratio "$tk" "$to")" "$co" - "kernel loop mount"
 extv=$work/share-ext4.vmdk
 [ -f "$extv" ] || qemu-img convert -f raw -O vmdk "$ext" "$extv"
-"$ours" --volume disk "$extv" "$m1"; drop; to=$(secs walk "$m1"); co=$(cpuof "$m1"); "$ours" umount "$m1"
-"$libvmdk" "$extv" "$m2" >/dev/null 2>&1 &
-waitfile "$m2/vmdk1"
 m3=$work/m3
 mkdir -p "$m3"
-mount -o loop,ro "$m2/vmdk1" "$m3"; drop; tl=$(secs walk "$m3"); umount "$m3"
-cl=$(cpuof "$m2")
-fusermount3 -u "$m2" || true
-wait || true
-printf '%-8s %9.3f %9.3f %11.2fx %6s / %-6s %s\n' ext4 "$to" "$tl" "$(ratio "$tl" "$to")" "$co" "$cl" "kernel over libvmdk vmdkmount (VMDK)"
-# NTFS: ntfs-3g on the raw image.
-ntfs-3g -o ro "$ntfs" "$m2"; drop; tn=$(secs walk "$m2"); cl=$(cpuof "$m2"); umount "$m2"
-"$ours" --volume disk "$ntfs" "$m1"; drop; to=$(secs walk "$m1"); co=$(cpuof "$m1"); "$ours" umount "$m1"
-printf '%-8s %9.3f %9.3f %11.2fx %6s / %-6s %s\n' ntfs "$to" "$tn" "$(ratio "$tn" "$to")" "$co" "$cl" "ntfs-3g"
+# One cold walk through each reader; prints "seconds daemon-CPU".
+walk_kernel() { mount -o loop,ro "$1" "$m2"; drop; echo "$(secs walk "$m2") -"; umount "$m2"; }
+walk_ours() {
+	"$ours" --volume disk "$1" "$m1"
+	drop
+	local t
+	t=$(secs walk "$m1")
+	echo "$t $(cpuof "$m1")"
+	"$ours" umount "$m1"
+}
+walk_libvmdk_kernel() { # the kernel's ext4 over libvmdk's FUSE file, as vmware-mount works
+	"$libvmdk" "$1" "$m2" >/dev/null 2>&1 &
+	waitfile "$m2/vmdk1"
+	mount -o loop,ro "$m2/vmdk1" "$m3"
+	drop
+	local t
+	t=$(secs walk "$m3")
+	umount "$m3"
+	echo "$t $(cpuof "$m2")"
+	fusermount3 -u "$m2" || true
+	wait || true
+}
+walk_ntfs3g() {
+	ntfs-3g -o ro "$1" "$m2"
+	drop
+	local t
+	t=$(secs walk "$m2")
+	echo "$t $(cpuof "$m2")"
+	umount "$m2"
+}
+# compare NAME PEER-LABEL OURS-IMAGE PEER-FUNCTION PEER-IMAGE: best of walk_rounds interleaved rounds.
+walk_rounds=${WALK_ROUNDS:-2}
+compare() {
+	local to=() tp=() co=() cp=() a b
+	for r in $(seq "$walk_rounds"); do
+		if [ $((r % 2)) = 1 ]; then a=$(walk_ours "$3"); b=$("$4" "$5"); else b=$("$4" "$5"); a=$(walk_ours "$3"); fi
+		to+=("${a% *}") co+=("${a#* }") tp+=("${b% *}") cp+=("${b#* }")
+	done
+	local bo bp
+	bo=$(minof "${to[@]}") bp=$(minof "${tp[@]}")
+	printf '%-8s %9.3f %9.3f %11.2fx %6s / %-6s %s\n' "$1" "$bo" "$bp" "$(ratio "$bp" "$bo")" "$(minof "${co[@]}")" "$(minof "${cp[@]}")" "$2"
+}
+echo "(best of $walk_rounds interleaved rounds)"
+printf '%-8s %9s %9s %12s %14s %s\n' volume "ours s" "peer s" ratio "daemon CPU s" peer
+compare ext4 "kernel loop mount" "$ext" walk_kernel "$ext"
+compare ext4 "kernel over libvmdk vmdkmount (VMDK; ours reads the same VMDK)" "$extv" walk_libvmdk_kernel "$extv"
+compare ntfs "ntfs-3g" "$ntfs" walk_ntfs3g "$ntfs"
 
 echo "== 3. peak memory of the daemon on a 2 TiB sparse disk"
 big=$work/big2t.vmdk

@@ -49,7 +49,11 @@ func Mount(dir string, l *Layout, o MountOptions) (*fuse.Server, error) {
 			Options:      opts,
 			MaxReadAhead: maxRequest(),
 			MaxWrite:     maxRequest(),
-			Debug:        o.Debug,
+			// Read-ahead goes out as background requests. At the kernel's default of 12 (congested at 9),
+			// a window of more than a few requests was cut short and sequential reads stalled: an 8 MiB
+			// window read a raw disk 1.5x slower than a 4 MiB one, and 16 MiB 2.5x slower.
+			MaxBackground: maxBackground,
+			Debug:         o.Debug,
 			// A read-only tree's link targets never change: let the kernel keep them.
 			EnableSymlinkCaching: !o.Writable,
 		},
@@ -60,6 +64,9 @@ func Mount(dir string, l *Layout, o MountOptions) (*fuse.Server, error) {
 	setReadAhead(dir, 4*maxRequest()>>10)
 	return srv, nil
 }
+
+// maxBackground is how many background requests (read-ahead) the kernel may have outstanding with us.
+const maxBackground = 64
 
 // maxRequest is the largest READ or WRITE asked of us (go-fuse passes it as max_read too): 1 MiB, less
 // what keeps a READ small enough to be spliced from a host file (see spliceLimit), so a raw disk's
