@@ -1,11 +1,9 @@
 package vddk
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"github.com/klauspost/compress/flate"
 	"io"
 	"os"
 	"sync"
@@ -130,54 +128,35 @@ func (z *grainInflater) inflateTo(out []byte, e *grainExtent, g, off int64) erro
 	return nil
 }
 
-// inflater state is pooled: a deflate reader holds a 32 KiB window and tables worth reusing per grain.
-type inflateState struct {
-	src  bytes.Reader
-	fr   io.ReadCloser
-	tail [1]byte
-}
-
-var inflatePool = sync.Pool{New: func() any { return new(inflateState) }}
-
 // errChecksum is a grain whose zlib checksum does not match its inflated bytes.
 var errChecksum = errors.New("zlib checksum mismatch")
 
 // inflateInto inflates a zlib stream (raw deflate, for writers that omit the zlib header) into out,
 // verifying the zlib checksum; it returns the bytes produced, which may be fewer than len(out) for a
-// disk's last grain. The deflate body is inflated directly and the checksum computed by adler32Sum,
-// which is faster than the zlib package's.
+// disk's last grain. The deflate body is decoded straight into out by inflateRaw and the checksum
+// computed by adler32Sum, both faster than the streaming flate and zlib readers.
 func inflateInto(out, src []byte) (int, error) {
-	st := inflatePool.Get().(*inflateState)
-	defer inflatePool.Put(st)
 	body, zlibHeader := src, isZlibHeader(src)
 	if zlibHeader {
 		body = src[2:]
 	}
-	st.src.Reset(body)
-	if st.fr == nil {
-		st.fr = flate.NewReader(&st.src)
-	} else if err := st.fr.(flate.Resetter).Reset(&st.src, nil); err != nil {
-		return 0, err
-	}
-	n, err := io.ReadFull(st.fr, out)
-	switch err {
-	case nil:
-		// Data beyond one grain is ignored, as qemu does; otherwise the stream must end here.
-		if k, err := st.fr.Read(st.tail[:]); k > 0 {
-			return n, nil
-		} else if err != io.EOF {
-			return n, err
-		}
-	case io.ErrUnexpectedEOF, io.EOF:
+	n, used, err := inflateRaw(out, body)
+	switch {
+	case err == nil:
+	case errors.As(err, new(outputLimitError)):
+		// Data beyond one grain is ignored, as qemu does.
+		return n, nil
+	case errors.Is(err, errTruncated) && n < len(out):
+		// A stream cut short gives what it holds (inflateTo refuses a short grain but the last); one cut
+		// right at the grain's end is refused, as the streaming reader this replaces did.
+		return n, nil
 	default:
 		return n, err
 	}
-	// The checksum follows the deflate body (a ByteReader source is never read past its end); a stream
-	// cut before it is let through, as the zlib package does.
-	var sum [4]byte
-	if zlibHeader && st.src.Len() >= 4 {
-		st.src.Read(sum[:])
-		if binary.BigEndian.Uint32(sum[:]) != adler32Sum(out[:n]) {
+	// The checksum follows the deflate body; a stream cut before it is let through, as the zlib
+	// package does.
+	if rest := body[used:]; zlibHeader && len(rest) >= 4 {
+		if binary.BigEndian.Uint32(rest) != adler32Sum(out[:n]) {
 			return n, errChecksum
 		}
 	}
