@@ -27,6 +27,7 @@ const (
 	maxLitCodes   = 286 // literal/length codes a dynamic block may define
 	maxDistCodes  = 30
 	endOfBlock    = 256
+	fastRoom      = 258 + 16 // output room the fast loop needs: a longest match and its overrun
 )
 
 // A table entry: bits 0-4 are the input bits it consumes (code and extra bits, so one shift takes
@@ -47,6 +48,8 @@ var (
 	lengthExtra = [29]uint8{0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5, 0}
 	distBase    = [30]uint16{1, 2, 3, 4, 5, 7, 9, 13, 17, 25, 33, 49, 65, 97, 129, 193, 257, 385, 513, 769, 1025, 1537, 2049, 3073, 4097, 6145, 8193, 12289, 16385, 24577}
 	distExtra   = [30]uint8{0, 0, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13}
+	// For a match distance d < 8: the smallest multiple of d that is at least 8.
+	periodSpan = [8]uint8{0, 8, 8, 9, 8, 10, 12, 14}
 	// The order in which a dynamic block lists the code-length code's lengths.
 	codeLengthOrder = [19]uint8{16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15}
 )
@@ -65,6 +68,7 @@ var (
 	errLitLenCode    = errors.New("deflate: invalid literal/length code")
 	errDistCode      = errors.New("deflate: invalid distance code")
 	errCodeLenCode   = errors.New("deflate: invalid code-length code")
+	errDistTooFar    = errors.New("deflate: distance too far back")
 )
 
 // outputLimitError is a stream whose output would pass the end of the destination.
@@ -72,13 +76,6 @@ type outputLimitError int
 
 func (e outputLimitError) Error() string {
 	return fmt.Sprintf("deflate: output larger than %d bytes", int(e))
-}
-
-// distanceError is a match reaching back before the start of the output.
-type distanceError struct{ dist, have int }
-
-func (e distanceError) Error() string {
-	return fmt.Sprintf("deflate: distance %d too far back (%d bytes written)", e.dist, e.have)
 }
 
 // inflater holds the decoding tables of one stream; it is pooled, as the tables are about 11 KiB.
@@ -409,6 +406,117 @@ func (f *inflater) huffman(dst []byte, o int, lt *[litTableSize]uint32, dt *[dis
 	// leaves fewer than pad bits unused has read past the end of the input.
 	pad := uint(0)
 	var err error
+	// Fast loop, while at least 8 input bytes lie ahead (no padding) and dst has room for three
+	// literals or the longest match with its word-copy overrun: no per-symbol checks of either end.
+	for in+8 <= len(src) && o <= len(dst)-fastRoom {
+		buf |= binary.LittleEndian.Uint64(src[in:]) << (nb & 63)
+		in += int(63-nb) >> 3
+		nb |= 56
+		e := lt[buf&(1<<litRootBits-1)]
+		if e&entLiteral != 0 {
+			// Up to three literals from one refill (3*15 of the 56 bits).
+			buf >>= e & 31
+			nb -= uint(e & 31)
+			dst[o] = byte(e >> 16)
+			o++
+			e = lt[buf&(1<<litRootBits-1)]
+			if e&entLiteral == 0 {
+				continue
+			}
+			buf >>= e & 31
+			nb -= uint(e & 31)
+			dst[o] = byte(e >> 16)
+			o++
+			e = lt[buf&(1<<litRootBits-1)]
+			if e&entLiteral == 0 {
+				continue
+			}
+			buf >>= e & 31
+			nb -= uint(e & 31)
+			dst[o] = byte(e >> 16)
+			o++
+			continue
+		}
+		if e&entSub != 0 {
+			buf >>= litRootBits
+			nb -= litRootBits
+			e = lt[int(e>>16)+int(buf&(1<<((e>>8)&15)-1))]
+			if e&entLiteral != 0 {
+				buf >>= e & 31
+				nb -= uint(e & 31)
+				dst[o] = byte(e >> 16)
+				o++
+				continue
+			}
+			if e&(entEnd|entInvalid) != 0 {
+				buf >>= e & 31
+				nb -= uint(e & 31)
+				if e&entInvalid != 0 {
+					err = errLitLenCode
+				}
+				br.buf, br.nb, br.in = buf, nb, in
+				return o, err
+			}
+		} else if e&(entEnd|entInvalid) != 0 {
+			break // nothing consumed: the careful loop takes it from here
+		}
+		length := int(e>>16) + int(buf&(1<<(e&31)-1)>>((e>>8)&15))
+		buf >>= e & 31
+		nb -= uint(e & 31)
+		e = dt[buf&(1<<distRootBits-1)]
+		if e&entSub != 0 {
+			buf >>= distRootBits
+			nb -= distRootBits
+			e = dt[int(e>>16)+int(buf&(1<<((e>>8)&15)-1))]
+		}
+		dist := int(e>>16) + int(buf&(1<<(e&31)-1)>>((e>>8)&15))
+		buf >>= e & 31
+		nb -= uint(e & 31)
+		if e&entInvalid != 0 {
+			err = errDistCode
+			break
+		}
+		if dist > o {
+			err = errDistTooFar
+			break
+		}
+		from := o - dist
+		if dist == 1 {
+			// A run of one byte (zeros, mostly): the same word throughout.
+			w := uint64(dst[from]) * 0x0101010101010101
+			for k := 0; k < length; k += 8 {
+				binary.LittleEndian.PutUint64(dst[o+k:], w)
+			}
+			o += length
+			continue
+		}
+		if dist < 8 {
+			// Overlapping: eight bytes one by one, then words from a whole number of periods back
+			// (at least 8 bytes, so each reads only bytes already written).
+			for k := range 8 {
+				dst[o+k] = dst[from+k]
+			}
+			from = o - int(periodSpan[dist])
+			for k := 8; k < length; k += 8 {
+				binary.LittleEndian.PutUint64(dst[o+k:], binary.LittleEndian.Uint64(dst[from+k:]))
+			}
+			o += length
+			continue
+		}
+		// Whole words, each reading bytes already written (dist >= 8); the last may write up to 15
+		// bytes past the match, which later output overwrites.
+		binary.LittleEndian.PutUint64(dst[o:], binary.LittleEndian.Uint64(dst[from:]))
+		binary.LittleEndian.PutUint64(dst[o+8:], binary.LittleEndian.Uint64(dst[from+8:]))
+		for k := 16; k < length; k += 8 {
+			binary.LittleEndian.PutUint64(dst[o+k:], binary.LittleEndian.Uint64(dst[from+k:]))
+		}
+		o += length
+	}
+	if err != nil {
+		br.buf, br.nb, br.in = buf, nb, in
+		return o, err
+	}
+	// Careful loop, near either end.
 	for {
 		// Refill to at least 56 bits: enough for a length code, its extra bits, a distance code and its
 		// extra bits (15+5+15+13).
@@ -526,7 +634,7 @@ func (f *inflater) huffman(dst []byte, o int, lt *[litTableSize]uint32, dt *[dis
 			break
 		}
 		if dist > o {
-			err = distanceError{dist, o}
+			err = errDistTooFar
 			break
 		}
 		if dist >= 8 && length+16 <= len(dst)-o {
