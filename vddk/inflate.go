@@ -31,7 +31,7 @@ const (
 )
 
 // A table entry: bits 0-4 are the input bits it consumes (code and extra bits, so one shift takes
-// both), bits 8-11 the code's own length (the extra bits follow it) or, for a subtable link, the
+// both; bit 5 stays clear so that a shift by e&63 needs no masking instruction), bits 8-11 the code's own length (the extra bits follow it) or, for a subtable link, the
 // subtable's index bits, bits 12-15 its kind, bits 16-31 its value (literal byte, base length, base
 // distance, code length or subtable offset). Lengths and distances carry no kind flag.
 const (
@@ -414,27 +414,18 @@ func (f *inflater) huffman(dst []byte, o int, lt *[litTableSize]uint32, dt *[dis
 		nb |= 56
 		e := lt[buf&(1<<litRootBits-1)]
 		if e&entLiteral != 0 {
-			// Up to three literals from one refill (3*15 of the 56 bits).
-			buf >>= e & 31
-			nb -= uint(e & 31)
-			dst[o] = byte(e >> 16)
-			o++
-			e = lt[buf&(1<<litRootBits-1)]
-			if e&entLiteral == 0 {
-				continue
+			// A run of literals, while the buffer holds a longest code (at most 56 of them, well
+			// within fastRoom).
+			for {
+				buf >>= e & 63
+				nb -= uint(e & 31)
+				dst[o] = byte(e >> 16)
+				o++
+				e = lt[buf&(1<<litRootBits-1)]
+				if e&entLiteral == 0 || nb < maxCodeBits {
+					break
+				}
 			}
-			buf >>= e & 31
-			nb -= uint(e & 31)
-			dst[o] = byte(e >> 16)
-			o++
-			e = lt[buf&(1<<litRootBits-1)]
-			if e&entLiteral == 0 {
-				continue
-			}
-			buf >>= e & 31
-			nb -= uint(e & 31)
-			dst[o] = byte(e >> 16)
-			o++
 			continue
 		}
 		if e&entSub != 0 {
@@ -442,14 +433,14 @@ func (f *inflater) huffman(dst []byte, o int, lt *[litTableSize]uint32, dt *[dis
 			nb -= litRootBits
 			e = lt[int(e>>16)+int(buf&(1<<((e>>8)&15)-1))]
 			if e&entLiteral != 0 {
-				buf >>= e & 31
+				buf >>= e & 63
 				nb -= uint(e & 31)
 				dst[o] = byte(e >> 16)
 				o++
 				continue
 			}
 			if e&(entEnd|entInvalid) != 0 {
-				buf >>= e & 31
+				buf >>= e & 63
 				nb -= uint(e & 31)
 				if e&entInvalid != 0 {
 					err = errLitLenCode
@@ -461,7 +452,7 @@ func (f *inflater) huffman(dst []byte, o int, lt *[litTableSize]uint32, dt *[dis
 			break // nothing consumed: the careful loop takes it from here
 		}
 		length := int(e>>16) + int(buf&(1<<(e&31)-1)>>((e>>8)&15))
-		buf >>= e & 31
+		buf >>= e & 63
 		nb -= uint(e & 31)
 		e = dt[buf&(1<<distRootBits-1)]
 		if e&entSub != 0 {
@@ -470,7 +461,7 @@ func (f *inflater) huffman(dst []byte, o int, lt *[litTableSize]uint32, dt *[dis
 			e = dt[int(e>>16)+int(buf&(1<<((e>>8)&15)-1))]
 		}
 		dist := int(e>>16) + int(buf&(1<<(e&31)-1)>>((e>>8)&15))
-		buf >>= e & 31
+		buf >>= e & 63
 		nb -= uint(e & 31)
 		if e&entInvalid != 0 {
 			err = errDistCode
@@ -534,7 +525,7 @@ func (f *inflater) huffman(dst []byte, o int, lt *[litTableSize]uint32, dt *[dis
 		}
 		e := lt[buf&(1<<litRootBits-1)]
 		if e&entLiteral != 0 {
-			buf >>= e & 31
+			buf >>= e & 63
 			nb -= uint(e & 31)
 			if nb < pad {
 				err = errTruncated
@@ -551,7 +542,7 @@ func (f *inflater) huffman(dst []byte, o int, lt *[litTableSize]uint32, dt *[dis
 			if e&entLiteral == 0 {
 				continue
 			}
-			buf >>= e & 31
+			buf >>= e & 63
 			nb -= uint(e & 31)
 			if nb < pad {
 				err = errTruncated
@@ -567,7 +558,7 @@ func (f *inflater) huffman(dst []byte, o int, lt *[litTableSize]uint32, dt *[dis
 			if e&entLiteral == 0 {
 				continue
 			}
-			buf >>= e & 31
+			buf >>= e & 63
 			nb -= uint(e & 31)
 			if nb < pad {
 				err = errTruncated
@@ -586,7 +577,7 @@ func (f *inflater) huffman(dst []byte, o int, lt *[litTableSize]uint32, dt *[dis
 			nb -= litRootBits
 			e = lt[int(e>>16)+int(buf&(1<<((e>>8)&15)-1))]
 			if e&entLiteral != 0 {
-				buf >>= e & 31
+				buf >>= e & 63
 				nb -= uint(e & 31)
 				if nb < pad {
 					err = errTruncated
@@ -602,7 +593,7 @@ func (f *inflater) huffman(dst []byte, o int, lt *[litTableSize]uint32, dt *[dis
 			}
 		}
 		if e&(entEnd|entInvalid) != 0 {
-			buf >>= e & 31
+			buf >>= e & 63
 			nb -= uint(e & 31)
 			if nb < pad {
 				err = errTruncated
@@ -613,7 +604,7 @@ func (f *inflater) huffman(dst []byte, o int, lt *[litTableSize]uint32, dt *[dis
 		}
 		// A length: code and extra bits in one go.
 		length := int(e>>16) + int(buf&(1<<(e&31)-1)>>((e>>8)&15))
-		buf >>= e & 31
+		buf >>= e & 63
 		nb -= uint(e & 31)
 
 		e = dt[buf&(1<<distRootBits-1)]
@@ -627,7 +618,7 @@ func (f *inflater) huffman(dst []byte, o int, lt *[litTableSize]uint32, dt *[dis
 			break
 		}
 		dist := int(e>>16) + int(buf&(1<<(e&31)-1)>>((e>>8)&15))
-		buf >>= e & 31
+		buf >>= e & 63
 		nb -= uint(e & 31)
 		if nb < pad {
 			err = errTruncated
