@@ -48,8 +48,10 @@ var (
 	lengthExtra = [29]uint8{0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5, 0}
 	distBase    = [30]uint16{1, 2, 3, 4, 5, 7, 9, 13, 17, 25, 33, 49, 65, 97, 129, 193, 257, 385, 513, 769, 1025, 1537, 2049, 3073, 4097, 6145, 8193, 12289, 16385, 24577}
 	distExtra   = [30]uint8{0, 0, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13}
-	// For a match distance d < 8: the smallest multiple of d that is at least 8.
-	periodSpan = [8]uint8{0, 8, 8, 9, 8, 10, 12, 14}
+	// For a match distance d < 8: the multiplier that repeats a d-byte pattern through a word, and
+	// the largest multiple of d that is at most 8.
+	patternRepeat = [8]uint64{0, 0x0101010101010101, 0x0001000100010001, 1 | 1<<24 | 1<<48, 1 | 1<<32, 1 | 1<<40, 1 | 1<<48, 1 | 1<<56}
+	patternStep   = [8]uint8{0, 8, 8, 6, 8, 5, 6, 7}
 	// The order in which a dynamic block lists the code-length code's lengths.
 	codeLengthOrder = [19]uint8{16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15}
 )
@@ -333,9 +335,6 @@ func buildTable(table []uint32, rootBits uint, lens []uint8, sorted []uint16, ki
 		if !single && !(codes == 0 && kind == tableDist) {
 			return errIncomplete
 		}
-		for i := range table[:size] {
-			table[i] = entInvalid
-		}
 	}
 	// Symbols sorted by code length, then by value: the canonical code order.
 	var offs [maxCodeBits + 2]int
@@ -348,21 +347,30 @@ func buildTable(table []uint32, rootBits uint, lens []uint8, sorted []uint16, ki
 			offs[l]++
 		}
 	}
+	// The primary table is filled a length at a time: codes of length l go to table[:1<<l], which is
+	// then copied to double it, as an entry at i also serves i+(1<<l). Slots no code reaches (only in
+	// the incomplete codes allowed above) stay invalid.
+	filled := 2
+	table[0], table[1] = entInvalid, entInvalid
+	grow := func(n int) {
+		for filled < n {
+			copy(table[filled:2*filled], table[:filled])
+			filled *= 2
+		}
+	}
 	remaining := count
 	end := size // next free subtable slot
 	subPrefix, subStart, subBits := -1, 0, 0
 	code, idx := 0, 0
 	for l := 1; l <= maxLen; l++ {
+		grow(1 << min(uint(l), rootBits))
 		for range count[l] {
 			ent, extra := symbolEntry(kind, int(sorted[idx]))
 			idx++
 			// Deflate sends codes most significant bit first; the bit buffer is read from its low end.
 			rev := int(bits.Reverse16(uint16(code)) >> (16 - l))
 			if uint(l) <= rootBits {
-				ent |= uint32(l)<<8 | (uint32(l) + extra)
-				for i := rev; i < size; i += 1 << l {
-					table[i] = ent
-				}
+				table[rev] = ent | uint32(l)<<8 | (uint32(l) + extra)
 			} else {
 				if prefix := rev & (size - 1); prefix != subPrefix {
 					// The subtable must hold every remaining code with this prefix: grow it until the
@@ -394,6 +402,7 @@ func buildTable(table []uint32, rootBits uint, lens []uint8, sorted []uint16, ki
 		}
 		code <<= 1
 	}
+	grow(size)
 	return nil
 }
 
@@ -472,24 +481,14 @@ func (f *inflater) huffman(dst []byte, o int, lt *[litTableSize]uint32, dt *[dis
 			break
 		}
 		from := o - dist
-		if dist == 1 {
-			// A run of one byte (zeros, mostly): the same word throughout.
-			w := uint64(dst[from]) * 0x0101010101010101
-			for k := 0; k < length; k += 8 {
-				binary.LittleEndian.PutUint64(dst[o+k:], w)
-			}
-			o += length
-			continue
-		}
 		if dist < 8 {
-			// Overlapping: eight bytes one by one, then words from a whole number of periods back
-			// (at least 8 bytes, so each reads only bytes already written).
-			for k := range 8 {
-				dst[o+k] = dst[from+k]
-			}
-			from = o - int(periodSpan[dist])
-			for k := 8; k < length; k += 8 {
-				binary.LittleEndian.PutUint64(dst[o+k:], binary.LittleEndian.Uint64(dst[from+k:]))
+			// A repeating pattern of dist bytes: build one word of it and store that word every
+			// whole number of periods (5 to 8 bytes), with no loads from the output.
+			p := binary.LittleEndian.Uint64(dst[from:]) & (1<<(8*dist) - 1)
+			w := p * patternRepeat[dist]
+			step := int(patternStep[dist])
+			for k := 0; k < length; k += step {
+				binary.LittleEndian.PutUint64(dst[o+k:], w)
 			}
 			o += length
 			continue
