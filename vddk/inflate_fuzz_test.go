@@ -19,6 +19,9 @@ func FuzzInflateRaw(f *testing.F) {
 	for _, c := range compressors() {
 		f.Add(c.fn([]byte("seed seed seed seed, a grain of a stream-optimized disk")))
 	}
+	for _, c := range craftedStreams() {
+		f.Add(c.stream)
+	}
 	f.Add([]byte{})
 	f.Add([]byte{0x03, 0x00})             // fixed block, end of block only
 	f.Add([]byte{0x01, 0, 0, 0xff, 0xff}) // empty stored block
