@@ -493,6 +493,16 @@ func (f *inflater) huffman(dst []byte, o int, lt *[litTableSize]uint32, dt *[dis
 			o += length
 			continue
 		}
+		if dist+16 < length {
+			// Overlapping its source by more than two words: words would keep loading what the
+			// previous few words just stored, unaligned, which stalls the CPU; copy whole periods
+			// instead, doubling each time.
+			end := o + length
+			for o < end {
+				o += copy(dst[o:end], dst[from:o])
+			}
+			continue
+		}
 		// Whole words, each reading bytes already written (dist >= 8); the last may write up to 15
 		// bytes past the match, which later output overwrites.
 		binary.LittleEndian.PutUint64(dst[o:], binary.LittleEndian.Uint64(dst[from:]))

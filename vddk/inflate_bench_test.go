@@ -18,6 +18,8 @@ func BenchmarkInflateGrain(b *testing.B) {
 		{"text", wordText(r, 64<<10)},
 		{"random", randomBytes(r, 64<<10)},
 		{"mixed", mixed(r, 64<<10)},
+		// A short line repeated: long matches at a distance of 20 bytes, overlapping their source.
+		{"lines", bytes.Repeat([]byte("guest text and logs\n"), 64<<10/20+1)[:64<<10]},
 	}
 	for _, in := range inputs {
 		var zb bytes.Buffer
