@@ -415,8 +415,8 @@ func (f *inflater) huffman(dst []byte, o int, lt *[litTableSize]uint32, dt *[dis
 	// leaves fewer than pad bits unused has read past the end of the input.
 	pad := uint(0)
 	var err error
-	// Fast loop, while at least 8 input bytes lie ahead (no padding) and dst has room for three
-	// literals or the longest match with its word-copy overrun: no per-symbol checks of either end.
+	// Fast loop, while at least 8 input bytes lie ahead (no padding) and dst has room for the longest
+	// match with its word-copy overrun: no per-symbol checks of either end.
 	for in+8 <= len(src) && o <= len(dst)-fastRoom {
 		buf |= binary.LittleEndian.Uint64(src[in:]) << (nb & 63)
 		in += int(63-nb) >> 3
