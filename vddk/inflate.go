@@ -31,9 +31,10 @@ const (
 )
 
 // A table entry: bits 0-4 are the input bits it consumes (code and extra bits, so one shift takes
-// both; bit 5 stays clear so that a shift by e&63 needs no masking instruction), bits 8-11 the code's own length (the extra bits follow it) or, for a subtable link, the
-// subtable's index bits, bits 12-15 its kind, bits 16-31 its value (literal byte, base length, base
-// distance, code length or subtable offset). Lengths and distances carry no kind flag.
+// both; bit 5 stays clear so that a shift by e&63 needs no masking instruction); bits 8-11 the code's
+// own length (the extra bits follow it) or, for a subtable link, the subtable's index bits; bits 12-15
+// its kind; bits 16-31 its value (literal byte, base length, base distance, code length or subtable
+// offset). Lengths and distances carry no kind flag.
 const (
 	entLiteral = 1 << 15
 	entEnd     = 1 << 14
