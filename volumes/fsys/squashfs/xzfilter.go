@@ -82,7 +82,10 @@ func decompressXzChain(src []byte, limit int) ([]byte, error) {
 			return nil, fmt.Errorf("%w: xz filter %#x (IA-64 and delta filters are not implemented)", ErrUnsupported, id)
 		}
 	}
-	dict := min(uint64(2|dictProp&1)<<(dictProp/2+11), 1<<30)
+	// Each block is a stream of its own, so no match reaches further back than the output so far: a
+	// dictionary larger than the block would only be memory that a hostile header asks for (1 GiB per
+	// block when it was bounded by the format alone).
+	dict := min(uint64(2|dictProp&1)<<(dictProp/2+11), uint64(limit)+1)
 	r, err := lzma.Reader2Config{DictCap: int(max(dict, lzma.MinDictCap))}.NewReader2(bytes.NewReader(src[12+hdrLen:]))
 	if err != nil {
 		return nil, fmt.Errorf("%w: xz: %w", ErrCorrupt, err)
