@@ -64,16 +64,22 @@ func (s streamDecompressor) decompress(src []byte, max int) ([]byte, error) {
 }
 
 // xzDecompressor sends blocks with a filter chain (mksquashfs -Xbcj puts a branch converter before
-// LZMA2) to our own chain decoder: the xz library decodes plain LZMA2 streams only.
+// LZMA2), which the xz library cannot decode, and blocks whose header asks for a dictionary larger than
+// any block, to our own decoder; the library, which also verifies the block's check, gets the rest.
 type xzDecompressor struct{ streamDecompressor }
 
-func (x xzDecompressor) decompress(src []byte, max int) ([]byte, error) {
-	// Stream header (12 bytes), then the block header: its size byte and flags, whose low two bits
-	// hold the number of filters minus one.
-	if len(src) > 13 && src[12] != 0 && src[13]&3 != 0 {
-		return decompressXzChain(src, max)
+func (x xzDecompressor) decompress(src []byte, limit int) ([]byte, error) {
+	b, err := parseXzBlock(src)
+	if err != nil {
+		return nil, err
 	}
-	return x.streamDecompressor.decompress(src, max)
+	// The library allocates the dictionary the header asks for (up to 4 GiB), for every block. A
+	// block is a stream of its own and at most 1 MiB, so a larger dictionary is never needed:
+	// such blocks go to our decoder, which bounds it by the block.
+	if len(b.filters) > 1 || b.dictBytes() > max(uint64(limit)+1, maxBlockSize) {
+		return decompressXzChain(src, limit)
+	}
+	return x.streamDecompressor.decompress(src, limit)
 }
 
 type lz4Decompressor struct{}

@@ -219,9 +219,17 @@ func FuzzXzChain(f *testing.F) {
 	block := []byte{2, 0x01, xzFilterX86, 0, xzFilterLZMA2, 1, 12, 0, 0, 0, 0, 0}
 	chunk := []byte{0x01, 0x00, 0x05, 0xe8, 0x10, 0x00, 0x00, 0x00, 0x00} // stored chunk of 6 bytes
 	f.Add(append(append(append(hdr, block...), chunk...), 0))
+	x, err := newDecompressor(compXz, 4096)
+	if err != nil {
+		f.Fatal(err)
+	}
 	f.Fuzz(func(t *testing.T, src []byte) {
 		out, err := decompressXzChain(src, 4096)
 		if err == nil && len(out) > 4096 {
+			t.Fatalf("%d bytes out of a 4096-byte limit", len(out))
+		}
+		// The whole xz path, the library's decoder included.
+		if out, err := x.decompress(src, 4096); err == nil && len(out) > 4096 {
 			t.Fatalf("%d bytes out of a 4096-byte limit", len(out))
 		}
 		for _, unfilter := range branchDecoders {

@@ -21,6 +21,7 @@ const (
 	magic          = 0x73717368 // "hsqs" little-endian
 	noTable        = ^uint64(0)
 	metaBlockSize  = 8192
+	maxBlockSize   = 1 << 20 // the format's largest data block (block_log at most 20, checked below)
 )
 
 // Superblock flags used by the reader.

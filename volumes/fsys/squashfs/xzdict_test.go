@@ -1,6 +1,8 @@
 package squashfs
 
 import (
+	"encoding/binary"
+	"hash/crc32"
 	"runtime"
 	"testing"
 )
@@ -11,19 +13,29 @@ import (
 func TestXzDictionaryBoundedByBlock(t *testing.T) {
 	hdr := []byte{0xfd, '7', 'z', 'X', 'Z', 0, 0, 1, 0x69, 0x22, 0xde, 0x36}
 	const limit = 128 << 10
+	x, err := newDecompressor(compXz, limit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chunk := []byte{0x01, 0x00, 0x05, 'h', 'e', 'l', 'l', 'o', '!', 0x00} // stored chunk of 6 bytes, end
 	for _, prop := range []byte{12, 30, 39, 40} {
-		block := []byte{2, 0x01, xzFilterX86, 0, xzFilterLZMA2, 1, prop, 0, 0, 0, 0, 0}
-		chunk := []byte{0x01, 0x00, 0x05, 'h', 'e', 'l', 'l', 'o', '!', 0x00} // stored chunk of 6 bytes, end
-		src := append(append(append([]byte(nil), hdr...), block...), chunk...)
-		var before, after runtime.MemStats
-		runtime.ReadMemStats(&before)
-		out, err := decompressXzChain(src, limit)
-		runtime.ReadMemStats(&after)
-		if err != nil || string(out) != "hello!" {
-			t.Fatalf("dictionary property %d: %q, %v", prop, out, err)
-		}
-		if n := after.TotalAlloc - before.TotalAlloc; n > 4*limit+(1<<20) {
-			t.Errorf("dictionary property %d: decoding a 6-byte block allocated %d bytes", prop, n)
+		// With a branch filter before LZMA2 (mksquashfs -Xbcj), and with LZMA2 alone.
+		for _, block := range [][]byte{
+			{2, 0x01, xzFilterX86, 0, xzFilterLZMA2, 1, prop, 0, 0, 0, 0, 0},
+			{2, 0x00, xzFilterLZMA2, 1, prop, 0, 0, 0, 0, 0, 0, 0},
+		} {
+			binary.LittleEndian.PutUint32(block[8:], crc32.ChecksumIEEE(block[:8]))
+			src := append(append(append([]byte(nil), hdr...), block...), chunk...)
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			out, err := x.decompress(src, limit)
+			runtime.ReadMemStats(&after)
+			if err != nil || string(out) != "hello!" {
+				t.Fatalf("dictionary property %d, filters %x: %q, %v", prop, block[2], out, err)
+			}
+			if n := after.TotalAlloc - before.TotalAlloc; n > 4*limit+(1<<20) {
+				t.Errorf("dictionary property %d, filters %x: decoding a 6-byte block allocated %d bytes", prop, block[2], n)
+			}
 		}
 	}
 }

@@ -29,16 +29,24 @@ var branchDecoders = map[uint64]func([]byte){
 	xzFilterSPARC:    unfilterSPARC,
 }
 
-// decompressXzChain decodes an xz stream whose single block runs a branch-converter filter before
-// LZMA2, as mksquashfs -Xbcj writes it: the LZMA2 data is decoded with the raw LZMA2 reader, then
-// the filter is undone on the whole (at most one block) output.
-func decompressXzChain(src []byte, limit int) ([]byte, error) {
+// xzBlock is what decoding needs from an xz stream's (first) block header.
+type xzBlock struct {
+	filters  []uint64 // filter ids, first to last; the last is LZMA2
+	dictProp byte     // LZMA2 dictionary size, encoded
+	dataOff  int      // where the compressed data starts
+}
+
+// dictBytes is the LZMA2 dictionary size the header asks for.
+func (b xzBlock) dictBytes() uint64 { return uint64(2|b.dictProp&1) << (b.dictProp/2 + 11) }
+
+// parseXzBlock reads the stream header and the block header after it.
+func parseXzBlock(src []byte) (xzBlock, error) {
 	if len(src) < 14 || !bytes.HasPrefix(src, []byte{0xfd, '7', 'z', 'X', 'Z', 0}) {
-		return nil, fmt.Errorf("%w: xz stream header", ErrCorrupt)
+		return xzBlock{}, fmt.Errorf("%w: xz stream header", ErrCorrupt)
 	}
 	hdrLen := (int(src[12]) + 1) * 4
 	if hdrLen < 8 || 12+hdrLen > len(src) {
-		return nil, fmt.Errorf("%w: xz block header of %d bytes overruns the block", ErrCorrupt, hdrLen)
+		return xzBlock{}, fmt.Errorf("%w: xz block header of %d bytes overruns the block", ErrCorrupt, hdrLen)
 	}
 	hdr := src[12 : 12+hdrLen-4] // without its CRC32
 	flags, nfilters := hdr[1], int(hdr[1]&3)+1
@@ -46,47 +54,57 @@ func decompressXzChain(src []byte, limit int) ([]byte, error) {
 	for _, present := range []bool{flags&0x40 != 0, flags&0x80 != 0} { // compressed, uncompressed size
 		if present {
 			if _, n := binary.Uvarint(hdr[pos:]); n <= 0 {
-				return nil, fmt.Errorf("%w: xz block header size field", ErrCorrupt)
+				return xzBlock{}, fmt.Errorf("%w: xz block header size field", ErrCorrupt)
 			} else {
 				pos += n
 			}
 		}
 	}
-	var ids []uint64
-	var dictProp byte
+	b := xzBlock{dataOff: 12 + hdrLen}
 	for range nfilters {
 		id, n := binary.Uvarint(hdr[pos:])
 		if n <= 0 {
-			return nil, fmt.Errorf("%w: xz filter id", ErrCorrupt)
+			return xzBlock{}, fmt.Errorf("%w: xz filter id", ErrCorrupt)
 		}
 		pos += n
 		size, n := binary.Uvarint(hdr[pos:])
 		if n <= 0 || uint64(len(hdr)-pos-n) < size {
-			return nil, fmt.Errorf("%w: xz filter properties", ErrCorrupt)
+			return xzBlock{}, fmt.Errorf("%w: xz filter properties", ErrCorrupt)
 		}
 		pos += n
 		props := hdr[pos : pos+int(size)]
 		pos += int(size)
 		if id == xzFilterLZMA2 && len(props) == 1 {
-			dictProp = props[0]
+			b.dictProp = props[0]
 		} else if len(props) != 0 {
-			return nil, fmt.Errorf("%w: xz filter %#x with a start offset", ErrUnsupported, id)
+			return xzBlock{}, fmt.Errorf("%w: xz filter %#x with a start offset", ErrUnsupported, id)
 		}
-		ids = append(ids, id)
+		b.filters = append(b.filters, id)
 	}
-	if ids[len(ids)-1] != xzFilterLZMA2 || dictProp > 40 {
-		return nil, fmt.Errorf("%w: xz filter chain %x does not end in LZMA2", ErrCorrupt, ids)
+	if b.filters[len(b.filters)-1] != xzFilterLZMA2 || b.dictProp > 40 {
+		return xzBlock{}, fmt.Errorf("%w: xz filter chain %x does not end in LZMA2", ErrCorrupt, b.filters)
 	}
-	for _, id := range ids[:len(ids)-1] {
+	for _, id := range b.filters[:len(b.filters)-1] {
 		if branchDecoders[id] == nil {
-			return nil, fmt.Errorf("%w: xz filter %#x (IA-64 and delta filters are not implemented)", ErrUnsupported, id)
+			return xzBlock{}, fmt.Errorf("%w: xz filter %#x (IA-64 and delta filters are not implemented)", ErrUnsupported, id)
 		}
+	}
+	return b, nil
+}
+
+// decompressXzChain decodes an xz stream's single block with the raw LZMA2 reader and then undoes its
+// branch-converter filters, if any, on the whole (at most one block) output: mksquashfs -Xbcj runs
+// one before LZMA2, and the xz library decodes plain LZMA2 streams only.
+func decompressXzChain(src []byte, limit int) ([]byte, error) {
+	b, err := parseXzBlock(src)
+	if err != nil {
+		return nil, err
 	}
 	// Each block is a stream of its own, so no match reaches further back than the output so far: a
 	// dictionary larger than the block would only be memory that a hostile header asks for (1 GiB per
 	// block when it was bounded by the format alone).
-	dict := min(uint64(2|dictProp&1)<<(dictProp/2+11), uint64(limit)+1)
-	r, err := lzma.Reader2Config{DictCap: int(max(dict, lzma.MinDictCap))}.NewReader2(bytes.NewReader(src[12+hdrLen:]))
+	dict := min(b.dictBytes(), uint64(limit)+1)
+	r, err := lzma.Reader2Config{DictCap: int(max(dict, lzma.MinDictCap))}.NewReader2(bytes.NewReader(src[b.dataOff:]))
 	if err != nil {
 		return nil, fmt.Errorf("%w: xz: %w", ErrCorrupt, err)
 	}
@@ -100,8 +118,8 @@ func decompressXzChain(src []byte, limit int) ([]byte, error) {
 	}
 	out = out[:n]
 	// Filters were applied first to last when compressing, so undo them last to first.
-	for k := len(ids) - 2; k >= 0; k-- {
-		branchDecoders[ids[k]](out)
+	for k := len(b.filters) - 2; k >= 0; k-- {
+		branchDecoders[b.filters[k]](out)
 	}
 	return out, nil
 }
