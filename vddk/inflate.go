@@ -535,51 +535,24 @@ func (f *inflater) huffman(dst []byte, o int, lt *[litTableSize]uint32, dt *[dis
 		}
 		e := lt[buf&(1<<litRootBits-1)]
 		if e&entLiteral != 0 {
-			buf >>= e & 63
-			nb -= uint(e & 31)
-			if nb < pad {
-				err = errTruncated
+			// Up to three literals per refill: they need at most 45 of the 56 bits.
+			for k := 0; k < 3 && e&entLiteral != 0 && err == nil; k++ {
+				buf >>= e & 63
+				nb -= uint(e & 31)
+				switch {
+				case nb < pad:
+					err = errTruncated
+				case o >= len(dst):
+					err = outputLimitError(len(dst))
+				default:
+					dst[o] = byte(e >> 16)
+					o++
+					e = lt[buf&(1<<litRootBits-1)]
+				}
+			}
+			if err != nil {
 				break
 			}
-			if o >= len(dst) {
-				err = outputLimitError(len(dst))
-				break
-			}
-			dst[o] = byte(e >> 16)
-			o++
-			// Two more literals need at most 30 of the 41 bits left.
-			e = lt[buf&(1<<litRootBits-1)]
-			if e&entLiteral == 0 {
-				continue
-			}
-			buf >>= e & 63
-			nb -= uint(e & 31)
-			if nb < pad {
-				err = errTruncated
-				break
-			}
-			if o >= len(dst) {
-				err = outputLimitError(len(dst))
-				break
-			}
-			dst[o] = byte(e >> 16)
-			o++
-			e = lt[buf&(1<<litRootBits-1)]
-			if e&entLiteral == 0 {
-				continue
-			}
-			buf >>= e & 63
-			nb -= uint(e & 31)
-			if nb < pad {
-				err = errTruncated
-				break
-			}
-			if o >= len(dst) {
-				err = outputLimitError(len(dst))
-				break
-			}
-			dst[o] = byte(e >> 16)
-			o++
 			continue
 		}
 		if e&entSub != 0 {
@@ -637,18 +610,6 @@ func (f *inflater) huffman(dst []byte, o int, lt *[litTableSize]uint32, dt *[dis
 		if dist > o {
 			err = errDistTooFar
 			break
-		}
-		if dist >= 8 && length+16 <= len(dst)-o {
-			// The common case, inline: whole words, each reading bytes already written (dist >= 8);
-			// the last may write up to 15 bytes past the match, which later output overwrites.
-			from := o - dist
-			binary.LittleEndian.PutUint64(dst[o:], binary.LittleEndian.Uint64(dst[from:]))
-			binary.LittleEndian.PutUint64(dst[o+8:], binary.LittleEndian.Uint64(dst[from+8:]))
-			for k := 16; k < length; k += 8 {
-				binary.LittleEndian.PutUint64(dst[o+k:], binary.LittleEndian.Uint64(dst[from+k:]))
-			}
-			o += length
-			continue
 		}
 		if length > len(dst)-o {
 			// Fill dst with what fits: the caller may keep one grain of a longer stream.
