@@ -6,16 +6,15 @@ import (
 	"fmt"
 	"maps"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"slices"
-	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/vmdkmount/vmdkmount/internal/memlimit"
 )
 
 // Bounds of one hostile case: wall time, and bytes allocated (TotalAlloc) by Open and the reads.
@@ -29,7 +28,7 @@ const (
 // must give a clear error (with a VixDiskLib code) or a bounded result, never a panic, within a time
 // limit, and without allocating more than a fixed budget.
 func TestHostileImages(t *testing.T) {
-	defer reportChildPeak()
+	defer memlimit.ReportChildPeak()
 	dir := fuzzWorkDir(t)
 	writeCOWD(t, filepath.Join(dir, "cowd"), 4096, 1, []esxGrainWrite{{grain: 0, data: make([]byte, 512)}, {grain: 4000, data: make([]byte, 512)}})
 	writeSESparse(t, filepath.Join(dir, "se"), 4096, []esxGrainWrite{{grain: 1, data: make([]byte, 4096)}, {grain: 2, kind: 2}})
@@ -259,150 +258,8 @@ func TestHostileImages(t *testing.T) {
 // included).
 const hostileMemoryLimit = 512 << 20
 
-// hostileChildEnv marks the test binary re-executed by TestHostileImagesUnderMemoryLimit.
-const hostileChildEnv = "VMDKMOUNT_HOSTILE_CHILD"
-
 // TestHostileImagesUnderMemoryLimit runs TestHostileImages again in a child process held to
-// hostileMemoryLimit: by a cgroup v2 memory.max (without swap) when one can be made, as root on a
-// unified hierarchy; otherwise the child's peak RSS is measured against it (RLIMIT_AS cannot work
-// with the race detector's huge shadow mappings).
+// hostileMemoryLimit (see memlimit.RunUnderMemoryLimit).
 func TestHostileImagesUnderMemoryLimit(t *testing.T) {
-	if os.Getenv(hostileChildEnv) != "" {
-		t.Skip("this is the memory-limited child")
-	}
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHostileImages$", "-test.count=1", "-test.v", "-test.timeout=5m")
-	cmd.Env = append(os.Environ(), hostileChildEnv+"=1")
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	how := "peak RSS (VmHWM) measured against the bound"
-	cg, err := memoryCgroup(hostileMemoryLimit)
-	if err == nil {
-		defer cg.remove()
-		cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(cg.fd.Fd())}
-		how = "hard limit by cgroup v2 memory.max"
-	} else {
-		how += " (no cgroup v2: " + err.Error() + ")"
-	}
-	start := time.Now()
-	runErr := cmd.Start()
-	if runErr != nil && cg != nil {
-		// Starting straight into a cgroup needs clone3 (Linux 5.7); without it, measure instead.
-		how = "peak RSS (VmHWM) measured against the bound; starting in the cgroup failed: " + runErr.Error()
-		cg.remove()
-		cg = nil
-		cmd = exec.Command(cmd.Path, cmd.Args[1:]...)
-		cmd.Env = append(os.Environ(), hostileChildEnv+"=1")
-		cmd.Stdout, cmd.Stderr = &out, &out
-		runErr = cmd.Start()
-	}
-	if runErr == nil {
-		runErr = cmd.Wait()
-	}
-	// Not the rusage Maxrss: Linux carries the high-water mark of the mm the child had before exec (the
-	// parent's, shared by vfork) into it, so it reports the parent's size. The child reports its own.
-	var peak int64
-	for _, l := range strings.Split(out.String(), "\n") {
-		if v, ok := strings.CutPrefix(l, hostilePeakTag); ok {
-			peak, _ = strconv.ParseInt(v, 10, 64)
-		}
-	}
-	if cg != nil {
-		if p := cg.value("memory.peak"); p > 0 {
-			peak = p
-		}
-		if n := cg.event("oom_kill"); n > 0 {
-			t.Errorf("the child was killed %d times by the memory limit", n)
-		}
-	}
-	t.Logf("TestHostileImages in a child: %d tests and subtests in %v, peak memory %d MiB of %d MiB (%s)",
-		strings.Count(out.String(), "=== RUN"), time.Since(start).Round(time.Millisecond), peak>>20, hostileMemoryLimit>>20, how)
-	if runErr != nil || !strings.Contains(out.String(), "--- PASS: TestHostileImages ") {
-		lines := strings.Split(out.String(), "\n")
-		t.Errorf("child failed: %v\n%s", runErr, strings.Join(lines[max(0, len(lines)-60):], "\n"))
-	}
-	if peak == 0 {
-		t.Error("the child reported no peak memory")
-	}
-	if peak > hostileMemoryLimit {
-		t.Errorf("the child peaked at %d MiB, over the %d MiB bound", peak>>20, hostileMemoryLimit>>20)
-	}
-}
-
-// hostilePeakTag starts the line on which the child reports its peak resident size.
-const hostilePeakTag = "hostile-child-peak-bytes "
-
-// reportChildPeak prints the child's peak resident size (VmHWM) for the parent to read.
-func reportChildPeak() {
-	if os.Getenv(hostileChildEnv) == "" {
-		return
-	}
-	b, _ := os.ReadFile("/proc/self/status")
-	for _, l := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(l); len(f) == 3 && f[0] == "VmHWM:" {
-			kb, _ := strconv.ParseInt(f[1], 10, 64)
-			fmt.Printf("\n%s%d\n", hostilePeakTag, kb<<10)
-		}
-	}
-}
-
-type cgroupDir struct {
-	dir string
-	fd  *os.File
-}
-
-// memoryCgroup makes a cgroup v2 child of the root with memory.max = limit and no swap.
-func memoryCgroup(limit int64) (*cgroupDir, error) {
-	const root = "/sys/fs/cgroup"
-	ctl, err := os.ReadFile(filepath.Join(root, "cgroup.subtree_control"))
-	if err != nil {
-		return nil, err
-	}
-	if !strings.Contains(string(ctl), "memory") {
-		return nil, fmt.Errorf("the memory controller is not enabled under %s", root)
-	}
-	c := &cgroupDir{dir: filepath.Join(root, fmt.Sprintf("vmdkmount-hostile-%d", os.Getpid()))}
-	if err := os.Mkdir(c.dir, 0o755); err != nil {
-		return nil, err
-	}
-	if err := os.WriteFile(filepath.Join(c.dir, "memory.max"), []byte(strconv.FormatInt(limit, 10)), 0o644); err != nil {
-		c.remove()
-		return nil, err
-	}
-	os.WriteFile(filepath.Join(c.dir, "memory.swap.max"), []byte("0"), 0o644) // absent without swap accounting
-	if c.fd, err = os.Open(c.dir); err != nil {
-		c.remove()
-		return nil, err
-	}
-	return c, nil
-}
-
-func (c *cgroupDir) value(name string) int64 {
-	b, _ := os.ReadFile(filepath.Join(c.dir, name))
-	n, _ := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
-	return n
-}
-
-func (c *cgroupDir) event(name string) int64 {
-	b, _ := os.ReadFile(filepath.Join(c.dir, "memory.events"))
-	for _, l := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(l); len(f) == 2 && f[0] == name {
-			n, _ := strconv.ParseInt(f[1], 10, 64)
-			return n
-		}
-	}
-	return 0
-}
-
-// remove deletes the cgroup once its only process, the child, has exited.
-func (c *cgroupDir) remove() {
-	if c.dir == "" {
-		return
-	}
-	if c.fd != nil {
-		c.fd.Close()
-	}
-	for i := 0; i < 50 && os.Remove(c.dir) != nil; i++ {
-		time.Sleep(20 * time.Millisecond)
-	}
-	c.dir, c.fd = "", nil
+	memlimit.RunUnderMemoryLimit(t, "TestHostileImages", hostileMemoryLimit, 5*time.Minute)
 }

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vmdkmount/vmdkmount/internal/memlimit"
 	"github.com/vmdkmount/vmdkmount/internal/testfix"
 	"github.com/vmdkmount/vmdkmount/volumes/fsys"
 	"github.com/vmdkmount/vmdkmount/volumes/internal/hostile"
@@ -110,7 +111,7 @@ func hostileCase(name string, b []byte) hostile.Case {
 // walks it reading every file: each case must end within its time and allocation bounds with errors,
 // never a panic, a hang or a host file's content. Every case is a subtest, so -v names them all.
 func TestHostileVolumes(t *testing.T) {
-	defer hostile.ReportChildPeak()
+	defer memlimit.ReportChildPeak()
 	host, _ := os.ReadFile("/etc/passwd")
 	// Readers warn about every damaged structure they work around; thousands of cases would flood the log.
 	defer slog.SetDefault(slog.Default())
@@ -424,7 +425,7 @@ const hostileMemoryLimit = 512 << 20
 // hostileMemoryLimit: no hostile image may drive an allocation that the per-case accounting misses
 // (memory held across cases, or outside the Go heap).
 func TestHostileVolumesUnderMemoryLimit(t *testing.T) {
-	hostile.RunUnderMemoryLimit(t, "TestHostileVolumes", hostileMemoryLimit, 5*time.Minute)
+	memlimit.RunUnderMemoryLimit(t, "TestHostileVolumes", hostileMemoryLimit, 5*time.Minute)
 }
 
 // FuzzHostileTree patches one of the hostile images (a few bytes at an offset, and a cut) and walks

@@ -1,4 +1,6 @@
-package hostile
+// Package memlimit runs a test again in a child process held to a memory limit, for the hostile-image
+// suites of vddk and volumes. For tests only.
+package memlimit
 
 import (
 	"bytes"
@@ -15,7 +17,7 @@ import (
 )
 
 // ChildEnv marks a test binary re-executed by RunUnderMemoryLimit.
-const ChildEnv = "VMDKMOUNT_HOSTILE_CHILD"
+const ChildEnv = "VMDKMOUNT_MEMLIMIT_CHILD"
 
 // cgroupRoot is where a cgroup v2 hierarchy is mounted on a unified system.
 const cgroupRoot = "/sys/fs/cgroup"
@@ -100,7 +102,7 @@ func newCgroup(limit int64) (*cgroup, error) {
 	if !strings.Contains(string(ctl), "memory") {
 		return nil, errors.New("the memory controller is not enabled for child cgroups")
 	}
-	dir := filepath.Join(cgroupRoot, fmt.Sprintf("vmdkmount-hostile-%d", os.Getpid()))
+	dir := filepath.Join(cgroupRoot, fmt.Sprintf("vmdkmount-memlimit-%d", os.Getpid()))
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -150,7 +152,7 @@ func (c *cgroup) remove() {
 }
 
 // peakTag starts the line on which a child reports its peak resident size.
-const peakTag = "hostile-child-peak-bytes "
+const peakTag = "memlimit-child-peak-bytes "
 
 // ReportChildPeak prints the process's peak resident size (VmHWM) for RunUnderMemoryLimit to read; it
 // does nothing outside the child. Defer it at the start of the test the child runs.
