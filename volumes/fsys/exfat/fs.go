@@ -269,21 +269,10 @@ func (f *FS) dir(n node) (*dirData, error) {
 
 // secondLinks returns the indexes of the entries naming a directory cluster an earlier entry names.
 func secondLinks(ents []dirent) map[int]bool {
-	var second map[int]bool
-	firsts := map[uint32]bool{}
-	for i, e := range ents {
-		if !e.isDir() || !e.allocated || e.dataLen == 0 {
-			continue
-		}
-		if firsts[e.first] {
-			if second == nil {
-				second = map[int]bool{}
-			}
-			second[i] = true
-			slog.Debug("exfat: second name of a directory left out", "name", e.name, "cluster", e.first)
-			continue
-		}
-		firsts[e.first] = true
+	second := fsys.SecondDirNames(ents, func(e dirent) uint32 { return e.first },
+		func(e dirent) bool { return e.isDir() && e.allocated && e.dataLen != 0 })
+	for i := range second {
+		slog.Debug("exfat: second name of a directory left out", "name", ents[i].name, "cluster", ents[i].first)
 	}
 	return second
 }

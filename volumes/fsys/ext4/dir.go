@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+
+	"github.com/vmdkmount/vmdkmount/volumes/fsys"
 )
 
 // dirent is one live directory entry.
@@ -126,31 +128,19 @@ func (f *FS) directory(in *inode) (*dirIndex, error) {
 
 // dropSecondLinks leaves out every entry that names a directory an earlier entry already names (the
 // kernel shows a directory under one name; hard-linked siblings would double a walk at every level).
-// Only an inode named twice is looked at, so a normal listing costs one map pass.
+// It returns the names left out (see fsys.SecondDirNames).
 func (f *FS) dropSecondLinks(ents []dirent) ([]dirent, map[string]bool) {
-	seen := make(map[uint32]int, len(ents))
-	repeated := false
-	for _, e := range ents {
-		seen[e.ino]++
-		repeated = repeated || seen[e.ino] > 1
-	}
-	if !repeated {
+	drop := fsys.SecondDirNames(ents, func(e dirent) uint32 { return e.ino }, f.namesDir)
+	if drop == nil {
 		return ents, nil
 	}
-	var second map[string]bool
-	first := map[uint32]bool{}
+	second := make(map[string]bool, len(drop))
 	kept := ents[:0:0]
-	for _, e := range ents {
-		if seen[e.ino] > 1 && f.namesDir(e) {
-			if first[e.ino] {
-				if second == nil {
-					second = map[string]bool{}
-				}
-				second[e.name] = true
-				slog.Debug("ext4: second name of a directory left out", "name", e.name, "inode", e.ino)
-				continue
-			}
-			first[e.ino] = true
+	for i, e := range ents {
+		if drop[i] {
+			second[e.name] = true
+			slog.Debug("ext4: second name of a directory left out", "name", e.name, "inode", e.ino)
+			continue
 		}
 		kept = append(kept, e)
 	}

@@ -128,20 +128,10 @@ func newDirData(ents []dirent) *dirData {
 		d.byFold[strings.ToUpper(ents[i].name)] = i
 		d.byShort[ents[i].short] = i
 	}
-	clusters := map[uint32]bool{}
-	for i, e := range ents {
-		if !e.isDir() || e.cluster == 0 {
-			continue
-		}
-		if clusters[e.cluster] {
-			if d.second == nil {
-				d.second = map[int]bool{}
-			}
-			d.second[i] = true
-			slog.Debug("fat: second name of a directory left out", "name", e.name, "cluster", e.cluster)
-			continue
-		}
-		clusters[e.cluster] = true
+	d.second = fsys.SecondDirNames(ents, func(e dirent) uint32 { return e.cluster },
+		func(e dirent) bool { return e.isDir() && e.cluster != 0 })
+	for i := range d.second {
+		slog.Debug("fat: second name of a directory left out", "name", ents[i].name, "cluster", ents[i].cluster)
 	}
 	return d
 }

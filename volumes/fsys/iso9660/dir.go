@@ -109,19 +109,13 @@ func (f *FS) list(d extent) (*listing, error) {
 // dropSecondLinks splits off every directory record whose extent an earlier directory record of the
 // listing already names (two directories never share an extent: each holds its own "." and "..").
 func dropSecondLinks(nodes []*node) (kept, dropped []*node) {
-	var seen map[uint32]bool
+	drop := fsys.SecondDirNames(nodes, func(n *node) uint32 { return n.dir.block }, (*node).isDir)
 	kept = nodes[:0:0]
-	for _, n := range nodes {
-		if n.isDir() {
-			if seen == nil {
-				seen = map[uint32]bool{}
-			}
-			if seen[n.dir.block] {
-				slog.Debug("iso9660: second name of a directory left out", "name", n.name, "block", n.dir.block)
-				dropped = append(dropped, n)
-				continue
-			}
-			seen[n.dir.block] = true
+	for i, n := range nodes {
+		if drop[i] {
+			slog.Debug("iso9660: second name of a directory left out", "name", n.name, "block", n.dir.block)
+			dropped = append(dropped, n)
+			continue
 		}
 		kept = append(kept, n)
 	}

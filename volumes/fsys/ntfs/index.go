@@ -6,6 +6,8 @@ import (
 	"math/bits"
 	"slices"
 	"strings"
+
+	"github.com/vmdkmount/vmdkmount/volumes/fsys"
 )
 
 // Filename namespaces of $FILE_NAME.
@@ -119,29 +121,13 @@ func (f *FS) listDir(n *inode) ([]dirEntry, error) {
 // re-pointed entry would list the directory twice and double a walk at every level). Files may have
 // several names; only a record named twice is loaded to tell, so a normal listing costs one map pass.
 func (f *FS) markSecondLinks(ents []dirEntry) {
-	seen := make(map[uint64]int, len(ents))
-	repeated := false
-	for _, e := range ents {
-		seen[e.rec]++
-		repeated = repeated || seen[e.rec] > 1
+	isDir := func(e dirEntry) bool {
+		n, err := f.inode(e.rec)
+		return err == nil && n.isDir()
 	}
-	if !repeated {
-		return
-	}
-	first := map[uint64]bool{}
-	for i, e := range ents {
-		if seen[e.rec] < 2 {
-			continue
-		}
-		if n, err := f.inode(e.rec); err != nil || !n.isDir() {
-			continue
-		}
-		if first[e.rec] {
-			ents[i].second = true
-			slog.Debug("ntfs: second name of a directory left out", "name", e.name, "record", e.rec)
-			continue
-		}
-		first[e.rec] = true
+	for i := range fsys.SecondDirNames(ents, func(e dirEntry) uint64 { return e.rec }, isDir) {
+		ents[i].second = true
+		slog.Debug("ntfs: second name of a directory left out", "name", ents[i].name, "record", ents[i].rec)
 	}
 }
 

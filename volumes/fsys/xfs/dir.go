@@ -5,6 +5,8 @@ import (
 	"io/fs"
 	"log/slog"
 	"sort"
+
+	"github.com/vmdkmount/vmdkmount/volumes/fsys"
 )
 
 var errDirLoop = fmt.Errorf("%w: second link to a directory (its \"..\" names another directory)", ErrCorrupt)
@@ -100,28 +102,19 @@ func (f *FS) readDir(ip *inode) (*dirMap, error) {
 
 // dropSecondLinks leaves out every entry naming a directory that an earlier entry already names (the
 // kernel shows a directory under one name; hard-linked siblings would double a walk at every level).
-// Only an inode named twice is looked at, so a normal listing costs one map pass.
+// It returns the names left out (see fsys.SecondDirNames).
 func (f *FS) dropSecondLinks(ents []dirent) ([]dirent, map[string]bool) {
-	seen := make(map[uint64]int, len(ents))
-	repeated := false
-	for _, e := range ents {
-		seen[e.ino]++
-		repeated = repeated || seen[e.ino] > 1
-	}
-	if !repeated {
+	drop := fsys.SecondDirNames(ents, func(e dirent) uint64 { return e.ino }, f.namesDir)
+	if drop == nil {
 		return ents, nil
 	}
-	second := map[string]bool{}
-	first := map[uint64]bool{}
+	second := make(map[string]bool, len(drop))
 	kept := make([]dirent, 0, len(ents))
-	for _, e := range ents {
-		if seen[e.ino] > 1 && f.namesDir(e) {
-			if first[e.ino] {
-				second[e.name] = true
-				slog.Debug("xfs: second name of a directory left out", "name", e.name, "inode", e.ino)
-				continue
-			}
-			first[e.ino] = true
+	for i, e := range ents {
+		if drop[i] {
+			second[e.name] = true
+			slog.Debug("xfs: second name of a directory left out", "name", e.name, "inode", e.ino)
+			continue
 		}
 		kept = append(kept, e)
 	}
