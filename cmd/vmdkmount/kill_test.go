@@ -102,9 +102,7 @@ func TestKillLosesNoAcknowledgedWrite(t *testing.T) {
 		t.Skip("qemu-img not installed")
 	}
 	dir := t.TempDir()
-	disk := filepath.Join(dir, "ext2.vmdk")
-	b, _ := os.ReadFile(filepath.Join(c, "dfvfs", "ext2.vmdk"))
-	os.WriteFile(disk, b, 0o644)
+	disk := copyCorpusDisk(t, c, "dfvfs/ext2.vmdk", dir)
 	base, err := os.ReadFile(filepath.Join(c, "dfvfs", "ext2.raw")) // the base's content, as its source
 	if err != nil {
 		t.Fatal(err)

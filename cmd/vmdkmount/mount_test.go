@@ -43,6 +43,21 @@ func sum(t *testing.T, p string) [32]byte {
 	return sha256.Sum256(b)
 }
 
+// copyCorpusDisk copies a corpus disk (a single-file VMDK) into dir and returns the copy's path: tests
+// that mount it may write redo logs beside it and change its times.
+func copyCorpusDisk(t *testing.T, corpus, rel, dir string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(corpus, rel))
+	if err != nil {
+		t.Fatal(err)
+	}
+	disk := filepath.Join(dir, filepath.Base(rel))
+	if err := os.WriteFile(disk, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return disk
+}
+
 func isMounted(dir string) bool {
 	b, _ := os.ReadFile("/proc/mounts")
 	return strings.Contains(string(b), " "+dir+" ")
@@ -54,9 +69,7 @@ func TestMountCycle(t *testing.T) {
 	bin := buildBinary(t)
 	c := corpusDir(t)
 	dir := t.TempDir()
-	disk := filepath.Join(dir, "ext2.vmdk")
-	b, _ := os.ReadFile(filepath.Join(c, "dfvfs", "ext2.vmdk"))
-	os.WriteFile(disk, b, 0o644)
+	disk := copyCorpusDisk(t, c, "dfvfs/ext2.vmdk", dir)
 	before := sum(t, disk)
 	old := time.Date(2020, 1, 2, 3, 4, 5, 0, time.UTC)
 	os.Chtimes(disk, old, old)
@@ -134,9 +147,7 @@ func TestMountRedo(t *testing.T) {
 		t.Skip("qemu-img not installed")
 	}
 	dir := t.TempDir()
-	disk := filepath.Join(dir, "ext2.vmdk")
-	b, _ := os.ReadFile(filepath.Join(c, "dfvfs", "ext2.vmdk"))
-	os.WriteFile(disk, b, 0o644)
+	disk := copyCorpusDisk(t, c, "dfvfs/ext2.vmdk", dir)
 	before := sum(t, disk)
 	mnt := filepath.Join(dir, "mnt")
 	os.Mkdir(mnt, 0o755)
@@ -195,9 +206,7 @@ func TestAllowOther(t *testing.T) {
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	os.Chmod(dir, 0o755)
-	disk := filepath.Join(dir, "ext2.vmdk")
-	b, _ := os.ReadFile(filepath.Join(c, "dfvfs", "ext2.vmdk"))
-	os.WriteFile(disk, b, 0o644)
+	disk := copyCorpusDisk(t, c, "dfvfs/ext2.vmdk", dir)
 	mnt := filepath.Join(dir, "mnt")
 	os.Mkdir(mnt, 0o755)
 	asNobody := func() error {
@@ -230,9 +239,7 @@ func TestKillDuringRedoWrites(t *testing.T) {
 	bin := buildBinary(t)
 	c := corpusDir(t)
 	dir := t.TempDir()
-	disk := filepath.Join(dir, "ext2.vmdk")
-	b, _ := os.ReadFile(filepath.Join(c, "dfvfs", "ext2.vmdk"))
-	os.WriteFile(disk, b, 0o644)
+	disk := copyCorpusDisk(t, c, "dfvfs/ext2.vmdk", dir)
 	before := sum(t, disk)
 	mnt := filepath.Join(dir, "mnt")
 	os.Mkdir(mnt, 0o755)
@@ -278,9 +285,7 @@ func TestSignalAndTemporaryRedo(t *testing.T) {
 	bin := buildBinary(t)
 	c := corpusDir(t)
 	dir := t.TempDir()
-	disk := filepath.Join(dir, "ext2.vmdk")
-	b, _ := os.ReadFile(filepath.Join(c, "dfvfs", "ext2.vmdk"))
-	os.WriteFile(disk, b, 0o644)
+	disk := copyCorpusDisk(t, c, "dfvfs/ext2.vmdk", dir)
 	mnt := filepath.Join(dir, "mnt")
 	os.Mkdir(mnt, 0o755)
 	tmp := t.TempDir()
