@@ -77,7 +77,7 @@ func (x xzDecompressor) decompress(src []byte, limit int) ([]byte, error) {
 	// block is a stream of its own and at most 1 MiB, so a larger dictionary is never needed:
 	// such blocks go to our decoder, which bounds it by the block.
 	if len(b.filters) > 1 || b.dictBytes() > max(uint64(limit)+1, maxBlockSize) {
-		return decompressXzChain(src, limit)
+		return decodeXzBlock(src, b, limit)
 	}
 	return x.streamDecompressor.decompress(src, limit)
 }

@@ -100,6 +100,11 @@ func decompressXzChain(src []byte, limit int) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	return decodeXzBlock(src, b, limit)
+}
+
+// decodeXzBlock decodes the block b parsed from src (see decompressXzChain).
+func decodeXzBlock(src []byte, b xzBlock, limit int) ([]byte, error) {
 	// Each block is a stream of its own, so no match reaches further back than the output so far: a
 	// dictionary larger than the block would only be memory that a hostile header asks for (1 GiB per
 	// block when it was bounded by the format alone).
