@@ -55,6 +55,9 @@ type Layout struct {
 	// opens files without asking (keeping its page cache) and sends no RELEASE or FLUSH, saving those
 	// round trips on every file a walker reads. Reads then arrive without a handle.
 	noOpen bool
+	// primer stores the first bytes of listed files in the kernel's page cache while files are being
+	// read; set by Mount (nil: off).
+	primer *primer
 }
 
 // Root builds the root node of a layout.

@@ -36,6 +36,7 @@ func Mount(dir string, l *Layout, o MountOptions) (*fuse.Server, error) {
 	}
 	lc := *l
 	lc.noOpen = !o.Writable
+	lc.primer = newPrimer()
 	srv, err := fs.Mount(dir, Root(&lc), &fs.Options{
 		EntryTimeout:    &timeout,
 		AttrTimeout:     &timeout,

@@ -7,6 +7,7 @@ import (
 	iofs "io/fs"
 	"path"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -25,8 +26,9 @@ type treeNode struct {
 	vol    uint64    // 1-based volume number; 0 when the tree is the whole mount (guest inode numbers kept)
 	st     fsys.Stat // the entry's attributes when it was looked up: a read-only tree never changes them
 
-	mu   sync.Mutex
-	file *openFile // opened at the first read on a mount without OPEN requests (see Layout.noOpen)
+	mu     sync.Mutex
+	file   *openFile   // opened at the first read on a mount without OPEN requests (see Layout.noOpen)
+	primed atomic.Bool // queued for the primer once (a file with hard links shares one node)
 }
 
 func newTreeNode(parent *treeNode, p string, st *fsys.Stat) *treeNode {
@@ -137,7 +139,7 @@ func (n *treeNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint3
 		return nil, 0, en
 	}
 	// The tree cannot change under us: let the kernel keep its page cache between opens.
-	return &treeFile{f: f}, fuse.FOPEN_KEEP_CACHE, 0
+	return &treeFile{f: f, primer: n.layout.primer}, fuse.FOPEN_KEEP_CACHE, 0
 }
 
 func (n *treeNode) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
@@ -183,7 +185,10 @@ func (n *treeNode) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errn
 }
 
 // treeFile is an open file of a tree.
-type treeFile struct{ f fsys.File }
+type treeFile struct {
+	f      fsys.File
+	primer *primer
+}
 
 var (
 	_ fs.FileReader   = (*treeFile)(nil)
@@ -191,6 +196,7 @@ var (
 )
 
 func (f *treeFile) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	f.primer.reading()
 	k, err := f.f.ReadAt(dest, off)
 	if err != nil && err != io.EOF {
 		return nil, errno(err)

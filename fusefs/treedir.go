@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	iofs "io/fs"
+	"sync"
 	"syscall"
 
 	"github.com/hanwen/go-fuse/v2/fs"
@@ -37,15 +38,23 @@ type dirHandle struct {
 	read bool
 	next int           // index of the next entry; the FUSE offset of entry i is i+1
 	last iofs.DirEntry // the entry Readdirent gave last, which a READDIRPLUS Lookup asks for
+
+	mu       sync.Mutex      // for listed and listedIn: RELEASEDIR may come outside the serialised calls
+	listed   []*treeNode     // files looked up by READDIRPLUS, for the primer
+	listedIn context.Context // the request they were listed in
 }
 
 var (
 	_ fs.FileReaddirenter = (*dirHandle)(nil)
 	_ fs.FileSeekdirer    = (*dirHandle)(nil)
 	_ fs.FileLookuper     = (*dirHandle)(nil)
+	_ fs.FileReleasedirer = (*dirHandle)(nil)
 )
 
 func (d *dirHandle) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Errno) {
+	d.mu.Lock()
+	d.prime(ctx)
+	d.mu.Unlock()
 	if !d.read {
 		ents, err := d.n.tree.ReadDir(d.n.path)
 		if err != nil {
@@ -91,7 +100,35 @@ func (d *dirHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut)
 	if st == nil {
 		return d.n.Lookup(ctx, name, out)
 	}
-	return d.n.newChild(ctx, d.n.child(name), st, out), 0
+	c := d.n.newChild(ctx, d.n.child(name), st, out)
+	if tn, ok := c.Operations().(*treeNode); ok && d.n.layout.primer != nil {
+		d.mu.Lock()
+		d.prime(ctx) // an entry left over from the last request comes before any Readdirent of this one
+		d.listed = append(d.listed, tn)
+		d.mu.Unlock()
+	}
+	return c, 0
+}
+
+// prime hands the entries of earlier replies to the primer. The kernel takes in a READDIRPLUS reply's
+// entries before it asks for more, and until then it does not know the files: storing into them would
+// fail. So entries wait until the next request of the listing (the one that ends it included) or the
+// closing of the directory.
+func (d *dirHandle) prime(ctx context.Context) {
+	if ctx == d.listedIn || len(d.listed) == 0 {
+		d.listedIn = ctx
+		return
+	}
+	for _, n := range d.listed {
+		d.n.layout.primer.add(n)
+	}
+	d.listed, d.listedIn = d.listed[:0], ctx
+}
+
+func (d *dirHandle) Releasedir(ctx context.Context, flags uint32) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.prime(ctx)
 }
 
 // Read serves reads on a mount without OPEN requests (the kernel sends no handle): the node opens its
@@ -101,6 +138,7 @@ func (n *treeNode) Read(ctx context.Context, f fs.FileHandle, dest []byte, off i
 	if tf, ok := f.(*treeFile); ok {
 		return tf.Read(ctx, dest, off)
 	}
+	n.layout.primer.reading()
 	of, en := n.acquire()
 	if en != 0 {
 		return nil, en
