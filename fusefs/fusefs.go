@@ -113,6 +113,7 @@ func synthIno(n uint64) uint64 { return 1<<63 | n }
 // dirNode is a synthetic directory whose children are added once, when the node is attached.
 type dirNode struct {
 	fs.Inode
+	readOnly
 	layout *Layout
 	build  func(ctx context.Context, d *dirNode)
 }

@@ -12,6 +12,9 @@ import (
 // is off then, for raw/disk). Without these go-fuse answers ENOTSUP, and for unlink and rmdir it
 // reports success and drops the entry from the mount's view.
 
+// readOnly is embedded in both node types to give them these refusals.
+type readOnly struct{}
+
 var (
 	_ fs.NodeSetattrer     = (*treeNode)(nil)
 	_ fs.NodeUnlinker      = (*treeNode)(nil)
@@ -35,55 +38,28 @@ var (
 	_ fs.NodeRemovexattrer = (*dirNode)(nil)
 )
 
-func (n *treeNode) Setattr(context.Context, fs.FileHandle, *fuse.SetAttrIn, *fuse.AttrOut) syscall.Errno {
+func (readOnly) Setattr(context.Context, fs.FileHandle, *fuse.SetAttrIn, *fuse.AttrOut) syscall.Errno {
 	return syscall.EROFS
 }
-func (n *treeNode) Unlink(context.Context, string) syscall.Errno { return syscall.EROFS }
-func (n *treeNode) Rmdir(context.Context, string) syscall.Errno  { return syscall.EROFS }
-func (n *treeNode) Rename(context.Context, string, fs.InodeEmbedder, string, uint32) syscall.Errno {
+func (readOnly) Unlink(context.Context, string) syscall.Errno { return syscall.EROFS }
+func (readOnly) Rmdir(context.Context, string) syscall.Errno  { return syscall.EROFS }
+func (readOnly) Rename(context.Context, string, fs.InodeEmbedder, string, uint32) syscall.Errno {
 	return syscall.EROFS
 }
-func (n *treeNode) Link(context.Context, fs.InodeEmbedder, string, *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+func (readOnly) Link(context.Context, fs.InodeEmbedder, string, *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
 	return nil, syscall.EROFS
 }
-func (n *treeNode) Mknod(context.Context, string, uint32, uint32, *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+func (readOnly) Mknod(context.Context, string, uint32, uint32, *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
 	return nil, syscall.EROFS
 }
-func (n *treeNode) Mkdir(context.Context, string, uint32, *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+func (readOnly) Mkdir(context.Context, string, uint32, *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
 	return nil, syscall.EROFS
 }
-func (n *treeNode) Symlink(context.Context, string, string, *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+func (readOnly) Symlink(context.Context, string, string, *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
 	return nil, syscall.EROFS
 }
-func (n *treeNode) Setxattr(context.Context, string, []byte, uint32) syscall.Errno {
-	return syscall.EROFS
-}
-func (n *treeNode) Removexattr(context.Context, string) syscall.Errno { return syscall.EROFS }
-
-func (d *dirNode) Setattr(context.Context, fs.FileHandle, *fuse.SetAttrIn, *fuse.AttrOut) syscall.Errno {
-	return syscall.EROFS
-}
-func (d *dirNode) Unlink(context.Context, string) syscall.Errno { return syscall.EROFS }
-func (d *dirNode) Rmdir(context.Context, string) syscall.Errno  { return syscall.EROFS }
-func (d *dirNode) Rename(context.Context, string, fs.InodeEmbedder, string, uint32) syscall.Errno {
-	return syscall.EROFS
-}
-func (d *dirNode) Link(context.Context, fs.InodeEmbedder, string, *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
-	return nil, syscall.EROFS
-}
-func (d *dirNode) Mknod(context.Context, string, uint32, uint32, *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
-	return nil, syscall.EROFS
-}
-func (d *dirNode) Mkdir(context.Context, string, uint32, *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
-	return nil, syscall.EROFS
-}
-func (d *dirNode) Symlink(context.Context, string, string, *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
-	return nil, syscall.EROFS
-}
-func (d *dirNode) Setxattr(context.Context, string, []byte, uint32) syscall.Errno {
-	return syscall.EROFS
-}
-func (d *dirNode) Removexattr(context.Context, string) syscall.Errno { return syscall.EROFS }
+func (readOnly) Setxattr(context.Context, string, []byte, uint32) syscall.Errno { return syscall.EROFS }
+func (readOnly) Removexattr(context.Context, string) syscall.Errno              { return syscall.EROFS }
 
 // Fsync on a tree file has nothing to make durable; without it go-fuse answers EOPNOTSUPP and a program
 // that syncs what it read (some copy tools do) would report an error.

@@ -20,6 +20,7 @@ import (
 // treeNode is one entry of a volume's file tree, addressed by its path in the tree.
 type treeNode struct {
 	fs.Inode
+	readOnly
 	tree   fsys.FS
 	path   string
 	layout *Layout
