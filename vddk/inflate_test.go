@@ -100,27 +100,27 @@ type compressor struct {
 // (each reused through Reset: a new writer allocates about a megabyte).
 func compressors() []compressor {
 	var cs []compressor
-	for _, level := range []int{flate.HuffmanOnly, flate.NoCompression, 1, 5, 9} {
-		var b bytes.Buffer
-		w, _ := flate.NewWriter(&b, level)
-		cs = append(cs, compressor{fmt.Sprintf("stdlib%d", level), func(p []byte) []byte {
+	add := func(name string, b *bytes.Buffer, w interface {
+		io.WriteCloser
+		Reset(io.Writer)
+	}) {
+		cs = append(cs, compressor{name, func(p []byte) []byte {
 			b.Reset()
-			w.Reset(&b)
+			w.Reset(b)
 			w.Write(p)
 			w.Close()
 			return bytes.Clone(b.Bytes())
 		}})
 	}
+	for _, level := range []int{flate.HuffmanOnly, flate.NoCompression, 1, 5, 9} {
+		var b bytes.Buffer
+		w, _ := flate.NewWriter(&b, level)
+		add(fmt.Sprintf("stdlib%d", level), &b, w)
+	}
 	for _, level := range []int{kflate.HuffmanOnly, 1, 4, 6, 9} {
 		var b bytes.Buffer
 		w, _ := kflate.NewWriter(&b, level)
-		cs = append(cs, compressor{fmt.Sprintf("klauspost%d", level), func(p []byte) []byte {
-			b.Reset()
-			w.Reset(&b)
-			w.Write(p)
-			w.Close()
-			return bytes.Clone(b.Bytes())
-		}})
+		add(fmt.Sprintf("klauspost%d", level), &b, w)
 	}
 	// Several flushed blocks in one stream: non-final stored and Huffman blocks mixed.
 	var b bytes.Buffer
