@@ -2,7 +2,9 @@
 # Side-by-side timings of the mount, printing ratios (peer time / our time: above 1 means we are faster).
 #  1. Sequential read of raw/disk of a 2 GiB monolithicSparse and streamOptimized disk: our vmdkmount
 #     against libvmdk's vmdkmount (Debian libvmdk-utils) and against cat of the raw image, all with the
-#     source files in the page cache (the tools are timed, not the disk).
+#     source files in the page cache (the tools are timed, not the disk). Beside them, the FUSE floor:
+#     bench/fusefloor, a daemon with our mount options whose reads do no work at all. No FUSE daemon
+#     here can read faster than it, so libvmdk's time over the floor's is the best ratio any could reach.
 #  2. Cold-cache walk-and-read of every file of an ext4 and an NTFS volume holding a copy of /usr/share:
 #     through our mount, against the kernel's loop mount of the raw image, ntfs-3g, and the kernel over
 #     libvmdk's FUSE file (how vmware-mount works).
@@ -16,7 +18,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 work=${1:-$(mktemp -d)}
 mkdir -p "$work"
-go build -o "$work/bin/" ./cmd/...
+go build -o "$work/bin/" ./cmd/... ./bench/fusefloor
 ours=$work/bin/vmdkmount
 libvmdk=/usr/bin/vmdkmount
 m1=$work/m1 m2=$work/m2
@@ -81,22 +83,37 @@ seq_libvmdk() {
 	wait || true
 }
 seq_cat() { warm; echo "$(secs cat "$src") -"; }
-printf '%-18s %9s %9s %9s %12s %12s %14s\n' disk "ours s" "libvmdk s" "cat s" "vs libvmdk" "vs cat" "daemon CPU s"
+# floor_up/floor_down mount and unmount the FUSE floor at $m1: a file of the raw image's size at raw/disk.
+floor_up() {
+	"$@" "$work/bin/fusefloor" "$(($(stat -c %s "$src") >> 20))" "$m1" >/dev/null &
+	waitfile "$m1/raw/disk"
+}
+floor_down() { fusermount3 -u "$m1"; wait || true; }
+seq_floor() {
+	floor_up
+	warm
+	local t
+	t=$(secs cat "$m1/raw/disk")
+	echo "$t $(cpuof "$m1")"
+	floor_down
+}
+printf '%-18s %9s %9s %9s %9s %12s %12s %12s %14s\n' disk "ours s" "libvmdk s" "cat s" "floor s" "vs libvmdk" "vs cat" "vs floor" "daemon CPU s"
 for fmt in monolithicSparse streamOptimized; do
 	d=$work/seq-$fmt.vmdk
 	[ -f "$d" ] || qemu-img convert -f raw -O vmdk -o subformat=$fmt "$src" "$d"
 	# The source files are in the page cache for every tool (as the raw image is for cat): this times
 	# the tools, not the disk. Each mount is fresh, so nothing of raw/disk itself is cached.
 	cat "$d" "$src" >/dev/null
-	to=() tl=() tc=() co=() cl=()
+	to=() tl=() tc=() tf=() co=() cl=()
 	for r in $(seq "$rounds"); do
 		if [ $((r % 2)) = 1 ]; then a=$(seq_ours "$d"); b=$(seq_libvmdk "$d"); else b=$(seq_libvmdk "$d"); a=$(seq_ours "$d"); fi
-		c=$(seq_cat)
-		to+=("${a% *}") co+=("${a#* }") tl+=("${b% *}") cl+=("${b#* }") tc+=("${c% *}")
+		c=$(seq_cat) f=$(seq_floor)
+		to+=("${a% *}") co+=("${a#* }") tl+=("${b% *}") cl+=("${b#* }") tc+=("${c% *}") tf+=("${f% *}")
 	done
-	bo=$(minof "${to[@]}") bl=$(minof "${tl[@]}") bc=$(minof "${tc[@]}")
-	printf '%-18s %9.3f %9.3f %9.3f %11.2fx %11.2fx %6s / %-6s\n' "$fmt" "$bo" "$bl" "$bc" "$(ratio "$bl" "$bo")" "$(ratio "$bc" "$bo")" \
-		"$(minof "${co[@]}")" "$(minof "${cl[@]}")"
+	bo=$(minof "${to[@]}") bl=$(minof "${tl[@]}") bc=$(minof "${tc[@]}") bf=$(minof "${tf[@]}")
+	printf '%-18s %9.3f %9.3f %9.3f %9.3f %11.2fx %11.2fx %11.2fx %6s / %-6s\n' "$fmt" "$bo" "$bl" "$bc" "$bf" \
+		"$(ratio "$bl" "$bo")" "$(ratio "$bc" "$bo")" "$(ratio "$bf" "$bo")" "$(minof "${co[@]}")" "$(minof "${cl[@]}")"
+	printf '%-18s best ratio any FUSE daemon could reach against libvmdk here (libvmdk / floor): %.2fx\n' "" "$(ratio "$bl" "$bf")"
 done
 
 echo "== 1b. parallel readers of raw/disk (streamOptimized, source in page cache), best of $rounds"
@@ -105,31 +122,37 @@ echo "== 1b. parallel readers of raw/disk (streamOptimized, source in page cache
 # whether the work spreads over the cores: on a machine with c cores, "cores" approaches c when it does.
 d=$work/seq-streamOptimized.vmdk
 total=$(stat -c %s "$src")
-par() { # n, then an optional "taskset -c 0" prefix
-	local n=$1
-	shift
-	"$@" "$ours" --raw "$d" "$m1"
+# par KIND N [taskset -c 0]: N readers of KIND's raw/disk (ours: the streamOptimized disk; floor: the
+# FUSE floor), the daemon and readers optionally held to one core; prints the seconds.
+par() {
+	local kind=$1 n=$2
+	shift 2
+	if [ "$kind" = ours ]; then "$@" "$ours" --raw "$d" "$m1"; else floor_up "$@"; fi
 	warm
-	local part=$((total / n / 1048576)) s e
+	local part=$((total / n / 1048576)) s e pids=()
 	s=$(date +%s.%N)
 	for i in $(seq 0 $((n - 1))); do
 		"$@" dd if="$m1/raw/disk" of=/dev/null bs=1M skip=$((i * part)) count=$part status=none &
+		pids+=($!)
 	done
-	wait
+	wait "${pids[@]}"
 	e=$(date +%s.%N)
-	"$ours" umount "$m1"
+	if [ "$kind" = ours ]; then "$ours" umount "$m1"; else floor_down; fi
 	echo "$e - $s" | bc
 }
-one=""
-printf '%-9s %10s %18s %14s %8s\n' readers "all cores" "vs one reader" "on one core" cores
+# The floor's readers show what the kernel side alone allows: when one reader of the floor already keeps
+# every core busy, more readers cannot add throughput for any daemon.
+printf '%-9s %10s %18s %14s %8s %12s %18s\n' readers "all cores" "vs one reader" "on one core" cores "floor" "floor vs one"
+one="" fone=""
 for n in 1 2 4; do
-	ta=() t1=()
+	ta=() t1=() tf=()
 	for r in $(seq "$rounds"); do
-		ta+=("$(par "$n")") t1+=("$(par "$n" taskset -c 0)")
+		ta+=("$(par ours "$n")") t1+=("$(par ours "$n" taskset -c 0)") tf+=("$(par floor "$n")")
 	done
-	a=$(minof "${ta[@]}") b=$(minof "${t1[@]}")
+	a=$(minof "${ta[@]}") b=$(minof "${t1[@]}") f=$(minof "${tf[@]}")
 	[ -n "$one" ] || one=$a
-	printf '%-9d %9.3fs %17.2fx %13.3fs %7.2fx\n' "$n" "$a" "$(ratio "$one" "$a")" "$b" "$(ratio "$b" "$a")"
+	[ -n "$fone" ] || fone=$f
+	printf '%-9d %9.3fs %17.2fx %13.3fs %7.2fx %11.3fs %17.2fx\n' "$n" "$a" "$(ratio "$one" "$a")" "$b" "$(ratio "$b" "$a")" "$f" "$(ratio "$fone" "$f")"
 done
 echo "(cores: $(nproc))"
 
