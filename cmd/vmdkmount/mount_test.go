@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -111,10 +112,19 @@ func TestMountCycle(t *testing.T) {
 	if out, err := exec.Command(bin, disk, mnt).CombinedOutput(); err != nil {
 		t.Fatalf("mount: %v\n%s", err, out)
 	}
-	exec.Command("pkill", "-9", "-f", bin+" "+disk).Run()
-	time.Sleep(200 * time.Millisecond)
-	if _, err := os.ReadDir(mnt); err == nil {
-		t.Log("mount still answered after kill -9")
+	if err := exec.Command("pkill", "-9", "-f", bin+" "+disk).Run(); err != nil {
+		t.Fatalf("kill -9 of the daemon: %v", err)
+	}
+	// The mount must really be stale here, or the umount below proves nothing.
+	var stale error
+	for range 50 {
+		if _, stale = os.ReadDir(mnt); errors.Is(stale, syscall.ENOTCONN) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !errors.Is(stale, syscall.ENOTCONN) {
+		t.Fatalf("after kill -9 the mount answers %v, want ENOTCONN", stale)
 	}
 	if out, err := exec.Command(bin, "umount", mnt).CombinedOutput(); err != nil {
 		t.Fatalf("umount of a stale mount: %v\n%s", err, out)
@@ -251,7 +261,9 @@ func TestKillDuringRedoWrites(t *testing.T) {
 		writer := exec.Command("dd", "if=/dev/urandom", "of="+filepath.Join(mnt, "raw", "disk"), "bs=64k", "count=2000", "conv=notrunc", "oflag=direct")
 		writer.Start()
 		time.Sleep(time.Duration(50+100*round) * time.Millisecond)
-		exec.Command("pkill", "-9", "-f", bin+" --rw --redo "+redo).Run()
+		if err := exec.Command("pkill", "-9", "-f", bin+" --rw --redo "+redo).Run(); err != nil {
+			t.Fatalf("round %d: kill -9 of the daemon: %v", round, err)
+		}
 		if err := writer.Wait(); err == nil {
 			t.Errorf("round %d: the writer finished before the kill; nothing was interrupted", round)
 		}
