@@ -64,6 +64,22 @@ func isMounted(dir string) bool {
 	return strings.Contains(string(b), " "+dir+" ")
 }
 
+// mountPoint makes dir/mnt and, should the test stop while something is mounted there, unmounts it at
+// the end, so a failing test leaves no mount behind.
+func mountPoint(t *testing.T, bin, dir string) string {
+	t.Helper()
+	mnt := filepath.Join(dir, "mnt")
+	if err := os.Mkdir(mnt, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if isMounted(mnt) {
+			exec.Command(bin, "umount", mnt).Run()
+		}
+	})
+	return mnt
+}
+
 // Background mount, forensic read-only guarantees (bytes and times of the source unchanged after a full
 // walk), kill -9 and a stale mount cleared by umount, then a new mount.
 func TestMountCycle(t *testing.T) {
@@ -74,8 +90,7 @@ func TestMountCycle(t *testing.T) {
 	before := sum(t, disk)
 	old := time.Date(2020, 1, 2, 3, 4, 5, 0, time.UTC)
 	os.Chtimes(disk, old, old)
-	mnt := filepath.Join(dir, "mnt")
-	os.Mkdir(mnt, 0o755)
+	mnt := mountPoint(t, bin, dir)
 
 	if out, err := exec.Command(bin, disk, mnt).CombinedOutput(); err != nil {
 		t.Fatalf("mount: %v\n%s", err, out)
@@ -159,8 +174,7 @@ func TestMountRedo(t *testing.T) {
 	dir := t.TempDir()
 	disk := copyCorpusDisk(t, c, "dfvfs/ext2.vmdk", dir)
 	before := sum(t, disk)
-	mnt := filepath.Join(dir, "mnt")
-	os.Mkdir(mnt, 0o755)
+	mnt := mountPoint(t, bin, dir)
 	redo := filepath.Join(dir, "redo", "changes.vmdk")
 	os.Mkdir(filepath.Dir(redo), 0o755)
 	if out, err := exec.Command(bin, "--rw", "--redo", redo, "--keep-redo", disk, mnt).CombinedOutput(); err != nil {
@@ -217,8 +231,7 @@ func TestAllowOther(t *testing.T) {
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	os.Chmod(dir, 0o755)
 	disk := copyCorpusDisk(t, c, "dfvfs/ext2.vmdk", dir)
-	mnt := filepath.Join(dir, "mnt")
-	os.Mkdir(mnt, 0o755)
+	mnt := mountPoint(t, bin, dir)
 	asNobody := func() error {
 		cmd := exec.Command("cat", filepath.Join(mnt, "disk", "a_directory", "another_file"))
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
@@ -251,8 +264,7 @@ func TestKillDuringRedoWrites(t *testing.T) {
 	dir := t.TempDir()
 	disk := copyCorpusDisk(t, c, "dfvfs/ext2.vmdk", dir)
 	before := sum(t, disk)
-	mnt := filepath.Join(dir, "mnt")
-	os.Mkdir(mnt, 0o755)
+	mnt := mountPoint(t, bin, dir)
 	for round := range 3 {
 		redo := filepath.Join(dir, fmt.Sprintf("redo%d.vmdk", round))
 		if out, err := exec.Command(bin, "--rw", "--redo", redo, "--keep-redo", disk, mnt).CombinedOutput(); err != nil {
@@ -298,8 +310,7 @@ func TestSignalAndTemporaryRedo(t *testing.T) {
 	c := corpusDir(t)
 	dir := t.TempDir()
 	disk := copyCorpusDisk(t, c, "dfvfs/ext2.vmdk", dir)
-	mnt := filepath.Join(dir, "mnt")
-	os.Mkdir(mnt, 0o755)
+	mnt := mountPoint(t, bin, dir)
 	tmp := t.TempDir()
 	cmd := exec.Command(bin, "-f", "--rw", disk, mnt)
 	cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
