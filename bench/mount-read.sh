@@ -63,22 +63,24 @@ if [ ! -f "$src" ]; then
 		esac
 	done
 fi
+# timed_cat FILE MOUNTPOINT: one timed cat of FILE after warm; prints "seconds daemon-CPU" of the daemon
+# serving MOUNTPOINT.
+timed_cat() {
+	warm
+	local t
+	t=$(secs cat "$1")
+	echo "$t $(cpuof "$2")"
+}
 # One timed sequential read through each tool; prints "seconds daemon-CPU".
 seq_ours() {
 	"$ours" --raw "$1" "$m1"
-	warm
-	local t
-	t=$(secs cat "$m1/raw/disk")
-	echo "$t $(cpuof "$m1")"
+	timed_cat "$m1/raw/disk" "$m1"
 	"$ours" umount "$m1"
 }
 seq_libvmdk() {
 	"$libvmdk" "$1" "$m2" >/dev/null 2>&1 &
 	waitfile "$m2/vmdk1"
-	warm
-	local t
-	t=$(secs cat "$m2/vmdk1")
-	echo "$t $(cpuof "$m2")"
+	timed_cat "$m2/vmdk1" "$m2"
 	fusermount3 -u "$m2" || fusermount -u "$m2"
 	wait || true
 }
@@ -91,10 +93,7 @@ floor_up() {
 floor_down() { fusermount3 -u "$m1"; wait || true; }
 seq_floor() {
 	floor_up
-	warm
-	local t
-	t=$(secs cat "$m1/raw/disk")
-	echo "$t $(cpuof "$m1")"
+	timed_cat "$m1/raw/disk" "$m1"
 	floor_down
 }
 printf '%-18s %9s %9s %9s %9s %12s %12s %12s %14s\n' disk "ours s" "libvmdk s" "cat s" "floor s" "vs libvmdk" "vs cat" "vs floor" "daemon CPU s"
