@@ -143,3 +143,22 @@ func StatOf(fi fs.FileInfo) *Stat {
 	st, _ := fi.Sys().(*Stat)
 	return st
 }
+
+// Volume states, as `vmdkmount list --json` reports them in "state".
+const (
+	StateClean      = "clean"      // cleanly unmounted, or nothing to replay
+	StateReplayed   = "replayed"   // a journal or log was replayed in memory; the tree shows the result
+	StateDirty      = "dirty"      // needs a replay that was not done; Detail says why
+	StateHibernated = "hibernated" // a hibernated or Fast-Startup Windows volume
+)
+
+// VolumeState is what a reader found about its volume's consistency when it opened it.
+type VolumeState struct {
+	State  string `json:"state"`
+	Detail string `json:"state_detail,omitempty"`
+}
+
+// StateReporter is implemented by readers that know whether their volume was cleanly unmounted.
+type StateReporter interface {
+	VolumeState() VolumeState
+}
