@@ -60,7 +60,7 @@ func (d *Disk) Clone(dst string, p CreateParams, progress Progress) error {
 		if err != nil {
 			return wrapErr(ErrFileAlreadyExists, dst, err, "create raw image")
 		}
-		err = d.CopyRaw(&progressWriter{w: f, total: d.size, p: progress})
+		err = d.CopyRawProgress(f, progress) // a file: holes stay holes
 		if cerr := f.Close(); err == nil {
 			err = cerr
 		}
@@ -106,22 +106,6 @@ func isZero(b []byte) bool {
 		b = b[n:]
 	}
 	return true
-}
-
-type progressWriter struct {
-	w     *os.File
-	done  int64
-	total int64
-	p     Progress
-}
-
-func (w *progressWriter) Write(b []byte) (int, error) {
-	n, err := w.w.Write(b)
-	w.done += int64(n)
-	if w.p != nil {
-		w.p(w.done, w.total)
-	}
-	return n, err
 }
 
 // writeStream writes a stream-optimized disk in the spec's layout (VMware's and VirtualBox's): header

@@ -16,7 +16,10 @@ const (
 // CopyRaw writes the whole virtual disk as a raw image to w, in order. Unallocated ranges are not read.
 // When w is an empty regular file positioned at its start, zero ranges are skipped with a seek and the
 // result is a sparse file of the disk's size (as qemu-img convert makes); otherwise zeros are written.
-func (d *Disk) CopyRaw(w io.Writer) error {
+func (d *Disk) CopyRaw(w io.Writer) error { return d.CopyRawProgress(w, nil) }
+
+// CopyRawProgress is CopyRaw telling progress (when not nil) how far it got.
+func (d *Disk) CopyRawProgress(w io.Writer, progress Progress) error {
 	f, _ := w.(*os.File)
 	sparse := false
 	if f != nil {
@@ -111,6 +114,9 @@ func (d *Disk) CopyRaw(w io.Writer) error {
 			_, werr = w.Write(c.buf)
 		}
 		c.release(free)
+		if progress != nil && werr == nil {
+			progress(c.off+c.n, d.size)
+		}
 	}
 	if werr == nil && sparse {
 		werr = f.Truncate(d.size)

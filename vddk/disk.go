@@ -272,10 +272,10 @@ type Geometry struct {
 // LinkInfo describes one link of the chain, top first.
 type LinkInfo struct {
 	Path               string       `json:"path"`
-	CreateType         string       `json:"createType"`
+	CreateType         string       `json:"create_type"`
 	CID                string       `json:"cid"`
-	ParentCID          string       `json:"parentCID"`
-	ParentFileNameHint string       `json:"parentFileNameHint,omitempty"`
+	ParentCID          string       `json:"parent_cid"`
+	ParentFileNameHint string       `json:"parent_file_name_hint,omitempty"`
 	Capacity           int64        `json:"capacity"`
 	Extents            []ExtentInfo `json:"extents"`
 }
@@ -285,18 +285,18 @@ type Info struct {
 	Path               string     `json:"path"`
 	Capacity           int64      `json:"capacity"` // bytes
 	Sectors            int64      `json:"sectors"`
-	CreateType         string     `json:"createType"`
-	DiskType           int        `json:"diskType"` // VixDiskLib disk type enum
-	Kind               string     `json:"kind"`     // hosted or managed (ESXi)
-	AdapterType        string     `json:"adapterType,omitempty"`
+	CreateType         string     `json:"create_type"`
+	DiskType           int        `json:"disk_type"` // VixDiskLib disk type enum
+	Kind               string     `json:"kind"`      // hosted or managed (ESXi)
+	AdapterType        string     `json:"adapter_type,omitempty"`
 	Geometry           *Geometry  `json:"geometry,omitempty"`
-	BIOSGeometry       *Geometry  `json:"biosGeometry,omitempty"`
-	HWVersion          int        `json:"hwVersion,omitempty"`
+	BIOSGeometry       *Geometry  `json:"bios_geometry,omitempty"`
+	HWVersion          int        `json:"hw_version,omitempty"`
 	UUID               string     `json:"uuid,omitempty"`
 	CID                string     `json:"cid"`
-	ParentCID          string     `json:"parentCID"`
-	ParentFileNameHint string     `json:"parentFileNameHint,omitempty"`
-	NumLinks           int        `json:"numLinks"`
+	ParentCID          string     `json:"parent_cid"`
+	ParentFileNameHint string     `json:"parent_file_name_hint,omitempty"`
+	NumLinks           int        `json:"num_links"`
 	Chain              []LinkInfo `json:"chain"`
 }
 

@@ -40,9 +40,10 @@ type ExtentInfo struct {
 	Format          string `json:"format"`            // flat, sparse, streamOptimized, vmfsSparse (COWD), seSparse, zero
 	Version         uint32 `json:"version,omitempty"` // sparse header version
 	Flags           uint32 `json:"flags,omitempty"`
-	GrainSectors    int64  `json:"grainSectors,omitempty"`
+	GrainSectors    int64  `json:"grain_sectors,omitempty"`
 	Compressed      bool   `json:"compressed,omitempty"`
-	UncleanShutdown bool   `json:"uncleanShutdown,omitempty"`
+	UncleanShutdown bool   `json:"unclean_shutdown,omitempty"`
+	ActualSize      int64  `json:"actual_size,omitempty"` // bytes the host file takes on its filesystem; filled in by `vmdk info`
 }
 
 // flatExtent is a region of a file (FLAT, VMFS): every byte is data.

@@ -51,6 +51,9 @@ func openDiskFile(path string, vopts vddk.Options) (Disk, io.Closer, error) {
 		}
 		return d, d, nil
 	}
+	if err := vddk.RefuseUnread(path); err != nil {
+		return nil, nil, err
+	}
 	f, err := os.OpenFile(path, os.O_RDONLY|oNoATime, 0)
 	if errors.Is(err, os.ErrPermission) {
 		f, err = os.Open(path)

@@ -42,10 +42,10 @@ var ErrIncomplete = errors.New("volume incomplete")
 
 // Extent is one piece of a volume on one disk of the set.
 type Extent struct {
-	Disk   int   // index into the disks given to Open
-	Offset int64 // byte offset on that disk
-	Size   int64 // bytes
-	Role   string
+	Disk   int    `json:"disk"`   // index into the disks given to Open
+	Offset int64  `json:"offset"` // byte offset on that disk
+	Size   int64  `json:"size"`   // bytes
+	Role   string `json:"role,omitempty"`
 }
 
 // Filesystem is what the volume's first bytes say it holds.
@@ -57,42 +57,43 @@ type Filesystem struct {
 
 // PartitionInfo describes a partition-table entry.
 type PartitionInfo struct {
-	Scheme     string // "mbr" or "gpt"
-	Number     int    // Linux numbering: MBR primaries 1–4, logicals from 5; GPT entry index + 1
-	SectorSize int
-	StartLBA   uint64
-	Sectors    uint64
+	Scheme     string `json:"scheme"` // "mbr" or "gpt"
+	Number     int    `json:"number"` // Linux numbering: MBR primaries 1–4, logicals from 5; GPT entry index + 1
+	SectorSize int    `json:"sector_size"`
+	StartLBA   uint64 `json:"start_lba"`
+	Sectors    uint64 `json:"sectors"`
 	// MBR
-	TypeID  byte
-	Active  bool
-	Logical bool
+	TypeID  byte `json:"type_id,omitempty"`
+	Active  bool `json:"active,omitempty"`
+	Logical bool `json:"logical,omitempty"`
 	// GPT
-	TypeGUID   string
-	UniqueGUID string
-	Name       string
-	Attributes uint64
-	FromBackup bool // the table came from the backup GPT header
+	TypeGUID   string `json:"type_guid,omitempty"`
+	UniqueGUID string `json:"unique_guid,omitempty"`
+	Name       string `json:"name,omitempty"`
+	Attributes uint64 `json:"attributes,omitempty"`
+	FromBackup bool   `json:"from_backup,omitempty"` // the table came from the backup GPT header
 	// TypeName names TypeID (MBR) or TypeGUID (GPT).
-	TypeName string
+	TypeName string `json:"type_name,omitempty"`
 }
 
 // LVMInfo describes an LVM2 logical volume.
 type LVMInfo struct {
-	VG, LV     string
-	VGUUID     string
-	LVUUID     string
-	Segments   []string // segment types in order, e.g. "striped", "raid1"
-	ExtentSize int64    // bytes
+	VG         string   `json:"vg"`
+	LV         string   `json:"lv"`
+	VGUUID     string   `json:"vg_uuid"`
+	LVUUID     string   `json:"lv_uuid"`
+	Segments   []string `json:"segments"`    // segment types in order, e.g. "striped", "raid1"
+	ExtentSize int64    `json:"extent_size"` // bytes
 }
 
 // LDMInfo describes a Windows dynamic-disk volume.
 type LDMInfo struct {
-	Group     string // disk group name
-	GroupGUID string
-	Name      string // volume name, e.g. "Volume1"
-	Layout    string // "simple", "spanned", "striped", "mirrored", "raid5"
-	DriveHint string // e.g. "E:"
-	GUID      string
+	Group     string `json:"group"` // disk group name
+	GroupGUID string `json:"group_guid"`
+	Name      string `json:"name"`                 // volume name, e.g. "Volume1"
+	Layout    string `json:"layout"`               // "simple", "spanned", "striped", "mirrored", "raid5"
+	DriveHint string `json:"drive_hint,omitempty"` // e.g. "E:"
+	GUID      string `json:"guid"`
 }
 
 // Volume is one volume of a set.
