@@ -50,6 +50,8 @@ type Layout struct {
 	// UID/GID own the synthetic entries and raw files; with ForceOwner they also own every tree entry.
 	UID, GID   uint32
 	ForceOwner bool
+	// DiskSize is the disks' total size, which statfs of the synthetic directories reports.
+	DiskSize int64
 
 	// noOpen is set by Mount for a read-only mount: every OPEN is answered ENOSYS, after which the kernel
 	// opens files without asking (keeping its page cache) and sends no RELEASE or FLUSH, saving those

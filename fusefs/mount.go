@@ -37,7 +37,12 @@ func Mount(dir string, l *Layout, o MountOptions) (*fuse.Server, error) {
 	lc := *l
 	lc.noOpen = !o.Writable
 	lc.primer = newPrimer()
+	var rootAttr *fs.StableAttr
+	if !l.SingleTree {
+		rootAttr = &fs.StableAttr{Mode: syscall.S_IFDIR, Ino: synthIno(1)} // not 0: ls -i and find show it
+	}
 	srv, err := fs.Mount(dir, Root(&lc), &fs.Options{
+		RootStableAttr:  rootAttr,
 		EntryTimeout:    &timeout,
 		AttrTimeout:     &timeout,
 		NegativeTimeout: &timeout,

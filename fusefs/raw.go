@@ -87,7 +87,7 @@ func (n *rawNode) Read(ctx context.Context, f fs.FileHandle, dest []byte, off in
 	}
 	k, err := n.src.R.ReadAt(dest, off)
 	if err != nil && err != io.EOF {
-		return nil, errno(err)
+		return nil, readFailed("raw/"+n.src.Name, err)
 	}
 	return dataResult(dest[:k]), 0
 }

@@ -140,7 +140,7 @@ func (n *treeNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint3
 		return nil, 0, en
 	}
 	// The tree cannot change under us: let the kernel keep its page cache between opens.
-	return &treeFile{f: f, primer: n.layout.primer}, fuse.FOPEN_KEEP_CACHE, 0
+	return &treeFile{f: f, primer: n.layout.primer, path: n.path}, fuse.FOPEN_KEEP_CACHE, 0
 }
 
 func (n *treeNode) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
@@ -189,6 +189,7 @@ func (n *treeNode) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errn
 type treeFile struct {
 	f      fsys.File
 	primer *primer
+	path   string // in the tree, for the log
 }
 
 var (
@@ -200,7 +201,7 @@ func (f *treeFile) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadR
 	f.primer.reading()
 	k, err := f.f.ReadAt(dest, off)
 	if err != nil && err != io.EOF {
-		return nil, errno(err)
+		return nil, readFailed(f.path, err)
 	}
 	return dataResult(dest[:k]), 0
 }

@@ -36,7 +36,7 @@ type dirHandle struct {
 	n    *treeNode
 	ents []iofs.DirEntry
 	read bool
-	next int           // index of the next entry; the FUSE offset of entry i is i+1
+	next int           // index of the next entry, "." and ".." first; the FUSE offset of entry i is i+1
 	last iofs.DirEntry // the entry Readdirent gave last, which a READDIRPLUS Lookup asks for
 
 	mu       sync.Mutex      // for listed and listedIn: RELEASEDIR may come outside the serialised calls
@@ -62,11 +62,18 @@ func (d *dirHandle) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Err
 		}
 		d.ents, d.read = ents, true
 	}
-	if d.next >= len(d.ents) {
+	if d.next < 2 {
+		de := dotEntries(d.n.EmbeddedInode())[d.next]
+		d.next++
+		de.Off = uint64(d.next)
+		d.last = nil
+		return &de, 0
+	}
+	if d.next >= len(d.ents)+2 {
 		d.last = nil
 		return nil, 0
 	}
-	e := d.ents[d.next]
+	e := d.ents[d.next-2]
 	d.next++
 	d.last = e
 	de := &fuse.DirEntry{Name: e.Name(), Mode: modeBits(e.Type()), Off: uint64(d.next)}
@@ -79,7 +86,7 @@ func (d *dirHandle) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Err
 }
 
 func (d *dirHandle) Seekdir(ctx context.Context, off uint64) syscall.Errno {
-	if d.read && off > uint64(len(d.ents)) {
+	if d.read && off > uint64(len(d.ents)+2) {
 		return syscall.EINVAL
 	}
 	d.next = int(off)
@@ -146,7 +153,7 @@ func (n *treeNode) Read(ctx context.Context, f fs.FileHandle, dest []byte, off i
 	k, err := of.f.ReadAt(dest, off)
 	n.release(of, off+int64(k) >= n.st.Size || k < len(dest))
 	if err != nil && err != io.EOF {
-		return nil, errno(err)
+		return nil, readFailed(n.path, err)
 	}
 	return dataResult(dest[:k]), 0
 }
