@@ -1,12 +1,30 @@
 GO ?= go
 STATICCHECK ?= $(shell command -v staticcheck || echo $(shell $(GO) env GOPATH)/bin/staticcheck)
 
-.PHONY: all build demo test vet staticcheck fmt-check fuzz fuzz-smoke long bench testdata
+.PHONY: all build install uninstall demo test vet staticcheck fmt-check fuzz fuzz-smoke long bench testdata
+
+# Where make install puts the commands. The mount helper goes to /sbin whatever PREFIX says: mount(8)
+# looks for /sbin/mount.TYPE there only. DESTDIR (for packaging) prefixes every path written.
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+SBINDIR ?= /sbin
+BIN ?= bin
 
 all: build
 
 build:
-	$(GO) build -o bin/ ./cmd/...
+	$(GO) build -o $(BIN)/ ./cmd/...
+
+# vmdk, vmdkmount, and /sbin/mount.vmdk (a link to vmdkmount, which acts as mount(8)'s helper when run
+# under that name), so that fstab type "vmdk" mounts with this vmdkmount even where libvmdk-utils has
+# put its own vmdkmount on the PATH.
+install: build
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR)
+	install -m 0755 $(BIN)/vmdk $(BIN)/vmdkmount $(DESTDIR)$(BINDIR)/
+	ln -sfn $(BINDIR)/vmdkmount $(DESTDIR)$(SBINDIR)/mount.vmdk
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/vmdk $(DESTDIR)$(BINDIR)/vmdkmount $(DESTDIR)$(SBINDIR)/mount.vmdk
 
 # The README's first command: build, mount the sample disks, show their files, unmount.
 demo:

@@ -5,12 +5,13 @@ import (
 	"fmt"
 
 	"github.com/urfave/cli/v2"
+	"github.com/vmdkmount/vmdkmount/internal/cliutil"
 	"github.com/vmdkmount/vmdkmount/vddk"
 )
 
 func args(c *cli.Context, n int, usage string) error {
 	if c.NArg() != n {
-		return fmt.Errorf("%s needs %s", c.Command.Name, usage)
+		return cliutil.Usage(c, "%s needs %s", c.Command.Name, usage)
 	}
 	return nil
 }
@@ -19,7 +20,7 @@ func cmdCommit(c *cli.Context) error {
 	if err := args(c, 1, "CHILD"); err != nil {
 		return err
 	}
-	return vddk.Combine(c.Args().First(), progressBar(c))
+	return withProgress(c, "commit", func(p vddk.Progress) error { return vddk.Combine(c.Args().First(), p) })
 }
 
 func cmdRebase(c *cli.Context) error {
@@ -37,21 +38,21 @@ func cmdGrow(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	return vddk.Grow(c.Args().First(), size, progressBar(c))
+	return withProgress(c, "grow", func(p vddk.Progress) error { return vddk.Grow(c.Args().First(), size, p) })
 }
 
 func cmdShrink(c *cli.Context) error {
 	if err := args(c, 1, "DISK"); err != nil {
 		return err
 	}
-	return vddk.Shrink(c.Args().First(), progressBar(c))
+	return withProgress(c, "shrink", func(p vddk.Progress) error { return vddk.Shrink(c.Args().First(), p) })
 }
 
 func cmdDefrag(c *cli.Context) error {
 	if err := args(c, 1, "DISK"); err != nil {
 		return err
 	}
-	return vddk.Defragment(c.Args().First(), progressBar(c))
+	return withProgress(c, "defrag", func(p vddk.Progress) error { return vddk.Defragment(c.Args().First(), p) })
 }
 
 func cmdRename(c *cli.Context) error {
@@ -72,11 +73,15 @@ func cmdCheck(c *cli.Context) error {
 	if err := args(c, 1, "DISK"); err != nil {
 		return err
 	}
+	asJSON, err := cliutil.WantJSON(c)
+	if err != nil {
+		return err
+	}
 	problems, err := vddk.Check(c.Args().First(), c.Bool("repair"))
 	if err != nil {
 		return err
 	}
-	if c.Bool("json") {
+	if asJSON {
 		if problems == nil {
 			problems = []vddk.Problem{}
 		}
@@ -88,7 +93,7 @@ func cmdCheck(c *cli.Context) error {
 	}
 	left := 0
 	for _, p := range problems {
-		if !c.Bool("json") {
+		if !asJSON {
 			fmt.Fprintln(c.App.Writer, p)
 		}
 		if !p.Repaired {

@@ -4,13 +4,19 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 
 	"github.com/urfave/cli/v2"
+	"github.com/vmdkmount/vmdkmount/internal/cliutil"
 	"github.com/vmdkmount/vmdkmount/vddk"
 )
 
 func cmdInfo(c *cli.Context) error {
+	asJSON, err := cliutil.WantJSON(c)
+	if err != nil {
+		return err
+	}
 	d, err := openDisk(c)
 	if err != nil {
 		return err
@@ -18,13 +24,15 @@ func cmdInfo(c *cli.Context) error {
 	defer d.Close()
 	inf := d.Info()
 	out := c.App.Writer
-	if c.Bool("json") {
+	if asJSON {
+		actual := fillActualSizes(&inf)
 		enc := json.NewEncoder(out)
 		enc.SetIndent("", "  ")
 		return enc.Encode(struct {
 			vddk.Info
-			Metadata map[string]string `json:"metadata"`
-		}{inf, d.Metadata()})
+			ActualSize int64             `json:"actual_size"` // bytes the top link's files take on the host
+			Metadata   map[string]string `json:"metadata"`
+		}{inf, actual, d.Metadata()})
 	}
 	w := tabwriter.NewWriter(out, 0, 4, 1, ' ', 0)
 	fmt.Fprintf(w, "image:\t%s\n", inf.Path)
@@ -86,6 +94,10 @@ func cmdInfo(c *cli.Context) error {
 }
 
 func cmdBlocks(c *cli.Context) error {
+	asJSON, err := cliutil.WantJSON(c)
+	if err != nil {
+		return err
+	}
 	d, err := openDisk(c)
 	if err != nil {
 		return err
@@ -95,11 +107,18 @@ func cmdBlocks(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	if c.Bool("json") {
-		if blocks == nil {
-			blocks = []vddk.Block{}
+	if asJSON {
+		type block struct {
+			Offset      uint64 `json:"offset"` // sectors
+			Length      uint64 `json:"length"` // sectors
+			OffsetBytes uint64 `json:"offset_bytes"`
+			LengthBytes uint64 `json:"length_bytes"`
 		}
-		return json.NewEncoder(c.App.Writer).Encode(blocks)
+		out := make([]block, 0, len(blocks))
+		for _, b := range blocks {
+			out = append(out, block{b.Offset, b.Length, b.Offset * vddk.SectorSize, b.Length * vddk.SectorSize})
+		}
+		return json.NewEncoder(c.App.Writer).Encode(out)
 	}
 	w := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(w, "offset (sectors)\tlength (sectors)\toffset (bytes)\tlength (bytes)\t")
@@ -119,7 +138,7 @@ func cmdCat(c *cli.Context) error {
 		return err
 	}
 	defer d.Close()
-	return d.CopyRaw(c.App.Writer)
+	return withProgress(c, "cat", func(p vddk.Progress) error { return d.CopyRawProgress(c.App.Writer, p) })
 }
 
 func humanSize(n int64) string {
@@ -134,4 +153,34 @@ func humanSize(n int64) string {
 		return fmt.Sprintf("%d B", n)
 	}
 	return strings.TrimSuffix(strings.TrimRight(fmt.Sprintf("%.2f", f), "0"), ".") + " " + units[i]
+}
+
+// fillActualSizes sets each extent's actual_size (the blocks its host file takes, as qemu-img's
+// actual-size) and returns the total for the top link: its descriptor file and extents, each file once.
+func fillActualSizes(inf *vddk.Info) int64 {
+	var total int64
+	seen := map[string]bool{}
+	add := func(p string) int64 {
+		var st syscall.Stat_t
+		if p == "" || syscall.Stat(p, &st) != nil {
+			return 0
+		}
+		return st.Blocks * 512
+	}
+	for i := range inf.Chain {
+		l := &inf.Chain[i]
+		if i == 0 && !seen[l.Path] {
+			seen[l.Path] = true
+			total += add(l.Path)
+		}
+		for j := range l.Extents {
+			e := &l.Extents[j]
+			e.ActualSize = add(e.Path)
+			if i == 0 && e.Path != "" && !seen[e.Path] {
+				seen[e.Path] = true
+				total += e.ActualSize
+			}
+		}
+	}
+	return total
 }

@@ -8,8 +8,8 @@ import (
 	"strings"
 
 	"github.com/urfave/cli/v2"
+	"github.com/vmdkmount/vmdkmount/internal/cliutil"
 	"github.com/vmdkmount/vmdkmount/vddk"
-	"golang.org/x/term"
 )
 
 // parseSize reads a size with an optional K/M/G/T suffix (powers of 1024).
@@ -39,7 +39,10 @@ func parseSize(s string) (int64, error) {
 
 func cmdCreate(c *cli.Context) error {
 	if c.NArg() != 1 {
-		return fmt.Errorf("create needs exactly one DISK argument")
+		return cliutil.Usage(c, "create needs exactly one DISK")
+	}
+	if c.String("size") == "" {
+		return cliutil.Usage(c, "create needs --size")
 	}
 	size, err := parseSize(c.String("size"))
 	if err != nil {
@@ -52,20 +55,23 @@ func cmdCreate(c *cli.Context) error {
 
 func cmdChild(c *cli.Context) error {
 	if c.NArg() != 2 {
-		return fmt.Errorf("child needs PARENT and CHILD")
+		return cliutil.Usage(c, "child needs PARENT and CHILD")
 	}
 	return vddk.CreateChild(c.Args().Get(0), c.Args().Get(1), c.String("type"))
 }
 
 func cmdConvert(c *cli.Context) error {
 	if c.NArg() != 2 {
-		return fmt.Errorf("convert needs SRC and DST")
+		return cliutil.Usage(c, "convert needs SRC and DST")
 	}
 	opts := vddk.Options{AllowExternalPaths: c.Bool("allow-external-extents")}
 	open := vddk.Open
 	if isVMDK, err := vddk.IsVMDK(c.Args().Get(0)); err != nil {
 		return err
 	} else if !isVMDK {
+		if err := vddk.RefuseUnread(c.Args().Get(0)); err != nil {
+			return err
+		}
 		open = vddk.OpenRaw // a raw image: the whole file is the disk
 	}
 	src, err := open(c.Args().Get(0), opts)
@@ -73,32 +79,14 @@ func cmdConvert(c *cli.Context) error {
 		return err
 	}
 	defer src.Close()
-	return src.Clone(c.Args().Get(1), vddk.CreateParams{Type: c.String("type"), Adapter: c.String("adapter")}, progressBar(c))
-}
-
-// progressBar draws a bar on standard error when it is a terminal, and nothing when it is not.
-func progressBar(c *cli.Context) vddk.Progress {
-	f, ok := c.App.ErrWriter.(*os.File)
-	if !ok || !term.IsTerminal(int(f.Fd())) {
-		return nil
-	}
-	last := -1
-	return func(done, total int64) {
-		pct := int(done * 100 / max(total, 1))
-		if pct != last {
-			last = pct
-			bar := strings.Repeat("#", pct/2) + strings.Repeat(".", 50-pct/2)
-			fmt.Fprintf(f, "\r[%s] %3d%%", bar, pct)
-			if done == total {
-				fmt.Fprintln(f)
-			}
-		}
-	}
+	return withProgress(c, "convert", func(p vddk.Progress) error {
+		return src.Clone(c.Args().Get(1), vddk.CreateParams{Type: c.String("type"), Adapter: c.String("adapter")}, p)
+	})
 }
 
 func cmdWrite(c *cli.Context) error {
 	if c.NArg() < 2 || c.NArg() > 3 {
-		return fmt.Errorf("write needs DISK OFFSET [FILE]")
+		return cliutil.Usage(c, "write needs DISK OFFSET [FILE]")
 	}
 	off, err := parseSize(c.Args().Get(1))
 	if err != nil {
@@ -140,7 +128,7 @@ func cmdWrite(c *cli.Context) error {
 
 func cmdMeta(c *cli.Context) error {
 	if c.NArg() < 1 || c.NArg() > 3 {
-		return fmt.Errorf("meta needs DISK [KEY [VALUE]]")
+		return cliutil.Usage(c, "meta needs DISK [KEY [VALUE]]")
 	}
 	writable := c.NArg() == 3
 	d, err := vddk.Open(c.Args().First(), vddk.Options{Writable: writable})

@@ -7,6 +7,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/urfave/cli/v2"
+	"github.com/vmdkmount/vmdkmount/internal/cliutil"
 	"github.com/vmdkmount/vmdkmount/vddk"
 	"github.com/vmdkmount/vmdkmount/volumes"
 )
@@ -22,8 +23,8 @@ type listedVolume struct {
 	Filesystem string                 `json:"filesystem,omitempty"`
 	Label      string                 `json:"label,omitempty"`
 	UUID       string                 `json:"uuid,omitempty"`
-	Tree       bool                   `json:"tree"`             // a file tree is mounted for it
-	NoTree     string                 `json:"noTree,omitempty"` // why not, for a recognised filesystem
+	Tree       bool                   `json:"tree"`              // a file tree is mounted for it
+	NoTree     string                 `json:"no_tree,omitempty"` // why not, for a recognised filesystem
 	Container  bool                   `json:"container,omitempty"`
 	Incomplete bool                   `json:"incomplete,omitempty"`
 	Reason     string                 `json:"reason,omitempty"`
@@ -34,8 +35,18 @@ type listedVolume struct {
 }
 
 func cmdList(c *cli.Context) error {
+	asJSON, err := cliutil.WantJSON(c)
+	if err != nil {
+		return err
+	}
+	if c.Bool("mounts") {
+		if c.NArg() > 0 {
+			return cliutil.Usage(c, "list --mounts takes no DISK")
+		}
+		return listMounts(c, asJSON)
+	}
 	if c.NArg() == 0 {
-		return fmt.Errorf("list needs at least one DISK")
+		return cliutil.Usage(c, "list needs at least one DISK (or --mounts)")
 	}
 	set, closer, err := volumes.OpenFiles(c.Args().Slice(),
 		vddk.Options{AllowExternalPaths: c.Bool("allow-external-extents")},
@@ -62,7 +73,7 @@ func cmdList(c *cli.Context) error {
 		})
 	}
 	out := c.App.Writer
-	if c.Bool("json") {
+	if asJSON {
 		enc := json.NewEncoder(out)
 		enc.SetIndent("", "  ")
 		return enc.Encode(struct {

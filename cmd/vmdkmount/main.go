@@ -5,29 +5,49 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"strings"
 
 	"github.com/urfave/cli/v2"
+	"github.com/vmdkmount/vmdkmount/internal/cliutil"
 )
 
 // logLevel is raised to Debug by --debug; go-fuse's request log arrives through the log package, which
 // slog routes at Info.
 var logLevel = new(slog.LevelVar)
 
+// runArgs is the command line being run, flags first: the daemon runs it again in the background.
+var runArgs []string
+
+// reported is set once the daemon has handed its error to the waiting caller, which prints it.
+var reported bool
+
 func main() {
 	logLevel.Set(slog.LevelWarn)
 	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: logLevel})))
-	if err := newApp().Run(optionsFirst(os.Args)); err != nil {
-		fmt.Fprintln(os.Stderr, "vmdkmount:", err)
-		os.Exit(1)
+	args := os.Args
+	if isMountHelper(args[0]) {
+		var err error
+		if args, err = helperArgs(args); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		} else if args == nil {
+			return
+		}
+	}
+	app := newApp()
+	runArgs = cliutil.Reorder(app, args)
+	if err := app.Run(runArgs); err != nil {
+		if !reported {
+			fmt.Fprintln(os.Stderr, "vmdkmount:", err)
+		}
+		os.Exit(cliutil.ExitCode(err))
 	}
 }
 
 func newApp() *cli.App {
-	return &cli.App{
+	app := &cli.App{
 		Name:            "vmdkmount",
 		Usage:           "find and mount the volumes of VMDK virtual disks (pure Go, no VMware binaries)",
-		UsageText:       "vmdkmount [options] DISK [DISK...] MOUNTPOINT\n   vmdkmount [options] DISK VOLUME-ID MOUNTPOINT\n   vmdkmount list DISK...\n   vmdkmount umount MOUNTPOINT",
+		UsageText:       "vmdkmount [options] DISK [DISK...] MOUNTPOINT\nvmdkmount [options] DISK VOLUME-ID MOUNTPOINT\nvmdkmount list [--mounts] DISK...\nvmdkmount umount MOUNTPOINT",
 		Description:     mountHelp,
 		HideHelpCommand: true,
 		Flags:           mountFlags,
@@ -43,55 +63,19 @@ func newApp() *cli.App {
 			{
 				Name:      "list",
 				Usage:     "list the volumes of a disk set: partitions, LVM and Windows dynamic volumes, filesystems",
-				ArgsUsage: "DISK [DISK...]",
+				ArgsUsage: "DISK [DISK...] | --mounts",
 				Description: "Each DISK is a VMDK (any kind, with its chain) or a raw image. Several disks form one set, so\n" +
 					"volumes spanning disks (LVM, Windows dynamic disks) assemble. Like `vmware-mount -p` and mmls.",
-				Flags: []cli.Flag{
-					&cli.BoolFlag{Name: "json", Usage: "print JSON"},
+				Flags: append(cliutil.JSONFlags(),
+					&cli.BoolFlag{Name: "mounts", Usage: "list the active vmdkmount mounts and their disks instead (like vmware-mount -L)"},
 					&cli.BoolFlag{Name: "all", Usage: "also list containers (extended partitions, LVM PVs, LDM partitions)"},
-					&cli.IntFlag{Name: "sector-size", Usage: "logical sector size of the partition tables: 512 or 4096 (default: probe)"},
+					&cli.IntFlag{Name: "sector-size", Usage: "logical `BYTES` per sector of the partition tables: 512 or 4096 (default: probe)"},
 					&cli.BoolFlag{Name: "allow-external-extents", Usage: "let VMDK extents and parents live outside the disk's folder"},
-				},
+				),
 				Action: cmdList,
 			},
 		},
 	}
-}
-
-// optionsFirst moves flags that follow the positional arguments in front of them, as mount.fuse3 calls
-// us: "vmdkmount SOURCE MOUNTPOINT -o ro,allow_other" (fstab type fuse.vmdkmount).
-func optionsFirst(args []string) []string {
-	if len(args) < 2 || args[1] == "list" || args[1] == "umount" || args[1] == "unmount" {
-		return args
-	}
-	var flags, pos []string
-	for i := 1; i < len(args); i++ {
-		a := args[i]
-		switch {
-		case a == "--":
-			pos = append(pos, args[i+1:]...)
-			i = len(args)
-		case a == "-o" && i+1 < len(args):
-			flags = append(flags, a, args[i+1])
-			i++
-		case strings.HasPrefix(a, "-"):
-			flags = append(flags, a)
-			if takesValue(a) && i+1 < len(args) && !strings.Contains(a, "=") {
-				flags = append(flags, args[i+1])
-				i++
-			}
-		default:
-			pos = append(pos, a)
-		}
-	}
-	return append(append([]string{args[0]}, flags...), pos...)
-}
-
-// takesValue names the mount flags that read the next argument.
-func takesValue(flag string) bool {
-	switch strings.TrimLeft(flag, "-") {
-	case "volume", "redo":
-		return true
-	}
-	return false
+	cliutil.Setup(app)
+	return app
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 	"github.com/vmdkmount/vmdkmount/fusefs"
+	"github.com/vmdkmount/vmdkmount/internal/cliutil"
 	"github.com/vmdkmount/vmdkmount/vddk"
 	"github.com/vmdkmount/vmdkmount/volumes"
 )
@@ -25,16 +26,18 @@ import (
 const daemonEnv = "VMDKMOUNT_READY_FD"
 
 var mountFlags = []cli.Flag{
-	&cli.BoolFlag{Name: "foreground", Aliases: []string{"f"}, Usage: "stay in the foreground (default: return once the mount is ready)"},
-	&cli.StringFlag{Name: "volume", Usage: "put this volume's file tree straight at MOUNTPOINT (ids as `vmdkmount list` prints them)"},
+	&cli.BoolFlag{Name: "foreground", Aliases: []string{"f"}, Usage: "stay in the foreground (without it: return once the mount is ready)"},
+	&cli.StringFlag{Name: "volume", Usage: "put the file tree of volume `ID` straight at MOUNTPOINT (ids as vmdkmount list prints them)"},
 	&cli.BoolFlag{Name: "raw", Usage: "show only raw/: the disks and volumes as raw files"},
-	&cli.StringSliceFlag{Name: "o", Usage: "FUSE options: allow_other, uid=N, gid=N, ro, rw (comma-separated)"},
+	&cli.StringSliceFlag{Name: "o", Usage: "mount `OPTIONS`, comma-separated: allow_other, uid=N, gid=N, ro, rw, volume=ID, fsname=NAME, and fstab's generic ones"},
 	&cli.BoolFlag{Name: "rw", Usage: "make raw/disk writable; writes go to a redo log (a child VMDK), never to the disk itself. File trees stay read-only"},
-	&cli.StringFlag{Name: "redo", Usage: "where the redo log lives with --rw (default: a temporary file removed at unmount)"},
-	&cli.BoolFlag{Name: "keep-redo", Usage: "keep the redo log after unmount; `vmdk commit` merges it"},
+	&cli.StringFlag{Name: "redo", Usage: "`PATH` of the redo log with --rw (default: a temporary file removed at unmount)"},
+	&cli.BoolFlag{Name: "keep-redo", Usage: "keep the redo log after unmount; 'vmdk commit' merges it"},
 	&cli.BoolFlag{Name: "show-system-files", Usage: "show NTFS metadata files ($MFT, $LogFile, …)"},
 	&cli.BoolFlag{Name: "allow-external-extents", Usage: "let VMDK extents and parents live outside the disk's folder"},
+	&cli.StringFlag{Name: "log", Usage: "also append the mount's log (read errors, warnings) to `FILE`; it goes to syslog once the mount runs in the background"},
 	&cli.BoolFlag{Name: "debug", Usage: "log every FUSE request"},
+	&cli.BoolFlag{Name: "mount-helper", Hidden: true}, // run by mount(8) as mount.vmdk
 }
 
 const mountHelp = `Mounts the disks (VMDK or raw images) at MOUNTPOINT:
@@ -54,81 +57,63 @@ Example:
    $ ls /mnt/x/p2/Windows
    $ vmdkmount umount /mnt/x
 
-In /etc/fstab (through mount.fuse3):
-   /vm/disk.vmdk  /mnt/x  fuse.vmdkmount  ro,allow_other  0 0`
-
-// mountOpts is what -o says.
-type mountOpts struct {
-	allowOther bool
-	uid, gid   uint32
-	uidSet     bool
-	rw         bool
-}
-
-func parseO(list []string) (mountOpts, error) {
-	o := mountOpts{uid: uint32(os.Getuid()), gid: uint32(os.Getgid())}
-	for _, item := range list {
-		for _, opt := range strings.Split(item, ",") {
-			key, val, _ := strings.Cut(strings.TrimSpace(opt), "=")
-			switch key {
-			case "":
-			case "allow_other":
-				o.allowOther = true
-			case "ro":
-				o.rw = false
-			case "rw":
-				o.rw = true
-			case "uid", "gid":
-				n, err := strconv.ParseUint(val, 10, 32)
-				if err != nil {
-					return o, fmt.Errorf("-o %s=%q is not a number", key, val)
-				}
-				if key == "uid" {
-					o.uid = uint32(n)
-				} else {
-					o.gid = uint32(n)
-				}
-				o.uidSet = true
-			case "nosuid", "nodev", "noexec", "defaults", "auto", "noauto", "user", "nouser", "_netdev", "nofail", "exec", "suid", "dev":
-				// fstab and mount.fuse3 words; nosuid and nodev are always in force.
-			default:
-				return o, fmt.Errorf("-o %s: unknown option", opt)
-			}
-		}
-	}
-	return o, nil
-}
+In /etc/fstab (through /sbin/mount.vmdk, which make install puts there):
+   /vm/disk.vmdk  /mnt/x  vmdk  ro,allow_other,nofail  0 0`
 
 func cmdMount(c *cli.Context) error {
 	args := c.Args().Slice()
-	if len(args) < 2 {
-		return cli.ShowAppHelp(c)
+	switch {
+	case len(args) == 0:
+		return cliutil.Usage(c, "missing DISK and MOUNTPOINT")
+	case args[0] == "help" && !exists(args[0]):
+		if len(args) > 1 {
+			return cliutil.Usage(c, "no command \"help\": for help, vmdkmount %s --help", args[1])
+		}
+		return cliutil.Usage(c, "no command \"help\": for help, vmdkmount --help")
+	case len(args) == 1:
+		return cliutil.Usage(c, "missing MOUNTPOINT after %s", args[0])
 	}
 	mountpoint := args[len(args)-1]
 	disks := args[:len(args)-1]
-	volume := c.String("volume")
-	// vmware-mount style: DISK ID MOUNTPOINT.
-	if volume == "" && len(disks) == 2 {
-		if _, err := os.Stat(disks[1]); err != nil && !strings.ContainsAny(disks[1], "/.") {
-			volume, disks = disks[1], disks[:1]
-		}
-	}
-	o, err := parseO(c.StringSlice("o"))
+	o, err := parseO(c.StringSlice("o"), c.Bool("mount-helper"))
 	if err != nil {
 		return err
+	}
+	volume := c.String("volume")
+	if volume == "" {
+		volume = o.volume
+	}
+	// vmware-mount style: DISK ID MOUNTPOINT, the id a bare partition number too.
+	if volume == "" && len(disks) == 2 && !exists(disks[1]) && !strings.ContainsAny(disks[1], "/.") {
+		volume, disks = disks[1], disks[:1]
+	}
+	if n, err := strconv.Atoi(volume); err == nil && n > 0 {
+		volume = "p" + volume
 	}
 	writable := c.Bool("rw") || o.rw
 	if st, err := os.Stat(mountpoint); err != nil || !st.IsDir() {
 		return fmt.Errorf("mount point %s is not a directory", mountpoint)
 	}
+	if err := refuseStacking(mountpoint); err != nil {
+		return err
+	}
 	if !c.Bool("foreground") && os.Getenv(daemonEnv) == "" {
 		return daemonize()
+	}
+	if err := logTo(c.String("log"), false); err != nil {
+		ready(err)
+		return err
 	}
 	err = serve(c, disks, mountpoint, volume, o, writable)
 	if err != nil {
 		ready(err)
 	}
 	return err
+}
+
+func exists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }
 
 // daemonize runs this command again in the background and returns once it reports the mount ready.
@@ -141,8 +126,11 @@ func daemonize() error {
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(exe, os.Args[1:]...)
+	cmd := exec.Command(exe, runArgs[1:]...)
 	cmd.Env = append(os.Environ(), daemonEnv+"=3")
+	// Until the mount is up, the daemon's standard error is ours: fusermount's own message (such as
+	// "option allow_other only allowed if 'user_allow_other' is set in /etc/fuse.conf") reaches the caller.
+	cmd.Stderr = os.Stderr
 	cmd.ExtraFiles = []*os.File{w}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
@@ -162,7 +150,8 @@ func daemonize() error {
 	return nil
 }
 
-// ready tells a waiting parent that the mount is up (err nil) or failed.
+// ready tells a waiting parent that the mount is up (err nil) or failed. Once up, the daemon lets go of
+// the caller's terminal and logs to syslog (and --log FILE) instead.
 func ready(err error) {
 	fd := os.Getenv(daemonEnv)
 	if fd == "" {
@@ -172,18 +161,23 @@ func ready(err error) {
 	f := os.NewFile(3, "ready")
 	if err != nil {
 		fmt.Fprintf(f, "error: %s\n", strings.ReplaceAll(err.Error(), "\n", " "))
-	} else {
-		fmt.Fprintln(f, "ok")
+		reported = true
+		f.Close()
+		return
 	}
+	// Let go of the caller's descriptors before saying ok, so a caller reading our output to its end
+	// (a pipe) is not held open by the daemon.
+	if null, e := os.OpenFile(os.DevNull, os.O_RDWR, 0); e == nil {
+		syscall.Dup2(int(null.Fd()), 0)
+		syscall.Dup2(int(null.Fd()), 1)
+		syscall.Dup2(int(null.Fd()), 2)
+		null.Close()
+	}
+	if err := logTo(logFile, true); err != nil {
+		slog.Warn("no log", "err", err)
+	}
+	fmt.Fprintln(f, "ok")
 	f.Close()
-	if err == nil {
-		// Nothing more for the terminal: the daemon logs to standard error only when it fails to start.
-		if null, e := os.OpenFile(os.DevNull, os.O_RDWR, 0); e == nil {
-			syscall.Dup2(int(null.Fd()), 0)
-			syscall.Dup2(int(null.Fd()), 1)
-			syscall.Dup2(int(null.Fd()), 2)
-		}
-	}
 }
 
 func serve(c *cli.Context, paths []string, mountpoint, volume string, o mountOpts, writable bool) error {
@@ -211,6 +205,11 @@ func serve(c *cli.Context, paths []string, mountpoint, volume string, o mountOpt
 		isVMDK, err := vddk.IsVMDK(p)
 		if err != nil {
 			return err
+		}
+		if !isVMDK {
+			if err := vddk.RefuseUnread(p); err != nil {
+				return err
+			}
 		}
 		switch {
 		case writable && isVMDK:
@@ -277,6 +276,9 @@ func serve(c *cli.Context, paths []string, mountpoint, volume string, o mountOpt
 		return err
 	}
 	layout := &fusefs.Layout{Raw: raws, Time: mtime, UID: o.uid, GID: o.gid, ForceOwner: o.uidSet}
+	for _, d := range disks {
+		layout.DiskSize += d.Size()
+	}
 	topts := volumes.TreeOptions{ShowSystemFiles: c.Bool("show-system-files")}
 	for _, v := range set.Volumes() {
 		rs := fusefs.RawSource{Name: v.ID, R: v, Size: v.Size()}
@@ -301,7 +303,7 @@ func serve(c *cli.Context, paths []string, mountpoint, volume string, o mountOpt
 	}
 	if volume != "" {
 		if len(layout.Trees) == 0 {
-			return fmt.Errorf("volume %q has no readable file tree (see vmdkmount list)", volume)
+			return noSuchVolume(set, volume)
 		}
 		layout.SingleTree = true
 	}
@@ -309,7 +311,7 @@ func serve(c *cli.Context, paths []string, mountpoint, volume string, o mountOpt
 		logLevel.Set(slog.LevelDebug)
 	}
 	srv, err := fusefs.Mount(mountpoint, layout, fusefs.MountOptions{
-		AllowOther: o.allowOther, Writable: writable, FsName: paths[0], Debug: c.Bool("debug"),
+		AllowOther: o.allowOther, Writable: writable, FsName: fsName(paths, o), Debug: c.Bool("debug"),
 	})
 	if err != nil {
 		return err
@@ -353,7 +355,7 @@ func redoPath(c *cli.Context, disk string, i int) (string, error) {
 
 func cmdUmount(c *cli.Context) error {
 	if c.NArg() != 1 {
-		return fmt.Errorf("umount needs MOUNTPOINT")
+		return cliutil.Usage(c, "umount needs one MOUNTPOINT")
 	}
 	return unmount(c.Args().First())
 }

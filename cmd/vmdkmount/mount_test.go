@@ -13,10 +13,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vmdkmount/vmdkmount/internal/testfix"
 	"github.com/vmdkmount/vmdkmount/vddk"
 )
 
-// buildBinary builds vmdkmount once per test run.
+// buildBinary returns the vmdkmount binary built for this test run, for tests that mount: it skips
+// where FUSE is missing.
 func buildBinary(t *testing.T) string {
 	t.Helper()
 	if _, err := os.Stat("/dev/fuse"); err != nil {
@@ -28,12 +30,13 @@ func buildBinary(t *testing.T) string {
 		}
 		t.Skip("fusermount3 not installed")
 	}
-	bin := filepath.Join(t.TempDir(), "vmdkmount")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
-	return bin
+	return binary(t)
 }
+
+// binary builds vmdkmount once per test run.
+func binary(t *testing.T) string { return testfix.Binary(t, "vmdkmount") }
+
+func TestMain(m *testing.M) { testfix.MainWithBinaries(m) }
 
 func sum(t *testing.T, p string) [32]byte {
 	t.Helper()
@@ -216,6 +219,19 @@ func TestMountRedo(t *testing.T) {
 	}
 }
 
+// publicDir makes a temporary folder another user can reach (t.TempDir's parent is private to us),
+// removed at the end.
+func publicDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "vmdkmount-public-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	os.Chmod(dir, 0o755)
+	return dir
+}
+
 // allow_other: a second user reads the mount only when it is given.
 func TestAllowOther(t *testing.T) {
 	bin := buildBinary(t)
@@ -223,13 +239,7 @@ func TestAllowOther(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to run as another user")
 	}
-	// t.TempDir's parent is private to us; the other user must be able to reach the mount point.
-	dir, err := os.MkdirTemp("", "vmdkmount-allow-other-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	os.Chmod(dir, 0o755)
+	dir := publicDir(t)
 	disk := copyCorpusDisk(t, c, "dfvfs/ext2.vmdk", dir)
 	mnt := mountPoint(t, bin, dir)
 	asNobody := func() error {
