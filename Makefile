@@ -17,8 +17,12 @@ build:
 
 # vmdk, vmdkmount, and /sbin/mount.vmdk (a link to vmdkmount, which acts as mount(8)'s helper when run
 # under that name), so that fstab type "vmdk" mounts with this vmdkmount even where libvmdk-utils has
-# put its own vmdkmount on the PATH.
-install: build
+# put its own vmdkmount on the PATH. It installs what `make` built (building only what is missing), so
+# `sudo make install` needs no Go for root.
+$(BIN)/vmdk $(BIN)/vmdkmount:
+	$(GO) build -o $(BIN)/ ./cmd/...
+
+install: $(BIN)/vmdk $(BIN)/vmdkmount
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR)
 	install -m 0755 $(BIN)/vmdk $(BIN)/vmdkmount $(DESTDIR)$(BINDIR)/
 	ln -sfn $(BINDIR)/vmdkmount $(DESTDIR)$(SBINDIR)/mount.vmdk
