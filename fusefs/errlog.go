@@ -17,11 +17,19 @@ var causes struct {
 	full bool
 }
 
-// readFailed logs why a read of file failed (the error names the disk file, the grain or block, and
-// why), once per distinct cause, and returns the errno the reader gets. Without it a reader would see
-// only EIO, and the daemon, detached from any terminal, would say nothing.
+// readFailed returns the errno for a failed read of file, logging the cause once (see logCause).
 func readFailed(file string, err error) syscall.Errno {
 	en := errno(err)
+	if en != syscall.EIO { // EIO was logged by errno
+		logCause(file, err, en)
+	}
+	return en
+}
+
+// logCause logs why an operation on file ("" when the error names it) failed: the error names the disk
+// file, the grain or block and why. Each distinct cause is logged once. Without it a reader would see
+// only EIO, and the daemon, detached from any terminal, would say nothing.
+func logCause(file string, err error, en syscall.Errno) {
 	key := file + "\x00" + err.Error()
 	causes.Lock()
 	if causes.seen == nil {
@@ -37,10 +45,13 @@ func readFailed(file string, err error) syscall.Errno {
 	}
 	causes.Unlock()
 	if first {
-		slog.Error("read failed", "file", file, "errno", en.Error(), "err", err)
+		args := []any{"errno", en.Error(), "err", err}
+		if file != "" {
+			args = append([]any{"file", file}, args...)
+		}
+		slog.Error("operation failed", args...)
 	}
 	if full {
-		slog.Error("read failures keep coming: no further causes are logged")
+		slog.Error("failures keep coming: no further causes are logged")
 	}
-	return en
 }

@@ -176,5 +176,6 @@ func errno(err error) syscall.Errno {
 	case strings.Contains(err.Error(), "is a directory"):
 		return syscall.EISDIR
 	}
+	logCause("", err, syscall.EIO) // damage: say where and why, not EIO alone
 	return syscall.EIO
 }

@@ -206,3 +206,21 @@ func TestRefuseOtherFormats(t *testing.T) {
 		t.Error("convert of a qcow2 wrote an output")
 	}
 }
+
+// On a terminal (script(1) gives one) -p draws a bar that ends at 100%.
+func TestProgressBarOnTerminal(t *testing.T) {
+	needQemu(t)
+	if _, err := exec.LookPath("script"); err != nil {
+		t.Skip("script (util-linux) not installed")
+	}
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src.vmdk")
+	if out, err := exec.Command("qemu-img", "create", "-q", "-f", "vmdk", src, "64M").CombinedOutput(); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	bin := testfix.Binary(t, "vmdk")
+	out, err := exec.Command("script", "-qec", bin+" convert -p -t raw "+src+" "+filepath.Join(dir, "out.raw"), "/dev/null").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "convert 100% |") || strings.Contains(string(out), "/100%)") {
+		t.Errorf("%v %q", err, out)
+	}
+}

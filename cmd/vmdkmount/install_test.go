@@ -2,9 +2,11 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -148,5 +150,46 @@ func TestDaemonPassesFusermountMessage(t *testing.T) {
 	out, err := cmd.CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "fusermount3: option allow_other only allowed if 'user_allow_other' is set in /etc/fuse.conf\n") || isMounted(mnt) {
 		t.Errorf("exit %v, output:\n%s", err, out)
+	}
+}
+
+// A disk damaged under a running mount (its flat extent cut short): every failing read answers EIO,
+// and the background daemon's --log names the cause — the file, the block, why — once per cause.
+func TestReadErrorsLoggedOncePerCause(t *testing.T) {
+	bin := buildBinary(t)
+	c := corpusDir(t)
+	dir := t.TempDir()
+	flat, err := os.ReadFile(filepath.Join(c, "dfvfs", "ext2.raw"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "d-flat.vmdk"), flat, 0o644)
+	desc := "# Disk DescriptorFile\nversion=1\nCID=fffffffe\nparentCID=ffffffff\ncreateType=\"monolithicFlat\"\n\n" +
+		"RW " + strconv.Itoa(len(flat)/512) + " FLAT \"d-flat.vmdk\" 0\n\nddb.adapterType = \"ide\"\n"
+	disk := filepath.Join(dir, "d.vmdk")
+	os.WriteFile(disk, []byte(desc), 0o644)
+	mnt := mountPoint(t, bin, dir)
+	logFile := filepath.Join(dir, "mount.log")
+	if _, errOut, code := runBin(t, bin, "--log", logFile, disk, mnt); code != 0 {
+		t.Fatalf("mount: exit %d %s", code, errOut)
+	}
+	os.Truncate(filepath.Join(dir, "d-flat.vmdk"), 64<<10)
+	for range 3 {
+		for _, p := range []string{"passwords.txt", "a_directory/a_file"} {
+			if _, err := os.ReadFile(filepath.Join(mnt, "disk", p)); !errors.Is(err, syscall.EIO) {
+				t.Errorf("%s: %v, want EIO", p, err)
+			}
+		}
+	}
+	exec.Command(bin, "umount", mnt).Run()
+	b, _ := os.ReadFile(logFile)
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("%d log lines, want one per cause (2):\n%s", len(lines), b)
+	}
+	for _, l := range lines {
+		if !strings.Contains(l, "level=ERROR") || !strings.Contains(l, filepath.Join(dir, "d-flat.vmdk")+": flat extent ends before offset") {
+			t.Errorf("log line %q", l)
+		}
 	}
 }
