@@ -35,7 +35,7 @@ func progress(c *cli.Context, what string) (vddk.Progress, func(ok bool)) {
 				defer mu.Unlock()
 				if bar == nil {
 					bar = progressbar.NewOptions64(total, progressbar.OptionSetWriter(w), progressbar.OptionSetDescription(what),
-						progressbar.OptionShowBytes(true), progressbar.OptionSetWidth(40), progressbar.OptionThrottle(100*time.Millisecond),
+						progressbar.OptionSetWidth(40), progressbar.OptionThrottle(100*time.Millisecond), // no rate: holes make it meaningless
 						progressbar.OptionOnCompletion(func() { fmt.Fprintln(w) }))
 				}
 				bar.Set64(done)
