@@ -36,6 +36,7 @@ func TestUsageErrors(t *testing.T) {
 	}{
 		{nil, "vmdk: missing COMMAND\nusage: vmdk COMMAND [options] ARGS... (vmdk COMMAND --help for each)\n"},
 		{[]string{"frob"}, "vmdk: no command \"frob\"\nusage: vmdk COMMAND [options] ARGS... (vmdk COMMAND --help for each)\n"},
+		{[]string{"help", "info"}, "vmdk: no command \"help\": for help, vmdk info --help\nusage: vmdk COMMAND [options] ARGS... (vmdk COMMAND --help for each)\n"},
 		{[]string{"info"}, "vmdk: info needs exactly one DISK\nusage: vmdk info [options] DISK\n"},
 		{[]string{"info", "a.vmdk", "--bogus"}, "vmdk: flag provided but not defined: -bogus\nusage: vmdk info [options] DISK\n"},
 		{[]string{"create", "x.vmdk"}, "vmdk: create needs --size\nusage: vmdk create [options] DISK\n"},

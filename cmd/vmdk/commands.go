@@ -37,6 +37,7 @@ func cmdInfo(c *cli.Context) error {
 	w := tabwriter.NewWriter(out, 0, 4, 1, ' ', 0)
 	fmt.Fprintf(w, "image:\t%s\n", inf.Path)
 	fmt.Fprintf(w, "virtual size:\t%s (%d bytes, %d sectors)\n", humanSize(inf.Capacity), inf.Capacity, inf.Sectors)
+	fmt.Fprintf(w, "disk size:\t%s\n", humanSize(fillActualSizes(&inf)))
 	fmt.Fprintf(w, "create type:\t%s (%s)\n", inf.CreateType, inf.Kind)
 	if inf.AdapterType != "" {
 		fmt.Fprintf(w, "adapter type:\t%s\n", inf.AdapterType)

@@ -50,8 +50,13 @@ func newApp() *cli.App {
 		UsageText:       "vmdk COMMAND [options] ARGS... (vmdk COMMAND --help for each)",
 		HideHelpCommand: true,
 		Action: func(c *cli.Context) error {
-			if c.NArg() == 0 {
+			switch {
+			case c.NArg() == 0:
 				return cliutil.Usage(c, "missing COMMAND")
+			case c.Args().First() == "help" && c.NArg() > 1:
+				return cliutil.Usage(c, "no command \"help\": for help, vmdk %s --help", c.Args().Get(1))
+			case c.Args().First() == "help":
+				return cliutil.Usage(c, "no command \"help\": for help, vmdk --help")
 			}
 			return cliutil.Usage(c, "no command %q", c.Args().First())
 		},
