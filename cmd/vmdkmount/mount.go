@@ -313,6 +313,11 @@ func serve(c *cli.Context, paths []string, mountpoint, volume string, o mountOpt
 	srv, err := fusefs.Mount(mountpoint, layout, fusefs.MountOptions{
 		AllowOther: o.allowOther, Writable: writable, FsName: fsName(paths, o), Debug: c.Bool("debug"),
 	})
+	if err != nil && strings.Contains(err.Error(), "fusermount exited with code") {
+		// Its exit code says nothing: fusermount's own message, on the caller's standard error just
+		// above, gives the reason.
+		return fmt.Errorf("mount %s: fusermount refused it (its message is above)", mountpoint)
+	}
 	if err != nil {
 		return err
 	}
