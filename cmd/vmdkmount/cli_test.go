@@ -176,7 +176,7 @@ func TestRefuseOtherFormats(t *testing.T) {
 // The generic fstab options mount; nonsense is refused by name.
 func TestMountOptions(t *testing.T) {
 	o, err := parseO([]string{"ro,noatime,relatime,atime,fsname=/vm/x.vmdk,subtype=foo,default_permissions,nonempty,kernel_cache",
-		"max_read=131072,x-systemd.automount,x-systemd.device-timeout=10,_netdev,nofail,noauto,user,users,defaults,nosuid,nodev,volume=p2"}, false)
+		"max_read=131072,x-systemd.automount,x-systemd.device-timeout=10,_netdev,nofail,noauto,user,users,user=alice,defaults,nosuid,nodev,volume=p2"}, false)
 	if err != nil {
 		t.Fatal(err)
 	}

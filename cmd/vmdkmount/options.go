@@ -46,7 +46,8 @@ func parseO(list []string, helper bool) (mountOpts, error) {
 			opt = strings.TrimSpace(opt)
 			key, val, hasVal := strings.Cut(opt, "=")
 			if why, ok := ignoredOptions[key]; ok {
-				if hasVal {
+				// mount(8) passes user=NAME to the helper for a user's mount of a "user" fstab line.
+				if hasVal && key != "user" {
 					return o, fmt.Errorf("-o %s: %s takes no value", opt, key)
 				}
 				slog.Debug("mount option ignored", "option", key, "why", why)
