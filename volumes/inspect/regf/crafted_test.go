@@ -6,12 +6,14 @@ import (
 	"errors"
 	"testing"
 	"unicode/utf16"
+
+	"github.com/vmdkmount/vmdkmount/volumes/inspect/regf/regftest"
 )
 
 // nkUTF16 is a key cell whose name is stored as UTF-16LE (no compressed-name flag).
 func nkUTF16(name string, parent, sk uint32) []byte {
 	u := utf16.Encode([]rune(name))
-	c := nk("", 0, parent, sk)
+	c := regftest.NK("", 0, parent, sk)
 	binary.LittleEndian.PutUint16(c[2:], 0)
 	n := make([]byte, 2*len(u))
 	for i, r := range u {
@@ -56,7 +58,7 @@ func vk(name string, typ Type, size, data uint32) []byte {
 // named in UTF-16, a class name and a 40000-byte big-data value. Offsets of its cells are returned
 // for the hostile variants to patch.
 type crafted struct {
-	b                                     *builder
+	b                                     *regftest.Builder
 	root, sk, ri, li, lh, big, vlist, val uint32
 	db, segs                              uint32
 	keys                                  []uint32
@@ -64,30 +66,30 @@ type crafted struct {
 }
 
 func newCrafted() *crafted {
-	c := &crafted{b: newBuilder()}
+	c := &crafted{b: regftest.NewBuilder()}
 	b := c.b
-	c.root = b.add(nk("ROOT", nkRoot|0x08, 0, 0))
-	c.sk = b.add(skCell(0))
-	b.set(c.sk, 4, c.sk)
-	b.set(c.sk, 8, c.sk)
-	b.set(c.root, 0x2C, c.sk)
+	c.root = b.Add(regftest.NK("ROOT", nkRoot|0x08, 0, 0))
+	c.sk = b.Add(regftest.SK(0))
+	b.Set(c.sk, 4, c.sk)
+	b.Set(c.sk, 8, c.sk)
+	b.Set(c.root, 0x2C, c.sk)
 	for _, name := range []string{"Alpha", "Beta", "Gamma"} {
-		c.keys = append(c.keys, b.add(nk(name, 0, c.root, c.sk)))
+		c.keys = append(c.keys, b.Add(regftest.NK(name, 0, c.root, c.sk)))
 	}
-	c.keys = append(c.keys, b.add(nkUTF16("Ωmega", c.root, c.sk)))
+	c.keys = append(c.keys, b.Add(nkUTF16("Ωmega", c.root, c.sk)))
 	c.big = c.keys[1]
-	c.li = b.add(list("li", c.keys[:2], 4))
+	c.li = b.Add(list("li", c.keys[:2], 4))
 	hashes := []uint32{c.keys[2], hash("Gamma"), c.keys[3], 0x12345}
 	lh := list("lh", nil, 8)
 	binary.LittleEndian.PutUint16(lh[2:], 2)
-	c.lh = b.add(append(lh, u32s(hashes...)...))
-	c.ri = b.add(list("ri", []uint32{c.li, c.lh}, 4))
-	b.set(c.root, 0x14, 4)
-	b.set(c.root, 0x1C, c.ri)
+	c.lh = b.Add(append(lh, u32s(hashes...)...))
+	c.ri = b.Add(list("ri", []uint32{c.li, c.lh}, 4))
+	b.Set(c.root, 0x14, 4)
+	b.Set(c.root, 0x1C, c.ri)
 	// The class name of Alpha.
-	cls := b.add([]byte{'C', 0, 'l', 0, 's', 0})
-	b.set(c.keys[0], 0x30, cls)
-	binary.LittleEndian.PutUint16(b.cells[int(c.keys[0])-hbinHeader+4+0x4A:], 6)
+	cls := b.Add([]byte{'C', 0, 'l', 0, 's', 0})
+	b.Set(c.keys[0], 0x30, cls)
+	binary.LittleEndian.PutUint16(b.Cells[int(c.keys[0])-hbinHeader+4+0x4A:], 6)
 	// Beta holds "blob", 40000 bytes in three big-data segments, and an inline DWORD.
 	c.blob = make([]byte, 40000)
 	for i := range c.blob {
@@ -95,21 +97,21 @@ func newCrafted() *crafted {
 	}
 	var segs []uint32
 	for off := 0; off < len(c.blob); off += bigDataSegment {
-		segs = append(segs, b.add(c.blob[off:min(off+bigDataSegment, len(c.blob))]))
+		segs = append(segs, b.Add(c.blob[off:min(off+bigDataSegment, len(c.blob))]))
 	}
-	c.segs = b.add(u32s(segs...))
-	c.db = b.add(append([]byte{'d', 'b', byte(len(segs)), 0}, u32s(c.segs)...))
-	c.val = b.add(vk("blob", Binary, uint32(len(c.blob)), c.db))
-	inline := b.add(vk("inline", Dword, 0x80000004, 0x01020304))
-	c.vlist = b.add(u32s(c.val, inline))
-	b.set(c.big, 0x24, 2)
-	b.set(c.big, 0x28, c.vlist)
+	c.segs = b.Add(u32s(segs...))
+	c.db = b.Add(append([]byte{'d', 'b', byte(len(segs)), 0}, u32s(c.segs)...))
+	c.val = b.Add(vk("blob", Binary, uint32(len(c.blob)), c.db))
+	inline := b.Add(vk("inline", Dword, 0x80000004, 0x01020304))
+	c.vlist = b.Add(u32s(c.val, inline))
+	b.Set(c.big, 0x24, 2)
+	b.Set(c.big, 0x28, c.vlist)
 	return c
 }
 
 func hash(name string) uint32 { h, _ := nameHash(name); return h }
 
-func (c *crafted) bytes() []byte { return c.b.bytes(c.root) }
+func (c *crafted) bytes() []byte { return c.b.Bytes(c.root) }
 
 func openBytes(t testing.TB, b []byte) (*Hive, error) {
 	t.Helper()
@@ -211,45 +213,45 @@ func TestHostile(t *testing.T) {
 		name  string
 		patch func(c *crafted, b []byte)
 	}{
-		{"cell outside its hive bin", func(c *crafted, b []byte) { c.b.set(c.root, 0x1C, 0x100000) }},
-		{"cell offset in the bin header", func(c *crafted, b []byte) { c.b.set(c.root, 0x1C, 0x8) }},
-		{"unaligned cell offset", func(c *crafted, b []byte) { c.b.set(c.root, 0x1C, c.li+4) }},
+		{"cell outside its hive bin", func(c *crafted, b []byte) { c.b.Set(c.root, 0x1C, 0x100000) }},
+		{"cell offset in the bin header", func(c *crafted, b []byte) { c.b.Set(c.root, 0x1C, 0x8) }},
+		{"unaligned cell offset", func(c *crafted, b []byte) { c.b.Set(c.root, 0x1C, c.li+4) }},
 		{"cell size past its bin", func(c *crafted, b []byte) {
-			binary.LittleEndian.PutUint32(c.b.cells[c.li-hbinHeader:], 0xFFF00000)
+			binary.LittleEndian.PutUint32(c.b.Cells[c.li-hbinHeader:], 0xFFF00000)
 		}},
-		{"subkey list names its own key", func(c *crafted, b []byte) { c.b.set(c.li, 4, c.root) }},
-		{"subkey list names a key twice", func(c *crafted, b []byte) { c.b.set(c.li, 8, c.keys[0]) }},
-		{"index root inside an index root", func(c *crafted, b []byte) { c.b.set(c.ri, 4, c.ri) }},
+		{"subkey list names its own key", func(c *crafted, b []byte) { c.b.Set(c.li, 4, c.root) }},
+		{"subkey list names a key twice", func(c *crafted, b []byte) { c.b.Set(c.li, 8, c.keys[0]) }},
+		{"index root inside an index root", func(c *crafted, b []byte) { c.b.Set(c.ri, 4, c.ri) }},
 		{"key tree loop", func(c *crafted, b []byte) {
 			// Alpha's subkeys are the root's own list: Alpha contains itself.
-			c.b.set(c.keys[0], 0x14, 4)
-			c.b.set(c.keys[0], 0x1C, c.ri)
+			c.b.Set(c.keys[0], 0x14, 4)
+			c.b.Set(c.keys[0], 0x1C, c.ri)
 		}},
 		{"key reached twice", func(c *crafted, b []byte) {
 			// Gamma's subkeys are Alpha and Beta again: a walk would see them twice.
-			c.b.set(c.keys[2], 0x14, 2)
-			c.b.set(c.keys[2], 0x1C, c.li)
+			c.b.Set(c.keys[2], 0x14, 2)
+			c.b.Set(c.keys[2], 0x1C, c.li)
 		}},
 		{"list count past its cell", func(c *crafted, b []byte) {
-			binary.LittleEndian.PutUint16(c.b.cells[c.li-hbinHeader+4+2:], 60000)
+			binary.LittleEndian.PutUint16(c.b.Cells[c.li-hbinHeader+4+2:], 60000)
 		}},
-		{"value claiming 2 GiB", func(c *crafted, b []byte) { c.b.set(c.val, 4, 0x7FFFFFFF) }},
+		{"value claiming 2 GiB", func(c *crafted, b []byte) { c.b.Set(c.val, 4, 0x7FFFFFFF) }},
 		{"value claiming 2 GiB in one cell", func(c *crafted, b []byte) {
-			c.b.minor = 3 // no big data before 1.4: the data cell must hold it all
-			c.b.set(c.val, 4, 0x7FFFFFF8)
+			c.b.Minor = 3 // no big data before 1.4: the data cell must hold it all
+			c.b.Set(c.val, 4, 0x7FFFFFF8)
 		}},
-		{"inline value of 8 bytes", func(c *crafted, b []byte) { c.b.set(c.val, 4, 0x80000008) }},
+		{"inline value of 8 bytes", func(c *crafted, b []byte) { c.b.Set(c.val, 4, 0x80000008) }},
 		{"big-data chain loops", func(c *crafted, b []byte) {
-			segs := c.b.cells[c.segs-hbinHeader+4:]
+			segs := c.b.Cells[c.segs-hbinHeader+4:]
 			copy(segs[8:12], segs[0:4])
 		}},
 		{"big-data list longer than its cell", func(c *crafted, b []byte) {
-			c.b.cells[c.db-hbinHeader+4+2] = 200
+			c.b.Cells[c.db-hbinHeader+4+2] = 200
 		}},
-		{"value count past its list", func(c *crafted, b []byte) { c.b.set(c.big, 0x24, 1<<30) }},
-		{"value listed twice", func(c *crafted, b []byte) { c.b.set(c.vlist, 4, c.val) }},
+		{"value count past its list", func(c *crafted, b []byte) { c.b.Set(c.big, 0x24, 1<<30) }},
+		{"value listed twice", func(c *crafted, b []byte) { c.b.Set(c.vlist, 4, c.val) }},
 		{"key name past its cell", func(c *crafted, b []byte) {
-			binary.LittleEndian.PutUint16(c.b.cells[c.keys[0]-hbinHeader+4+0x48:], 4000)
+			binary.LittleEndian.PutUint16(c.b.Cells[c.keys[0]-hbinHeader+4+0x48:], 4000)
 		}},
 		{"root is not a key", func(c *crafted, b []byte) { c.root = c.li }},
 	}
@@ -271,8 +273,8 @@ func TestHostile(t *testing.T) {
 		patch func(b []byte)
 	}{
 		{"bad checksum", func(b []byte) { b[0x1FC]++ }},
-		{"no signature", func(b []byte) { b[0] = 'x'; fixChecksum(b) }},
-		{"version 2", func(b []byte) { b[0x14] = 2; fixChecksum(b) }},
+		{"no signature", func(b []byte) { b[0] = 'x'; regftest.FixChecksum(b) }},
+		{"version 2", func(b []byte) { b[0x14] = 2; regftest.FixChecksum(b) }},
 		{"bin of size 0", func(b []byte) { binary.LittleEndian.PutUint32(b[baseBlockSize+8:], 0) }},
 		{"bin past the file", func(b []byte) { binary.LittleEndian.PutUint32(b[baseBlockSize+8:], 1<<30) }},
 		{"bin offset field wrong", func(b []byte) { binary.LittleEndian.PutUint32(b[baseBlockSize+4:], 4096) }},
@@ -293,7 +295,7 @@ func TestHostile(t *testing.T) {
 }
 
 func FuzzHive(f *testing.F) {
-	f.Add(minimalHive("ROOT"))
+	f.Add(regftest.MinimalHive("ROOT"))
 	f.Add(newCrafted().bytes())
 	f.Fuzz(func(t *testing.T, b []byte) {
 		readAll(b)

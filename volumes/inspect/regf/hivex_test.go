@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf16"
+
+	"github.com/vmdkmount/vmdkmount/volumes/inspect/regf/regftest"
 )
 
 // utf16Hex is s as UTF-16LE in hivexsh's hex notation, NUL-terminated when term is set.
@@ -223,7 +225,7 @@ func hivexmlTree(t *testing.T, path string) []string {
 
 func TestHivexPopulated(t *testing.T) {
 	needHivex(t)
-	path := writeHive(t, minimalHive("ROOT"))
+	path := writeHive(t, regftest.MinimalHive("ROOT"))
 	hivexsh(t, path, populate()+"commit\n", true)
 	keys, values := compareWithHivex(t, path)
 	if keys < 700+40 || values < 20 {
