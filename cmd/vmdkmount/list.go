@@ -32,6 +32,8 @@ type listedVolume struct {
 	Partition  *volumes.PartitionInfo `json:"partition,omitempty"`
 	LVM        *volumes.LVMInfo       `json:"lvm,omitempty"`
 	LDM        *volumes.LDMInfo       `json:"ldm,omitempty"`
+	// Mountpoints are the volume's in-guest mount points: drive letters ("C:") and Unix paths.
+	Mountpoints []string `json:"mountpoints,omitempty"`
 }
 
 func cmdList(c *cli.Context) error {
@@ -60,6 +62,10 @@ func cmdList(c *cli.Context) error {
 		vols = set.All()
 	}
 	rows := make([]listedVolume, 0, len(vols))
+	var mounts map[string][]string
+	if asJSON {
+		mounts = guestMountpoints(set)
+	}
 	for _, v := range vols {
 		why := ""
 		if !v.HasTree() && v.Filesystem.Type != "" && !v.Container && !v.Incomplete {
@@ -69,7 +75,7 @@ func cmdList(c *cli.Context) error {
 			ID: v.ID, Kind: v.Kind, Disk: v.Disk, Start: v.Offset, Size: v.Size(), Type: typeName(v),
 			Filesystem: v.Filesystem.Type, Label: v.Filesystem.Label, UUID: v.Filesystem.UUID,
 			Container: v.Container, Incomplete: v.Incomplete, Reason: v.Reason,
-			Extents: v.Extents, Partition: v.Partition, LVM: v.LVM, LDM: v.LDM,
+			Extents: v.Extents, Partition: v.Partition, LVM: v.LVM, LDM: v.LDM, Mountpoints: mounts[v.ID],
 		})
 	}
 	out := c.App.Writer

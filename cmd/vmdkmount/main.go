@@ -47,7 +47,7 @@ func newApp() *cli.App {
 	app := &cli.App{
 		Name:            "vmdkmount",
 		Usage:           "find and mount the volumes of VMDK virtual disks (pure Go, no VMware binaries)",
-		UsageText:       "vmdkmount [options] DISK [DISK...] MOUNTPOINT\nvmdkmount [options] DISK VOLUME-ID MOUNTPOINT\nvmdkmount list [--mounts] DISK...\nvmdkmount umount MOUNTPOINT",
+		UsageText:       "vmdkmount [options] DISK [DISK...] MOUNTPOINT\nvmdkmount [options] DISK VOLUME-ID MOUNTPOINT\nvmdkmount list [--mounts] DISK...\nvmdkmount inspect [--json] DISK...\nvmdkmount umount MOUNTPOINT",
 		Description:     mountHelp,
 		HideHelpCommand: true,
 		Flags:           mountFlags,
@@ -74,6 +74,7 @@ func newApp() *cli.App {
 				),
 				Action: cmdList,
 			},
+			inspectCommand,
 		},
 	}
 	cliutil.Setup(app)
