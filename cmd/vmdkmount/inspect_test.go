@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
@@ -64,5 +65,58 @@ func TestInspectCommand(t *testing.T) {
 		if !reflect.DeepEqual(v.Mountpoints, want) {
 			t.Errorf("list: %s mountpoints %q, want %q", v.ID, v.Mountpoints, want)
 		}
+	}
+}
+
+// TestMountInspector mounts with -i: the Linux guest's root with /boot, /home and /srv in place and
+// raw/ beside; then a set of a Windows and a Linux disk, where -i takes the first OS and says so,
+// and --root picks the other.
+func TestMountInspector(t *testing.T) {
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	vmdk := linuxVMDK(t)
+	mnt := mountPoint(t, bin, dir)
+	if out, err := exec.Command(bin, "-i", vmdk, mnt).CombinedOutput(); err != nil {
+		t.Fatalf("mount -i: %v\n%s", err, out)
+	}
+	for name, want := range map[string]string{"etc/hostname": "debby\n", "boot/vmlinuz-6.1.0": "kernel",
+		"boot/grub/grub.cfg": "menuentry", "home/alice/notes.txt": "hello", "srv/www/index.html": "<html>"} {
+		if got, err := os.ReadFile(filepath.Join(mnt, name)); err != nil || string(got) != want {
+			t.Errorf("%s: %q %v", name, got, err)
+		}
+	}
+	raw, err := os.ReadDir(filepath.Join(mnt, "raw"))
+	if err != nil || len(raw) != 6 { // disk, p1 … p5
+		t.Errorf("raw/: %v %v", raw, err)
+	}
+	if out, err := exec.Command(bin, "umount", mnt).CombinedOutput(); err != nil {
+		t.Fatalf("umount: %v %s", err, out)
+	}
+
+	win, _, _ := inspecttest.WindowsGPT(t, filepath.Join(dir))
+	out, err := exec.Command(bin, "-i", win, vmdk, mnt).CombinedOutput()
+	if err != nil {
+		t.Fatalf("mount -i: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "2 operating systems found (d0p3 (windows), d1p2 (linux)); showing d0p3") {
+		t.Errorf("message: %q", out)
+	}
+	if got, err := os.ReadFile(filepath.Join(mnt, "D", "shared", "report.txt")); err != nil || string(got) != "quarterly" {
+		t.Errorf("D/shared/report.txt: %q %v", got, err)
+	}
+	if _, err := os.Stat(filepath.Join(mnt, "C", "Users", "alice", "evil.exe")); err != nil {
+		t.Error(err)
+	}
+	exec.Command(bin, "umount", mnt).Run()
+	if out, err := exec.Command(bin, "-i", "--root", "d1p2", win, vmdk, mnt).CombinedOutput(); err != nil {
+		t.Fatalf("mount -i --root: %v\n%s", err, out)
+	}
+	if got, err := os.ReadFile(filepath.Join(mnt, "home", "alice", "notes.txt")); err != nil || string(got) != "hello" {
+		t.Errorf("--root d1p2: home/alice/notes.txt: %q %v", got, err)
+	}
+	exec.Command(bin, "umount", mnt).Run()
+	if out, err := exec.Command(bin, "-i", "--root", "d0p1", win, vmdk, mnt).CombinedOutput(); err == nil ||
+		!strings.Contains(string(out), "no operating system there") {
+		t.Errorf("--root d0p1: %v %s", err, out)
 	}
 }

@@ -29,6 +29,8 @@ var mountFlags = []cli.Flag{
 	&cli.BoolFlag{Name: "foreground", Aliases: []string{"f"}, Usage: "stay in the foreground (without it: return once the mount is ready)"},
 	&cli.StringFlag{Name: "volume", Usage: "put the file tree of volume `ID` straight at MOUNTPOINT (ids as vmdkmount list prints them)"},
 	&cli.BoolFlag{Name: "raw", Usage: "show only raw/: the disks and volumes as raw files"},
+	&cli.BoolFlag{Name: "inspector", Aliases: []string{"i"}, Usage: "show the guest OS as it sees itself (as guestmount -i): Windows drives as C/, D/…, a Linux root with its fstab mounts; raw/ beside"},
+	&cli.StringFlag{Name: "root", Usage: "with -i, the OS root to show: a volume `ID`, as vmdkmount inspect prints them"},
 	&cli.StringSliceFlag{Name: "o", Usage: "mount `OPTIONS`, comma-separated: allow_other, uid=N, gid=N, ro, rw, volume=ID, fsname=NAME, and fstab's generic ones"},
 	&cli.BoolFlag{Name: "rw", Usage: "make raw/disk writable; writes go to a redo log (a child VMDK), never to the disk itself. File trees stay read-only"},
 	&cli.StringFlag{Name: "redo", Usage: "`PATH` of the redo log with --rw (default: a temporary file removed at unmount)"},
@@ -290,7 +292,7 @@ func serve(c *cli.Context, paths []string, mountpoint, volume string, o mountOpt
 			}
 		}
 		layout.Raw = append(layout.Raw, rs)
-		if c.Bool("raw") || (volume != "" && v.ID != volume) || !v.HasTree() {
+		if c.Bool("raw") || c.Bool("inspector") || (volume != "" && v.ID != volume) || !v.HasTree() {
 			continue
 		}
 		t, err := v.OpenTree(topts)
@@ -300,6 +302,17 @@ func serve(c *cli.Context, paths []string, mountpoint, volume string, o mountOpt
 		}
 		closers = append(closers, t)
 		layout.Trees = append(layout.Trees, fusefs.TreeSource{Name: v.ID, Tree: t})
+	}
+	if c.Bool("inspector") && !c.Bool("raw") {
+		if writable || volume != "" {
+			return fmt.Errorf("-i shows the guest's read-only trees: it goes with neither --rw nor a volume")
+		}
+		view, cl, err := guestTree(c, set, layout.Raw, topts, mtime)
+		if err != nil {
+			return err
+		}
+		closers = append(closers, cl)
+		layout.Trees, layout.SingleTree = []fusefs.TreeSource{{Name: "guest", Tree: view}}, true
 	}
 	if volume != "" {
 		if len(layout.Trees) == 0 {
