@@ -55,7 +55,7 @@ func vk(name string, typ Type, size, data uint32) []byte {
 }
 
 // crafted is a hive with what hivex never writes: an ri index over an li and an lh list, a key
-// named in UTF-16, a class name and a 40000-byte big-data value. Offsets of its cells are returned
+// named in UTF-16, a class name and a 20000-byte big-data value. Offsets of its cells are returned
 // for the hostile variants to patch.
 type crafted struct {
 	b                                     *regftest.Builder
@@ -90,8 +90,8 @@ func newCrafted() *crafted {
 	cls := b.Add([]byte{'C', 0, 'l', 0, 's', 0})
 	b.Set(c.keys[0], 0x30, cls)
 	binary.LittleEndian.PutUint16(b.Cells[int(c.keys[0])-hbinHeader+4+0x4A:], 6)
-	// Beta holds "blob", 40000 bytes in three big-data segments, and an inline DWORD.
-	c.blob = make([]byte, 40000)
+	// Beta holds "blob", 20000 bytes in two big-data segments, and an inline DWORD.
+	c.blob = make([]byte, 20000)
 	for i := range c.blob {
 		c.blob[i] = byte(i * 7 / 3)
 	}
@@ -243,7 +243,7 @@ func TestHostile(t *testing.T) {
 		{"inline value of 8 bytes", func(c *crafted, b []byte) { c.b.Set(c.val, 4, 0x80000008) }},
 		{"big-data chain loops", func(c *crafted, b []byte) {
 			segs := c.b.Cells[c.segs-hbinHeader+4:]
-			copy(segs[8:12], segs[0:4])
+			copy(segs[4:8], segs[0:4])
 		}},
 		{"big-data list longer than its cell", func(c *crafted, b []byte) {
 			c.b.Cells[c.db-hbinHeader+4+2] = 200
