@@ -79,3 +79,32 @@ func FuzzFstab(f *testing.F) {
 		parseVersion(string(b))
 	})
 }
+
+// TestLVMNames resolves device-mapper and /dev/VG/LV names on the LVM fixture (three disks, VG vgt,
+// made with lvm2 by testdata/volumes/make.sh).
+func TestLVMNames(t *testing.T) {
+	var disks []volumes.Disk
+	for _, n := range []string{"lvm-d0.img", "lvm-d1.img", "lvm-d2.img"} {
+		disks = append(disks, testfix.NewDev(testfix.Image(t, n)))
+	}
+	set, err := volumes.Open(disks, volumes.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for spec, want := range map[string]string{
+		"/dev/mapper/vgt-lin":  "vgt-lin",
+		"/dev/vgt/str":         "vgt-str",
+		"/dev/mapper/vgt-r5":   "vgt-r5",
+		"LABEL=lvraid5":        "vgt-r5",
+		"/dev/mapper/vgt-nope": "",
+		"/dev/vgt":             "",
+	} {
+		got := ""
+		if v := resolveSpec(spec, set); v != nil {
+			got = v.ID
+		}
+		if got != want {
+			t.Errorf("%s: %q, want %q", spec, got, want)
+		}
+	}
+}
