@@ -47,6 +47,10 @@ func TestUnixReleaseFiles(t *testing.T) {
 			OS{Type: "linux", Distro: "ubuntu", ProductName: "Ubuntu 22.04.4 LTS", MajorVersion: 22, MinorVersion: 4}},
 		{map[string]string{"bin/freebsd-version": "#!/bin/sh\nUSERLAND_VERSION=\"13.2-RELEASE\"\n", "etc/rc.conf": "hostname=\"bsd1\"\n"},
 			OS{Type: "freebsd", Distro: "freebsd", ProductName: "FreeBSD 13.2-RELEASE", MajorVersion: 13, MinorVersion: 2, Hostname: "bsd1"}},
+		{map[string]string{"etc/release": "NetBSD 9.3 (GENERIC) #0: Thu Aug  4 15:30:37 UTC 2022\n", "netbsd": "kernel", "etc/myname": "nb\n"},
+			OS{Type: "netbsd", Distro: "netbsd", ProductName: "NetBSD 9.3 (GENERIC) #0: Thu Aug  4 15:30:37 UTC 2022", MajorVersion: 9, MinorVersion: 3, Hostname: "nb"}},
+		{map[string]string{"etc/motd": "OpenBSD 7.4 (GENERIC.MP) #1397: Tue Oct 10 09:02:37 MDT 2023\n", "bsd": "kernel"},
+			OS{Type: "openbsd", Distro: "openbsd", ProductName: "OpenBSD 7.4 (GENERIC.MP) #1397: Tue Oct 10 09:02:37 MDT 2023", MajorVersion: 7, MinorVersion: 4}},
 		{map[string]string{"System/Library/CoreServices/SystemVersion.plist": "<dict>\n<key>ProductName</key>\n<string>macOS</string>\n<key>ProductVersion</key>\n<string>14.4</string>\n</dict>"},
 			OS{Type: "macos", Distro: "macos", ProductName: "macOS 14.4", MajorVersion: 14, MinorVersion: 4}},
 	}

@@ -38,7 +38,7 @@ func inspectUnix(set *volumes.Set, v *volumes.Volume, t fsys.FS) (OS, bool) {
 	case exists(t, "bin/freebsd-version"):
 		o.Type, o.Distro = "freebsd", "freebsd"
 		if b, err := readSmall(t, "bin/freebsd-version", 1<<20); err == nil {
-			if m := regexp.MustCompile(`USERLAND_VERSION="([^"]+)"`).FindSubmatch(b); m != nil {
+			if m := userlandRE.FindSubmatch(b); m != nil {
 				o.ProductName = "FreeBSD " + string(m[1])
 				o.MajorVersion, o.MinorVersion = parseVersion(string(m[1]))
 			}
@@ -85,7 +85,11 @@ func inspectUnix(set *volumes.Set, v *volumes.Volume, t fsys.FS) (OS, bool) {
 	return o, true
 }
 
-var versionRE = regexp.MustCompile(`\d+(\.\d+)*`)
+var (
+	versionRE  = regexp.MustCompile(`\d+(\.\d+)*`)
+	userlandRE = regexp.MustCompile(`USERLAND_VERSION="([^"]+)"`)
+	hostnameRE = regexp.MustCompile(`(?m)^\s*(?:HOSTNAME|hostname)=["']?([^"'\s]+)`)
+)
 
 func firstLine(b []byte) string {
 	s, _, _ := strings.Cut(string(b), "\n")
@@ -195,7 +199,7 @@ func hostname(t fsys.FS) string {
 	}
 	for _, p := range []string{"etc/sysconfig/network", "etc/rc.conf"} {
 		if b, err := readSmall(t, p, smallFile); err == nil {
-			if m := regexp.MustCompile(`(?m)^\s*(?:HOSTNAME|hostname)=["']?([^"'\s]+)`).FindSubmatch(b); m != nil {
+			if m := hostnameRE.FindSubmatch(b); m != nil {
 				return string(m[1])
 			}
 		}
