@@ -183,6 +183,13 @@ func readAll(b []byte) error {
 	if err != nil {
 		return err
 	}
+	// The lookups inspection makes, through lh hashes and case folding.
+	for _, p := range []string{`Beta`, `ωMEGA`, `Microsoft\Windows NT\CurrentVersion`, `Select`} {
+		if k, err := h.Open(p); err == nil {
+			k.Value("blob")
+			k.Value("@")
+		}
+	}
 	var first error
 	err = root.Walk(func(_ string, k *Key) error {
 		k.Class()
