@@ -255,6 +255,25 @@ func TestHivexPopulated(t *testing.T) {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
+	// hivex writes lh lists: its hashes must be ours, or lookups would fall back to reading every key.
+	many, _ := h.Open("Many")
+	es, err := many.subkeyEntries()
+	if err != nil {
+		t.Fatal(err)
+	}
+	hashed := 0
+	for _, e := range es {
+		k, _ := h.key(e.off)
+		if want, ascii := nameHash(k.Name); e.hashed && ascii {
+			hashed++
+			if e.hash != want {
+				t.Errorf("%s: hivex's hash %#x, ours %#x", k.Name, e.hash, want)
+			}
+		}
+	}
+	if hashed < 700 {
+		t.Errorf("only %d lh entries", hashed)
+	}
 	if _, err := h.Open(`Many\Key0700`); err == nil {
 		t.Error("Many\\Key0700 found")
 	}
