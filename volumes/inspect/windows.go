@@ -52,8 +52,9 @@ func inspectWindows(set *volumes.Set, v *volumes.Volume, t fsys.FS) (OS, bool) {
 	return o, true
 }
 
-// openHive opens a hive file of the tree.
-func openHive(t fsys.FS, name, vol string) (*regf.Hive, func(), error) {
+// openHive opens a hive file of the tree. A hive with writes left in its transaction logs (not
+// replayed here, as hivex does not) is noted in o's problems: its newest values may be missing.
+func openHive(t fsys.FS, name, vol string, o *OS) (*regf.Hive, func(), error) {
 	f, fi, err := openFile(t, name)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", vol, err)
@@ -62,6 +63,9 @@ func openHive(t fsys.FS, name, vol string) (*regf.Hive, func(), error) {
 	if err != nil {
 		f.Close()
 		return nil, nil, err
+	}
+	if h.Dirty {
+		o.Problems = append(o.Problems, fmt.Sprintf("%s:/%s has writes in its transaction logs that were not replayed", vol, name))
 	}
 	return h, func() { f.Close() }, nil
 }
@@ -91,7 +95,7 @@ func regUint(k *regf.Key, name string) (uint64, bool) {
 }
 
 func readSoftware(t fsys.FS, name, vol string, o *OS) error {
-	h, done, err := openHive(t, name, vol)
+	h, done, err := openHive(t, name, vol, o)
 	if err != nil {
 		return err
 	}
@@ -136,7 +140,7 @@ func leadingDigits(s string) string {
 var windowsArch = map[string]string{"AMD64": "x86_64", "X86": "i386", "ARM64": "aarch64", "IA64": "ia64", "ARM": "arm"}
 
 func readSystem(t fsys.FS, name string, set *volumes.Set, vol string, o *OS) error {
-	h, done, err := openHive(t, name, vol)
+	h, done, err := openHive(t, name, vol, o)
 	if err != nil {
 		return err
 	}

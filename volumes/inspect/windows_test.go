@@ -14,6 +14,7 @@ import (
 	"github.com/vmdkmount/vmdkmount/volumes"
 
 	"github.com/vmdkmount/vmdkmount/volumes/inspect/inspecttest"
+	"github.com/vmdkmount/vmdkmount/volumes/inspect/regf/regftest"
 )
 
 // expectWindows builds what inspection must say from hivexget's answers and the disk's table.
@@ -124,27 +125,33 @@ func TestWindowsMBR(t *testing.T) {
 	checkOS(t, inspectDisk(t, disk), want)
 }
 
-// TestWindowsDamagedHives: a SOFTWARE hive that is not one and a SYSTEM hive cut short still give a
-// Windows root, with the problems named and the architecture from cmd.exe.
+// TestWindowsDamagedHives: a SOFTWARE hive with unreplayed log writes and a SYSTEM hive cut short
+// still give a Windows root, with the problems named and the architecture from cmd.exe.
 func TestWindowsDamagedHives(t *testing.T) {
 	inspecttest.NeedTools(t, "mkfs.ext4", "hivexsh")
 	dir := t.TempDir()
 	system := inspecttest.Hive(t, dir, "SYSTEM", inspecttest.SystemScript("h", "H", "AMD64"))
 	full := inspecttest.MustRead(t, system)
+	software := inspecttest.Hive(t, dir, "SOFTWARE", inspecttest.SoftwareScript("ProductName", "string:Windows 10 Pro"))
+	dirty := inspecttest.MustRead(t, software)
+	dirty[4]++ // the primary sequence number: a write was begun and never completed in the hive file
+	regftest.FixChecksum(dirty)
 	src := filepath.Join(dir, "src")
 	inspecttest.WriteTree(t, src, map[string][]byte{
-		"Windows/System32/config/SOFTWARE": bytes.Repeat([]byte("not a hive "), 1000),
+		"Windows/System32/config/SOFTWARE": dirty,
 		"Windows/System32/config/SYSTEM":   full[:len(full)/2],
+		"Windows/System32/config/SAM":      bytes.Repeat([]byte("not a hive "), 1000),
 		"Windows/System32/cmd.exe":         inspecttest.PEFile(0xaa64),
 	})
 	img := inspecttest.Ext4Image(t, dir, "c.img", 4<<20, "c", "0b0e0b0e-1111-4222-8333-0000000000c0", src)
 	oses := inspectDisk(t, img)
-	if len(oses) != 1 || oses[0].Type != "windows" || oses[0].Arch != "aarch64" || len(oses[0].Problems) != 2 {
+	if len(oses) != 1 || oses[0].Type != "windows" || oses[0].Arch != "aarch64" || len(oses[0].Problems) != 2 ||
+		oses[0].ProductName != "Windows 10 Pro" {
 		t.Fatalf("%+v", oses)
 	}
 	for _, p := range oses[0].Problems {
 		t.Log(p)
-		if !strings.Contains(p, "regf disk:/Windows/System32/config/") {
+		if !strings.Contains(p, "disk:/Windows/System32/config/") {
 			t.Errorf("problem %q does not name the hive", p)
 		}
 	}
