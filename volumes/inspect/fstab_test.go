@@ -108,3 +108,31 @@ func TestLVMNames(t *testing.T) {
 		}
 	}
 }
+
+// TestMBRPartUUID: an MBR partition's PARTUUID is what util-linux partx says it is.
+func TestMBRPartUUID(t *testing.T) {
+	inspecttest.NeedTools(t, "sfdisk", "partx")
+	disk := inspecttest.Sparse(t, t.TempDir(), "mbr.img", 8<<20)
+	inspecttest.Run(t, "sh", "-c", "printf 'label: dos\\nlabel-id: 0x1badcafe\\nstart=2048, size=4096, type=83\\n"+
+		"start=6144, size=4096, type=83\\n' | sfdisk -q "+disk)
+	set, closer, err := volumes.OpenFiles([]string{disk}, vddk.Options{}, volumes.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closer.Close()
+	n := 0
+	for _, line := range strings.Split(inspecttest.Run(t, "partx", "-g", "-r", "-o", "NR,UUID", disk), "\n") {
+		nr, uuid, ok := strings.Cut(line, " ")
+		if !ok {
+			continue
+		}
+		v := resolveSpec("PARTUUID="+uuid, set)
+		if v == nil || v.ID != "p"+nr {
+			t.Errorf("PARTUUID=%s: %v, want p%s", uuid, v, nr)
+		}
+		n++
+	}
+	if n != 2 {
+		t.Fatalf("partx listed %d partitions", n)
+	}
+}
