@@ -12,8 +12,8 @@ import (
 	"github.com/vmdkmount/vmdkmount/volumes/inspect/regf"
 )
 
-// windowsRoots are the folder names Windows has been installed in, as libguestfs looks for them.
-var windowsRoots = []string{"Windows", "WINNT", "WIN32", "WINDOWS"}
+// windowsRoots are the folders Windows has been installed in (matched case-insensitively).
+var windowsRoots = []string{"Windows", "WINNT", "WIN32"}
 
 // inspectWindows recognises a Windows system volume: <root>/System32/config/SOFTWARE and cmd.exe.
 func inspectWindows(set *volumes.Set, v *volumes.Volume, t fsys.FS) (OS, bool) {
