@@ -7,46 +7,65 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/vmdkmount/vmdkmount/vddk/internal/confine"
 )
 
 // Disk administration: rename, unlink, commit a child into its parent, re-parent, grow, shrink,
 // defragment, space estimates. Each works on the named link only; parents are opened read-only except
 // by Combine, which writes into the parent by design.
 
-// linkFiles lists the files of a link: its descriptor and every extent file, each once.
+// files lists the files of a link beneath its folder: its descriptor and every extent file, each once.
 func (l *link) files() []string {
-	seen := map[string]bool{l.path: true}
-	out := []string{l.path}
-	for _, e := range l.exts {
-		if p := e.info().Path; p != "" && !seen[p] {
-			seen[p] = true
-			out = append(out, p)
+	seen := map[string]bool{l.name: true}
+	out := []string{l.name}
+	for _, rel := range l.rels {
+		if rel != "" && !seen[rel] {
+			seen[rel] = true
+			out = append(out, rel)
 		}
 	}
 	return out
 }
 
+// release closes the disk but keeps its top link's folder open, for removing or renaming its files
+// beneath that very folder afterwards.
+func (d *Disk) release() (*confine.Dir, error) {
+	root := d.links[0].root
+	d.links[0].root = nil
+	return root, d.Close()
+}
+
 // Unlink deletes a disk's descriptor and all its extent files (VixDiskLib_Unlink). Its parents stay.
+// Only the files the disk was opened from are removed, each beneath the folder they were opened in:
+// an extent line reaching outside it ("../x") was refused at open, and is never deleted.
 func Unlink(path string) error {
 	d, err := Open(path, Options{SingleLink: true, Writable: true})
 	if err != nil {
 		return err
 	}
 	files := d.links[0].files()
-	d.Close()
+	root, _ := d.release()
+	defer root.Close()
 	var first error
 	for _, f := range files {
-		if err := os.Remove(f); err != nil && !errors.Is(err, fs.ErrNotExist) && first == nil {
-			first = wrapErr(ErrFileError, f, err, "remove")
+		if err := root.Remove(f); err != nil && !errors.Is(err, fs.ErrNotExist) && first == nil {
+			first = wrapErr(ErrFileError, filepath.Join(root.Path, f), err, "remove")
 		}
 	}
 	return first
 }
 
-// Rename gives a disk a new name (VixDiskLib_Rename): the descriptor and each extent file whose name
-// starts with the old disk's name are renamed, and the descriptor is rewritten to name them. Children
-// that name this disk as their parent are not changed (point them at it again with Attach).
+// Rename gives a disk a new name (VixDiskLib_Rename): the descriptor and each extent file in its folder
+// whose name starts with the old disk's name are renamed, and the descriptor is rewritten to name them.
+// Only the files the disk was opened from move, from beneath its folder; none is ever replaced.
+// Children that name this disk as their parent are not changed (point them at it again with Attach).
 func Rename(oldPath, newPath string) error {
+	newDir, err := confine.OpenDir(filepath.Dir(newPath))
+	if err != nil {
+		return wrapErr(ErrFileNotFound, newPath, err, "folder")
+	}
+	defer newDir.Close()
 	d, err := Open(oldPath, Options{SingleLink: true, Writable: true})
 	if err != nil {
 		return err
@@ -54,46 +73,39 @@ func Rename(oldPath, newPath string) error {
 	l := d.links[0]
 	oldBase := strings.TrimSuffix(filepath.Base(oldPath), filepath.Ext(oldPath))
 	newBase := strings.TrimSuffix(filepath.Base(newPath), filepath.Ext(newPath))
-	dir, newDir := filepath.Dir(l.path), filepath.Dir(newPath)
 	type move struct{ from, to string }
 	var moves []move
-	embedded := l.descRoom > 0
-	for i, line := range l.desc.Extents {
-		if line.Filename == "" {
-			continue
-		}
-		var to string
+	for i, rel := range l.rels {
 		switch {
-		case embedded && i == 0:
-			to = filepath.Base(newPath)
-		case strings.HasPrefix(line.Filename, oldBase):
-			to = newBase + strings.TrimPrefix(line.Filename, oldBase)
-		default:
+		case rel == "":
 			continue
+		case rel == l.name: // the descriptor's own file (monolithic sparse)
+			l.desc.Extents[i].Filename = filepath.Base(newPath)
+		case !strings.ContainsRune(rel, filepath.Separator) && strings.HasPrefix(rel, oldBase):
+			to := newBase + strings.TrimPrefix(rel, oldBase)
+			moves = append(moves, move{rel, to})
+			l.desc.Extents[i].Filename = to
 		}
-		if !embedded || i != 0 {
-			moves = append(moves, move{filepath.Join(dir, line.Filename), filepath.Join(newDir, to)})
-		}
-		l.desc.Extents[i].Filename = to
 	}
-	moves = append(moves, move{l.path, newPath})
+	moves = append(moves, move{l.name, filepath.Base(newPath)})
 	for _, m := range moves {
-		if _, err := os.Lstat(m.to); err == nil {
+		if _, err := os.Lstat(filepath.Join(newDir.Path, m.to)); err == nil {
 			d.Close()
-			return newErr(ErrFileAlreadyExists, m.to, "file already exists")
+			return newErr(ErrFileAlreadyExists, filepath.Join(newDir.Path, m.to), "file already exists")
 		}
 	}
 	if err := l.rewriteDescriptor(); err != nil {
 		d.Close()
 		return err
 	}
-	d.Close()
+	root, _ := d.release()
+	defer root.Close()
 	for i, m := range moves {
-		if err := os.Rename(m.from, m.to); err != nil {
+		if err := confine.Rename(root, m.from, newDir, m.to); err != nil {
 			for _, back := range moves[:i] { // put back what was moved
-				os.Rename(back.to, back.from)
+				confine.Rename(newDir, back.to, root, back.from)
 			}
-			return wrapErr(ErrFileError, m.from, err, "rename")
+			return wrapErr(ErrFileError, filepath.Join(root.Path, m.from), err, "rename")
 		}
 	}
 	return nil
@@ -256,16 +268,21 @@ func growInPlace(path, typ string, newSize int64) error {
 	last := &desc.Extents[len(desc.Extents)-1]
 	dir := filepath.Dir(l.path)
 	if typ != TypeTwoGbMaxExtentSparse {
-		// Flat: extend the last file (split flat disks fill the last extent up to the split size first).
+		// Flat: extend the last file (split flat disks fill the last extent up to the split size first),
+		// through the file opened for it, never by a name the descriptor gives.
 		room := add
 		if typ == TypeTwoGbMaxExtentFlat {
 			room = min(add, max(0, SplitSectors-last.Sectors))
 		}
+		fe, isFlat := l.exts[len(l.exts)-1].(*flatExtent)
+		if room > 0 && !isFlat {
+			d.Close()
+			return newErr(ErrDiskNotSupported, path, "the last extent is not a flat file")
+		}
 		if room > 0 {
-			f := filepath.Join(dir, last.Filename)
-			if err := os.Truncate(f, (last.Offset+last.Sectors+room)*SectorSize); err != nil {
+			if err := fe.f.Truncate((last.Offset + last.Sectors + room) * SectorSize); err != nil {
 				d.Close()
-				return wrapErr(ErrFileError, f, err, "extend")
+				return wrapErr(ErrFileError, fe.inf.Path, err, "extend")
 			}
 			last.Sectors += room
 			add -= room

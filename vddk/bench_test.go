@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+
+	"github.com/vmdkmount/vmdkmount/internal/testfix"
 )
 
 var (
@@ -108,6 +110,7 @@ func BenchmarkReadRandom4K(b *testing.B) {
 }
 
 func TestMain(m *testing.M) {
+	testfix.RunSwapperIfAsked() // the attacker process of TestConfinedOpenRace
 	code := m.Run()
 	if benchDir != "" {
 		os.RemoveAll(benchDir)

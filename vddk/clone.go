@@ -15,13 +15,21 @@ import (
 // (VixDiskLib_CreateChild): a monolithicSparse (or twoGbMaxExtentSparse) disk of the parent's capacity
 // whose parentCID is the parent's CID and whose parentFileNameHint names the parent relative to the child.
 func CreateChild(parentPath, childPath string, typ string) error {
+	return CreateChildWith(parentPath, childPath, typ, Options{})
+}
+
+// CreateChildWith is CreateChild with the options the child will be opened with (AllowExternalPaths,
+// IgnoreCIDMismatch): the child is opened with its chain once made, and removed again when it would
+// not open, so that no child is made that Open refuses.
+func CreateChildWith(parentPath, childPath string, typ string, opts Options) error {
 	if typ == "" {
 		typ = TypeMonolithicSparse
 	}
 	if typ != TypeMonolithicSparse && typ != TypeTwoGbMaxExtentSparse {
 		return newErr(ErrInvalidArg, childPath, "a child is monolithicSparse or twoGbMaxExtentSparse, not %s", typ)
 	}
-	parent, err := Open(parentPath, Options{SingleLink: true})
+	opts = Options{AllowExternalPaths: opts.AllowExternalPaths, IgnoreCIDMismatch: opts.IgnoreCIDMismatch}
+	parent, err := Open(parentPath, opts)
 	if err != nil {
 		return err
 	}
@@ -34,8 +42,19 @@ func CreateChild(parentPath, childPath string, typ string) error {
 	if err != nil {
 		hint = parent.Path()
 	}
-	return create(childPath, CreateParams{Type: typ, Capacity: parent.Size(), Adapter: "ide"},
+	err = create(childPath, CreateParams{Type: typ, Capacity: parent.Size(), Adapter: "ide"},
 		&createdLink{parentCID: parent.links[0].desc.CID, hint: filepath.ToSlash(hint), parentMeta: parent.Metadata()}, "")
+	if err != nil {
+		return err
+	}
+	child, err := Open(childPath, opts)
+	if err != nil {
+		if uerr := Unlink(childPath); uerr != nil {
+			os.Remove(childPath)
+		}
+		return &Error{Code: CodeOf(err), Path: childPath, Msg: "the new child would not open; it was removed", Err: err}
+	}
+	return child.Close()
 }
 
 // Progress is told how many of total bytes a long operation has done.

@@ -7,12 +7,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"os"
 	"path/filepath"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/vmdkmount/vmdkmount/vddk/internal/confine"
 )
 
 // Disk is an opened virtual disk: a chain of links, the first being the one that was named. It is an
@@ -22,6 +26,7 @@ type Disk struct {
 	links   []*link
 	size    int64
 	opts    Options
+	touched []string // files read without O_NOATIME
 	cidOnce sync.Once
 	cidErr  error
 }
@@ -32,17 +37,21 @@ func Open(path string, opts Options) (*Disk, error) {
 	if err != nil {
 		return nil, wrapErr(ErrInvalidArg, path, err, "path")
 	}
-	root, err := filepath.EvalSymlinks(filepath.Dir(abs))
+	root, err := confine.OpenDir(filepath.Dir(abs))
 	if err != nil {
 		return nil, wrapErr(ErrFileNotFound, path, err, "folder")
 	}
-	o := &opener{roots: []string{root}, opts: opts, seen: map[fileID]string{}, writable: opts.Writable}
-	for _, r := range opts.Roots {
-		if real, err := filepath.EvalSymlinks(r); err == nil {
-			o.roots = append(o.roots, real)
+	o := &opener{opts: opts, seen: map[fileID]string{}, writable: opts.Writable}
+	// The named file itself is the user's choice: a symlink is followed, a block device is taken.
+	f, err := confine.OpenPath(abs, openFlag(opts.Writable), true)
+	if err != nil {
+		root.Close()
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, wrapErr(ErrFileNotFound, abs, err, "open disk")
 		}
+		return nil, wrapErr(ErrFileAccessError, abs, err, "open disk")
 	}
-	top, err := o.openLink(abs)
+	top, err := o.openLink(opened{f: f, dir: root, rel: filepath.Base(abs), path: abs})
 	if err != nil {
 		return nil, err
 	}
@@ -61,24 +70,96 @@ func Open(path string, opts Options) (*Disk, error) {
 		d.links = append(d.links, parent)
 		cur = parent
 	}
+	d.touched = o.touched
 	return d, nil
 }
 
+// AccessTimesTouched lists the files this disk reads without O_NOATIME: the kernel lets only a file's
+// owner (or CAP_FOWNER) keep its access time, so reading these updates it.
+func (d *Disk) AccessTimesTouched() []string { return d.touched }
+
+// openParent opens a link's parent: in the link's folder, or in any folder when the file found there
+// is itself a VMDK (linked clones keep their base in a sibling folder or on another datastore). The
+// parent's own extents are confined to the parent's folder.
 func (o *opener) openParent(child *link) (*link, error) {
 	hint := child.desc.ParentFileNameHint
-	pp, err := o.resolve(filepath.Dir(child.path), hint, "parent")
+	fail := func(err error) error {
+		return &Error{Code: ErrDiskOpenParent, Path: child.path, Msg: fmt.Sprintf("cannot open parent %q", hint), Err: err}
+	}
+	var refused error
+	for _, c := range candidates(child.root.Path, hint) {
+		p, err := o.openParentAt(child.root, c)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		var verr *Error
+		if errors.As(err, &verr) {
+			return nil, fail(err) // the parent was found and is damaged or loops: say so
+		}
+		if err != nil {
+			if refused == nil {
+				refused = err
+			}
+			continue
+		}
+		if p.desc.CID != child.desc.ParentCID && !o.opts.IgnoreCIDMismatch {
+			p.close()
+			return nil, newErr(ErrDiskCIDMismatch, child.path, "expects its parent %s to have CID %08x, it has %08x (the parent changed after the child was made)", p.path, child.desc.ParentCID, p.desc.CID)
+		}
+		return p, nil
+	}
+	if refused != nil {
+		return nil, fail(&Error{Code: ErrFileAccessError, Msg: "refused" + externalHint(refused), Err: refused})
+	}
+	shown := hint
+	if cands := candidates(child.root.Path, hint); len(cands) > 0 {
+		shown = cands[0]
+	}
+	return nil, fail(newErr(ErrFileNotFound, shown, "parent %q not found", hint))
+}
+
+// openParentAt opens the parent candidate c: its folder first, then the file beneath that folder, so
+// that the folder its extents are confined to is the one it was found in.
+func (o *opener) openParentAt(childDir *confine.Dir, c string) (*link, error) {
+	var dir *confine.Dir
+	var err error
+	rel, relErr := childDir.Rel(c)
+	if relErr == nil {
+		dir, err = childDir.OpenDir(filepath.Dir(rel))
+	}
+	outside := relErr != nil || errors.Is(err, confine.ErrOutside)
+	if outside {
+		dir, err = confine.OpenDir(filepath.Dir(c))
+	}
 	if err != nil {
-		return nil, &Error{Code: ErrDiskOpenParent, Path: child.path, Msg: fmt.Sprintf("cannot open parent %q", hint), Err: err}
+		return nil, err
 	}
-	p, err := o.openLink(pp)
+	f, err := dir.Open(filepath.Base(c), os.O_RDONLY, o.opts.AllowExternalPaths)
+	if errors.Is(err, confine.ErrOutside) {
+		// The file is a symlink leaving its folder: take the folder it points into.
+		dir.Close()
+		real, rerr := filepath.EvalSymlinks(c)
+		if rerr != nil {
+			return nil, rerr
+		}
+		if dir, err = confine.OpenDir(filepath.Dir(real)); err != nil {
+			return nil, err
+		}
+		c, outside = real, true
+		f, err = dir.Open(filepath.Base(c), os.O_RDONLY, o.opts.AllowExternalPaths)
+	}
 	if err != nil {
-		return nil, &Error{Code: ErrDiskOpenParent, Path: child.path, Msg: fmt.Sprintf("cannot open parent %q", hint), Err: err}
+		dir.Close()
+		return nil, err
 	}
-	if p.desc.CID != child.desc.ParentCID && !o.opts.IgnoreCIDMismatch {
-		p.close()
-		return nil, newErr(ErrDiskCIDMismatch, child.path, "expects its parent %s to have CID %08x, it has %08x (the parent changed after the child was made)", pp, child.desc.ParentCID, p.desc.CID)
+	if outside && !o.opts.AllowExternalPaths {
+		if ok, verr := isVMDKFile(f); verr != nil || !ok {
+			f.Close()
+			dir.Close()
+			return nil, fmt.Errorf("%s %w and is not a VMDK", c, confine.ErrOutside)
+		}
 	}
-	return p, nil
+	return o.openLink(opened{f: f, dir: dir, rel: filepath.Base(c), path: c})
 }
 
 // Close closes every file of the chain; a writable disk is flushed and marked cleanly closed first.

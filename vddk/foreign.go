@@ -5,13 +5,16 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"os"
+
+	"github.com/vmdkmount/vmdkmount/vddk/internal/confine"
 )
 
 // RefuseUnread fails for a file that is not a VMDK and must not be read as a raw disk either: an image
 // of another format (named), an empty file, or text. Each format gets its reader in its own package;
 // until then it is refused here by name rather than mounted as raw bytes.
 func RefuseUnread(path string) error {
-	f, err := openFile(path, false)
+	f, err := confine.OpenPath(path, os.O_RDONLY, true)
 	if err != nil {
 		return wrapErr(ErrFileNotFound, path, err, "open")
 	}

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+
+	"github.com/vmdkmount/vmdkmount/vddk/internal/confine"
 )
 
 // Options are VixDiskLib_Open's flags, in Go form. The zero value opens the whole chain read-only.
@@ -23,13 +25,11 @@ type Options struct {
 	Unbuffered bool
 	// IgnoreCIDMismatch opens a chain even when a child's parentCID differs from its parent's CID.
 	IgnoreCIDMismatch bool
-	// AllowExternalPaths lets extents and parents live outside the folder of the disk being opened
-	// (absolute paths, "../", symlinks leaving the folder, device files). Off by default: a descriptor
-	// must not be able to make us read /etc/shadow or a host block device.
+	// AllowExternalPaths lets extents and parents live outside the folder of the link naming them
+	// (absolute paths, "../", symlinks leaving the folder, block devices). Off by default: a descriptor
+	// must not be able to make us read /etc/shadow or a host block device. Without it a parent may still
+	// lie in another folder when it is itself a VMDK (linked clones); its own extents stay in its folder.
 	AllowExternalPaths bool
-	// Roots are more folders whose files extents and parents may name (for example the base disk's
-	// folder, for a redo log kept elsewhere).
-	Roots []string
 }
 
 // MaxChainLength bounds the links of a chain (VixDiskLib: too many redo logs past 255).
@@ -38,54 +38,37 @@ const MaxChainLength = 255
 type fileID struct{ dev, ino uint64 }
 
 type opener struct {
-	roots    []string // real paths of the folders files may be in: the named disk's, and Options.Roots
 	opts     Options
 	seen     map[fileID]string
-	writable bool // the link being opened is the one written to
+	writable bool     // the link being opened is the one written to
+	touched  []string // files read without O_NOATIME (the kernel refused it: we do not own them)
 }
 
-// openFile opens read-only without touching the access time where the kernel lets us, or read-write.
-func openFile(path string, writable bool) (*os.File, error) {
+// openFlag is the open(2) access mode for a file read, or written when writable.
+func openFlag(writable bool) int {
 	if writable {
-		return os.OpenFile(path, os.O_RDWR, 0)
+		return os.O_RDWR
 	}
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOATIME, 0)
-	if errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.EPERM) {
-		f, err = os.Open(path)
-	}
-	return f, err
+	return os.O_RDONLY
 }
 
-// allowed tells whether an existing path may be opened under the confinement rule.
-func (o *opener) allowed(path string) error {
-	if o.opts.AllowExternalPaths {
-		return nil
-	}
-	real, err := filepath.EvalSymlinks(path)
-	if err != nil {
-		return err
-	}
-	inside := false
-	for _, root := range o.roots {
-		rel, err := filepath.Rel(root, real)
-		inside = inside || err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) && !filepath.IsAbs(rel)
-	}
-	if !inside {
-		return fmt.Errorf("%s leaves the disk's folder (allow with the external-paths option)", real)
-	}
-	st, err := os.Stat(real)
-	if err != nil {
-		return err
-	}
-	if !st.Mode().IsRegular() {
-		return fmt.Errorf("%s is not a regular file (allow devices with the external-paths option)", real)
-	}
-	return nil
+// opened is one file found for a descriptor line: the file, its folder and its path beneath it.
+type opened struct {
+	f    *os.File
+	dir  *confine.Dir // the folder it was opened beneath (nil: opened by path, with the external option)
+	rel  string       // its path beneath dir
+	path string       // for messages and Info
 }
 
-// resolve finds the file a descriptor names: relative to the descriptor's folder, then (for absolute or
-// Windows paths that do not exist or may not be used) by its base name in that folder.
-func (o *opener) resolve(dir, name, what string) (string, error) {
+func (o *opener) note(f *os.File) {
+	if !confine.KeepsATime(f) {
+		o.touched = append(o.touched, f.Name())
+	}
+}
+
+// candidates lists where a descriptor's name may be: as written (relative to the folder, or absolute),
+// then (for absolute or Windows paths that do not exist or may not be used) its base name in the folder.
+func candidates(dir, name string) []string {
 	var cands []string
 	slashed := strings.ReplaceAll(name, `\`, "/")
 	windowsAbs := len(slashed) > 2 && slashed[1] == ':' && slashed[2] == '/' || strings.HasPrefix(slashed, "//")
@@ -103,27 +86,61 @@ func (o *opener) resolve(dir, name, what string) (string, error) {
 	if base != "" && base != "." && base != ".." {
 		cands = append(cands, filepath.Join(dir, base))
 	}
+	return cands
+}
+
+// openNamed opens the file a descriptor line names, confined beneath dir (the folder of the link naming
+// it) unless the external option is on. It is opened in one step: no symlink swapped in after a check
+// can lead elsewhere, and a FIFO or device is refused without blocking.
+func (o *opener) openNamed(dir *confine.Dir, name, what string, writable bool) (opened, error) {
+	cands := candidates(dir.Path, name)
 	var refused error
 	for _, c := range cands {
-		if _, err := os.Stat(c); err != nil {
+		var f *os.File
+		var err error
+		rel, relErr := dir.Rel(c)
+		switch {
+		case o.opts.AllowExternalPaths:
+			f, err = confine.OpenPath(c, openFlag(writable), true)
+		case relErr != nil:
+			if _, serr := os.Lstat(c); serr != nil {
+				continue // not there: no need to say it would leave the folder
+			}
+			err = relErr
+		default:
+			f, err = dir.Open(rel, openFlag(writable), false)
+		}
+		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
-		if err := o.allowed(c); err != nil {
+		if err != nil {
 			if refused == nil {
 				refused = err
 			}
 			continue
 		}
-		return c, nil
+		o.note(f)
+		if relErr != nil {
+			return opened{f: f, path: c}, nil
+		}
+		return opened{f: f, dir: dir, rel: rel, path: c}, nil
 	}
 	if refused != nil {
-		return "", &Error{Code: ErrFileAccessError, Msg: fmt.Sprintf("%s %q refused", what, name), Err: refused}
+		return opened{}, &Error{Code: ErrFileAccessError, Msg: fmt.Sprintf("%s %q refused%s", what, name, externalHint(refused)), Err: refused}
 	}
 	shown := name
 	if len(cands) > 0 {
 		shown = cands[0]
 	}
-	return "", newErr(ErrFileNotFound, shown, "%s %q not found", what, name)
+	return opened{}, newErr(ErrFileNotFound, shown, "%s %q not found", what, name)
+}
+
+// externalHint names the option that would allow a refused path.
+func externalHint(err error) string {
+	if errors.Is(err, confine.ErrOutside) {
+		return " (allow with --allow-external-extents)"
+	}
+	return ""
 }
 
 // link is one descriptor and its extents: one level of a chain.
@@ -134,6 +151,11 @@ type link struct {
 	starts  []int64 // byte offset of each extent in the link
 	size    int64
 	managed bool
+	// The folder the link's own extents are confined to, the link's file beneath it (name) and each
+	// extent's (rels, "" for none or one opened by path): removal and renaming go through them.
+	root *confine.Dir
+	name string
+	rels []string
 	// Set on the written link only: the descriptor's file (locked), and where the descriptor text lies
 	// in it (descRoom 0: the whole file is the descriptor).
 	descFile          *os.File
@@ -151,22 +173,22 @@ func (l *link) close() error {
 			first = err
 		}
 	}
+	l.root.Close()
 	return first
 }
 
-// openLink opens one descriptor (text or embedded) or a bare sparse file, and all its extents.
-func (o *opener) openLink(path string) (l *link, err error) {
-	f, err := openFile(path, o.writable)
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, wrapErr(ErrFileNotFound, path, err, "open disk")
-		}
-		return nil, wrapErr(ErrFileAccessError, path, err, "open disk")
-	}
+// openLink reads one descriptor (text or embedded) or a bare sparse file from op and opens all its
+// extents beneath op's folder, which the link then owns (with op's file).
+func (o *opener) openLink(op opened) (l *link, err error) {
+	f, path := op.f, op.path
+	o.note(f)
 	keep := false
 	defer func() {
 		if !keep {
 			f.Close()
+		}
+		if l == nil {
+			op.dir.Close()
 		}
 	}()
 	st, err := f.Stat()
@@ -196,7 +218,7 @@ func (o *opener) openLink(path string) (l *link, err error) {
 	if _, err := f.ReadAt(hdr, 0); err != nil {
 		return nil, wrapErr(ErrFileError, path, err, "read header")
 	}
-	l = &link{path: path}
+	l = &link{path: path, root: op.dir, name: op.rel}
 	if o.writable {
 		l.descFile = f
 		keep = true
@@ -269,16 +291,17 @@ func (o *opener) openLink(path string) (l *link, err error) {
 			l.close()
 		}
 	}()
-	dir := filepath.Dir(path)
 	var off int64
 	for i, line := range l.desc.Extents {
 		size := line.Sectors * SectorSize
 		var e extent
+		rel := ""
 		if i == self {
 			e, err = openExtentFile(f, path, line, size, sh, o.writable)
 			keep = keep || err == nil
+			rel = op.rel
 		} else {
-			e, err = o.openExtent(dir, line, size)
+			e, rel, err = o.openExtent(op.dir, line, size)
 		}
 		if err != nil {
 			return l, &Error{Code: CodeOf(err), Path: path, Msg: fmt.Sprintf("extent %d", i+1), Err: err}
@@ -287,6 +310,7 @@ func (o *opener) openLink(path string) (l *link, err error) {
 			g.inflater.cache = nil
 		}
 		l.exts = append(l.exts, e)
+		l.rels = append(l.rels, rel)
 		l.starts = append(l.starts, off)
 		off += size
 	}
@@ -324,25 +348,22 @@ func synthDescriptor(createType, extType string, sectors int64, name string) *De
 	}
 }
 
-func (o *opener) openExtent(dir string, line ExtentLine, size int64) (extent, error) {
+func (o *opener) openExtent(dir *confine.Dir, line ExtentLine, size int64) (extent, string, error) {
 	inf := ExtentInfo{ExtentLine: line, Format: strings.ToLower(line.Type)}
 	switch line.Type {
 	case "ZERO":
-		return &zeroExtent{inf}, nil
+		return &zeroExtent{inf}, "", nil
 	case "VMFSRDM", "VMFSRAW":
-		return nil, newErr(ErrDiskNotSupported, line.Filename, "raw device map extents (%s) are not supported: they point at a host LUN, not at data in a file", line.Type)
+		return nil, "", newErr(ErrDiskNotSupported, line.Filename, "raw device map extents (%s) are not supported: they point at a host LUN, not at data in a file", line.Type)
 	}
 	if line.Access == "NOACCESS" {
-		return &noAccessExtent{inf}, nil
+		return &noAccessExtent{inf}, "", nil
 	}
-	path, err := o.resolve(dir, line.Filename, "extent")
+	op, err := o.openNamed(dir, line.Filename, "extent", o.writable && line.Access == "RW")
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	f, err := openFile(path, o.writable && line.Access == "RW")
-	if err != nil {
-		return nil, wrapErr(ErrFileAccessError, path, err, "open extent")
-	}
+	f, path := op.f, op.path
 	var sh *sparseHeader
 	if line.Type != "FLAT" && line.Type != "VMFS" {
 		hdr := make([]byte, SectorSize)
@@ -354,7 +375,7 @@ func (o *opener) openExtent(dir string, line ExtentLine, size int64) (extent, er
 	if err != nil {
 		f.Close()
 	}
-	return e, err
+	return e, op.rel, err
 }
 
 // openExtentFile builds the extent reader for an open file according to its line and contents.
@@ -433,9 +454,13 @@ func OpenRaw(path string, opts Options) (*Disk, error) {
 	if err != nil {
 		return nil, wrapErr(ErrInvalidArg, path, err, "path")
 	}
-	f, err := openFile(abs, opts.Writable)
+	f, err := confine.OpenPath(abs, openFlag(opts.Writable), true)
 	if err != nil {
-		return nil, wrapErr(ErrFileNotFound, abs, err, "open raw image")
+		code := ErrFileAccessError
+		if errors.Is(err, fs.ErrNotExist) {
+			code = ErrFileNotFound
+		}
+		return nil, wrapErr(code, abs, err, "open raw image")
 	}
 	size, err := f.Seek(0, io.SeekEnd)
 	if err != nil {
@@ -446,5 +471,9 @@ func OpenRaw(path string, opts Options) (*Disk, error) {
 	desc := synthDescriptor("raw", "FLAT", line.Sectors, line.Filename)
 	l := &link{path: abs, desc: desc, size: size, starts: []int64{0},
 		exts: []extent{&flatExtent{f: f, size: size, inf: ExtentInfo{ExtentLine: line, Path: abs, Format: "flat"}}}}
-	return &Disk{path: abs, links: []*link{l}, size: size, opts: opts}, nil
+	d := &Disk{path: abs, links: []*link{l}, size: size, opts: opts}
+	if !confine.KeepsATime(f) {
+		d.touched = []string{abs}
+	}
+	return d, nil
 }

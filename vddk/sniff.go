@@ -3,16 +3,25 @@ package vddk
 import (
 	"bytes"
 	"io"
+	"os"
+
+	"github.com/vmdkmount/vmdkmount/vddk/internal/confine"
 )
 
 // IsVMDK tells whether the file at path is a VMDK: a sparse extent header (KDMV, COWD, seSparse) or a
-// text descriptor with extent lines. Raw disk images and flat extent files alone are not.
+// text descriptor with extent lines. Raw disk images and flat extent files alone are not. Anything but
+// a regular file or a block device (a FIFO, a socket, a folder) is refused at once, without blocking.
 func IsVMDK(path string) (bool, error) {
-	f, err := openFile(path, false)
+	f, err := confine.OpenPath(path, os.O_RDONLY, true)
 	if err != nil {
 		return false, err
 	}
 	defer f.Close()
+	return isVMDKFile(f)
+}
+
+// isVMDKFile is IsVMDK of an opened file.
+func isVMDKFile(f *os.File) (bool, error) {
 	head := make([]byte, 4096)
 	n, err := f.ReadAt(head, 0)
 	if err != nil && err != io.EOF {
@@ -29,7 +38,7 @@ func IsVMDK(path string) (bool, error) {
 	if st.Size() > MaxDescriptorSize || !looksLikeText(head) {
 		return false, nil
 	}
-	text, err := io.ReadAll(io.LimitReader(f, MaxDescriptorSize))
+	text, err := io.ReadAll(io.NewSectionReader(f, 0, MaxDescriptorSize))
 	if err != nil {
 		return false, err
 	}

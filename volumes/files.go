@@ -1,21 +1,11 @@
 package volumes
 
 import (
-	"errors"
 	"fmt"
 	"io"
-	"os"
 
 	"github.com/vmdkmount/vmdkmount/vddk"
 )
-
-// rawDisk is a raw disk image file.
-type rawDisk struct {
-	*os.File
-	size int64
-}
-
-func (r *rawDisk) Size() int64 { return r.size }
 
 // OpenFiles opens each path as a disk of the set — a VMDK (with its whole chain, through vddk) or a raw
 // image — and finds the volumes. The returned closer closes every disk; call it after the set is done.
@@ -54,19 +44,12 @@ func openDiskFile(path string, vopts vddk.Options) (Disk, io.Closer, error) {
 	if err := vddk.RefuseUnread(path); err != nil {
 		return nil, nil, err
 	}
-	f, err := os.OpenFile(path, os.O_RDONLY|oNoATime, 0)
-	if errors.Is(err, os.ErrPermission) {
-		f, err = os.Open(path)
-	}
+	// A raw image: opened in one step, without blocking on a FIFO, without touching its access time.
+	d, err := vddk.OpenRaw(path, vopts)
 	if err != nil {
 		return nil, nil, err
 	}
-	size, err := f.Seek(0, io.SeekEnd)
-	if err != nil {
-		f.Close()
-		return nil, nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return &rawDisk{f, size}, f, nil
+	return d, d, nil
 }
 
 type multiCloser []io.Closer

@@ -139,7 +139,11 @@ func daemonize() error {
 		return err
 	}
 	w.Close()
-	line, err := bufio.NewReader(r).ReadString('\n')
+	br := bufio.NewReader(r)
+	line, err := br.ReadString('\n')
+	for ; strings.HasPrefix(line, noticePrefix); line, err = br.ReadString('\n') {
+		fmt.Fprint(os.Stderr, "vmdkmount: "+strings.TrimPrefix(line, noticePrefix))
+	}
 	if err != nil && line == "" {
 		cmd.Wait()
 		return errors.New("the mount process stopped before the mount was ready")
@@ -160,7 +164,7 @@ func ready(err error) {
 		return
 	}
 	os.Unsetenv(daemonEnv)
-	f := os.NewFile(3, "ready")
+	f := readyPipe()
 	if err != nil {
 		fmt.Fprintf(f, "error: %s\n", strings.ReplaceAll(err.Error(), "\n", " "))
 		reported = true
@@ -193,6 +197,23 @@ func serve(c *cli.Context, paths []string, mountpoint, volume string, o mountOpt
 	var disks []volumes.Disk
 	var raws []fusefs.RawSource
 	var redos []string
+	mounted := false
+	defer func() {
+		// Close the disks first: the redo log is locked while it is open. A kept redo log stays only
+		// when the mount came up.
+		for _, cl := range closers {
+			cl.Close()
+		}
+		closers = nil
+		for _, r := range redos {
+			if mounted && c.Bool("keep-redo") {
+				continue
+			}
+			if err := vddk.Unlink(r); err != nil {
+				slog.Warn("redo log not removed", "path", r, "err", err)
+			}
+		}
+	}()
 	mtime := time.Time{}
 	for i, p := range paths {
 		if st, err := os.Stat(p); err == nil && st.ModTime().After(mtime) {
@@ -215,20 +236,7 @@ func serve(c *cli.Context, paths []string, mountpoint, volume string, o mountOpt
 		}
 		switch {
 		case writable && isVMDK:
-			redo, err := redoPath(c, p, i)
-			if err != nil {
-				return err
-			}
-			if err := vddk.CreateChild(p, redo, ""); err != nil {
-				return err
-			}
-			if !c.Bool("keep-redo") {
-				redos = append(redos, redo)
-			}
-			o := vopts
-			o.Writable = true
-			o.Roots = []string{filepath.Dir(p)}
-			vd, err := vddk.Open(redo, o)
+			vd, err := openRedo(c, p, i, vopts, &redos)
 			if err != nil {
 				return err
 			}
@@ -258,21 +266,7 @@ func serve(c *cli.Context, paths []string, mountpoint, volume string, o mountOpt
 		}
 		raws = append(raws, raw)
 	}
-	defer func() {
-		// Close the disks first: the redo log is locked while it is open.
-		for _, cl := range closers {
-			cl.Close()
-		}
-		closers = nil
-		for _, r := range redos {
-			if err := vddk.Unlink(r); err != nil {
-				slog.Warn("redo log not removed", "path", r, "err", err)
-			}
-			if c.String("redo") == "" {
-				os.Remove(filepath.Dir(r)) // the temporary folder made for it
-			}
-		}
-	}()
+	noticeATime(disks)
 	set, err := volumes.Open(disks, volumes.Options{})
 	if err != nil {
 		return err
@@ -334,6 +328,7 @@ func serve(c *cli.Context, paths []string, mountpoint, volume string, o mountOpt
 	if err != nil {
 		return err
 	}
+	mounted = true
 	ready(nil)
 	// For performance work: VMDKMOUNT_CPUPROFILE=FILE profiles a foreground mount until it unmounts.
 	if pf := os.Getenv("VMDKMOUNT_CPUPROFILE"); pf != "" {
@@ -355,20 +350,34 @@ func serve(c *cli.Context, paths []string, mountpoint, volume string, o mountOpt
 	return nil
 }
 
-func redoPath(c *cli.Context, disk string, i int) (string, error) {
+// openRedo makes the redo log of disk i for --rw and opens it for writing. A temporary one is made in a
+// folder of its own and both are removed as soon as it is open, so nothing is left even after kill -9;
+// one at --redo PATH is listed in redos, to be removed at unmount unless --keep-redo.
+func openRedo(c *cli.Context, disk string, i int, vopts vddk.Options, redos *[]string) (*vddk.Disk, error) {
+	wopts := vopts
+	wopts.Writable = true
 	if p := c.String("redo"); p != "" {
 		if i > 0 {
 			ext := filepath.Ext(p)
-			return fmt.Sprintf("%s-%d%s", strings.TrimSuffix(p, ext), i, ext), nil
+			p = fmt.Sprintf("%s-%d%s", strings.TrimSuffix(p, ext), i, ext)
 		}
-		return p, nil
+		if err := vddk.CreateChildWith(disk, p, "", vopts); err != nil {
+			return nil, err
+		}
+		*redos = append(*redos, p)
+		return vddk.Open(p, wopts)
 	}
 	dir, err := os.MkdirTemp("", "vmdkmount-redo-")
 	if err != nil {
-		return "", err
+		return nil, err
 	}
+	defer os.RemoveAll(dir)
 	base := strings.TrimSuffix(filepath.Base(disk), filepath.Ext(disk))
-	return filepath.Join(dir, base+"-redo.vmdk"), nil
+	redo := filepath.Join(dir, base+"-redo.vmdk")
+	if err := vddk.CreateChildWith(disk, redo, "", vopts); err != nil {
+		return nil, err
+	}
+	return vddk.Open(redo, wopts) // the deferred RemoveAll unlinks it while open: it lives on in its descriptor
 }
 
 func cmdUmount(c *cli.Context) error {

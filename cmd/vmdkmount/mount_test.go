@@ -314,7 +314,9 @@ func TestKillDuringRedoWrites(t *testing.T) {
 	}
 }
 
-// SIGTERM to a foreground mount unmounts it cleanly, and a temporary redo log leaves nothing behind.
+// SIGTERM to a foreground mount unmounts it cleanly, and a temporary redo log leaves nothing behind: it
+// is unlinked as soon as it is open, so the temporary folder is empty while mounted and writes still
+// read back.
 func TestSignalAndTemporaryRedo(t *testing.T) {
 	bin := buildBinary(t)
 	c := corpusDir(t)
@@ -334,14 +336,19 @@ func TestSignalAndTemporaryRedo(t *testing.T) {
 		cmd.Process.Kill()
 		t.Fatal("foreground mount did not come up")
 	}
-	if entries, _ := os.ReadDir(tmp); len(entries) != 1 {
-		t.Errorf("expected one temporary redo folder, found %d", len(entries))
+	if entries, _ := os.ReadDir(tmp); len(entries) != 0 {
+		t.Errorf("the temporary redo log is visible while mounted: %v", entries)
 	}
-	f, err := os.OpenFile(filepath.Join(mnt, "raw", "disk"), os.O_WRONLY, 0)
-	if err == nil {
-		f.WriteAt([]byte("scratch"), 1<<20)
-		f.Close()
+	f, err := os.OpenFile(filepath.Join(mnt, "raw", "disk"), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
 	}
+	f.WriteAt([]byte("scratch"), 1<<20)
+	back := make([]byte, 7)
+	if _, err := f.ReadAt(back, 1<<20); err != nil || string(back) != "scratch" {
+		t.Errorf("the unlinked redo log reads back %q, %v", back, err)
+	}
+	f.Close()
 	cmd.Process.Signal(syscall.SIGTERM)
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()

@@ -1,0 +1,38 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"sync"
+
+	"github.com/vmdkmount/vmdkmount/vddk"
+	"github.com/vmdkmount/vmdkmount/volumes"
+)
+
+// noticePrefix marks a line the background mount sends its caller to print before "ok".
+const noticePrefix = "notice: "
+
+// readyPipe is the pipe to a waiting caller (fd 3), made into a file once.
+var readyPipe = sync.OnceValue(func() *os.File { return os.NewFile(3, "ready") })
+
+// notice prints one line for the user: on standard error, or through the caller when in the background.
+func notice(msg string) {
+	if os.Getenv(daemonEnv) == "" {
+		fmt.Fprintln(os.Stderr, "vmdkmount:", msg)
+		return
+	}
+	fmt.Fprintf(readyPipe(), "%s%s\n", noticePrefix, msg)
+}
+
+// noticeATime says when reading the disks updates access times: O_NOATIME needs the file's owner.
+func noticeATime(disks []volumes.Disk) {
+	var touched []string
+	for _, d := range disks {
+		if vd, ok := d.(*vddk.Disk); ok {
+			touched = append(touched, vd.AccessTimesTouched()...)
+		}
+	}
+	if len(touched) > 0 {
+		notice(fmt.Sprintf("notice: %d source files are not yours, so reading them updates their access times (first: %s)", len(touched), touched[0]))
+	}
+}
