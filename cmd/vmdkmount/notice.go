@@ -32,7 +32,11 @@ func noticeATime(disks []volumes.Disk) {
 			touched = append(touched, vd.AccessTimesTouched()...)
 		}
 	}
-	if len(touched) > 0 {
-		notice(fmt.Sprintf("notice: %d source files are not yours, so reading them updates their access times (first: %s)", len(touched), touched[0]))
+	switch len(touched) {
+	case 0:
+	case 1:
+		notice(fmt.Sprintf("notice: %s is not yours, so reading it updates its access time (O_NOATIME needs the owner)", touched[0]))
+	default:
+		notice(fmt.Sprintf("notice: %d source files are not yours, so reading them updates their access times (O_NOATIME needs the owner), %s first", len(touched), touched[0]))
 	}
 }
