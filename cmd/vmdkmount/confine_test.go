@@ -275,3 +275,57 @@ func TestATimeNotice(t *testing.T) {
 		t.Errorf("the owner's mount: %v %q", err, out)
 	}
 }
+
+func TestMain(m *testing.M) {
+	testfix.RunSwapperIfAsked() // the attacker process of TestMountRace
+	os.Exit(m.Run())
+}
+
+// The race of issue 14 through the mount: while another user swaps the flat extent in the disk's
+// folder between the real file, a symlink to a root-only file and a FIFO, mounts never serve a byte of
+// that file and never hang (the daemon answers or refuses at once).
+func TestMountRace(t *testing.T) {
+	bin := buildBinary(t)
+	top := t.TempDir()
+	dir, secretDir := filepath.Join(top, "disk"), t.TempDir()
+	os.Mkdir(dir, 0o755)
+	marker := fmt.Sprintf("MARKER-%d-%d", os.Getpid(), time.Now().UnixNano())
+	os.WriteFile(filepath.Join(secretDir, "root-only"), []byte(strings.Repeat(marker, 4096/len(marker)+1)[:4096]), 0o600)
+	good := bytes.Repeat([]byte("g"), 4096)
+	os.WriteFile(filepath.Join(dir, "good.bin"), good, 0o644)
+	os.WriteFile(filepath.Join(dir, "disk-flat.vmdk"), good, 0o644)
+	disk := filepath.Join(dir, "disk.vmdk")
+	os.WriteFile(disk, []byte("# Disk DescriptorFile\nversion=1\nCID=00000001\nparentCID=ffffffff\ncreateType=\"monolithicFlat\"\n\nRW 8 FLAT \"disk-flat.vmdk\" 0\n"), 0o644)
+	mnt := mountPoint(t, bin, top)
+	stop := testfix.StartSwapper(t, dir, "disk-flat.vmdk", "good.bin", filepath.Join(secretDir, "root-only"))
+	var served, refused int
+	start := time.Now()
+	for i := 0; i < 60 || (served == 0 || refused == 0) && time.Since(start) < time.Minute; i++ {
+		out, err := runFor(t, 20*time.Second, top, nil, bin, "--raw", disk, mnt)
+		if strings.Contains(out, marker) {
+			t.Fatalf("mount %d printed the root-only file", i)
+		}
+		if err != nil {
+			if !strings.Contains(out, "leaves the disk's folder") && !strings.Contains(out, "is a FIFO") && !strings.Contains(out, "not found") {
+				t.Fatalf("mount %d: %v\n%s", i, err, out)
+			}
+			refused++
+			continue
+		}
+		got, err := os.ReadFile(filepath.Join(mnt, "raw", "disk"))
+		if out, uerr := exec.Command(bin, "umount", mnt).CombinedOutput(); uerr != nil {
+			t.Fatalf("umount: %v\n%s", uerr, out)
+		}
+		if bytes.Contains(got, []byte(marker)) {
+			t.Fatalf("mount %d served the root-only file", i)
+		}
+		if err != nil || !bytes.Equal(got, good) {
+			t.Fatalf("mount %d read %d bytes, %v", i, len(got), err)
+		}
+		served++
+	}
+	t.Logf("%d swaps; %d mounts served the real extent, %d refused", stop(), served, refused)
+	if served == 0 || refused == 0 {
+		t.Errorf("the swap did not race the mounts (served %d, refused %d)", served, refused)
+	}
+}
