@@ -317,6 +317,9 @@ func serve(c *cli.Context, paths []string, mountpoint, volume string, o mountOpt
 	if c.Bool("debug") {
 		logLevel.Set(slog.LevelDebug)
 	}
+	// Listen before the mount appears: a signal right after it unmounts instead of killing the process.
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	srv, err := fusefs.Mount(mountpoint, layout, fusefs.MountOptions{
 		AllowOther: o.allowOther, Writable: writable, FsName: fsName(paths, o), Debug: c.Bool("debug"),
 	})
@@ -338,8 +341,6 @@ func serve(c *cli.Context, paths []string, mountpoint, volume string, o mountOpt
 			defer stop()
 		}
 	}
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	go func() {
 		<-sig
 		for i := 0; i < 50 && srv.Unmount() != nil; i++ {
