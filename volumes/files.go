@@ -1,7 +1,6 @@
 package volumes
 
 import (
-	"fmt"
 	"io"
 
 	"github.com/vmdkmount/vmdkmount/vddk"
@@ -32,7 +31,7 @@ func OpenFiles(paths []string, vopts vddk.Options, opts Options) (*Set, io.Close
 func openDiskFile(path string, vopts vddk.Options) (Disk, io.Closer, error) {
 	isVMDK, err := vddk.IsVMDK(path)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", path, err)
+		return nil, nil, err // names the file already
 	}
 	if isVMDK {
 		d, err := vddk.Open(path, vopts)
