@@ -140,7 +140,8 @@ func create(path string, p CreateParams, parent *createdLink, _ string) error {
 		created = append(created, fp)
 	}
 	if p.Type != TypeMonolithicSparse && p.Type != TypeStreamOptimized {
-		if err := os.WriteFile(path, []byte(desc), 0o644); err != nil {
+		// O_EXCL: a symlink planted after the check above is never followed (nor anything replaced).
+		if err := writeNew(path, []byte(desc), 0); err != nil {
 			return fail(wrapErr(ErrFileError, path, err, "write descriptor"))
 		}
 	}
