@@ -178,10 +178,10 @@ func (d *Dir) openBeneath(rel string, flag int) (int, error) {
 		if flag&unix.O_CREAT != 0 {
 			how.Mode = 0o644
 		}
-		for {
+		for try := 0; ; try++ {
 			fd, err := unix.Openat2(d.fd, rel, &how)
-			if err == unix.EINTR || err == unix.EAGAIN {
-				continue // EAGAIN: a rename raced the lookup; the kernel asks to retry
+			if (err == unix.EINTR || err == unix.EAGAIN) && try < 100 {
+				continue // EAGAIN: a rename raced a ".." in the lookup; the kernel asks to retry
 			}
 			if err != unix.ENOSYS {
 				return fd, err
