@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -60,8 +61,9 @@ type opened struct {
 	path string       // for messages and Info
 }
 
+// note remembers a file whose access time reading changes.
 func (o *opener) note(f *os.File) {
-	if !confine.KeepsATime(f) {
+	if !confine.KeepsATime(f) && !slices.Contains(o.touched, f.Name()) {
 		o.touched = append(o.touched, f.Name())
 	}
 }
@@ -184,7 +186,7 @@ func (o *opener) openLink(op opened) (l *link, err error) {
 	o.note(f)
 	keep := false
 	defer func() {
-		if !keep {
+		if !keep || l == nil {
 			f.Close()
 		}
 		if l == nil {
