@@ -15,23 +15,8 @@ import (
 	"github.com/vmdkmount/vmdkmount/internal/testfix"
 )
 
-func TestMain(m *testing.M) {
-	testfix.RunSwapperIfAsked() // the attacker process of TestCatRace
-	os.Exit(m.Run())
-}
-
-// buildVmdk builds the vmdk binary once per test.
-func buildVmdk(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "vmdk")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
-	return bin
-}
-
-// runBin runs the binary and fails the test when it hangs (a FIFO opened in blocking mode).
-func runBin(t *testing.T, bin string, args ...string) ([]byte, []byte, error) {
+// runTimed runs the binary and fails the test when it hangs (a FIFO opened in blocking mode).
+func runTimed(t *testing.T, bin string, args ...string) ([]byte, []byte, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -53,7 +38,7 @@ func flatDescriptor(extent string) []byte {
 // folder between the real file, a symlink to a root-only file and a FIFO, `vmdk cat` run hundreds of
 // times never prints a byte of that file and never hangs.
 func TestCatRace(t *testing.T) {
-	bin := buildVmdk(t)
+	bin := testfix.Binary(t, "vmdk")
 	dir, secretDir := t.TempDir(), t.TempDir()
 	marker := fmt.Sprintf("MARKER-%d-%d", os.Getpid(), time.Now().UnixNano())
 	os.WriteFile(filepath.Join(secretDir, "root-only"), []byte(strings.Repeat(marker, 4096/len(marker)+1)[:4096]), 0o600)
@@ -66,7 +51,7 @@ func TestCatRace(t *testing.T) {
 	var served, refused int
 	start := time.Now()
 	for i := 0; i < 400 || (served == 0 || refused == 0) && time.Since(start) < time.Minute; i++ {
-		out, errOut, err := runBin(t, bin, "cat", disk)
+		out, errOut, err := runTimed(t, bin, "cat", disk)
 		if bytes.Contains(out, []byte(marker)) || bytes.Contains(errOut, []byte(marker)) {
 			t.Fatalf("run %d printed the root-only file", i)
 		}
@@ -88,13 +73,13 @@ func TestCatRace(t *testing.T) {
 
 // `vmdk info` of a FIFO is refused at once, naming it.
 func TestInfoFIFO(t *testing.T) {
-	bin := buildVmdk(t)
+	bin := testfix.Binary(t, "vmdk")
 	fifo := filepath.Join(t.TempDir(), "disk.vmdk")
 	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	for _, cmd := range []string{"info", "cat", "blocks"} {
-		_, errOut, err := runBin(t, bin, cmd, fifo)
+		_, errOut, err := runTimed(t, bin, cmd, fifo)
 		if err == nil || !bytes.Contains(errOut, []byte("is a FIFO")) || !bytes.Contains(errOut, []byte(fifo)) {
 			t.Errorf("vmdk %s of a FIFO: %v %s", cmd, err, errOut)
 		}
@@ -105,7 +90,7 @@ func TestInfoFIFO(t *testing.T) {
 // that name in the folder, never move or delete the file outside; `vmdk child` makes no child that
 // `vmdk info` refuses.
 func TestAdminEscape(t *testing.T) {
-	bin := buildVmdk(t)
+	bin := testfix.Binary(t, "vmdk")
 	top := t.TempDir()
 	dir := filepath.Join(top, "vm")
 	os.Mkdir(dir, 0o755)
@@ -121,15 +106,15 @@ func TestAdminEscape(t *testing.T) {
 			t.Fatalf("after %s the outside file is gone or changed: %v", step, err)
 		}
 	}
-	if out, _, _ := runBin(t, bin, "cat", disk); bytes.Contains(out, []byte("victim")) {
+	if out, _, _ := runTimed(t, bin, "cat", disk); bytes.Contains(out, []byte("victim")) {
 		t.Fatal("cat read the outside file")
 	}
-	_, errOut, err := runBin(t, bin, "rename", disk, filepath.Join(dir, "disk2.vmdk"))
+	_, errOut, err := runTimed(t, bin, "rename", disk, filepath.Join(dir, "disk2.vmdk"))
 	if err != nil {
 		t.Fatalf("rename: %v %s", err, errOut)
 	}
 	intact("rename")
-	if _, errOut, err := runBin(t, bin, "rm", filepath.Join(dir, "disk2.vmdk")); err != nil {
+	if _, errOut, err := runTimed(t, bin, "rm", filepath.Join(dir, "disk2.vmdk")); err != nil {
 		t.Fatalf("rm: %v %s", err, errOut)
 	}
 	intact("rm")
@@ -137,7 +122,7 @@ func TestAdminEscape(t *testing.T) {
 	os.WriteFile(disk, flatDescriptor("disk/../../victim.txt"), 0o644)
 	os.Remove(filepath.Join(dir, "victim.txt"))
 	for _, args := range [][]string{{"info", disk}, {"rename", disk, filepath.Join(dir, "d3.vmdk")}, {"rm", disk}, {"grow", disk, "1M"}, {"child", disk, filepath.Join(dir, "c.vmdk")}} {
-		if _, errOut, err := runBin(t, bin, args...); err == nil || !bytes.Contains(errOut, []byte("leaves the disk's folder")) {
+		if _, errOut, err := runTimed(t, bin, args...); err == nil || !bytes.Contains(errOut, []byte("leaves the disk's folder")) {
 			t.Errorf("vmdk %v: %v %s", args, err, errOut)
 		}
 		intact(args[0])

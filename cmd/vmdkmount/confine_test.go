@@ -276,11 +276,6 @@ func TestATimeNotice(t *testing.T) {
 	}
 }
 
-func TestMain(m *testing.M) {
-	testfix.RunSwapperIfAsked() // the attacker process of TestMountRace
-	os.Exit(m.Run())
-}
-
 // The race of issue 14 through the mount: while another user swaps the flat extent in the disk's
 // folder between the real file, a symlink to a root-only file and a FIFO, mounts never serve a byte of
 // that file and never hang (the daemon answers or refuses at once).

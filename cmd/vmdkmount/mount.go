@@ -139,11 +139,7 @@ func daemonize() error {
 		return err
 	}
 	w.Close()
-	br := bufio.NewReader(r)
-	line, err := br.ReadString('\n')
-	for ; strings.HasPrefix(line, noticePrefix); line, err = br.ReadString('\n') {
-		fmt.Fprint(os.Stderr, "vmdkmount: "+strings.TrimPrefix(line, noticePrefix))
-	}
+	line, err := bufio.NewReader(r).ReadString('\n')
 	if err != nil && line == "" {
 		cmd.Wait()
 		return errors.New("the mount process stopped before the mount was ready")
@@ -164,7 +160,7 @@ func ready(err error) {
 		return
 	}
 	os.Unsetenv(daemonEnv)
-	f := readyPipe()
+	f := os.NewFile(3, "ready")
 	if err != nil {
 		fmt.Fprintf(f, "error: %s\n", strings.ReplaceAll(err.Error(), "\n", " "))
 		reported = true

@@ -3,25 +3,14 @@ package main
 import (
 	"fmt"
 	"os"
-	"sync"
 
 	"github.com/vmdkmount/vmdkmount/vddk"
 	"github.com/vmdkmount/vmdkmount/volumes"
 )
 
-// noticePrefix marks a line the background mount sends its caller to print before "ok".
-const noticePrefix = "notice: "
-
-// readyPipe is the pipe to a waiting caller (fd 3), made into a file once.
-var readyPipe = sync.OnceValue(func() *os.File { return os.NewFile(3, "ready") })
-
-// notice prints one line for the user: on standard error, or through the caller when in the background.
+// notice prints one line for the user on standard error (the caller's, until a background mount is up).
 func notice(msg string) {
-	if os.Getenv(daemonEnv) == "" {
-		fmt.Fprintln(os.Stderr, "vmdkmount:", msg)
-		return
-	}
-	fmt.Fprintf(readyPipe(), "%s%s\n", noticePrefix, msg)
+	fmt.Fprintln(os.Stderr, "vmdkmount:", msg)
 }
 
 // noticeATime says when reading the disks updates access times: O_NOATIME needs the file's owner.

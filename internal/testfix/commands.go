@@ -18,6 +18,7 @@ var binDir string
 // MainWithBinaries is a TestMain for tests that run the real command: a temporary folder holds what
 // Binary builds, and goes with the run.
 func MainWithBinaries(m *testing.M) {
+	RunSwapperIfAsked() // a test binary re-run as the attacker of a confinement race
 	dir, err := os.MkdirTemp("", "vmdkmount-test-bin-")
 	if err != nil {
 		panic(err)
