@@ -289,6 +289,11 @@ func TestKillDuringRedoWrites(t *testing.T) {
 		if err := writer.Wait(); err == nil {
 			t.Errorf("round %d: the writer finished before the kill; nothing was interrupted", round)
 		}
+		// The writer fails as soon as the daemon's FUSE connection goes, a moment before the dying
+		// daemon has released the redo log's lock: wait until it is gone.
+		for i := 0; i < 100 && exec.Command("pgrep", "-f", bin+" --rw --redo "+redo).Run() == nil; i++ {
+			time.Sleep(50 * time.Millisecond)
+		}
 		if out, err := exec.Command(bin, "umount", mnt).CombinedOutput(); err != nil {
 			t.Fatalf("umount after kill: %v\n%s", err, out)
 		}
