@@ -1,0 +1,102 @@
+// Package huffman decodes the canonical, MSB-first Huffman codes of Microsoft's XPRESS Huffman and
+// LZX formats (codes of at most 16 bits, described only by each symbol's code length).
+package huffman
+
+import (
+	"errors"
+	"fmt"
+)
+
+// MaxLen is the longest code length either format uses.
+const MaxLen = 16
+
+// fastBits is the width of the direct lookup table; longer codes take a short canonical search.
+// Kept small so that building a table per 4 KiB XPRESS chunk stays cheap.
+const fastBits = 10
+
+// ErrBadCode reports code lengths that over-subscribe the code space, or bits that match no code.
+var ErrBadCode = errors.New("invalid Huffman code")
+
+// Decoder maps the next bits of a stream to a symbol. The zero value is unusable; call Init.
+type Decoder struct {
+	fast   [1 << fastBits]uint16 // symbol<<5 | length; length 0 = look further (or no code)
+	count  [MaxLen + 1]uint16    // codes of each length
+	first  [MaxLen + 1]uint32    // first canonical code of each length
+	index  [MaxLen + 1]uint16    // position in sorted of the first symbol of each length
+	sorted []uint16              // symbols ordered by (length, symbol)
+	maxLen int
+}
+
+// Init builds the decoder for the code lengths lens (0 = symbol unused). An incomplete code is
+// accepted (encoders emit one for a single used symbol); bits outside it fail to decode. An
+// over-subscribed code is an error.
+func (d *Decoder) Init(lens []uint8) error {
+	if len(lens) > 1<<11 {
+		return fmt.Errorf("%w: %d symbols", ErrBadCode, len(lens))
+	}
+	d.count = [MaxLen + 1]uint16{}
+	d.maxLen = 0
+	for _, l := range lens {
+		if l > MaxLen {
+			return fmt.Errorf("%w: code length %d", ErrBadCode, l)
+		}
+		d.count[l]++
+		d.maxLen = max(d.maxLen, int(l))
+	}
+	d.count[0] = 0
+	// Kraft: the codes of each length must fit in what the shorter ones left free.
+	left := 1
+	for l := 1; l <= MaxLen; l++ {
+		left = left<<1 - int(d.count[l])
+		if left < 0 {
+			return fmt.Errorf("%w: over-subscribed at length %d", ErrBadCode, l)
+		}
+	}
+	code, idx := uint32(0), uint16(0)
+	for l := 1; l <= MaxLen; l++ {
+		d.first[l] = code
+		d.index[l] = idx
+		code = (code + uint32(d.count[l])) << 1
+		idx += d.count[l]
+	}
+	if cap(d.sorted) < int(idx) {
+		d.sorted = make([]uint16, idx, max(int(idx), 512))
+	}
+	d.sorted = d.sorted[:idx]
+	next := d.index
+	for s, l := range lens {
+		if l != 0 {
+			d.sorted[next[l]] = uint16(s)
+			next[l]++
+		}
+	}
+	d.fast = [1 << fastBits]uint16{}
+	for l := 1; l <= min(d.maxLen, fastBits); l++ {
+		span := 1 << (fastBits - l)
+		for i := 0; i < int(d.count[l]); i++ {
+			c := int(d.first[l]) + i
+			e := d.sorted[int(d.index[l])+i]<<5 | uint16(l)
+			base := c << (fastBits - l)
+			for j := base; j < base+span; j++ {
+				d.fast[j] = e
+			}
+		}
+	}
+	return nil
+}
+
+// Decode looks up the symbol whose code starts bits, the next 16 bits of the stream with the next
+// bit in the most significant position. It returns the symbol and its code length (0 = no code).
+func (d *Decoder) Decode(bits uint32) (sym, n int) {
+	e := d.fast[bits>>(16-fastBits)]
+	if e&31 != 0 {
+		return int(e >> 5), int(e & 31)
+	}
+	for l := fastBits + 1; l <= d.maxLen; l++ {
+		c := bits >> (16 - l)
+		if k := c - d.first[l]; k < uint32(d.count[l]) {
+			return int(d.sorted[int(d.index[l])+int(k)]), l
+		}
+	}
+	return 0, 0
+}

@@ -1,0 +1,352 @@
+// Package lzx decompresses the LZX variant that WIM resources and Windows' WOF (CompactOS) "LZX"
+// compression use: chunks of up to 32 KiB, each an independent LZX stream with a 32 KiB window, no
+// stream header, and the x86 call (E8) translation always applied with a file size of 12000000.
+package lzx
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/vmdkmount/vmdkmount/volumes/internal/huffman"
+)
+
+// ErrCorrupt is wrapped by every decoding error.
+var ErrCorrupt = errors.New("lzx: corrupt data")
+
+// WindowSize is the largest chunk this decoder expands (window order 15).
+const WindowSize = 1 << 15
+
+const (
+	numChars       = 256
+	numOffsetSlots = 30 // for a 32 KiB window
+	numMainSyms    = numChars + numOffsetSlots*8
+	numLenSyms     = 249
+	numPreSyms     = 20
+	numAlignedSyms = 8
+	minMatch       = 2
+	lensSlack      = 64 // a run in a code-length list may run past the list, as encoders allow
+	defaultBlock   = 32768
+	e8FileSize     = 12000000
+
+	blockVerbatim     = 1
+	blockAligned      = 2
+	blockUncompressed = 3
+)
+
+var (
+	extraBits [numOffsetSlots]uint8
+	slotBase  [numOffsetSlots]uint32
+)
+
+func init() {
+	for i := range extraBits {
+		if i >= 4 {
+			extraBits[i] = uint8(min((i-2)/2, 17))
+		}
+		if i > 0 {
+			slotBase[i] = slotBase[i-1] + 1<<extraBits[i-1]
+		}
+	}
+}
+
+// Decoder holds the Huffman tables between chunks. It is not safe for concurrent use.
+type Decoder struct {
+	main, length, aligned, pre huffman.Decoder
+	mainLens                   [numMainSyms + lensSlack]uint8
+	lenLens                    [numLenSyms + lensSlack]uint8
+	br                         bitReader
+}
+
+// Decompress expands one chunk (src) into dst, whose length is the chunk's decompressed size
+// (at most WindowSize). It never writes past dst.
+func Decompress(dst, src []byte) error {
+	return new(Decoder).Decompress(dst, src)
+}
+
+func corrupt(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrCorrupt, fmt.Sprintf(format, args...))
+}
+
+// Decompress is the package Decompress reusing d's tables.
+func (d *Decoder) Decompress(dst, src []byte) error {
+	if len(dst) > WindowSize {
+		return corrupt("chunk of %d bytes exceeds the %d-byte window", len(dst), WindowSize)
+	}
+	d.mainLens = [len(d.mainLens)]uint8{}
+	d.lenLens = [len(d.lenLens)]uint8{}
+	d.br = bitReader{src: src}
+	br := &d.br
+	r0, r1, r2 := uint32(1), uint32(1), uint32(1)
+	out := 0
+	for out < len(dst) {
+		typ := br.read(3)
+		size := defaultBlock
+		if br.read(1) == 0 {
+			size = int(br.read(16))
+		}
+		if size == 0 {
+			return corrupt("empty block at output byte %d", out)
+		}
+		end := out + min(size, len(dst)-out)
+		switch typ {
+		case blockAligned:
+			var al [numAlignedSyms]uint8
+			for i := range al {
+				al[i] = uint8(br.read(3))
+			}
+			if err := d.aligned.Init(al[:]); err != nil {
+				return corrupt("aligned offset code: %v", err)
+			}
+			fallthrough
+		case blockVerbatim:
+			if err := d.readLens(d.mainLens[:], 0, numChars); err != nil {
+				return err
+			}
+			if err := d.readLens(d.mainLens[:], numChars, numMainSyms); err != nil {
+				return err
+			}
+			if err := d.main.Init(d.mainLens[:numMainSyms]); err != nil {
+				return corrupt("main code: %v", err)
+			}
+			if err := d.readLens(d.lenLens[:], 0, numLenSyms); err != nil {
+				return err
+			}
+			if err := d.length.Init(d.lenLens[:numLenSyms]); err != nil {
+				return corrupt("length code: %v", err)
+			}
+			var err error
+			if out, r0, r1, r2, err = d.block(dst, out, end, typ == blockAligned, r0, r1, r2); err != nil {
+				return err
+			}
+		case blockUncompressed:
+			at := br.align()
+			if at+12 > len(src) {
+				return corrupt("uncompressed block header past the input")
+			}
+			r0 = binary.LittleEndian.Uint32(src[at:])
+			r1 = binary.LittleEndian.Uint32(src[at+4:])
+			r2 = binary.LittleEndian.Uint32(src[at+8:])
+			at += 12
+			n := end - out
+			if at+n > len(src) {
+				return corrupt("uncompressed block of %d bytes past the input", n)
+			}
+			copy(dst[out:end], src[at:at+n])
+			out = end
+			at += n + size&1 // odd blocks are padded back to a 16-bit boundary
+			*br = bitReader{src: src, pos: at}
+		default:
+			return corrupt("block type %d at output byte %d", typ, out)
+		}
+		if br.pos > len(src)+8 {
+			return corrupt("input of %d bytes ends before the output is complete", len(src))
+		}
+	}
+	undoE8(dst)
+	return nil
+}
+
+// block decodes the symbols of a verbatim or aligned block into dst[out:end].
+func (d *Decoder) block(dst []byte, out, end int, aligned bool, r0, r1, r2 uint32) (int, uint32, uint32, uint32, error) {
+	br := &d.br
+	for out < end {
+		sym, n := d.main.Decode(br.peek16())
+		if n == 0 {
+			return out, r0, r1, r2, corrupt("no main code matches the input at output byte %d", out)
+		}
+		br.consume(n)
+		if sym < numChars {
+			dst[out] = byte(sym)
+			out++
+			continue
+		}
+		sym -= numChars
+		length := sym&7 + minMatch
+		if sym&7 == 7 {
+			ls, n := d.length.Decode(br.peek16())
+			if n == 0 {
+				return out, r0, r1, r2, corrupt("no length code matches the input at output byte %d", out)
+			}
+			br.consume(n)
+			length += ls
+		}
+		var offset uint32
+		switch slot := sym >> 3; slot {
+		case 0:
+			offset = r0
+		case 1:
+			offset, r1 = r1, r0
+			r0 = offset
+		case 2:
+			offset, r2 = r2, r0
+			r0 = offset
+		default:
+			eb := int(extraBits[slot])
+			v := slotBase[slot]
+			if aligned && eb >= 3 {
+				v += br.read(eb-3) << 3
+				a, n := d.aligned.Decode(br.peek16())
+				if n == 0 {
+					return out, r0, r1, r2, corrupt("no aligned code matches the input at output byte %d", out)
+				}
+				br.consume(n)
+				v += uint32(a)
+			} else {
+				v += br.read(eb)
+			}
+			offset = v - 2
+			r2, r1, r0 = r1, r0, offset
+		}
+		if offset == 0 || int64(offset) > int64(out) {
+			return out, r0, r1, r2, corrupt("match at output byte %d reaches %d bytes back", out, offset)
+		}
+		if length > end-out {
+			return out, r0, r1, r2, corrupt("match of %d bytes at output byte %d overruns its block", length, out)
+		}
+		from := out - int(offset)
+		if int(offset) >= length {
+			copy(dst[out:out+length], dst[from:from+length])
+		} else {
+			for i := 0; i < length; i++ {
+				dst[out+i] = dst[from+i]
+			}
+		}
+		out += length
+	}
+	return out, r0, r1, r2, nil
+}
+
+// readLens reads the code lengths lens[from:to] through a pretree, as deltas against their
+// previous values. A run may write up to lensSlack entries past to.
+func (d *Decoder) readLens(lens []uint8, from, to int) error {
+	br := &d.br
+	var pl [numPreSyms]uint8
+	for i := range pl {
+		pl[i] = uint8(br.read(4))
+	}
+	if err := d.pre.Init(pl[:]); err != nil {
+		return corrupt("pretree: %v", err)
+	}
+	pre := func() (int, error) {
+		s, n := d.pre.Decode(br.peek16())
+		if n == 0 {
+			return 0, corrupt("no pretree code matches the input")
+		}
+		br.consume(n)
+		return s, nil
+	}
+	for i := from; i < to; {
+		s, err := pre()
+		if err != nil {
+			return err
+		}
+		var run int
+		var v uint8
+		switch {
+		case s < 17:
+			lens[i] = uint8((int(lens[i]) + 17 - s) % 17)
+			i++
+			continue
+		case s == 17:
+			run = 4 + int(br.read(4))
+		case s == 18:
+			run = 20 + int(br.read(5))
+		default:
+			run = 4 + int(br.read(1))
+			s2, err := pre()
+			if err != nil {
+				return err
+			}
+			if s2 >= 17 {
+				return corrupt("pretree symbol %d inside a run", s2)
+			}
+			v = uint8((int(lens[i]) + 17 - s2) % 17)
+		}
+		if i+run > len(lens) {
+			return corrupt("code length run past the table")
+		}
+		for k := 0; k < run; k++ {
+			lens[i+k] = v
+		}
+		i += run
+	}
+	return nil
+}
+
+// undoE8 turns the absolute targets the compressor wrote into x86 CALL (E8) instructions back
+// into relative ones. The last 10 bytes are never translated.
+func undoE8(b []byte) {
+	if len(b) <= 10 {
+		return
+	}
+	for i := 0; i < len(b)-10; i++ {
+		if b[i] != 0xE8 {
+			continue
+		}
+		abs := int32(binary.LittleEndian.Uint32(b[i+1:]))
+		switch {
+		case abs >= 0 && abs < e8FileSize:
+			binary.LittleEndian.PutUint32(b[i+1:], uint32(abs-int32(i)))
+		case abs < 0 && abs >= -int32(i):
+			binary.LittleEndian.PutUint32(b[i+1:], uint32(abs+e8FileSize))
+		}
+		i += 4
+	}
+}
+
+// bitReader reads LZX's stream of 16-bit little-endian words, most significant bit first. Past the
+// end it reads zeros; the caller bounds how far.
+type bitReader struct {
+	src []byte
+	pos int    // next byte to load
+	buf uint64 // unread bits, left-aligned
+	n   int    // number of unread bits in buf
+}
+
+func (b *bitReader) fill() {
+	for b.n <= 48 {
+		var w uint64
+		if b.pos+2 <= len(b.src) {
+			w = uint64(binary.LittleEndian.Uint16(b.src[b.pos:]))
+		}
+		b.pos += 2
+		b.buf |= w << (48 - b.n)
+		b.n += 16
+	}
+}
+
+// peek16 returns the next 16 bits, the next bit most significant.
+func (b *bitReader) peek16() uint32 {
+	if b.n < 16 {
+		b.fill()
+	}
+	return uint32(b.buf >> 48)
+}
+
+func (b *bitReader) consume(n int) {
+	b.buf <<= n
+	b.n -= n
+}
+
+// read returns the next n (≤ 16) bits.
+func (b *bitReader) read(n int) uint32 {
+	if n == 0 {
+		return 0
+	}
+	if b.n < n {
+		b.fill()
+	}
+	v := uint32(b.buf >> (64 - n))
+	b.consume(n)
+	return v
+}
+
+// align drops the rest of a partly read word and returns the input position of the next unread
+// byte.
+func (b *bitReader) align() int {
+	b.consume(b.n % 16)
+	at := b.pos - b.n/8
+	*b = bitReader{src: b.src, pos: at}
+	return at
+}

@@ -1,0 +1,42 @@
+package lzx_test
+
+import (
+	"testing"
+
+	"github.com/vmdkmount/vmdkmount/volumes/internal/lzx"
+	"github.com/vmdkmount/vmdkmount/volumes/internal/wimres"
+)
+
+// TestAgainstWimlib decodes every chunk wimlib's LZX compressor wrote with WOF's 32 KiB chunks, at
+// a fast, the default and the strongest level (which choose verbatim and aligned blocks differently),
+// and compares with the source bytes.
+func TestAgainstWimlib(t *testing.T) {
+	data := wimres.Sample(t, 300_001)
+	for _, level := range []string{"lzx:20", "lzx", "lzx:100"} {
+		res := wimres.Capture(t, data, level, lzx.WindowSize)
+		if n := wimres.CheckChunks(t, data, res, lzx.WindowSize, lzx.Decompress); n < 5 {
+			t.Fatalf("%s: only %d compressed chunks", level, n)
+		}
+	}
+}
+
+// TestTruncated: every prefix of a real chunk fails cleanly or decodes, never panics or overruns.
+func TestTruncated(t *testing.T) {
+	data := wimres.Sample(t, 140000)
+	res := wimres.Capture(t, data, "lzx", lzx.WindowSize)
+	c := wimres.Chunks(t, res, int64(len(data)), lzx.WindowSize)[0]
+	out := make([]byte, lzx.WindowSize)
+	if err := lzx.Decompress(out, c[:len(c)/2]); err == nil {
+		t.Fatal("a chunk cut in half decoded")
+	}
+	for n := 0; n < len(c); n += 7 {
+		_ = lzx.Decompress(out, c[:n])
+	}
+}
+
+func FuzzLZX(f *testing.F) { wimres.Fuzz(f, "lzx", lzx.WindowSize, lzx.Decompress) }
+
+func BenchmarkLZX(b *testing.B) {
+	var d lzx.Decoder
+	wimres.Bench(b, "lzx", lzx.WindowSize, d.Decompress)
+}

@@ -1,0 +1,149 @@
+// Package wimres makes compressed test resources with wimlib: it captures data into a WIM with
+// wimcapture and returns the file's resource (chunk table then chunks), which is byte for byte the
+// layout Windows' WOF stores in a file's WofCompressedData stream. Only tests use it.
+package wimres
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+)
+
+const (
+	resFlagMetadata   = 0x02
+	resFlagCompressed = 0x04
+	blobEntrySize     = 50
+)
+
+// Capture compresses data with wimcapture (compress "xpress" or "lzx", chunk size in bytes) and
+// returns its resource. It skips the test when wimcapture is absent and fails it when wimlib stored
+// the data uncompressed.
+func Capture(t testing.TB, data []byte, compress string, chunk int) []byte {
+	t.Helper()
+	bin, err := exec.LookPath("wimcapture")
+	if err != nil {
+		t.Skip("wimcapture (wimtools) is not installed")
+	}
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src")
+	if err := os.Mkdir(src, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(src, "f"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	wim := filepath.Join(dir, "x.wim")
+	cmd := exec.Command(bin, src, wim, "--compress="+compress, "--chunk-size="+strconv.Itoa(chunk))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("wimcapture: %v: %s", err, out)
+	}
+	b, err := os.ReadFile(wim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := resource(b, int64(len(data)))
+	if err != nil {
+		t.Fatalf("%s: %v", wim, err)
+	}
+	return res
+}
+
+// resource finds the compressed, non-metadata blob of the given uncompressed size in a WIM.
+func resource(b []byte, size int64) ([]byte, error) {
+	if len(b) < 208 || !bytes.HasPrefix(b, []byte("MSWIM\x00\x00\x00")) {
+		return nil, fmt.Errorf("not a WIM")
+	}
+	tabSize, _, tabOff, _ := reshdr(b[0x30:])
+	if tabOff+tabSize > int64(len(b)) {
+		return nil, fmt.Errorf("blob table past the file")
+	}
+	tab := b[tabOff : tabOff+tabSize]
+	for i := 0; i+blobEntrySize <= len(tab); i += blobEntrySize {
+		csize, flags, off, usize := reshdr(tab[i:])
+		if usize != size || flags&resFlagMetadata != 0 {
+			continue
+		}
+		if flags&resFlagCompressed == 0 {
+			return nil, fmt.Errorf("wimlib stored the %d-byte blob uncompressed", size)
+		}
+		if off+csize > int64(len(b)) {
+			return nil, fmt.Errorf("blob past the file")
+		}
+		return b[off : off+csize], nil
+	}
+	return nil, fmt.Errorf("no blob of %d bytes", size)
+}
+
+// reshdr decodes a WIM resource header: 7-byte stored size, flags, offset, original size.
+func reshdr(b []byte) (stored int64, flags byte, off, orig int64) {
+	v := binary.LittleEndian.Uint64(b)
+	return int64(v & (1<<56 - 1)), byte(v >> 56), int64(binary.LittleEndian.Uint64(b[8:])), int64(binary.LittleEndian.Uint64(b[16:]))
+}
+
+// Chunks splits a resource of size uncompressed bytes in chunks of chunk bytes into its stored
+// chunks (compressed, or raw when a chunk's stored size equals its uncompressed size).
+func Chunks(t testing.TB, res []byte, size int64, chunk int) [][]byte {
+	t.Helper()
+	n := (size + int64(chunk) - 1) / int64(chunk)
+	entry := int64(4)
+	if size > 0xFFFFFFFF {
+		entry = 8
+	}
+	table := (n - 1) * entry
+	offs := []int64{0}
+	for i := int64(0); i < n-1; i++ {
+		if entry == 4 {
+			offs = append(offs, int64(binary.LittleEndian.Uint32(res[i*4:])))
+		} else {
+			offs = append(offs, int64(binary.LittleEndian.Uint64(res[i*8:])))
+		}
+	}
+	offs = append(offs, int64(len(res))-table)
+	out := make([][]byte, n)
+	for i := range out {
+		out[i] = res[table+offs[i] : table+offs[i+1]]
+	}
+	return out
+}
+
+// Sample returns size bytes that exercise a compressor: x86 code (with E8 calls, taken from the
+// running test binary), repeated text, zeros, and incompressible bytes that wimlib stores raw.
+func Sample(t testing.TB, size int) []byte {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, err := os.ReadFile(exe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	rnd := uint64(0x9E3779B97F4A7C15)
+	for part := 0; b.Len() < size; part++ {
+		switch part % 4 {
+		case 0:
+			at := (part * 7919 * 4096) % max(len(code)-65536, 1)
+			b.Write(code[at:min(at+65536, len(code))])
+		case 1:
+			for i := 0; i < 2000; i++ {
+				fmt.Fprintf(&b, "line %d of the sample, value %x\n", i, i*i)
+			}
+		case 2:
+			b.Write(make([]byte, 20000+part))
+		case 3:
+			for i := 0; i < 9000; i++ {
+				rnd ^= rnd << 13
+				rnd ^= rnd >> 7
+				rnd ^= rnd << 17
+				b.WriteByte(byte(rnd))
+			}
+		}
+	}
+	return b.Bytes()[:size]
+}

@@ -1,0 +1,240 @@
+// Package wof reads the data of a file compressed by Windows' WOF file provider ("CompactOS"): a
+// table of chunk offsets followed by the chunks, each compressed alone with XPRESS Huffman (4, 8 or
+// 16 KiB chunks) or LZX (32 KiB), or stored as is when compression did not shrink it. This is also
+// the layout of a non-solid WIM resource. The reader decodes only the chunks a read touches.
+package wof
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/vmdkmount/vmdkmount/volumes/internal/lzx"
+	"github.com/vmdkmount/vmdkmount/volumes/internal/xpress"
+)
+
+// ErrCorrupt is wrapped by errors about a damaged chunk table or chunk.
+var ErrCorrupt = errors.New("wof: corrupt compressed data")
+
+// Algorithm is the FILE_PROVIDER_EXTERNAL_INFO_V1 compression format number.
+type Algorithm uint32
+
+const (
+	XPRESS4K  Algorithm = 0
+	LZX       Algorithm = 1
+	XPRESS8K  Algorithm = 2
+	XPRESS16K Algorithm = 3
+)
+
+// ChunkSize is the uncompressed size of each chunk (the last may be shorter); 0 for an unknown
+// algorithm.
+func (a Algorithm) ChunkSize() int {
+	switch a {
+	case XPRESS4K:
+		return 4 << 10
+	case XPRESS8K:
+		return 8 << 10
+	case XPRESS16K:
+		return 16 << 10
+	case LZX:
+		return 32 << 10
+	}
+	return 0
+}
+
+func (a Algorithm) String() string {
+	switch a {
+	case XPRESS4K:
+		return "XPRESS4K"
+	case XPRESS8K:
+		return "XPRESS8K"
+	case XPRESS16K:
+		return "XPRESS16K"
+	case LZX:
+		return "LZX"
+	}
+	return fmt.Sprintf("algorithm %d", uint32(a))
+}
+
+// Cache keeps decoded chunks (and pages of the chunk table) between reads. Keys are the reader's
+// own: chunk i is i, table page k is -1-k. Implementations bound their size and are safe for
+// concurrent use.
+type Cache interface {
+	Get(key int64) ([]byte, bool)
+	Put(key int64, b []byte)
+}
+
+// tablePage is how many bytes of the chunk table one read brings in.
+const tablePage = 4096
+
+// Reader is the uncompressed view of one compressed stream; ReadAt is safe for concurrent use.
+type Reader struct {
+	src       io.ReaderAt
+	srcSize   int64
+	size      int64
+	alg       Algorithm
+	chunk     int64
+	nchunks   int64
+	entry     int64 // bytes per chunk-table entry
+	tableSize int64
+	cache     Cache
+}
+
+// NewReader reads the compressed stream src (srcSize bytes) as size bytes compressed with alg.
+// cache may be nil.
+func NewReader(src io.ReaderAt, srcSize, size int64, alg Algorithm, cache Cache) (*Reader, error) {
+	cs := int64(alg.ChunkSize())
+	if cs == 0 {
+		return nil, fmt.Errorf("%w: unknown compression %v", errors.ErrUnsupported, alg)
+	}
+	if size < 0 || srcSize < 0 {
+		return nil, fmt.Errorf("%w: negative size", ErrCorrupt)
+	}
+	r := &Reader{src: src, srcSize: srcSize, size: size, alg: alg, chunk: cs, entry: 4, cache: cache}
+	r.nchunks = (size + cs - 1) / cs
+	if size > 0xFFFFFFFF {
+		r.entry = 8
+	}
+	if r.nchunks > 0 {
+		// The table alone must fit in the stream, which bounds everything sized from it.
+		if r.nchunks-1 > srcSize/r.entry {
+			return nil, fmt.Errorf("%w: %d chunks need a larger table than the %d-byte stream", ErrCorrupt, r.nchunks, srcSize)
+		}
+		r.tableSize = (r.nchunks - 1) * r.entry
+	}
+	return r, nil
+}
+
+// Size is the uncompressed size.
+func (r *Reader) Size() int64 { return r.size }
+
+// ReadAt reads uncompressed bytes; io.EOF at and past the end.
+func (r *Reader) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, fmt.Errorf("wof: negative offset %d", off)
+	}
+	done := 0
+	for done < len(p) {
+		pos := off + int64(done)
+		if pos >= r.size {
+			return done, io.EOF
+		}
+		i := pos / r.chunk
+		data, err := r.chunkData(i)
+		if err != nil {
+			return done, err
+		}
+		done += copy(p[done:], data[pos-i*r.chunk:])
+	}
+	return done, nil
+}
+
+// bounds returns where chunk i's compressed bytes start and end, relative to the end of the table.
+func (r *Reader) bounds(i int64) (int64, int64, error) {
+	var start int64
+	if i > 0 {
+		v, err := r.tableEntry(i - 1)
+		if err != nil {
+			return 0, 0, err
+		}
+		start = v
+	}
+	end := r.srcSize - r.tableSize
+	if i < r.nchunks-1 {
+		v, err := r.tableEntry(i)
+		if err != nil {
+			return 0, 0, err
+		}
+		end = v
+	}
+	if start > end || end > r.srcSize-r.tableSize {
+		return 0, 0, fmt.Errorf("%w: chunk %d spans bytes %d to %d of the %d after the table", ErrCorrupt, i, start, end, r.srcSize-r.tableSize)
+	}
+	return start, end, nil
+}
+
+// tableEntry returns entry k of the chunk table (the start of chunk k+1), through the cache.
+func (r *Reader) tableEntry(k int64) (int64, error) {
+	at := k * r.entry
+	page := at / tablePage
+	var b []byte
+	if r.cache != nil {
+		b, _ = r.cache.Get(-1 - page)
+	}
+	if b == nil {
+		n := min(tablePage, r.tableSize-page*tablePage)
+		b = make([]byte, n)
+		if k, err := r.src.ReadAt(b, page*tablePage); k < len(b) {
+			return 0, fmt.Errorf("wof: chunk table: %w", shortRead(err))
+		}
+		if r.cache != nil {
+			r.cache.Put(-1-page, b)
+		}
+	}
+	in := at - page*tablePage
+	if r.entry == 8 {
+		v := binary.LittleEndian.Uint64(b[in:])
+		if v > 1<<62 {
+			return 0, fmt.Errorf("%w: chunk table entry %d is %#x", ErrCorrupt, k, v)
+		}
+		return int64(v), nil
+	}
+	return int64(binary.LittleEndian.Uint32(b[in:])), nil
+}
+
+var (
+	xpressPool = sync.Pool{New: func() any { return new(xpress.Decoder) }}
+	lzxPool    = sync.Pool{New: func() any { return new(lzx.Decoder) }}
+)
+
+// chunkData returns chunk i decoded, through the cache.
+func (r *Reader) chunkData(i int64) ([]byte, error) {
+	if r.cache != nil {
+		if b, ok := r.cache.Get(i); ok {
+			return b, nil
+		}
+	}
+	start, end, err := r.bounds(i)
+	if err != nil {
+		return nil, err
+	}
+	ulen := min(r.chunk, r.size-i*r.chunk)
+	clen := end - start
+	if clen > ulen || clen == 0 {
+		return nil, fmt.Errorf("%w: chunk %d of %d bytes holds %d compressed bytes", ErrCorrupt, i, ulen, clen)
+	}
+	raw := make([]byte, clen)
+	if k, err := r.src.ReadAt(raw, r.tableSize+start); k < len(raw) {
+		return nil, fmt.Errorf("wof: chunk %d: %w", i, shortRead(err))
+	}
+	out := raw
+	if clen < ulen {
+		out = make([]byte, ulen)
+		if r.alg == LZX {
+			d := lzxPool.Get().(*lzx.Decoder)
+			err = d.Decompress(out, raw)
+			lzxPool.Put(d)
+		} else {
+			d := xpressPool.Get().(*xpress.Decoder)
+			err = d.Decompress(out, raw)
+			xpressPool.Put(d)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%w: chunk %d (%v): %w", ErrCorrupt, i, r.alg, err)
+		}
+	}
+	if r.cache != nil {
+		r.cache.Put(i, out)
+	}
+	return out, nil
+}
+
+// shortRead is the error of a read that returned fewer bytes than asked.
+func shortRead(err error) error {
+	if err == nil || err == io.EOF {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}

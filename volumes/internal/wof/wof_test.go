@@ -1,0 +1,133 @@
+package wof_test
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"io"
+	"sync"
+	"testing"
+
+	"github.com/vmdkmount/vmdkmount/volumes/internal/wimres"
+	"github.com/vmdkmount/vmdkmount/volumes/internal/wof"
+)
+
+var algs = []struct {
+	alg      wof.Algorithm
+	compress string
+}{
+	{wof.XPRESS4K, "xpress"}, {wof.XPRESS8K, "xpress"}, {wof.XPRESS16K, "xpress"}, {wof.LZX, "lzx"},
+}
+
+// mapCache is a test Cache that counts its hits.
+type mapCache struct {
+	mu   sync.Mutex
+	m    map[int64][]byte
+	hits int
+}
+
+func (c *mapCache) Get(k int64) ([]byte, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	b, ok := c.m[k]
+	if ok {
+		c.hits++
+	}
+	return b, ok
+}
+
+func (c *mapCache) Put(k int64, b []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.m[k] = b
+}
+
+// TestResources reads wimlib's resources of every WOF algorithm whole and at scattered offsets,
+// with and without a cache, and compares with the source bytes.
+func TestResources(t *testing.T) {
+	data := wimres.Sample(t, 333_333)
+	for _, a := range algs {
+		res := wimres.Capture(t, data, a.compress, a.alg.ChunkSize())
+		for _, cache := range []*mapCache{nil, {m: map[int64][]byte{}}} {
+			var c wof.Cache
+			if cache != nil {
+				c = cache
+			}
+			r, err := wof.NewReader(bytes.NewReader(res), int64(len(res)), int64(len(data)), a.alg, c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := make([]byte, len(data)+10)
+			n, err := r.ReadAt(got, 0)
+			if n != len(data) || err != io.EOF || !bytes.Equal(got[:n], data) {
+				t.Fatalf("%v: read %d bytes (%v), equal %v", a.alg, n, err, bytes.Equal(got[:n], data))
+			}
+			for off := 1; off < len(data); off += 12345 {
+				p := make([]byte, 9999)
+				n, err := r.ReadAt(p, int64(off))
+				if err != nil && err != io.EOF || !bytes.Equal(p[:n], data[off:min(off+9999, len(data))]) {
+					t.Fatalf("%v: read at %d: %d bytes, %v", a.alg, off, n, err)
+				}
+			}
+			if cache != nil && cache.hits == 0 {
+				t.Fatalf("%v: the cache was never used", a.alg)
+			}
+		}
+	}
+}
+
+// TestHostileTables damages a real chunk table: offsets going backwards, past the stream, a chunk
+// larger than its uncompressed size, a table larger than the stream. Each read fails cleanly.
+func TestHostileTables(t *testing.T) {
+	data := wimres.Sample(t, 100_000)
+	res := wimres.Capture(t, data, "xpress", 4096)
+	n := (len(data) + 4095) / 4096
+	table := (n - 1) * 4
+	cases := map[string]func(b []byte){
+		"backwards":   func(b []byte) { binary.LittleEndian.PutUint32(b[8:], binary.LittleEndian.Uint32(b[4:])-1) },
+		"past end":    func(b []byte) { binary.LittleEndian.PutUint32(b[8:], uint32(len(b))) },
+		"huge chunk":  func(b []byte) { binary.LittleEndian.PutUint32(b[8:], binary.LittleEndian.Uint32(b[4:])+5000) },
+		"empty chunk": func(b []byte) { binary.LittleEndian.PutUint32(b[8:], binary.LittleEndian.Uint32(b[4:])) },
+		"garbage":     func(b []byte) { clear(b[table+int(binary.LittleEndian.Uint32(b[4:])):][:40]) },
+	}
+	for name, damage := range cases {
+		b := bytes.Clone(res)
+		damage(b)
+		r, err := wof.NewReader(bytes.NewReader(b), int64(len(b)), int64(len(data)), wof.XPRESS4K, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.ReadAt(make([]byte, len(data)), 0); err == nil || err == io.EOF {
+			t.Errorf("%s: read all gave %v", name, err)
+		} else if !errors.Is(err, wof.ErrCorrupt) {
+			t.Errorf("%s: %v does not wrap ErrCorrupt", name, err)
+		}
+	}
+	// A stream too short for the table its size needs is refused at once.
+	if _, err := wof.NewReader(bytes.NewReader(res[:10]), 10, 1<<40, wof.LZX, nil); !errors.Is(err, wof.ErrCorrupt) {
+		t.Errorf("1 TiB claimed over 10 bytes: %v", err)
+	}
+	if _, err := wof.NewReader(bytes.NewReader(res), int64(len(res)), 10, wof.Algorithm(9), nil); !errors.Is(err, errors.ErrUnsupported) {
+		t.Errorf("unknown algorithm: %v", err)
+	}
+}
+
+// FuzzChunkTable reads a whole stream of a fuzzed size and algorithm from fuzzed bytes.
+func FuzzChunkTable(f *testing.F) {
+	data := wimres.Sample(f, 20000)
+	f.Add(wimres.Capture(f, data, "xpress", 4096), uint32(len(data)), uint8(0))
+	f.Add(wimres.Capture(f, data, "lzx", 32768), uint32(len(data)), uint8(1))
+	f.Fuzz(func(t *testing.T, res []byte, size uint32, alg uint8) {
+		size %= 1 << 22
+		r, err := wof.NewReader(bytes.NewReader(res), int64(len(res)), int64(size), wof.Algorithm(alg%4), nil)
+		if err != nil {
+			return
+		}
+		p := make([]byte, 1<<16)
+		for off := int64(0); off < int64(size); off += int64(len(p)) {
+			if _, err := r.ReadAt(p, off); err != nil {
+				return
+			}
+		}
+	})
+}

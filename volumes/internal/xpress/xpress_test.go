@@ -1,0 +1,41 @@
+package xpress_test
+
+import (
+	"testing"
+
+	"github.com/vmdkmount/vmdkmount/volumes/internal/wimres"
+	"github.com/vmdkmount/vmdkmount/volumes/internal/xpress"
+)
+
+// TestAgainstWimlib decodes every chunk wimlib's XPRESS compressor wrote, for the three WOF chunk
+// sizes and the largest, and compares with the source bytes.
+func TestAgainstWimlib(t *testing.T) {
+	data := wimres.Sample(t, 300_001)
+	for _, cs := range []int{4096, 8192, 16384, 65536} {
+		res := wimres.Capture(t, data, "xpress", cs)
+		if n := wimres.CheckChunks(t, data, res, cs, xpress.Decompress); n < 5 {
+			t.Fatalf("chunk size %d: only %d compressed chunks", cs, n)
+		}
+	}
+}
+
+// TestTruncated: every prefix of a real chunk fails cleanly or decodes, never panics or overruns.
+func TestTruncated(t *testing.T) {
+	data := wimres.Sample(t, 40000)
+	res := wimres.Capture(t, data, "xpress", 4096)
+	c := wimres.Chunks(t, res, int64(len(data)), 4096)[0]
+	out := make([]byte, 4096)
+	if err := xpress.Decompress(out, c[:200]); err == nil {
+		t.Fatal("a chunk cut inside its Huffman table decoded")
+	}
+	for n := 256; n < len(c); n += 7 {
+		_ = xpress.Decompress(out, c[:n])
+	}
+}
+
+func FuzzXpress(f *testing.F) { wimres.Fuzz(f, "xpress", 4096, xpress.Decompress) }
+
+func BenchmarkXpress4K(b *testing.B) {
+	var d xpress.Decoder
+	wimres.Bench(b, "xpress", 4096, d.Decompress)
+}
