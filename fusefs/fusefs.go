@@ -171,6 +171,8 @@ func errno(err error) syscall.Errno {
 		return syscall.ELOOP
 	case errors.Is(err, fsys.ErrNoXattr):
 		return syscall.ENODATA
+	case errors.Is(err, errors.ErrUnsupported):
+		return syscall.EOPNOTSUPP
 	case strings.Contains(err.Error(), "not a directory"):
 		return syscall.ENOTDIR
 	case strings.Contains(err.Error(), "is a directory"):

@@ -45,6 +45,10 @@ type InodeOpener interface {
 	OpenInode(ino uint64, name string) (File, error)
 }
 
+// Content a reader recognises but cannot present (data kept outside the volume, encryption, an
+// unimplemented compression) fails with an error wrapping errors.ErrUnsupported, which a FUSE layer
+// reports as EOPNOTSUPP; EIO stays for damage.
+
 // ErrNoXattr is returned (wrapped) by GetXattr for an attribute the entry does not have.
 var ErrNoXattr = errors.New("no such extended attribute")
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"path"
 	"sort"
 	"strings"
@@ -75,16 +76,23 @@ func (f *FS) openData(nd node, name, streamName string, fi fs.FileInfo) (*fileHa
 	if a == nil && streamName != "" {
 		return nil, &fs.PathError{Op: "open", Path: name + ":" + streamName, Err: ErrNoStream}
 	}
-	if streamName == "" {
-		if tag := f.reparseTag(nd.ino); tag == tagWOF || tag == tagDedup {
-			return nil, &fs.PathError{Op: "open", Path: name, Err: fmt.Errorf("%w: data stored by reparse tag %#x (WOF compression or deduplication) is not supported", errors.ErrUnsupported, tag)}
+	h := &fileHandle{name: name, info: fi}
+	if streamName == "" && fi.Mode().IsRegular() {
+		// Data behind a reparse point (WOF compression, cloud, deduplication) or EFS-encrypted.
+		r, err := f.dataReader(nd.ino, name)
+		if err != nil {
+			return nil, &fs.PathError{Op: "open", Path: name, Err: err}
+		}
+		if r != nil {
+			h.s = r
+			return h, nil
 		}
 	}
 	if a != nil && a.flags&attrFlagEncrypted != 0 {
 		// EFS: the clusters hold ciphertext; like ntfs-3g (without efs_raw) refuse to open.
+		slog.Warn("ntfs: EFS-encrypted data cannot be read", "file", name, "stream", streamName)
 		return nil, &fs.PathError{Op: "open", Path: name, Err: fmt.Errorf("%w: EFS-encrypted data", errors.ErrUnsupported)}
 	}
-	h := &fileHandle{name: name, info: fi}
 	if streamName != "" {
 		h.info = &streamInfo{FileInfo: fi, name: path.Base(name) + ":" + streamName, size: a.dataSize}
 	}
@@ -112,18 +120,19 @@ func (s *streamInfo) Size() int64  { return s.size }
 type fileHandle struct {
 	name string
 	info fs.FileInfo
-	s    *stream // nil for entries with no data (FIFOs, devices, empty files without $DATA)
+	s    io.ReaderAt // nil for entries with no data (FIFOs, devices, empty files without $DATA)
 	fsys.Cursor
 }
 
 func (h *fileHandle) Stat() (fs.FileInfo, error) { return h.info, nil }
 func (h *fileHandle) Close() error               { return nil }
 
-func (h *fileHandle) ReadAt(p []byte, off int64) (int, error) {
+func (h *fileHandle) ReadAt(p []byte, off int64) (n int, err error) {
+	defer guard(&err)
 	if h.s == nil {
 		return 0, io.EOF
 	}
-	n, err := h.s.ReadAt(p, off)
+	n, err = h.s.ReadAt(p, off)
 	if err != nil && err != io.EOF {
 		err = &fs.PathError{Op: "read", Path: h.name, Err: err}
 	}
@@ -153,6 +162,9 @@ func (f *FS) ListXattr(name string) (_ []string, err error) {
 			out = append(out, "user."+a.name)
 		}
 	}
+	if f.unreadable(nd.ino) != "" {
+		out = append(out, ReparseXattr)
+	}
 	sort.Strings(out)
 	return out, nil
 }
@@ -163,6 +175,11 @@ func (f *FS) GetXattr(name, attr string) (_ []byte, err error) {
 	nd, err := f.resolve("getxattr", name, false)
 	if err != nil {
 		return nil, err
+	}
+	if attr == ReparseXattr && nd.ino.num >= recFirstUser {
+		if why := f.unreadable(nd.ino); why != "" {
+			return []byte(why), nil
+		}
 	}
 	streamName, ok := strings.CutPrefix(attr, "user.")
 	var a *attribute

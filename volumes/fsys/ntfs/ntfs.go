@@ -6,7 +6,9 @@
 //
 // Open returns an fsys.FS whose dynamic type is *FS; assert to it for OpenStream (alternate data
 // streams by name). Lookups are case-sensitive like ntfs-3g's unless Options.IgnoreCase is set.
-// Files whose data lives behind a WOF (CompactOS) or deduplication reparse point cannot be opened.
+// Files compressed by Windows' WOF provider (CompactOS: XPRESS4K/8K/16K, LZX) read decompressed;
+// files whose data lives elsewhere (WIM-backed WOF, deduplication, cloud placeholders, HSM) or is
+// EFS-encrypted fail to open with errors.ErrUnsupported and carry the ReparseXattr attribute.
 //
 // It is written from the format rather than on go-ntfs: that library lists hard links under the
 // wrong names, serialises every read behind one mutex and panics on damaged run lists, while this

@@ -131,3 +131,34 @@ func FuzzChunkTable(f *testing.F) {
 		}
 	})
 }
+
+// TestLargeTable builds a 4 GiB + 1 byte LZX stream (one real wimlib chunk of zeros repeated,
+// then a one-byte stored chunk), whose table has 8-byte entries, and reads across its end.
+func TestLargeTable(t *testing.T) {
+	const cs = 32768
+	zero := wimres.Chunks(t, wimres.Capture(t, make([]byte, 2*cs), "lzx", cs), 2*cs, cs)[0]
+	size := int64(1<<32 + 1)
+	n := int(size / cs) // full chunks; the last, one byte, is stored
+	var res bytes.Buffer
+	e := make([]byte, 8)
+	for i := 1; i <= n; i++ {
+		binary.LittleEndian.PutUint64(e, uint64(i*len(zero)))
+		res.Write(e)
+	}
+	for i := 0; i < n; i++ {
+		res.Write(zero)
+	}
+	res.WriteByte('X')
+	r, err := wof.NewReader(bytes.NewReader(res.Bytes()), int64(res.Len()), size, wof.LZX, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := make([]byte, 20)
+	k, err := r.ReadAt(p, size-11)
+	if k != 11 || err != io.EOF || p[10] != 'X' || !bytes.Equal(p[:10], make([]byte, 10)) {
+		t.Fatalf("read across the end: %d bytes %q, %v", k, p[:k], err)
+	}
+	if k, err := r.ReadAt(p, 70000*cs-5); k != len(p) || err != nil || !bytes.Equal(p, make([]byte, len(p))) {
+		t.Fatalf("read in the middle: %d bytes %q, %v", k, p[:k], err)
+	}
+}
