@@ -64,6 +64,9 @@ type FS struct {
 
 	usageOnce sync.Once
 	usage     fsys.Usage
+
+	stateOnce sync.Once
+	state     fsys.VolumeState
 }
 
 var _ fsys.FS = (*FS)(nil)

@@ -2,7 +2,6 @@ package ntfs
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
@@ -128,7 +127,7 @@ func TestWOF(t *testing.T) {
 	data := wimres.Sample(t, 1<<20+12345)
 	img := makeWOFImage(t, data)
 	v := openImage(t, img, Options{})
-	sums := map[string]string{}
+	sums := map[string]bool{}
 	for _, w := range append([]string{"plain.bin"}, "xpress4k.bin", "xpress8k.bin", "xpress16k.bin", "lzx.bin") {
 		fi, err := v.Stat(w)
 		if err != nil {
@@ -157,37 +156,53 @@ func TestWOF(t *testing.T) {
 			}
 		}
 		f.Close()
-		h := sha256.Sum256(got)
-		sums[w] = hex.EncodeToString(h[:])
+		sums[w] = true
 	}
 	// libfsntfs, the independent judge, on the same files. Debian's libfsntfs 20200921 fails on
-	// XPRESS4K files ("invalid compressed block offset: 1"), which it guesses the table length of:
-	// that one is judged against the source bytes only.
+	// XPRESS4K files ("invalid compressed block offset: 1"): that one is judged against the source
+	// bytes only.
 	delete(sums, "xpress4k.bin")
 	py := pyfsntfs(t)
-	script := `import hashlib, sys, pyfsntfs
+	out := t.TempDir()
+	script := `import sys, os, pyfsntfs
 v = pyfsntfs.volume(); v.open(sys.argv[1])
-for name in sys.argv[2:]:
-    f = v.get_file_entry_by_path("\\" + name)
-    print(name, hashlib.sha256(f.read()).hexdigest())`
-	args := []string{"-c", script, img}
+for name in sys.argv[3:]:
+    with open(os.path.join(sys.argv[2], name), "wb") as o:
+        o.write(v.get_file_entry_by_path("\\" + name).read())`
+	args := []string{"-c", script, img, out}
 	for name := range sums {
 		args = append(args, name)
 	}
-	out, err := exec.Command(py, args...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("pyfsntfs: %v: %s", err, out)
+	if msg, err := exec.Command(py, args...).CombinedOutput(); err != nil {
+		t.Fatalf("pyfsntfs: %v: %s", err, msg)
 	}
-	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-		name, sum, _ := strings.Cut(line, " ")
-		if sums[name] != sum {
-			t.Errorf("%s: libfsntfs reads sha256 %s, we read %s", name, sum, sums[name])
+	for name := range sums {
+		theirs, err := os.ReadFile(filepath.Join(out, name))
+		if err != nil {
+			t.Fatal(err)
 		}
-		delete(sums, name)
+		if len(theirs) != len(data) {
+			t.Fatalf("%s: libfsntfs reads %d bytes, we %d", name, len(theirs), len(data))
+		}
+		for i := range theirs {
+			if theirs[i] != data[i] && !(name == "lzx.bin" && e8Tail(data, i, wof.LZX.ChunkSize())) {
+				t.Fatalf("%s: libfsntfs reads %#x at byte %d, we read %#x", name, theirs[i], i, data[i])
+			}
+		}
 	}
-	if len(sums) != 0 {
-		t.Errorf("libfsntfs did not report %v", sums)
+}
+
+// e8Tail reports whether byte i is the operand of an x86 call (E8) that starts in the last 10
+// bytes of its chunk. LZX leaves those untranslated (wimlib and we do); libfwnt 20200921
+// translates them, so it reads them differently.
+func e8Tail(b []byte, i, cs int) bool {
+	for e := max(i-4, 0); e < i; e++ {
+		end := min((e/cs+1)*cs, len(b))
+		if b[e] == 0xE8 && e >= end-10 {
+			return true
+		}
 	}
+	return false
 }
 
 // TestDataElsewhere: files whose data is not on the volume fail to open with ErrUnsupported and

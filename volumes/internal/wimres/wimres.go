@@ -111,25 +111,30 @@ func Chunks(t testing.TB, res []byte, size int64, chunk int) [][]byte {
 	return out
 }
 
-// Sample returns size bytes that exercise a compressor: x86 code (with E8 calls, taken from the
-// running test binary), repeated text, zeros, and incompressible bytes that wimlib stores raw.
+// Sample returns size bytes that exercise a compressor, the same on every run: x86-like code with
+// E8 calls (which LZX translates), repeated text, zeros, and incompressible bytes that wimlib
+// stores raw.
 func Sample(t testing.TB, size int) []byte {
 	t.Helper()
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	code, err := os.ReadFile(exe)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var b bytes.Buffer
 	rnd := uint64(0x9E3779B97F4A7C15)
+	next := func() byte {
+		rnd ^= rnd << 13
+		rnd ^= rnd >> 7
+		rnd ^= rnd << 17
+		return byte(rnd)
+	}
 	for part := 0; b.Len() < size; part++ {
 		switch part % 4 {
 		case 0:
-			at := (part * 7919 * 4096) % max(len(code)-65536, 1)
-			b.Write(code[at:min(at+65536, len(code))])
+			for i := 0; i < 3000; i++ {
+				// push rbp; mov rbp,rsp; call rel32; add rsp,imm8; a varying byte;
+				b.Write([]byte{0x55, 0x48, 0x89, 0xE5, 0xE8})
+				b.Write(binary.LittleEndian.AppendUint32(nil, uint32(int32(i%97*64-3000))))
+				b.Write([]byte{0x48, 0x83, 0xC4, byte(i), next() & 7})
+				// mov rax,[rbp-8]; mov rdi,rax; mov rax,[rip+…]: long repeats, as real code has
+				b.Write([]byte{0x48, 0x8B, 0x45, 0xF8, 0x48, 0x89, 0xC7, 0x48, 0x8B, 0x05})
+			}
 		case 1:
 			for i := 0; i < 2000; i++ {
 				fmt.Fprintf(&b, "line %d of the sample, value %x\n", i, i*i)
@@ -138,10 +143,7 @@ func Sample(t testing.TB, size int) []byte {
 			b.Write(make([]byte, 20000+part))
 		case 3:
 			for i := 0; i < 9000; i++ {
-				rnd ^= rnd << 13
-				rnd ^= rnd >> 7
-				rnd ^= rnd << 17
-				b.WriteByte(byte(rnd))
+				b.WriteByte(next())
 			}
 		}
 	}
