@@ -57,6 +57,9 @@ type Layout struct {
 	// opens files without asking (keeping its page cache) and sends no RELEASE or FLUSH, saving those
 	// round trips on every file a walker reads. Reads then arrive without a handle.
 	noOpen bool
+	// mountPoint is the absolute path of the mount, set by Mount: volume-rooted link targets
+	// (fsys.VolumeLinker) are shown under it.
+	mountPoint string
 	// primer stores the first bytes of listed files in the kernel's page cache while files are being
 	// read; set by Mount (nil: off).
 	primer *primer
@@ -65,7 +68,7 @@ type Layout struct {
 // Root builds the root node of a layout.
 func Root(l *Layout) fs.InodeEmbedder {
 	if l.SingleTree && len(l.Trees) > 0 {
-		return treeRoot(l.Trees[0].Tree, l, 0)
+		return treeRoot(l.Trees[0].Tree, l, 0, "")
 	}
 	return &dirNode{layout: l, build: func(ctx context.Context, d *dirNode) {
 		if len(l.Raw) > 0 {
@@ -78,7 +81,7 @@ func Root(l *Layout) fs.InodeEmbedder {
 			d.AddChild("raw", d.NewPersistentInode(ctx, raw, fs.StableAttr{Mode: syscall.S_IFDIR, Ino: synthIno(2)}), false)
 		}
 		for i, t := range l.Trees {
-			n := treeRoot(t.Tree, l, uint64(i+1))
+			n := treeRoot(t.Tree, l, uint64(i+1), t.Name)
 			ino := synthIno(uint64(1000 + i))
 			if n.st.Ino != 0 {
 				ino = n.ino(n.st.Ino)
@@ -89,8 +92,8 @@ func Root(l *Layout) fs.InodeEmbedder {
 }
 
 // treeRoot is the node of a tree's root directory, with its attributes read once.
-func treeRoot(t fsys.FS, l *Layout, vol uint64) *treeNode {
-	n := &treeNode{tree: t, path: ".", layout: l, vol: vol}
+func treeRoot(t fsys.FS, l *Layout, vol uint64, dir string) *treeNode {
+	n := &treeNode{tree: t, path: ".", layout: l, vol: vol, dir: dir}
 	n.st = fsys.Stat{Mode: syscall.S_IFDIR | 0o555, Nlink: 2}
 	if fi, err := t.Lstat("."); err == nil {
 		if st := fsys.StatOf(fi); st != nil {

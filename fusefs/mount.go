@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -36,6 +37,9 @@ func Mount(dir string, l *Layout, o MountOptions) (*fuse.Server, error) {
 	}
 	lc := *l
 	lc.noOpen = !o.Writable
+	if abs, err := filepath.Abs(dir); err == nil {
+		lc.mountPoint = abs
+	}
 	lc.primer = newPrimer()
 	var rootAttr *fs.StableAttr
 	if !l.SingleTree {

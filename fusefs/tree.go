@@ -25,6 +25,7 @@ type treeNode struct {
 	path   string
 	layout *Layout
 	vol    uint64    // 1-based volume number; 0 when the tree is the whole mount (guest inode numbers kept)
+	dir    string    // the tree's directory in the mount ("" when it is the mount itself)
 	st     fsys.Stat // the entry's attributes when it was looked up: a read-only tree never changes them
 
 	mu     sync.Mutex
@@ -33,7 +34,7 @@ type treeNode struct {
 }
 
 func newTreeNode(parent *treeNode, p string, st *fsys.Stat) *treeNode {
-	return &treeNode{tree: parent.tree, path: p, layout: parent.layout, vol: parent.vol, st: *st}
+	return &treeNode{tree: parent.tree, path: p, layout: parent.layout, vol: parent.vol, dir: parent.dir, st: *st}
 }
 
 var (
@@ -124,6 +125,10 @@ func (n *treeNode) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
 	t, err := n.tree.ReadLink(n.path)
 	if err != nil {
 		return nil, errno(err)
+	}
+	// A target rooted at the volume (an NTFS junction) points into the mount, never at the host.
+	if vl, ok := n.tree.(fsys.VolumeLinker); ok && path.IsAbs(t) && n.layout.mountPoint != "" && vl.VolumeRooted(n.path) {
+		t = path.Join(n.layout.mountPoint, n.dir, t)
 	}
 	return []byte(t), 0
 }

@@ -214,3 +214,32 @@ func (f *FS) absoluteTarget(target string, linkIsDir bool) string {
 	}
 	return path.Join("/.NTFS-3G", drive, rel)
 }
+
+// VolumeRooted reports whether name is a junction or an absolute Windows symlink, whose target
+// names a path of this volume (fsys.VolumeLinker); Interix symlinks keep their Unix targets.
+func (f *FS) VolumeRooted(name string) (ok bool) {
+	defer func() {
+		if recover() != nil {
+			ok = false
+		}
+	}()
+	nd, err := f.resolve("readlink", name, false)
+	if err != nil {
+		return false
+	}
+	rp := nd.ino.find(attrReparsePoint, "")
+	if rp == nil {
+		return false
+	}
+	v, err := f.attrValue(nd.ino.num, rp, 1<<16)
+	if err != nil || len(v) < 20 {
+		return false
+	}
+	switch binary.LittleEndian.Uint32(v) {
+	case tagMountPoint:
+		return true
+	case tagSymlink:
+		return binary.LittleEndian.Uint32(v[16:])&1 == 0
+	}
+	return false
+}

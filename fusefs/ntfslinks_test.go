@@ -1,0 +1,109 @@
+package fusefs_test
+
+import (
+	"encoding/binary"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"unicode/utf16"
+
+	"golang.org/x/sys/unix"
+)
+
+// reparse builds a junction (tag 0xA0000003) or symlink (0xA000000C, relative when rel) buffer
+// whose substitute and print names are both target.
+func reparse(tag uint32, target string, rel bool) []byte {
+	name := utf16.Encode([]rune(target))
+	nb := make([]byte, 2*len(name))
+	for i, u := range name {
+		binary.LittleEndian.PutUint16(nb[2*i:], u)
+	}
+	var body []byte
+	le16 := func(v int) { body = binary.LittleEndian.AppendUint16(body, uint16(v)) }
+	le16(0)
+	le16(len(nb))
+	le16(len(nb) + 2)
+	le16(len(nb))
+	if tag == 0xA000000C {
+		flags := uint32(0)
+		if rel {
+			flags = 1
+		}
+		body = binary.LittleEndian.AppendUint32(body, flags)
+	}
+	body = append(append(append(body, nb...), 0, 0), nb...)
+	body = append(body, 0, 0)
+	hdr := binary.LittleEndian.AppendUint32(nil, tag)
+	hdr = binary.LittleEndian.AppendUint16(hdr, uint16(len(body)))
+	return append(append(hdr, 0, 0), body...)
+}
+
+// TestNTFSJunctionsMatchNTFS3G: junctions and absolute symlinks point into our mount as they point
+// into ntfs-3g's (never at a host path), relative symlinks stay relative, and reading through them
+// reaches the volume's files.
+func TestNTFSJunctionsMatchNTFS3G(t *testing.T) {
+	needMounts(t)
+	needTools(t, "ntfs-3g", "mkntfs")
+	dir := t.TempDir()
+	img := filepath.Join(dir, "links.img")
+	run(t, "truncate", "-s", "16M", img)
+	run(t, "mkntfs", "-F", "-f", "-q", img)
+	rw := filepath.Join(dir, "rw")
+	os.Mkdir(rw, 0o755)
+	run(t, "ntfs-3g", img, rw)
+	mk := func(p string, isDir bool, rp []byte) {
+		full := filepath.Join(rw, p)
+		var err error
+		if isDir {
+			err = os.MkdirAll(full, 0o755)
+		} else {
+			err = os.WriteFile(full, nil, 0o644)
+		}
+		if err == nil && rp != nil {
+			err = unix.Setxattr(full, "system.ntfs_reparse_data", rp, 0)
+		}
+		if err != nil {
+			exec.Command("umount", rw).Run()
+			t.Fatalf("%s: %v", p, err)
+		}
+	}
+	mk("Users/bob", true, nil)
+	if err := os.WriteFile(filepath.Join(rw, "Users/bob/x.txt"), []byte("bob's file"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mk("a/b", true, nil)
+	mk("a/b/junction", true, reparse(0xA0000003, `\??\C:\Users`, false))
+	mk("a/b/elsewhere", true, reparse(0xA0000003, `\??\D:\Data`, false))
+	mk("a/abs", false, reparse(0xA000000C, `\??\C:\Users\bob\x.txt`, false))
+	mk("a/rel", false, reparse(0xA000000C, `..\Users\bob\x.txt`, true))
+	run(t, "umount", rw)
+
+	vmdk := filepath.Join(dir, "links.vmdk")
+	run(t, "qemu-img", "convert", "-O", "vmdk", img, vmdk)
+	ours, _ := mountVolume(t, vmdk, "")
+	ref := filepath.Join(dir, "ntfs3g")
+	os.Mkdir(ref, 0o755)
+	run(t, "ntfs-3g", "-o", "ro", img, ref)
+	defer exec.Command("umount", ref).Run()
+
+	for _, l := range []string{"a/b/junction", "a/b/elsewhere", "a/abs", "a/rel"} {
+		theirs, err := os.Readlink(filepath.Join(ref, l))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := os.Readlink(filepath.Join(ours, l))
+		if err != nil {
+			t.Fatalf("%s: %v", l, err)
+		}
+		if strings.TrimPrefix(got, ours) != strings.TrimPrefix(theirs, ref) || filepath.IsAbs(got) && !strings.HasPrefix(got, ours+"/") {
+			t.Errorf("%s -> %q, ntfs-3g -> %q", l, got, theirs)
+		}
+	}
+	for _, p := range []string{"a/abs", "a/rel", "a/b/junction/bob/x.txt"} {
+		if b, err := os.ReadFile(filepath.Join(ours, p)); err != nil || string(b) != "bob's file" {
+			t.Errorf("reading through %s: %q, %v", p, b, err)
+		}
+	}
+}
