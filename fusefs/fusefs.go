@@ -52,6 +52,9 @@ type Layout struct {
 	ForceOwner bool
 	// DiskSize is the disks' total size, which statfs of the synthetic directories reports.
 	DiskSize int64
+	// ListStreams lists the named data streams of a tree's entries (fsys.StreamFS) as FILE:STREAM
+	// entries beside them; they can be opened by that name either way.
+	ListStreams bool
 
 	// noOpen is set by Mount for a read-only mount: every OPEN is answered ENOSYS, after which the kernel
 	// opens files without asking (keeping its page cache) and sends no RELEASE or FLUSH, saving those

@@ -49,7 +49,7 @@ func needTools(t *testing.T, tools ...string) {
 
 // mountVolume opens disk and mounts the file tree of its volume id (the first volume for "") alone at a
 // new folder; the mount, the tree and the disk are closed when the test ends.
-func mountVolume(t *testing.T, disk, id string) (string, *volumes.Volume) {
+func mountVolume(t *testing.T, disk, id string, tune ...func(*fusefs.Layout)) (string, *volumes.Volume) {
 	t.Helper()
 	d, err := vddk.Open(disk, vddk.Options{})
 	if err != nil {
@@ -74,7 +74,11 @@ func mountVolume(t *testing.T, disk, id string) (string, *volumes.Volume) {
 	}
 	t.Cleanup(func() { tr.Close() })
 	mnt := t.TempDir()
-	srv, err := fusefs.Mount(mnt, &fusefs.Layout{Trees: []fusefs.TreeSource{{Name: v.ID, Tree: tr}}, SingleTree: true}, fusefs.MountOptions{})
+	l := &fusefs.Layout{Trees: []fusefs.TreeSource{{Name: v.ID, Tree: tr}}, SingleTree: true}
+	for _, f := range tune {
+		f(l)
+	}
+	srv, err := fusefs.Mount(mnt, l, fusefs.MountOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

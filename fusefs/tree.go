@@ -26,6 +26,7 @@ type treeNode struct {
 	layout *Layout
 	vol    uint64    // 1-based volume number; 0 when the tree is the whole mount (guest inode numbers kept)
 	dir    string    // the tree's directory in the mount ("" when it is the mount itself)
+	stream string    // for a FILE:STREAM node, the stream's name (path is the file's)
 	st     fsys.Stat // the entry's attributes when it was looked up: a read-only tree never changes them
 
 	mu     sync.Mutex
@@ -82,6 +83,9 @@ func (n *treeNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) 
 	p := n.child(name)
 	fi, err := n.tree.Lstat(p)
 	if err != nil {
+		if c, ok := n.lookupStream(ctx, name, out); ok && errors.Is(err, iofs.ErrNotExist) {
+			return c, 0
+		}
 		return nil, errno(err)
 	}
 	st := fsys.StatOf(fi)
@@ -149,6 +153,9 @@ func (n *treeNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint3
 }
 
 func (n *treeNode) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
+	if n.stream != "" {
+		return 0, syscall.ENODATA // the owner's attributes are the owner's
+	}
 	v, err := n.tree.GetXattr(n.path, attr)
 	if errors.Is(err, fsys.ErrNoXattr) {
 		return 0, syscall.ENODATA
@@ -163,6 +170,9 @@ func (n *treeNode) Getxattr(ctx context.Context, attr string, dest []byte) (uint
 }
 
 func (n *treeNode) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
+	if n.stream != "" {
+		return 0, 0
+	}
 	names, err := n.tree.ListXattr(n.path)
 	if err != nil {
 		return 0, errno(err)

@@ -60,6 +60,9 @@ func (d *dirHandle) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Err
 		if err != nil {
 			return nil, errno(err)
 		}
+		if d.n.layout.ListStreams {
+			ents = d.n.withStreams(ents)
+		}
 		d.ents, d.read = ents, true
 	}
 	if d.next < 2 {
@@ -98,6 +101,9 @@ func (d *dirHandle) Seekdir(ctx context.Context, off uint64) syscall.Errno {
 func (d *dirHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
 	if d.last == nil || d.last.Name() != name {
 		return d.n.Lookup(ctx, name, out)
+	}
+	if se, ok := d.last.(*streamEntry); ok {
+		return d.n.newStreamChild(ctx, se.owner, se.stream, &se.fi.St, out), 0
 	}
 	fi, err := d.last.Info()
 	if err != nil {
@@ -193,6 +199,9 @@ func (n *treeNode) release(of *openFile, atEnd bool) {
 }
 
 func (n *treeNode) open() (fsys.File, syscall.Errno) {
+	if n.stream != "" {
+		return n.openStream()
+	}
 	if o, ok := n.tree.(fsys.InodeOpener); ok && n.st.Mode&syscall.S_IFMT == syscall.S_IFREG {
 		f, err := o.OpenInode(n.st.Ino, n.path)
 		if err != nil {

@@ -36,6 +36,7 @@ var mountFlags = []cli.Flag{
 	&cli.StringFlag{Name: "redo", Usage: "`PATH` of the redo log with --rw (default: a temporary file removed at unmount)"},
 	&cli.BoolFlag{Name: "keep-redo", Usage: "keep the redo log after unmount; 'vmdk commit' merges it"},
 	&cli.BoolFlag{Name: "show-system-files", Usage: "show NTFS metadata files ($MFT, $LogFile, …)"},
+	&cli.BoolFlag{Name: "list-streams", Usage: "list NTFS alternate data streams as FILE:STREAM entries beside their file (they open by that name either way)"},
 	&cli.BoolFlag{Name: "allow-external-extents", Usage: "let VMDK extents and parents live outside the disk's folder"},
 	&cli.StringFlag{Name: "log", Usage: "also append the mount's log (read errors, warnings) to `FILE`; it goes to syslog once the mount runs in the background"},
 	&cli.BoolFlag{Name: "debug", Usage: "log every FUSE request"},
@@ -267,7 +268,7 @@ func serve(c *cli.Context, paths []string, mountpoint, volume string, o mountOpt
 	if err != nil {
 		return err
 	}
-	layout := &fusefs.Layout{Raw: raws, Time: mtime, UID: o.uid, GID: o.gid, ForceOwner: o.uidSet}
+	layout := &fusefs.Layout{Raw: raws, Time: mtime, UID: o.uid, GID: o.gid, ForceOwner: o.uidSet, ListStreams: c.Bool("list-streams")}
 	for _, d := range disks {
 		layout.DiskSize += d.Size()
 	}

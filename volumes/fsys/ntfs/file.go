@@ -195,3 +195,26 @@ func (f *FS) GetXattr(name, attr string) (_ []byte, err error) {
 	}
 	return append([]byte(nil), v...), nil
 }
+
+var _ fsys.StreamFS = (*FS)(nil)
+
+// ListStreams names the alternate data streams of name (fsys.StreamFS), as ListXattr does; like
+// ntfs-3g it shows none for the metadata files.
+func (f *FS) ListStreams(name string) (_ []fsys.Stream, err error) {
+	defer guard(&err)
+	nd, err := f.resolve("liststreams", name, false)
+	if err != nil {
+		return nil, err
+	}
+	var out []fsys.Stream
+	if nd.ino.num < recFirstUser {
+		return out, nil
+	}
+	for _, a := range nd.ino.attrs {
+		if a.typ == attrData && a.name != "" {
+			out = append(out, fsys.Stream{Name: a.name, Size: a.dataSize})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
