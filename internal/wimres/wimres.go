@@ -1,6 +1,6 @@
-// Package wimres makes compressed test resources with wimlib: it captures data into a WIM with
-// wimcapture and returns the file's resource (chunk table then chunks), which is byte for byte the
-// layout Windows' WOF stores in a file's WofCompressedData stream. Only tests use it.
+// Package wimres makes compressed resources with wimlib for tests and benchmarks: it captures data
+// into a WIM with wimcapture and returns the file's resource (chunk table then chunks), which is
+// byte for byte the layout Windows' WOF stores in a file's WofCompressedData stream.
 package wimres
 
 import (
@@ -25,32 +25,55 @@ const (
 // the data uncompressed.
 func Capture(t testing.TB, data []byte, compress string, chunk int) []byte {
 	t.Helper()
-	bin, err := exec.LookPath("wimcapture")
-	if err != nil {
+	if _, err := exec.LookPath("wimcapture"); err != nil {
 		t.Skip("wimcapture (wimtools) is not installed")
 	}
 	dir := t.TempDir()
-	src := filepath.Join(dir, "src")
-	if err := os.Mkdir(src, 0o755); err != nil {
+	src := filepath.Join(dir, "f")
+	if err := os.WriteFile(src, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(src, "f"), data, 0o644); err != nil {
+	res, err := CaptureFile(src, dir, compress, chunk)
+	if err != nil {
 		t.Fatal(err)
 	}
-	wim := filepath.Join(dir, "x.wim")
-	cmd := exec.Command(bin, src, wim, "--compress="+compress, "--chunk-size="+strconv.Itoa(chunk))
+	return res
+}
+
+// CaptureFile compresses the file src with wimcapture, working in the folder tmp, and returns its
+// resource.
+func CaptureFile(src, tmp, compress string, chunk int) ([]byte, error) {
+	st, err := os.Stat(src)
+	if err != nil {
+		return nil, err
+	}
+	in, err := os.MkdirTemp(tmp, "wimres-")
+	if err != nil {
+		return nil, err
+	}
+	wim := in + ".wim" // outside the captured folder
+	defer os.RemoveAll(in)
+	defer os.Remove(wim)
+	abs, err := filepath.Abs(src)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Symlink(abs, filepath.Join(in, "f")); err != nil {
+		return nil, err
+	}
+	cmd := exec.Command("wimcapture", in, wim, "--dereference", "--compress="+compress, "--chunk-size="+strconv.Itoa(chunk))
 	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("wimcapture: %v: %s", err, out)
+		return nil, fmt.Errorf("wimcapture: %v: %s", err, out)
 	}
 	b, err := os.ReadFile(wim)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	res, err := resource(b, int64(len(data)))
+	res, err := resource(b, st.Size())
 	if err != nil {
-		t.Fatalf("%s: %v", wim, err)
+		return nil, fmt.Errorf("%s: %w", wim, err)
 	}
-	return res
+	return res, nil
 }
 
 // resource finds the compressed, non-metadata blob of the given uncompressed size in a WIM.

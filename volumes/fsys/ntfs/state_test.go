@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/vmdkmount/vmdkmount/internal/wimres"
 	"github.com/vmdkmount/vmdkmount/volumes/fsys"
-	"github.com/vmdkmount/vmdkmount/volumes/internal/wimres"
 )
 
 // rawOffset maps byte off of a non-resident stream to its byte offset on the volume.

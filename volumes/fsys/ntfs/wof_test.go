@@ -13,7 +13,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/vmdkmount/vmdkmount/volumes/internal/wimres"
+	"github.com/vmdkmount/vmdkmount/internal/wimres"
 	"github.com/vmdkmount/vmdkmount/volumes/internal/wof"
 	"golang.org/x/sys/unix"
 )

@@ -70,28 +70,39 @@ func (d *Decoder) Init(lens []uint8) error {
 			next[l]++
 		}
 	}
-	d.fast = [1 << fastBits]uint16{}
+	// Canonical codes increase with their length, so the short codes fill the start of the table;
+	// the rest (prefixes of longer codes, or no code) is cleared for the search in slow.
+	at := 0
 	for l := 1; l <= min(d.maxLen, fastBits); l++ {
 		span := 1 << (fastBits - l)
 		for i := 0; i < int(d.count[l]); i++ {
-			c := int(d.first[l]) + i
 			e := d.sorted[int(d.index[l])+i]<<5 | uint16(l)
-			base := c << (fastBits - l)
-			for j := base; j < base+span; j++ {
+			for j := at; j < at+span; j++ {
 				d.fast[j] = e
 			}
+			at += span
 		}
 	}
+	clear(d.fast[at:])
 	return nil
 }
 
 // Decode looks up the symbol whose code starts bits, the next 16 bits of the stream with the next
 // bit in the most significant position. It returns the symbol and its code length (0 = no code).
 func (d *Decoder) Decode(bits uint32) (sym, n int) {
-	e := d.fast[bits>>(16-fastBits)]
-	if e&31 != 0 {
+	if e := d.Entry(bits); e&31 != 0 {
 		return int(e >> 5), int(e & 31)
 	}
+	return d.Slow(bits)
+}
+
+// Entry is Decode's first step, small enough to inline in a decoding loop: the direct table's entry
+// for bits, symbol<<5 | length, with length 0 when the code is longer than the table (then call
+// Slow) or there is none.
+func (d *Decoder) Entry(bits uint32) uint16 { return d.fast[uint16(bits)>>(16-fastBits)] }
+
+// Slow finds a code longer than the direct table.
+func (d *Decoder) Slow(bits uint32) (sym, n int) {
 	for l := fastBits + 1; l <= d.maxLen; l++ {
 		c := bits >> (16 - l)
 		if k := c - d.first[l]; k < uint32(d.count[l]) {

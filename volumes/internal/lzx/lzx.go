@@ -151,7 +151,12 @@ func (d *Decoder) Decompress(dst, src []byte) error {
 func (d *Decoder) block(dst []byte, out, end int, aligned bool, r0, r1, r2 uint32) (int, uint32, uint32, uint32, error) {
 	br := &d.br
 	for out < end {
-		sym, n := d.main.Decode(br.peek16())
+		bits := br.peek16()
+		e := d.main.Entry(bits)
+		sym, n := int(e>>5), int(e&31)
+		if n == 0 {
+			sym, n = d.main.Slow(bits)
+		}
 		if n == 0 {
 			return out, r0, r1, r2, corrupt("no main code matches the input at output byte %d", out)
 		}

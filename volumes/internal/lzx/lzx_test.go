@@ -3,8 +3,8 @@ package lzx_test
 import (
 	"testing"
 
+	"github.com/vmdkmount/vmdkmount/internal/wimres"
 	"github.com/vmdkmount/vmdkmount/volumes/internal/lzx"
-	"github.com/vmdkmount/vmdkmount/volumes/internal/wimres"
 )
 
 // TestAgainstWimlib decodes every chunk wimlib's LZX compressor wrote with WOF's 32 KiB chunks, at

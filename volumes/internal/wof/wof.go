@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"sync"
 
 	"github.com/vmdkmount/vmdkmount/volumes/internal/lzx"
@@ -110,25 +111,125 @@ func NewReader(src io.ReaderAt, srcSize, size int64, alg Algorithm, cache Cache)
 // Size is the uncompressed size.
 func (r *Reader) Size() int64 { return r.size }
 
-// ReadAt reads uncompressed bytes; io.EOF at and past the end.
+// ReadAt reads uncompressed bytes; io.EOF at and past the end. The compressed bytes of the chunks a
+// read needs come in with one read of the stream, and chunks the read covers whole are decoded
+// straight into p, several at a time.
 func (r *Reader) ReadAt(p []byte, off int64) (int, error) {
 	if off < 0 {
 		return 0, fmt.Errorf("wof: negative offset %d", off)
 	}
-	done := 0
-	for done < len(p) {
-		pos := off + int64(done)
-		if pos >= r.size {
-			return done, io.EOF
-		}
-		i := pos / r.chunk
-		data, err := r.chunkData(i)
-		if err != nil {
-			return done, err
-		}
-		done += copy(p[done:], data[pos-i*r.chunk:])
+	if off >= r.size {
+		return 0, io.EOF
 	}
-	return done, nil
+	var eof error
+	if int64(len(p)) > r.size-off {
+		p, eof = p[:r.size-off], io.EOF
+	}
+	var jobs []job
+	for i := off / r.chunk; i*r.chunk < off+int64(len(p)); i++ {
+		from := i * r.chunk
+		lo, hi := max(off, from), min(off+int64(len(p)), from+r.chunk)
+		dst := p[lo-off : hi-off]
+		if r.cache != nil {
+			if b, ok := r.cache.Get(i); ok {
+				copy(dst, b[lo-from:])
+				continue
+			}
+		}
+		jobs = append(jobs, job{i: i, dst: dst, skip: lo - from})
+	}
+	if err := r.decode(jobs); err != nil {
+		return 0, err
+	}
+	return len(p), eof
+}
+
+// job is one chunk a read decodes: into dst, skipping the first skip bytes of the chunk.
+type job struct {
+	i          int64
+	dst        []byte
+	skip       int64
+	start, end int64 // compressed bytes, relative to the end of the table
+}
+
+// decode reads the compressed bytes of jobs (chunks in increasing order) in one read and decodes
+// them, in parallel when there are several.
+func (r *Reader) decode(jobs []job) error {
+	if len(jobs) == 0 {
+		return nil
+	}
+	for k := range jobs {
+		var err error
+		if jobs[k].start, jobs[k].end, err = r.bounds(jobs[k].i); err != nil {
+			return err
+		}
+	}
+	first, last := jobs[0].start, jobs[len(jobs)-1].end
+	if last < first || last-first > (jobs[len(jobs)-1].i-jobs[0].i+1)*r.chunk {
+		return fmt.Errorf("%w: chunks %d to %d span %d compressed bytes", ErrCorrupt, jobs[0].i, jobs[len(jobs)-1].i, last-first)
+	}
+	raw := make([]byte, last-first)
+	if k, err := r.src.ReadAt(raw, r.tableSize+first); k < len(raw) {
+		return fmt.Errorf("wof: chunks %d to %d: %w", jobs[0].i, jobs[len(jobs)-1].i, shortRead(err))
+	}
+	if len(jobs) == 1 {
+		return r.decodeOne(&jobs[0], raw)
+	}
+	errs := make([]error, len(jobs))
+	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
+	var wg sync.WaitGroup
+	for k := range jobs {
+		j := &jobs[k]
+		if j.start < first || j.end > last || j.start > j.end {
+			return fmt.Errorf("%w: chunk %d lies outside the chunks around it", ErrCorrupt, j.i)
+		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			errs[k] = r.decodeOne(j, raw[j.start-first:j.end-first])
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// decodeOne decodes one chunk from its compressed bytes src: straight into the job's destination
+// when that is the whole chunk, else into a buffer kept in the cache.
+func (r *Reader) decodeOne(j *job, src []byte) error {
+	ulen := min(r.chunk, r.size-j.i*r.chunk)
+	clen := int64(len(src))
+	if clen > ulen || clen == 0 {
+		return fmt.Errorf("%w: chunk %d of %d bytes holds %d compressed bytes", ErrCorrupt, j.i, ulen, clen)
+	}
+	whole := j.skip == 0 && int64(len(j.dst)) == ulen
+	out := j.dst
+	if !whole {
+		out = make([]byte, ulen)
+	}
+	var err error
+	switch {
+	case clen == ulen:
+		copy(out, src) // stored as is
+	case r.alg == LZX:
+		d := lzxPool.Get().(*lzx.Decoder)
+		err = d.Decompress(out, src)
+		lzxPool.Put(d)
+	default:
+		d := xpressPool.Get().(*xpress.Decoder)
+		err = d.Decompress(out, src)
+		xpressPool.Put(d)
+	}
+	if err != nil {
+		return fmt.Errorf("%w: chunk %d (%v): %w", ErrCorrupt, j.i, r.alg, err)
+	}
+	if !whole {
+		if r.cache != nil {
+			r.cache.Put(j.i, out)
+		}
+		copy(j.dst, out[j.skip:])
+	}
+	return nil
 }
 
 // bounds returns where chunk i's compressed bytes start and end, relative to the end of the table.
@@ -188,48 +289,6 @@ var (
 	xpressPool = sync.Pool{New: func() any { return new(xpress.Decoder) }}
 	lzxPool    = sync.Pool{New: func() any { return new(lzx.Decoder) }}
 )
-
-// chunkData returns chunk i decoded, through the cache.
-func (r *Reader) chunkData(i int64) ([]byte, error) {
-	if r.cache != nil {
-		if b, ok := r.cache.Get(i); ok {
-			return b, nil
-		}
-	}
-	start, end, err := r.bounds(i)
-	if err != nil {
-		return nil, err
-	}
-	ulen := min(r.chunk, r.size-i*r.chunk)
-	clen := end - start
-	if clen > ulen || clen == 0 {
-		return nil, fmt.Errorf("%w: chunk %d of %d bytes holds %d compressed bytes", ErrCorrupt, i, ulen, clen)
-	}
-	raw := make([]byte, clen)
-	if k, err := r.src.ReadAt(raw, r.tableSize+start); k < len(raw) {
-		return nil, fmt.Errorf("wof: chunk %d: %w", i, shortRead(err))
-	}
-	out := raw
-	if clen < ulen {
-		out = make([]byte, ulen)
-		if r.alg == LZX {
-			d := lzxPool.Get().(*lzx.Decoder)
-			err = d.Decompress(out, raw)
-			lzxPool.Put(d)
-		} else {
-			d := xpressPool.Get().(*xpress.Decoder)
-			err = d.Decompress(out, raw)
-			xpressPool.Put(d)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("%w: chunk %d (%v): %w", ErrCorrupt, i, r.alg, err)
-		}
-	}
-	if r.cache != nil {
-		r.cache.Put(i, out)
-	}
-	return out, nil
-}
 
 // shortRead is the error of a read that returned fewer bytes than asked.
 func shortRead(err error) error {

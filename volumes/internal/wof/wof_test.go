@@ -8,7 +8,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/vmdkmount/vmdkmount/volumes/internal/wimres"
+	"github.com/vmdkmount/vmdkmount/internal/wimres"
 	"github.com/vmdkmount/vmdkmount/volumes/internal/wof"
 )
 

@@ -94,7 +94,11 @@ func (d *decoder) run(h *huffman.Decoder, dst, src []byte) error {
 		}
 		end := min(out+blockSize, len(dst))
 		for out < end {
-			sym, n := h.Decode(d.bits >> 16)
+			e := h.Entry(d.bits >> 16)
+			sym, n := int(e>>5), int(e&31)
+			if n == 0 {
+				sym, n = h.Slow(d.bits >> 16)
+			}
 			if n == 0 {
 				return corrupt("no Huffman code matches the input at output byte %d", out)
 			}

@@ -3,7 +3,7 @@ package xpress_test
 import (
 	"testing"
 
-	"github.com/vmdkmount/vmdkmount/volumes/internal/wimres"
+	"github.com/vmdkmount/vmdkmount/internal/wimres"
 	"github.com/vmdkmount/vmdkmount/volumes/internal/xpress"
 )
 

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Read throughput of WOF-compressed files (Windows' CompactOS compression) through our mount, against
+# the same file stored uncompressed on the same volume, read through the same mount. Prints the time
+# ratios compressed / uncompressed (goals: XPRESS4K within 2x, LZX within 4x) and the daemon's CPU.
+# The file is SIZE_MB (default 200) MiB of the machine's own binaries and libraries, the kind of data
+# Windows compresses this way; bench/wofimage writes it with wimlib's compressors and ntfs-3g. Each
+# read is a fresh mount (the kernel keeps no page cache of the file between rounds) with the image
+# itself in the page cache; best of ROUNDS (default 3) interleaved rounds.
+# Needs root, fuse3, ntfs-3g, mkntfs, wimtools and bc.
+# Usage: bench/wof-read.sh [WORKDIR]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+work=${1:-$(mktemp -d)}
+mkdir -p "$work"
+go build -o "$work/bin/" ./cmd/vmdkmount ./bench/wofimage
+ours=$work/bin/vmdkmount
+mnt=$work/mnt
+mkdir -p "$mnt"
+trap '"$ours" umount "$mnt" 2>/dev/null || true' EXIT
+
+size_mb=${SIZE_MB:-200}
+src=$work/src.bin
+img=$work/wof.img
+if [ ! -f "$img" ]; then
+	find /usr/lib /usr/bin -type f -size +64k 2>/dev/null | sort | xargs cat 2>/dev/null | head -c $((size_mb << 20)) >"$src" || true
+	"$work/bin/wofimage" "$src" "$img"
+fi
+cat "$img" >/dev/null # the image in the page cache: the mount is timed, not the disk
+
+secs() { local s e; s=$(date +%s.%N); "$@" >/dev/null; e=$(date +%s.%N); echo "$e - $s" | bc; }
+cpuof() {
+	local p
+	p=$(pgrep -f -- "[ ]$1\$" | head -1)
+	awk -v t="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / t}' "/proc/$p/stat"
+}
+minof() { printf '%s\n' "$@" | sort -g | head -1; }
+# timed FILE: mounts the image's volume (a whole-disk NTFS, id "disk"), times one cat of FILE, prints
+# "seconds daemon-CPU", unmounts.
+timed() {
+	"$ours" --volume disk "$img" "$mnt"
+	local t
+	t=$(secs cat "$mnt/$1")
+	echo "$t $(cpuof "$mnt")"
+	"$ours" umount "$mnt"
+}
+
+rounds=${ROUNDS:-3}
+declare -A best cpu
+for r in $(seq "$rounds"); do
+	for f in plain.bin xpress4k.bin lzx.bin; do
+		read -r t c < <(timed "$f")
+		if [ -z "${best[$f]:-}" ] || [ "$(echo "$t < ${best[$f]}" | bc)" = 1 ]; then best[$f]=$t cpu[$f]=$c; fi
+	done
+done
+"$ours" --volume disk "$img" "$mnt"
+for f in xpress4k.bin lzx.bin; do
+	cmp "$src" "$mnt/$f" && echo "$f reads equal to the source"
+done
+"$ours" umount "$mnt"
+printf '%-14s %8s s  daemon CPU %6s s\n' "uncompressed" "${best[plain.bin]}" "${cpu[plain.bin]}"
+for f in xpress4k.bin lzx.bin; do
+	printf '%-14s %8s s  daemon CPU %6s s  ratio to uncompressed %.2fx (daemon CPU %.2fx)\n' "${f%.bin}" "${best[$f]}" "${cpu[$f]}" \
+		"$(echo "${best[$f]} / ${best[plain.bin]}" | bc -l)" "$(echo "${cpu[$f]} / ${cpu[plain.bin]}" | bc -l)"
+done
