@@ -2,11 +2,13 @@ package fusefs_test
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/vmdkmount/vmdkmount/fusefs"
@@ -78,5 +80,28 @@ func TestNTFSStreams(t *testing.T) {
 	small := make([]byte, 16)
 	if n, err := unix.Getxattr(filepath.Join(plain, "payload.txt"), "user.small", small); err != nil || string(small[:n]) != "tiny" {
 		t.Errorf("user.small xattr: %q %v", small[:max(n, 0)], err)
+	}
+}
+
+// TestNTFSDataElsewhere: a cloud placeholder (data not on the volume) fails to read through the
+// mount with EOPNOTSUPP, not EIO and not as an empty file, and names its tag in an xattr.
+func TestNTFSDataElsewhere(t *testing.T) {
+	_, vmdk := ntfs3gImage(t, func(rw string) error {
+		p := filepath.Join(rw, "cloud.docx")
+		rp := binary.LittleEndian.AppendUint32(nil, 0x9000701A)
+		rp = binary.LittleEndian.AppendUint16(rp, 8)
+		rp = append(rp, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8)
+		return errors.Join(os.WriteFile(p, nil, 0o644), os.Truncate(p, 50000),
+			unix.Setxattr(p, "system.ntfs_reparse_data", rp, 0))
+	})
+	mnt, _ := mountVolume(t, vmdk, "")
+	p := filepath.Join(mnt, "cloud.docx")
+	if _, err := os.ReadFile(p); !errors.Is(err, unix.EOPNOTSUPP) {
+		t.Errorf("reading a cloud placeholder: %v, want EOPNOTSUPP", err)
+	}
+	v := make([]byte, 256)
+	n, err := unix.Getxattr(p, "user.vmdkmount.reparse", v)
+	if err != nil || !strings.HasPrefix(string(v[:n]), "0x9000701a") {
+		t.Errorf("user.vmdkmount.reparse = %q, %v", v[:max(n, 0)], err)
 	}
 }

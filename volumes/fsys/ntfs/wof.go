@@ -80,8 +80,9 @@ func (f *FS) unreadable(n *inode) string {
 		return ""
 	}
 	what := elsewhere(tag)
-	if what == "" || f.fullyAllocated(n.find(attrData, "")) {
-		// A hydrated placeholder keeps its tag but holds all its bytes.
+	// A hydrated placeholder keeps its tag but holds all its bytes; an AppExecLink never holds any
+	// (its empty data is not the file Windows runs).
+	if what == "" || tag != tagAppExecLink && f.fullyAllocated(n.find(attrData, "")) {
 		return ""
 	}
 	return fmt.Sprintf("%#08x %s", tag, what)

@@ -36,6 +36,7 @@ var elsewhereFiles = map[string][]byte{
 	"wim-backed.bin": reparseData(tagWOF, le32(1, wofProviderWIM, 1, 0, 0, 0, 0, 0, 0, 0)),
 	"cloud.txt":      reparseData(0x9000701A, []byte("placeholder-blob")),
 	"dedup.bin":      reparseData(tagDedup, make([]byte, 32)),
+	"appexec.exe":    reparseData(tagAppExecLink, make([]byte, 24)),
 }
 
 func le32(vs ...uint32) []byte {
@@ -113,7 +114,11 @@ func makeWOFImage(t *testing.T, data []byte) string {
 	}
 	for name, rp := range elsewhereFiles {
 		write(name, nil)
-		setReparse(name, 100000, rp)
+		size := int64(100000)
+		if binary.LittleEndian.Uint32(rp) == tagAppExecLink {
+			size = 0 // an AppExecLink is empty on the volume
+		}
+		setReparse(name, size, rp)
 	}
 	write("hydrated.txt", []byte(strings.Repeat("all here\n", 1000)))
 	setReparse("hydrated.txt", 9000, reparseData(0x9000001A, []byte("blob")))
