@@ -260,3 +260,40 @@ func fsReadFile(v *FS, name string) ([]byte, error) {
 	defer f.Close()
 	return io.ReadAll(f)
 }
+
+// TestWOFHostile damages a WOF file on the volume: a chunk table entry past the stream, then the
+// algorithm in its reparse point. Reads fail cleanly: ErrCorrupt for damage, ErrUnsupported for an
+// algorithm this reader does not know.
+func TestWOFHostile(t *testing.T) {
+	data := wimres.Sample(t, 100000)
+	img := makeWOFImage(t, data)
+	v := openImage(t, img, Options{})
+	nd, err := v.resolve("open", "xpress4k.bin", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := v.newStream(nd.ino.num, nd.ino.find(attrData, wofStreamName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	patch(t, img, rawOffset(t, s, 4), []byte{0xFF, 0xFF, 0xFF, 0x7F})
+	v = openImage(t, img, Options{})
+	if _, err := fsReadFile(v, "xpress4k.bin"); !errors.Is(err, wof.ErrCorrupt) {
+		t.Errorf("a chunk offset past the stream: %v", err)
+	}
+	// The reparse point is resident in the file's record: find its algorithm field by its bytes.
+	b, err := os.ReadFile(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp := reparseData(tagWOF, le32(1, wofProviderFile, 1, uint32(wof.LZX)))
+	at := bytes.Index(b, rp)
+	if at < 0 {
+		t.Fatal("LZX reparse point not found in the image")
+	}
+	patch(t, img, int64(at+len(rp)-4), le32(7))
+	v = openImage(t, img, Options{})
+	if _, err := fsReadFile(v, "lzx.bin"); !errors.Is(err, errors.ErrUnsupported) {
+		t.Errorf("an unknown algorithm: %v", err)
+	}
+}
