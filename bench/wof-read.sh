@@ -6,6 +6,8 @@
 # Windows compresses this way; bench/wofimage writes it with wimlib's compressors and ntfs-3g. Each
 # read is a fresh mount (the kernel keeps no page cache of the file between rounds) with the image
 # itself in the page cache; best of ROUNDS (default 3) interleaved rounds.
+# Beside them, the peer decoder: wimlib's wimextract of the same data from a WIM with the same chunks
+# (its time includes the SHA-1 check it always makes), which shows what decoding alone costs here.
 # Needs root, fuse3, ntfs-3g, mkntfs, wimtools and bc.
 # Usage: bench/wof-read.sh [WORKDIR]
 set -euo pipefail
@@ -16,6 +18,7 @@ go build -o "$work/bin/" ./cmd/vmdkmount ./bench/wofimage
 ours=$work/bin/vmdkmount
 mnt=$work/mnt
 mkdir -p "$mnt"
+unmount() { "$ours" umount "$mnt"; }
 trap '"$ours" umount "$mnt" 2>/dev/null || true' EXIT
 
 size_mb=${SIZE_MB:-200}
@@ -41,24 +44,42 @@ timed() {
 	local t
 	t=$(secs cat "$mnt/$1")
 	echo "$t $(cpuof "$mnt")"
-	"$ours" umount "$mnt"
+	unmount
 }
 
+# The peer: the same data in WIMs with the same algorithms and chunk sizes.
+for c in xpress4k:xpress:4096 lzx:lzx:32768; do
+	IFS=: read -r name alg chunk <<<"$c"
+	if [ ! -f "$work/$name.wim" ]; then
+		mkdir -p "$work/wimsrc" && ln -sf "$src" "$work/wimsrc/f"
+		wimcapture "$work/wimsrc" "$work/$name.wim" --dereference --compress="$alg" --chunk-size="$chunk" >/dev/null
+	fi
+done
+# cputime CMD...: user+system CPU seconds of a command.
+cputime() { /usr/bin/time -f '%U %S' "$@" 2>&1 >/dev/null | tail -1 | awk '{printf "%.2f", $1 + $2}'; }
+
 rounds=${ROUNDS:-3}
-declare -A best cpu
+declare -A best cpu peer
 for r in $(seq "$rounds"); do
 	for f in plain.bin xpress4k.bin lzx.bin; do
-		read -r t c < <(timed "$f")
+		out=$(timed "$f") # not read < <(…): the next mount must wait for this one's unmount
+		read -r t c <<<"$out"
 		if [ -z "${best[$f]:-}" ] || [ "$(echo "$t < ${best[$f]}" | bc)" = 1 ]; then best[$f]=$t cpu[$f]=$c; fi
+	done
+	for n in xpress4k lzx; do
+		c=$(cputime wimextract "$work/$n.wim" 1 /f --to-stdout)
+		if [ -z "${peer[$n]:-}" ] || [ "$(echo "$c < ${peer[$n]}" | bc)" = 1 ]; then peer[$n]=$c; fi
 	done
 done
 "$ours" --volume disk "$img" "$mnt"
 for f in xpress4k.bin lzx.bin; do
 	cmp "$src" "$mnt/$f" && echo "$f reads equal to the source"
 done
-"$ours" umount "$mnt"
+unmount
 printf '%-14s %8s s  daemon CPU %6s s\n' "uncompressed" "${best[plain.bin]}" "${cpu[plain.bin]}"
 for f in xpress4k.bin lzx.bin; do
 	printf '%-14s %8s s  daemon CPU %6s s  ratio to uncompressed %.2fx (daemon CPU %.2fx)\n' "${f%.bin}" "${best[$f]}" "${cpu[$f]}" \
 		"$(echo "${best[$f]} / ${best[plain.bin]}" | bc -l)" "$(echo "${cpu[$f]} / ${cpu[plain.bin]}" | bc -l)"
+	printf '%-14s wimextract CPU %6s s (decode + SHA-1); our daemon CPU / wimlib CPU %.2fx\n' "  wimlib" "${peer[${f%.bin}]}" \
+		"$(echo "${cpu[$f]} / ${peer[${f%.bin}]}" | bc -l)"
 done

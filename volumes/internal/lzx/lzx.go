@@ -9,6 +9,7 @@ import (
 	"fmt"
 
 	"github.com/vmdkmount/vmdkmount/volumes/internal/huffman"
+	"github.com/vmdkmount/vmdkmount/volumes/internal/lzcopy"
 )
 
 // ErrCorrupt is wrapped by every decoding error.
@@ -209,14 +210,7 @@ func (d *Decoder) block(dst []byte, out, end int, aligned bool, r0, r1, r2 uint3
 		if length > end-out {
 			return out, r0, r1, r2, corrupt("match of %d bytes at output byte %d overruns its block", length, out)
 		}
-		from := out - int(offset)
-		if int(offset) >= length {
-			copy(dst[out:out+length], dst[from:from+length])
-		} else {
-			for i := 0; i < length; i++ {
-				dst[out+i] = dst[from+i]
-			}
-		}
+		lzcopy.Match(dst, out, int(offset), length)
 		out += length
 	}
 	return out, r0, r1, r2, nil

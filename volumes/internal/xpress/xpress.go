@@ -8,6 +8,7 @@ import (
 	"fmt"
 
 	"github.com/vmdkmount/vmdkmount/volumes/internal/huffman"
+	"github.com/vmdkmount/vmdkmount/volumes/internal/lzcopy"
 )
 
 // ErrCorrupt is wrapped by every decoding error.
@@ -38,12 +39,7 @@ func (d *Decoder) Decompress(dst, src []byte) error {
 	return (&decoder{}).run(&d.h, dst, src)
 }
 
-type decoder struct {
-	src  []byte
-	pos  int    // next input byte: after the words already in bits
-	bits uint32 // the next bits, most significant first
-	more int    // valid bits in bits beyond the top 16 (MS-XCA's ExtraBitCount)
-}
+type decoder struct{}
 
 func corrupt(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrCorrupt, fmt.Sprintf(format, args...))
@@ -51,58 +47,50 @@ func corrupt(format string, args ...any) error {
 
 // word reads the 16-bit little-endian word at pos; past the end the stream reads as zeros (the
 // compressor stops writing once the output is complete).
-func (d *decoder) word() uint32 {
-	if d.pos+2 <= len(d.src) {
-		w := binary.LittleEndian.Uint16(d.src[d.pos:])
-		d.pos += 2
-		return uint32(w)
+func word(src []byte, pos int) uint32 {
+	if pos >= 0 && pos+2 <= len(src) {
+		return uint32(src[pos]) | uint32(src[pos+1])<<8
 	}
-	d.pos += 2
 	return 0
 }
 
-// consume drops n (≤ 16) bits and refills as MS-XCA does, one word whenever fewer than 16 remain.
-func (d *decoder) consume(n int) {
-	d.bits <<= n
-	d.more -= n
-	if d.more < 0 {
-		d.bits |= d.word() << -d.more
-		d.more += 16
-	}
-}
-
-func (d *decoder) run(h *huffman.Decoder, dst, src []byte) error {
-	d.src = src
-	out := 0
+// run decodes blocks until dst is full. The bit state lives in local variables (bits holds the next
+// bits, most significant first; more counts the valid bits beyond the top 16, MS-XCA's
+// ExtraBitCount; pos is the next input byte, after the words already in bits), so that the loop
+// keeps it in registers.
+func (*decoder) run(h *huffman.Decoder, dst, src []byte) error {
+	out, pos := 0, 0
 	var lens [numSymbols]uint8
 	for out < len(dst) {
-		if d.pos+tableBytes > len(src) {
-			return corrupt("Huffman table at input byte %d is cut short (%d bytes of input)", d.pos, len(src))
+		if pos+tableBytes > len(src) {
+			return corrupt("Huffman table at input byte %d is cut short (%d bytes of input)", pos, len(src))
 		}
-		for i, b := range src[d.pos : d.pos+tableBytes] {
+		for i, b := range src[pos : pos+tableBytes] {
 			lens[2*i], lens[2*i+1] = b&15, b>>4
 		}
 		if err := h.Init(lens[:]); err != nil {
 			return corrupt("block at output byte %d: %v", out, err)
 		}
-		d.pos += tableBytes
-		d.bits = d.word() << 16
-		d.bits |= d.word()
-		d.more = 16
-		if d.pos > len(src)+4 {
-			return corrupt("input ends inside the block header")
-		}
+		pos += tableBytes
+		bits := word(src, pos)<<16 | word(src, pos+2)
+		pos += 4
+		more := 16
 		end := min(out+blockSize, len(dst))
 		for out < end {
-			e := h.Entry(d.bits >> 16)
+			e := h.Entry(bits >> 16)
 			sym, n := int(e>>5), int(e&31)
 			if n == 0 {
-				sym, n = h.Slow(d.bits >> 16)
+				if sym, n = h.Slow(bits >> 16); n == 0 {
+					return corrupt("no Huffman code matches the input at output byte %d", out)
+				}
 			}
-			if n == 0 {
-				return corrupt("no Huffman code matches the input at output byte %d", out)
+			// Consume n bits, refilling one word whenever fewer than 16 remain (MS-XCA).
+			bits <<= n
+			if more -= n; more < 0 {
+				bits |= word(src, pos) << -more
+				pos += 2
+				more += 16
 			}
-			d.consume(n)
 			if sym < 256 {
 				dst[out] = byte(sym)
 				out++
@@ -111,17 +99,17 @@ func (d *decoder) run(h *huffman.Decoder, dst, src []byte) error {
 			sym -= 256
 			length, offBits := sym&15, sym>>4
 			if length == 15 {
-				if d.pos >= len(src) {
+				if pos >= len(src) {
 					return corrupt("match length byte past the input")
 				}
-				length = int(src[d.pos])
-				d.pos++
+				length = int(src[pos])
+				pos++
 				if length == 255 {
-					if d.pos+2 > len(src) {
+					if pos+2 > len(src) {
 						return corrupt("match length word past the input")
 					}
-					length = int(binary.LittleEndian.Uint16(src[d.pos:]))
-					d.pos += 2
+					length = int(binary.LittleEndian.Uint16(src[pos:]))
+					pos += 2
 					if length < 15 {
 						return corrupt("match length %d below its escape", length)
 					}
@@ -130,32 +118,25 @@ func (d *decoder) run(h *huffman.Decoder, dst, src []byte) error {
 				length += 15
 			}
 			length += minMatch
-			offset := int(d.bits>>(32-offBits)) | 1<<offBits // bits>>32 is 0 for offBits 0
-			d.consume(offBits)
+			offset := int(bits>>(32-offBits)) | 1<<offBits // bits>>32 is 0 for offBits 0
+			bits <<= offBits
+			if more -= offBits; more < 0 {
+				bits |= word(src, pos) << -more
+				pos += 2
+				more += 16
+			}
 			if offset > out {
 				return corrupt("match at output byte %d reaches %d bytes back", out, offset)
 			}
 			if length > len(dst)-out {
 				return corrupt("match of %d bytes at output byte %d overruns the %d-byte output", length, out, len(dst))
 			}
-			copyMatch(dst, out, offset, length)
+			lzcopy.Match(dst, out, offset, length)
 			out += length
 		}
-		if d.pos > len(src)+4 {
+		if pos > len(src)+4 {
 			return corrupt("input of %d bytes ends before the output is complete", len(src))
 		}
 	}
 	return nil
-}
-
-// copyMatch copies length bytes from offset back; overlapping copies repeat the pattern.
-func copyMatch(dst []byte, out, offset, length int) {
-	from := out - offset
-	if offset >= length {
-		copy(dst[out:out+length], dst[from:from+length])
-		return
-	}
-	for i := 0; i < length; i++ {
-		dst[out+i] = dst[from+i]
-	}
 }
