@@ -117,6 +117,10 @@ func TestNTFSJunctionsMatchNTFS3G(t *testing.T) {
 		if strings.TrimPrefix(got, ours) != strings.TrimPrefix(theirs, ref) || filepath.IsAbs(got) && !strings.HasPrefix(got, ours+"/") {
 			t.Errorf("%s -> %q, ntfs-3g -> %q", l, got, theirs)
 		}
+		// Like ntfs-3g, the link's size is the length of the target readlink returns.
+		if st, err := os.Lstat(filepath.Join(ours, l)); err != nil || st.Size() != int64(len(got)) {
+			t.Errorf("%s: size %v, target of %d bytes (%v)", l, st.Size(), len(got), err)
+		}
 	}
 	for _, p := range []string{"a/abs", "a/rel", "a/b/junction/bob/x.txt"} {
 		if b, err := os.ReadFile(filepath.Join(ours, p)); err != nil || string(b) != "bob's file" {

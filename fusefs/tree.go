@@ -97,6 +97,13 @@ func (n *treeNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) 
 
 // newChild makes the node of an entry found under n and fills the kernel's view of it.
 func (n *treeNode) newChild(ctx context.Context, p string, st *fsys.Stat, out *fuse.EntryOut) *fs.Inode {
+	if st.Mode&syscall.S_IFMT == syscall.S_IFLNK {
+		if t, ok := n.volumeLink(p); ok {
+			c := *st
+			c.Size = int64(len(t)) // a link's size is its target's length, as readlink returns it
+			st = &c
+		}
+	}
 	n.fill(st, &out.Attr)
 	c := newTreeNode(n, p, st)
 	return n.NewInode(ctx, c, fs.StableAttr{Mode: st.Mode & syscall.S_IFMT, Ino: out.Attr.Ino})
@@ -126,15 +133,28 @@ func (n *treeNode) Getattr(ctx context.Context, f fs.FileHandle, out *fuse.AttrO
 }
 
 func (n *treeNode) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
+	if t, ok := n.volumeLink(n.path); ok {
+		return []byte(t), 0
+	}
 	t, err := n.tree.ReadLink(n.path)
 	if err != nil {
 		return nil, errno(err)
 	}
-	// A target rooted at the volume (an NTFS junction) points into the mount, never at the host.
-	if vl, ok := n.tree.(fsys.VolumeLinker); ok && path.IsAbs(t) && n.layout.mountPoint != "" && vl.VolumeRooted(n.path) {
-		t = path.Join(n.layout.mountPoint, n.dir, t)
-	}
 	return []byte(t), 0
+}
+
+// volumeLink returns the target of the symlink p when it is rooted at the volume (an NTFS junction,
+// fsys.VolumeLinker): the path in the mount, so that it never points at the host.
+func (n *treeNode) volumeLink(p string) (string, bool) {
+	vl, ok := n.tree.(fsys.VolumeLinker)
+	if !ok || n.layout.mountPoint == "" || !vl.VolumeRooted(p) {
+		return "", false
+	}
+	t, err := n.tree.ReadLink(p)
+	if err != nil || !path.IsAbs(t) {
+		return "", false
+	}
+	return path.Join(n.layout.mountPoint, n.dir, t), true
 }
 
 func (n *treeNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
