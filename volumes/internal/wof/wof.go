@@ -187,6 +187,12 @@ func (r *Reader) decode(jobs []job) error {
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
+			// A panic here would end the process: no caller's recover reaches this goroutine.
+			defer func() {
+				if p := recover(); p != nil {
+					errs[k] = fmt.Errorf("%w: chunk %d: internal error on malformed data: %v", ErrCorrupt, j.i, p)
+				}
+			}()
 			errs[k] = r.decodeOne(j, raw[j.start-first:j.end-first])
 		}()
 	}
