@@ -16,6 +16,9 @@ type Options struct {
 	InodeCache int
 	// DirCache is how many directory entries, summed over cached directories, to keep (default 400000).
 	DirCache int
+	// NoReplay shows the volume as it lies on disk even when its journal needs recovery; by default the
+	// journal's committed transactions are replayed in memory.
+	NoReplay bool
 }
 
 // FS is an open ext2/3/4 volume. It is safe for concurrent use.
@@ -31,17 +34,58 @@ type FS struct {
 	// htree hashing parameters from the superblock.
 	hashSeed     [4]uint32
 	hashUnsigned bool
+	state        fsys.VolumeState
 }
 
-var _ fsys.FS = (*FS)(nil)
+var (
+	_ fsys.FS            = (*FS)(nil)
+	_ fsys.StateReporter = (*FS)(nil)
+)
 
 // Open reads the superblock and group descriptors of the ext2/3/4 volume in r (size bytes).
 func Open(r io.ReaderAt, size int64) (fsys.FS, error) {
 	return OpenWith(r, size, Options{})
 }
 
-// OpenWith is Open with cache sizes.
+// OpenWith is Open with options. A volume whose journal needs recovery is shown as the kernel would
+// show it after replaying the journal, unless opt.NoReplay; VolumeState says which.
 func OpenWith(r io.ReaderAt, size int64, opt Options) (*FS, error) {
+	f, err := openAt(r, size, opt)
+	if err != nil {
+		return nil, err
+	}
+	f.state = fsys.VolumeState{State: fsys.StateClean}
+	if !f.sb.has(incompatRecover) {
+		return f, nil
+	}
+	if opt.NoReplay {
+		f.state = fsys.VolumeState{State: fsys.StateDirty, Detail: "the ext4 journal needs recovery; not replayed (no-replay)"}
+		slog.Warn("ext4: journal needs recovery; showing the on-disk state as asked", "label", f.sb.label)
+		return f, nil
+	}
+	view, st, err := f.replayJournal()
+	if err != nil {
+		f.state = fsys.VolumeState{State: fsys.StateDirty, Detail: "the ext4 journal needs recovery but was not replayed: " + err.Error()}
+		slog.Warn("ext4: journal not replayed; the tree may be stale", "label", f.sb.label, "err", err)
+		return f, nil
+	}
+	if view == nil {
+		f.state = st
+		return f, nil
+	}
+	g, err := openAt(view, size, opt)
+	if err != nil {
+		return nil, fmt.Errorf("ext4: after replaying the journal: %w", err)
+	}
+	g.state = st
+	if st.State != fsys.StateReplayed {
+		slog.Warn("ext4: "+st.Detail, "label", g.sb.label)
+	}
+	return g, nil
+}
+
+// openAt reads the superblock and group descriptors from r.
+func openAt(r io.ReaderAt, size int64, opt Options) (*FS, error) {
 	if size < superblockOffset+superblockSize {
 		return nil, fmt.Errorf("ext4: volume of %d bytes is too small", size)
 	}
@@ -65,11 +109,15 @@ func OpenWith(r io.ReaderAt, size int64, opt Options) (*FS, error) {
 	if err := f.readGroups(); err != nil {
 		return nil, err
 	}
-	if sb.has(incompatRecover) {
-		slog.Warn("ext4: journal needs recovery; the tree may be stale", "label", sb.label)
-	}
 	return f, nil
 }
+
+// VolumeState reports whether the journal was replayed, needed no replay, or was left alone.
+func (f *FS) VolumeState() fsys.VolumeState { return f.state }
+
+// Reader is the view of the volume the tree is read from: the replayed journal over the volume's
+// bytes when a replay happened, else the volume itself.
+func (f *FS) Reader() io.ReaderAt { return f.r }
 
 // volumeBlocks is the number of blocks that exist: the superblock's count, capped by the image size.
 func (f *FS) volumeBlocks() uint64 {

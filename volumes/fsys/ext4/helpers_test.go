@@ -52,21 +52,7 @@ func gunzipTemp(t testing.TB, gz string) string {
 // openImage opens an image file with our reader.
 func openImage(t testing.TB, img string) *FS {
 	t.Helper()
-	f, err := os.Open(img)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.Close() })
-	st, err := f.Stat()
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := OpenWith(f, st.Size(), Options{})
-	if err != nil {
-		t.Fatalf("%s: %v", filepath.Base(img), err)
-	}
-	t.Cleanup(func() { e.Close() })
-	return e
+	return openSnapshot(t, img, Options{})
 }
 
 // mountRO loop-mounts img read-only with noatime on a fresh directory; it skips when not root.

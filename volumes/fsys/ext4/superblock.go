@@ -1,5 +1,6 @@
 // Package ext4 reads ext2, ext3 and ext4 filesystems: block maps and extent trees, htree and inline
-// directories, symlinks, device nodes and extended attributes. The journal is not replayed.
+// directories, symlinks, device nodes and extended attributes. A journal that needs recovery is replayed
+// in memory (see journal.go); the volume is never written.
 package ext4
 
 import (
