@@ -33,6 +33,9 @@ func Open(disks []Disk, opts Options) (*Set, error) {
 	s.assembleLDM()
 	s.assembleLVM()
 	s.uniqueIDs()
+	for _, v := range s.all {
+		v.noReplay = opts.NoReplay
+	}
 	for _, p := range s.problems {
 		slog.Debug("volumes: problem", "problem", p)
 	}

@@ -7,7 +7,6 @@ import (
 
 	"github.com/vmdkmount/vmdkmount/volumes/fsys"
 	"github.com/vmdkmount/vmdkmount/volumes/fsys/exfat"
-	"github.com/vmdkmount/vmdkmount/volumes/fsys/ext4"
 	"github.com/vmdkmount/vmdkmount/volumes/fsys/fat"
 	"github.com/vmdkmount/vmdkmount/volumes/fsys/iso9660"
 	"github.com/vmdkmount/vmdkmount/volumes/fsys/ntfs"
@@ -31,9 +30,9 @@ func (v *Volume) HasTree() bool {
 }
 
 var treeOpeners = map[string]func(v *Volume, opt TreeOptions) (fsys.FS, error){
-	"ext2":     plain(ext4.Open),
-	"ext3":     plain(ext4.Open),
-	"ext4":     plain(ext4.Open),
+	"ext2":     openExt4,
+	"ext3":     openExt4,
+	"ext4":     openExt4,
 	"fat12":    plain(fat.Open),
 	"fat16":    plain(fat.Open),
 	"fat32":    plain(fat.Open),

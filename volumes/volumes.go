@@ -24,6 +24,9 @@ type Options struct {
 	// SectorSize forces the logical sector size of every disk (512 or 4096). Zero probes: a GPT is looked
 	// for with 512- and 4096-byte sectors; an MBR alone is read with 512-byte sectors.
 	SectorSize int
+	// NoReplay shows file trees as they lie on disk: a journal or log that needs recovery is not
+	// replayed in memory (the default) and the volume's state says "dirty".
+	NoReplay bool
 }
 
 // Kind says what a volume is.
@@ -118,8 +121,9 @@ type Volume struct {
 	Incomplete bool
 	Reason     string
 
-	size int64
-	dev  layout.Dev
+	size     int64
+	dev      layout.Dev
+	noReplay bool
 }
 
 // Size is the volume size in bytes (the nominal size for an incomplete volume).

@@ -10,6 +10,7 @@ import (
 	"github.com/vmdkmount/vmdkmount/internal/cliutil"
 	"github.com/vmdkmount/vmdkmount/vddk"
 	"github.com/vmdkmount/vmdkmount/volumes"
+	"github.com/vmdkmount/vmdkmount/volumes/fsys"
 )
 
 // listedVolume is one row of `vmdkmount list --json`.
@@ -34,6 +35,9 @@ type listedVolume struct {
 	LDM        *volumes.LDMInfo       `json:"ldm,omitempty"`
 	// Mountpoints are the volume's in-guest mount points: drive letters ("C:") and Unix paths.
 	Mountpoints []string `json:"mountpoints,omitempty"`
+
+	// The state and state_detail of every volume with a file tree (nil for the others).
+	*fsys.VolumeState
 }
 
 func cmdList(c *cli.Context) error {
@@ -52,7 +56,7 @@ func cmdList(c *cli.Context) error {
 	}
 	set, closer, err := volumes.OpenFiles(c.Args().Slice(),
 		vddk.Options{AllowExternalPaths: c.Bool("allow-external-extents")},
-		volumes.Options{SectorSize: c.Int("sector-size")})
+		volumes.Options{SectorSize: c.Int("sector-size"), NoReplay: c.Bool("no-replay")})
 	if err != nil {
 		return err
 	}
@@ -71,12 +75,14 @@ func cmdList(c *cli.Context) error {
 		if !v.HasTree() && v.Filesystem.Type != "" && !v.Container && !v.Incomplete {
 			why = v.Filesystem.Type + " has no reader here: raw access only"
 		}
-		rows = append(rows, listedVolume{Tree: v.HasTree(), NoTree: why,
+		row := listedVolume{Tree: v.HasTree(), NoTree: why,
 			ID: v.ID, Kind: v.Kind, Disk: v.Disk, Start: v.Offset, Size: v.Size(), Type: typeName(v),
 			Filesystem: v.Filesystem.Type, Label: v.Filesystem.Label, UUID: v.Filesystem.UUID,
 			Container: v.Container, Incomplete: v.Incomplete, Reason: v.Reason,
 			Extents: v.Extents, Partition: v.Partition, LVM: v.LVM, LDM: v.LDM, Mountpoints: mounts[v.ID],
-		})
+		}
+		row.VolumeState, row.Tree, row.NoTree = treeState(v, row.Tree, row.NoTree)
+		rows = append(rows, row)
 	}
 	out := c.App.Writer
 	if asJSON {
@@ -88,7 +94,7 @@ func cmdList(c *cli.Context) error {
 		}{rows, set.Problems()})
 	}
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "ID\tSTART\tSIZE\tTYPE\tFILESYSTEM\tLABEL\t")
+	fmt.Fprintln(w, "ID\tSTART\tSIZE\tTYPE\tFILESYSTEM\tLABEL\tSTATE\t")
 	for _, r := range rows {
 		start := fmt.Sprint(r.Start)
 		if r.Kind == volumes.KindLVM || r.Kind == volumes.KindLDM {
@@ -101,9 +107,18 @@ func cmdList(c *cli.Context) error {
 		case r.NoTree != "":
 			fs += " (raw only)"
 		}
-		fmt.Fprintf(w, "%s\t%s\t%d\t%s\t%s\t%s\t\n", r.ID, start, r.Size, r.Type, fs, r.Label)
+		state := ""
+		if r.VolumeState != nil {
+			state = r.State
+		}
+		fmt.Fprintf(w, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t\n", r.ID, start, r.Size, r.Type, fs, r.Label, state)
 	}
 	w.Flush()
+	for _, r := range rows {
+		if r.VolumeState != nil && r.State != fsys.StateClean {
+			fmt.Fprintf(c.App.ErrWriter, "note: %s\n", stateLine(r.ID, r.State, r.Detail))
+		}
+	}
 	for _, p := range set.Problems() {
 		fmt.Fprintln(c.App.ErrWriter, "note:", p)
 	}
@@ -123,4 +138,27 @@ func typeName(v *volumes.Volume) string {
 		return "LVM " + strings.Join(v.LVM.Segments, "+")
 	}
 	return string(v.Kind)
+}
+
+// treeState opens the volume's tree to learn its state (a journal replay happens there); a tree that
+// does not open is shown raw only, as the mount shows it.
+func treeState(v *volumes.Volume, tree bool, noTree string) (*fsys.VolumeState, bool, string) {
+	if !tree {
+		return nil, tree, noTree
+	}
+	t, err := v.OpenTree(volumes.TreeOptions{})
+	if err != nil {
+		return nil, false, err.Error()
+	}
+	defer t.Close()
+	st := volumes.State(t)
+	return &st, tree, noTree
+}
+
+// stateLine is how a volume that is not clean is announced on standard error.
+func stateLine(id, state, detail string) string {
+	if detail == "" {
+		return fmt.Sprintf("volume %s is %s", id, state)
+	}
+	return fmt.Sprintf("volume %s is %s: %s", id, state, detail)
 }

@@ -21,9 +21,12 @@ import (
 	"github.com/vmdkmount/vmdkmount/internal/cliutil"
 	"github.com/vmdkmount/vmdkmount/vddk"
 	"github.com/vmdkmount/vmdkmount/volumes"
+	"github.com/vmdkmount/vmdkmount/volumes/fsys"
 )
 
 const daemonEnv = "VMDKMOUNT_READY_FD"
+
+var noReplayFlag = &cli.BoolFlag{Name: "no-replay", Usage: "show volumes as they lie on disk: do not replay a journal or log that needs recovery (the state says dirty)"}
 
 var mountFlags = []cli.Flag{
 	&cli.BoolFlag{Name: "foreground", Aliases: []string{"f"}, Usage: "stay in the foreground (without it: return once the mount is ready)"},
@@ -40,6 +43,7 @@ var mountFlags = []cli.Flag{
 	&cli.BoolFlag{Name: "allow-external-extents", Usage: "let VMDK extents and parents live outside the disk's folder"},
 	&cli.StringFlag{Name: "log", Usage: "also append the mount's log (read errors, warnings) to `FILE`; it goes to syslog once the mount runs in the background"},
 	&cli.BoolFlag{Name: "debug", Usage: "log every FUSE request"},
+	noReplayFlag,
 	&cli.BoolFlag{Name: "mount-helper", Hidden: true}, // run by mount(8) as mount.vmdk
 }
 
@@ -140,7 +144,12 @@ func daemonize() error {
 		return err
 	}
 	w.Close()
-	line, err := bufio.NewReader(r).ReadString('\n')
+	br := bufio.NewReader(r)
+	line, err := br.ReadString('\n')
+	for strings.HasPrefix(line, "note: ") && err == nil { // a volume's state, printed before the mount returns
+		fmt.Fprint(os.Stderr, line)
+		line, err = br.ReadString('\n')
+	}
 	if err != nil && line == "" {
 		cmd.Wait()
 		return errors.New("the mount process stopped before the mount was ready")
@@ -154,10 +163,14 @@ func daemonize() error {
 }
 
 // ready tells a waiting parent that the mount is up (err nil) or failed. Once up, the daemon lets go of
-// the caller's terminal and logs to syslog (and --log FILE) instead.
-func ready(err error) {
+// the caller's terminal and logs to syslog (and --log FILE) instead. notes (the volumes that are not
+// clean) go to standard error first, through the parent when in the background.
+func ready(err error, notes ...string) {
 	fd := os.Getenv(daemonEnv)
 	if fd == "" {
+		for _, n := range notes {
+			fmt.Fprintln(os.Stderr, "note:", n)
+		}
 		return
 	}
 	os.Unsetenv(daemonEnv)
@@ -178,6 +191,9 @@ func ready(err error) {
 	}
 	if err := logTo(logFile, true); err != nil {
 		slog.Warn("no log", "err", err)
+	}
+	for _, n := range notes {
+		fmt.Fprintf(f, "note: %s\n", strings.ReplaceAll(n, "\n", " "))
 	}
 	fmt.Fprintln(f, "ok")
 	f.Close()
@@ -264,7 +280,7 @@ func serve(c *cli.Context, paths []string, mountpoint, volume string, o mountOpt
 		raws = append(raws, raw)
 	}
 	noticeATime(disks)
-	set, err := volumes.Open(disks, volumes.Options{})
+	set, err := volumes.Open(disks, volumes.Options{NoReplay: c.Bool("no-replay")})
 	if err != nil {
 		return err
 	}
@@ -273,6 +289,7 @@ func serve(c *cli.Context, paths []string, mountpoint, volume string, o mountOpt
 		layout.DiskSize += d.Size()
 	}
 	topts := volumes.TreeOptions{ShowSystemFiles: c.Bool("show-system-files")}
+	var notes []string
 	for _, v := range set.Volumes() {
 		rs := fusefs.RawSource{Name: v.ID, R: v, Size: v.Size()}
 		if v.Disk >= 0 && len(v.Extents) == 1 && !writable {
@@ -292,6 +309,9 @@ func serve(c *cli.Context, paths []string, mountpoint, volume string, o mountOpt
 			continue
 		}
 		closers = append(closers, t)
+		if st := volumes.State(t); st.State != fsys.StateClean {
+			notes = append(notes, stateLine(v.ID, st.State, st.Detail))
+		}
 		layout.Trees = append(layout.Trees, fusefs.TreeSource{Name: v.ID, Tree: t})
 	}
 	if c.Bool("inspector") && !c.Bool("raw") {
@@ -329,7 +349,7 @@ func serve(c *cli.Context, paths []string, mountpoint, volume string, o mountOpt
 		return err
 	}
 	mounted = true
-	ready(nil)
+	ready(nil, notes...)
 	// For performance work: VMDKMOUNT_CPUPROFILE=FILE profiles a foreground mount until it unmounts.
 	if pf := os.Getenv("VMDKMOUNT_CPUPROFILE"); pf != "" {
 		if stop, err := startCPUProfile(pf); err != nil {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -25,64 +26,20 @@ type liveVolume struct {
 	mnt string
 }
 
-// mountLive makes an image with mke2fs args and mounts it read-write with the mount options given.
+// mountLive makes an ext4 image with mke2fs args and mounts it read-write with the options given.
 func mountLive(t *testing.T, size string, mkfs []string, opts string) *liveVolume {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("loop mounts need root")
-	}
-	if _, err := exec.LookPath("mke2fs"); err != nil {
-		t.Skip("mke2fs not installed")
-	}
-	dir := t.TempDir()
-	img := filepath.Join(dir, "live.img")
-	// 4 KiB blocks unless asked: mke2fs would pick 1 KiB ones for images this small.
-	args := append(append([]string{"-q", "-F", "-t", "ext4", "-b", "4096"}, mkfs...), img, size)
-	if out, err := exec.Command("mke2fs", args...).CombinedOutput(); err != nil {
-		t.Fatalf("mke2fs: %v: %s", err, out)
-	}
-	mnt := filepath.Join(dir, "mnt")
-	if err := os.Mkdir(mnt, 0o755); err != nil {
+	n, err := strconv.ParseInt(strings.TrimSuffix(size, "M"), 10, 64)
+	if err != nil {
 		t.Fatal(err)
 	}
-	o := "loop"
-	if opts != "" {
-		o += "," + opts
-	}
-	if out, err := exec.Command("mount", "-o", o, img, mnt).CombinedOutput(); err != nil {
-		t.Fatalf("mount: %v: %s", err, out)
-	}
-	t.Cleanup(func() { testfix.Unmount(t, mnt) })
+	// 4 KiB blocks unless asked: mke2fs would pick 1 KiB ones for images this small.
+	cmd := append([]string{"mke2fs", "-q", "-F", "-t", "ext4", "-b", "4096"}, mkfs...)
+	img, mnt := testfix.MountLive(t, n<<20, cmd, opts)
 	return &liveVolume{t: t, img: img, mnt: mnt}
 }
 
-// snapshot copies the image as it is now, while mounted: what a crash-consistent snapshot of a running
-// guest holds. Nothing here syncs: the kernel's dirty pages stay out of the copy.
-func (l *liveVolume) snapshot() string {
-	l.t.Helper()
-	dst := filepath.Join(l.t.TempDir(), "snap.img")
-	copyFile(l.t, l.img, dst)
-	return dst
-}
-
-func copyFile(t *testing.T, src, dst string) {
-	t.Helper()
-	in, err := os.Open(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer in.Close()
-	out, err := os.Create(dst)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		t.Fatal(err)
-	}
-	if err := out.Close(); err != nil {
-		t.Fatal(err)
-	}
-}
+func (l *liveVolume) snapshot() string { return testfix.Snapshot(l.t, l.img) }
 
 // content is what file name holds: its own name over and over, so a file showing another file's
 // blocks is caught by its bytes alone.
@@ -157,7 +114,7 @@ func needsRecovery(t *testing.T, img string) bool {
 func kernelReplay(t *testing.T, img string) string {
 	t.Helper()
 	cp := filepath.Join(t.TempDir(), "judge.img")
-	copyFile(t, img, cp)
+	testfix.CopyFile(t, img, cp)
 	mnt := filepath.Join(t.TempDir(), "judge")
 	if err := os.Mkdir(mnt, 0o755); err != nil {
 		t.Fatal(err)
