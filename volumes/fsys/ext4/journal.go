@@ -183,13 +183,14 @@ type replayResult struct {
 	nextSeq      uint32 // the first transaction id not replayed
 	stopped      string // why the scan ended early (a damaged block), "" at a clean end
 	wrapped      bool   // the committed log runs past the end of the journal back to its start
+	end          uint32 // the journal block after the last good commit
 }
 
 // replay scans the log and returns the latest copy of every block that committed transactions
 // logged and no later revoke cancelled. volBlocks bounds the block numbers tags may name. Memory is
 // bounded by the log's length: one map entry per journal block at most.
 func (j *journal) replay(volBlocks uint64) (*replayResult, error) {
-	res := &replayResult{blocks: map[uint64]logged{}, nextSeq: j.seq}
+	res := &replayResult{blocks: map[uint64]logged{}, nextSeq: j.seq, end: j.start}
 	if j.start == 0 {
 		return res, nil
 	}
@@ -301,6 +302,9 @@ scan:
 			pending, pendingRevokes = pending[:0], pendingRevokes[:0]
 			res.transactions++
 			res.wrapped = wrapped
+			if res.end = pos + 1; res.end >= j.last {
+				res.end = j.first
+			}
 			seq++
 			crc = ^uint32(0)
 		case jbdRevoke:
