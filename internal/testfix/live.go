@@ -1,6 +1,7 @@
 package testfix
 
 import (
+	"bytes"
 	"io"
 	"os"
 	"os/exec"
@@ -10,7 +11,8 @@ import (
 
 // MountLive makes a size-byte image with a mkfs command (mkfs[0] is the program; the image path is
 // appended) and mounts it read-write on a loop device with the extra mount options opts, as a running
-// guest has its disk. It returns the image and the mount point, unmounted at cleanup. It skips
+// guest has its disk. It returns the image and the mount point, unmounted at cleanup unless the test
+// unmounted it (testfix.Unmount). It skips
 // without root or without the mkfs program.
 func MountLive(tb testing.TB, size int64, mkfs []string, opts string) (img, mnt string) {
 	tb.Helper()
@@ -43,8 +45,18 @@ func MountLive(tb testing.TB, size int64, mkfs []string, opts string) (img, mnt 
 	if out, err := exec.Command("mount", "-o", o, img, mnt).CombinedOutput(); err != nil {
 		tb.Fatalf("mount: %v: %s", err, out)
 	}
-	tb.Cleanup(func() { Unmount(tb, mnt) })
+	tb.Cleanup(func() {
+		if mounted(mnt) {
+			Unmount(tb, mnt)
+		}
+	})
 	return img, mnt
+}
+
+// mounted tells whether dir is a mount point now (a test may unmount a live volume itself).
+func mounted(dir string) bool {
+	b, _ := os.ReadFile("/proc/self/mounts")
+	return bytes.Contains(b, []byte(" "+dir+" "))
 }
 
 // Snapshot copies a live image as it is now, while mounted: what a crash-consistent snapshot of a
@@ -56,7 +68,7 @@ func Snapshot(tb testing.TB, img string) string {
 	return dst
 }
 
-// CopyFile copies src to dst.
+// CopyFile copies src to dst, leaving runs of zeros as holes (the images are mostly empty).
 func CopyFile(tb testing.TB, src, dst string) {
 	tb.Helper()
 	in, err := os.Open(src)
@@ -68,7 +80,30 @@ func CopyFile(tb testing.TB, src, dst string) {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	if _, err := io.Copy(out, in); err != nil {
+	defer out.Close()
+	buf := make([]byte, 1<<20)
+	var size int64
+	for {
+		n, err := io.ReadFull(in, buf)
+		if n > 0 {
+			if bytes.Count(buf[:n], []byte{0}) == n {
+				_, err = out.Seek(int64(n), io.SeekCurrent)
+			} else {
+				_, err = out.Write(buf[:n])
+			}
+			if err != nil {
+				tb.Fatal(err)
+			}
+			size += int64(n)
+		}
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			break
+		}
+		if err != nil {
+			tb.Fatal(err)
+		}
+	}
+	if err := out.Truncate(size); err != nil {
 		tb.Fatal(err)
 	}
 	if err := out.Close(); err != nil {

@@ -29,6 +29,7 @@ type FS struct {
 	dirs    *lru[uint64, *dirMap]
 	// parents holds the ".." of directories whose listing is not cached (read from their first block).
 	parents *lru[uint64, uint64]
+	state   fsys.VolumeState
 }
 
 type extentKey struct {
@@ -36,7 +37,10 @@ type extentKey struct {
 	attr bool
 }
 
-var _ fsys.FS = (*FS)(nil)
+var (
+	_ fsys.FS            = (*FS)(nil)
+	_ fsys.StateReporter = (*FS)(nil)
+)
 
 // Open reads the superblock of the XFS volume in r (size bytes) and returns its tree.
 func Open(r io.ReaderAt, size int64) (fsys.FS, error) {
@@ -81,6 +85,9 @@ func open(r io.ReaderAt, size int64) (*FS, error) {
 	}
 	if !root.isDir() {
 		return nil, corruptf("root inode %d is not a directory", sb.rootIno)
+	}
+	if f.state = f.logState(); f.state.State != fsys.StateClean {
+		slog.Warn("xfs: "+f.state.Detail, "label", sb.label)
 	}
 	return f, nil
 }
