@@ -233,6 +233,7 @@ func TestJournalReplayMatchesKernel(t *testing.T) {
 		{"csum-v1", []string{"-O", "^metadata_csum"}, "journal_checksum"},
 		{"csum-v1-async", []string{"-O", "^metadata_csum"}, "journal_async_commit,data=writeback"},
 		{"1k-blocks", []string{"-b", "1024"}, ""},
+		{"data-journal", nil, "data=journal"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
