@@ -5,10 +5,15 @@ import (
 
 	"github.com/vmdkmount/vmdkmount/volumes/fsys"
 	"github.com/vmdkmount/vmdkmount/volumes/fsys/ext4"
+	"github.com/vmdkmount/vmdkmount/volumes/fsys/xfs"
 )
 
 func openExt4(v *Volume, _ TreeOptions) (fsys.FS, error) {
 	return ext4.OpenWith(v, v.Size(), ext4.Options{NoReplay: v.noReplay})
+}
+
+func openXFS(v *Volume, _ TreeOptions) (fsys.FS, error) {
+	return xfs.OpenWith(v, v.Size(), xfs.Options{NoReplay: v.noReplay})
 }
 
 // State is what the tree's reader found about the volume's consistency: "clean" for readers that

@@ -11,7 +11,6 @@ import (
 	"github.com/vmdkmount/vmdkmount/volumes/fsys/iso9660"
 	"github.com/vmdkmount/vmdkmount/volumes/fsys/ntfs"
 	"github.com/vmdkmount/vmdkmount/volumes/fsys/squashfs"
-	"github.com/vmdkmount/vmdkmount/volumes/fsys/xfs"
 )
 
 // TreeOptions tune the file trees of volumes.
@@ -37,7 +36,7 @@ var treeOpeners = map[string]func(v *Volume, opt TreeOptions) (fsys.FS, error){
 	"fat16":    plain(fat.Open),
 	"fat32":    plain(fat.Open),
 	"exfat":    plain(exfat.Open),
-	"xfs":      plain(xfs.Open),
+	"xfs":      openXFS,
 	"iso9660":  plain(iso9660.Open),
 	"squashfs": plain(squashfs.Open),
 	"ntfs": func(v *Volume, opt TreeOptions) (fsys.FS, error) {

@@ -2,11 +2,15 @@ package testfix
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // MountLive makes a size-byte image with a mkfs command (mkfs[0] is the program; the image path is
@@ -109,4 +113,41 @@ func CopyFile(tb testing.TB, src, dst string) {
 	if err := out.Close(); err != nil {
 		tb.Fatal(err)
 	}
+}
+
+// KernelReplay mounts a writable copy of a snapshot read-write with the extra options opts, which makes
+// the kernel replay its journal or log: the judge of a replay. The mount goes away at cleanup.
+func KernelReplay(tb testing.TB, img, opts string) string {
+	tb.Helper()
+	cp := filepath.Join(tb.TempDir(), "judge.img")
+	CopyFile(tb, img, cp)
+	mnt := filepath.Join(tb.TempDir(), "judge")
+	if err := os.Mkdir(mnt, 0o755); err != nil {
+		tb.Fatal(err)
+	}
+	if out, err := exec.Command("mount", "-o", "loop,noatime"+opts, cp, mnt).CombinedOutput(); err != nil {
+		tb.Fatalf("mount of the writable copy: %v: %s", err, out)
+	}
+	tb.Cleanup(func() { Unmount(tb, mnt) })
+	return mnt
+}
+
+// SourceID is a file's SHA-256 and stat (size, mode, times), read without touching its access time:
+// equal before and after a test shows the test left the file alone.
+func SourceID(tb testing.TB, path string) string {
+	tb.Helper()
+	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NOATIME, 0)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		tb.Fatal(err)
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		tb.Fatal(err)
+	}
+	return fmt.Sprintf("%x size=%d mode=%o atime=%v mtime=%v ctime=%v", h.Sum(nil), st.Size, st.Mode, st.Atim, st.Mtim, st.Ctim)
 }

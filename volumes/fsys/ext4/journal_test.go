@@ -2,9 +2,7 @@ package ext4
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -109,42 +107,6 @@ func needsRecovery(t *testing.T, img string) bool {
 	return false
 }
 
-// kernelReplay mounts a writable copy of img read-write, which makes the kernel replay its journal,
-// and returns the mount point: the judge.
-func kernelReplay(t *testing.T, img string) string {
-	t.Helper()
-	cp := filepath.Join(t.TempDir(), "judge.img")
-	testfix.CopyFile(t, img, cp)
-	mnt := filepath.Join(t.TempDir(), "judge")
-	if err := os.Mkdir(mnt, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command("mount", "-o", "loop,noatime", cp, mnt).CombinedOutput(); err != nil {
-		t.Fatalf("mount of the writable copy: %v: %s", err, out)
-	}
-	t.Cleanup(func() { testfix.Unmount(t, mnt) })
-	return mnt
-}
-
-// sourceID is a file's bytes and stat, to show reading it changed nothing.
-func sourceID(t *testing.T, path string) string {
-	t.Helper()
-	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NOATIME, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		t.Fatal(err)
-	}
-	var st unix.Stat_t
-	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
-		t.Fatal(err)
-	}
-	return fmt.Sprintf("%x size=%d mode=%o atime=%v mtime=%v ctime=%v", h.Sum(nil), st.Size, st.Mode, st.Atim, st.Mtim, st.Ctim)
-}
-
 // openSnapshot opens an image read-only (without touching its access time) with our reader.
 func openSnapshot(t testing.TB, img string, opt Options) *FS {
 	t.Helper()
@@ -201,19 +163,19 @@ func judge(t *testing.T, snap string, wantFiles int) *FS {
 	if !needsRecovery(t, snap) {
 		t.Fatal("dumpe2fs does not say needs_recovery: the snapshot is not dirty")
 	}
-	before := sourceID(t, snap)
+	before := testfix.SourceID(t, snap)
 	ours := openSnapshot(t, snap, Options{})
 	if st := ours.VolumeState(); st.State != fsys.StateReplayed {
 		t.Errorf("state %+v, want replayed", st)
 	}
-	mnt := kernelReplay(t, snap)
+	mnt := testfix.KernelReplay(t, snap, "")
 	for _, d := range treecmp.Compare(ours, mnt, treecmp.Options{CompareIno: true, Ignore: treecmp.Atime}) {
 		t.Error(d)
 	}
 	if n := checkOwnContent(t, ours); n < wantFiles {
 		t.Errorf("%d files in the replayed tree, want at least %d", n, wantFiles)
 	}
-	if after := sourceID(t, snap); after != before {
+	if after := testfix.SourceID(t, snap); after != before {
 		t.Errorf("the snapshot changed while we read it:\n%s\n%s", before, after)
 	}
 	return ours

@@ -2,21 +2,13 @@ package xfs
 
 import (
 	"bytes"
-	"encoding/binary"
 	"errors"
-	"hash/crc32"
 	"io/fs"
 	"testing"
 	"time"
 
 	"github.com/vmdkmount/vmdkmount/volumes/fsys"
 )
-
-// setCRC stores a valid v5 checksum, so a test can reach the checks that come after it.
-func setCRC(b []byte, off int) {
-	binary.LittleEndian.PutUint32(b[off:], 0)
-	binary.LittleEndian.PutUint32(b[off:], crc32.Checksum(b, castagnoli))
-}
 
 // v5Image returns the v5 fixture in memory and a reader over it for locating structures.
 func v5Image(t *testing.T) ([]byte, *FS) {

@@ -59,23 +59,11 @@ func imageFile(t testing.TB, name string) string {
 // openFile opens an image file with our reader.
 func openFile(t testing.TB, p string) *FS {
 	t.Helper()
-	fh, err := os.Open(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { fh.Close() })
-	st, err := fh.Stat()
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := open(fh, st.Size())
-	if err != nil {
-		t.Fatalf("open %s: %v", p, err)
-	}
-	return f
+	return openReplayed(t, p, Options{NoReplay: true})
 }
 
-// loopMount mounts an image read-only through the kernel; the mount goes away in t.Cleanup.
+// loopMount mounts an image read-only through the kernel; the mount goes away in t.Cleanup. nouuid: the
+// same fixture may be mounted by a parallel test elsewhere on the machine.
 func loopMount(t testing.TB, img string) string {
 	t.Helper()
 	if os.Getuid() != 0 {
@@ -85,7 +73,7 @@ func loopMount(t testing.TB, img string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := exec.Command("mount", "-t", "xfs", "-o", "loop,ro,noatime,norecovery", img, dir).CombinedOutput()
+	out, err := exec.Command("mount", "-t", "xfs", "-o", "loop,ro,noatime,norecovery,nouuid", img, dir).CombinedOutput()
 	if err != nil {
 		os.Remove(dir)
 		t.Fatalf("cannot loop-mount %s: %v: %s", img, err, out)

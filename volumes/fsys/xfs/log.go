@@ -111,38 +111,50 @@ func (l *xlog) findHead() (int64, error) {
 	return head % l.bbs, nil
 }
 
-// clean reports whether the record ending at head is an unmount record.
-func (l *xlog) clean(head int64) (bool, error) {
-	hdr := make([]byte, bbSize)
+// lastRecord returns the BB of the newest record header before head.
+func (l *xlog) lastRecord(head int64) (int64, error) {
+	var b [4]byte
 	// The newest record header lies at most one record (256 KiB plus headers) before the head.
 	for back := int64(1); back <= min(l.bbs, (256<<10)/bbSize+maxRecordHdrBBs+1); back++ {
 		i := ((head-back)%l.bbs + l.bbs) % l.bbs
-		if _, err := l.r.ReadAt(hdr, l.off+i*bbSize); err != nil {
-			return false, fmt.Errorf("xfs: reading log block %d: %w", i, err)
+		if _, err := l.r.ReadAt(b[:], l.off+i*bbSize); err != nil {
+			return 0, fmt.Errorf("xfs: reading log block %d: %w", i, err)
 		}
-		if be.Uint32(hdr) != logMagic {
-			continue
+		if be.Uint32(b[:]) == logMagic {
+			return i, nil
 		}
-		numOps := be.Uint32(hdr[40:])
-		size := be.Uint32(hdr[320:]) // h_size, the log buffer size
-		hblks := int64(1)
-		if be.Uint32(hdr[8:])&logVersion2 != 0 && size > logHeaderCycle {
-			hblks = int64((size + logHeaderCycle - 1) / logHeaderCycle)
-		}
-		recLen := int64(be.Uint32(hdr[12:]))
-		if (i+hblks+(recLen+bbSize-1)/bbSize)%l.bbs != head%l.bbs {
-			return false, nil // the newest record does not end at the head: a write was torn
-		}
-		if numOps != 1 || recLen < 12 {
-			return false, nil
-		}
-		op := make([]byte, 12)
-		if _, err := l.r.ReadAt(op, l.off+((i+hblks)%l.bbs)*bbSize); err != nil {
-			return false, fmt.Errorf("xfs: reading log block %d: %w", i+hblks, err)
-		}
-		return op[9]&unmountTrans != 0, nil
 	}
-	return false, corruptf("no log record header before the log head at block %d", head)
+	return 0, corruptf("no log record header before the log head at block %d", head)
+}
+
+// clean reports whether the record ending at head is an unmount record.
+func (l *xlog) clean(head int64) (bool, error) {
+	i, err := l.lastRecord(head)
+	if err != nil {
+		return false, err
+	}
+	hdr := make([]byte, bbSize)
+	if err := l.readBB(hdr, i); err != nil {
+		return false, err
+	}
+	numOps := be.Uint32(hdr[40:])
+	size := be.Uint32(hdr[320:]) // h_size, the log buffer size
+	hblks := int64(1)
+	if be.Uint32(hdr[8:])&logVersion2 != 0 && size > logHeaderCycle {
+		hblks = int64((size + logHeaderCycle - 1) / logHeaderCycle)
+	}
+	recLen := int64(be.Uint32(hdr[12:]))
+	if (i+hblks+(recLen+bbSize-1)/bbSize)%l.bbs != head%l.bbs {
+		return false, nil // the newest record does not end at the head: a write was torn
+	}
+	if numOps != 1 || recLen < 12 {
+		return false, nil
+	}
+	op := make([]byte, 12)
+	if _, err := l.r.ReadAt(op, l.off+((i+hblks)%l.bbs)*bbSize); err != nil {
+		return false, fmt.Errorf("xfs: reading log block %d: %w", i+hblks, err)
+	}
+	return op[9]&unmountTrans != 0, nil
 }
 
 // logState says whether the volume was cleanly unmounted, judging by its log.
@@ -174,6 +186,7 @@ func (f *FS) logState() fsys.VolumeState {
 	case err != nil:
 		return fsys.VolumeState{State: fsys.StateDirty, Detail: "the XFS log cannot be read (" + err.Error() + "); it is not replayed"}
 	case !ok:
+		f.log, f.head = l, head
 		return fsys.VolumeState{State: fsys.StateDirty,
 			Detail: fmt.Sprintf("the XFS log needs recovery (head at block %d) and is not replayed: recent changes are missing", head)}
 	}

@@ -10,7 +10,9 @@ import (
 	"testing"
 
 	"github.com/vmdkmount/vmdkmount/internal/testfix"
+	"github.com/vmdkmount/vmdkmount/internal/treecmp"
 	"github.com/vmdkmount/vmdkmount/volumes/fsys"
+	"golang.org/x/sys/unix"
 )
 
 // logprintState asks xfs_logprint -t whether an image's log is clean.
@@ -167,4 +169,143 @@ func FuzzLog(f *testing.F) {
 		}
 		_, _ = l.clean(head)
 	})
+}
+
+// openReplayed opens an image file with the log replayed.
+func openReplayed(t testing.TB, img string, opt Options) *FS {
+	t.Helper()
+	fh, err := os.Open(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { fh.Close() })
+	st, err := fh.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := OpenWith(fh, st.Size(), opt)
+	if err != nil {
+		t.Fatalf("open %s: %v", img, err)
+	}
+	return f
+}
+
+// judgeReplay compares our replay of snap with the kernel's replay of a writable copy, checks the
+// on-disk state lacked something (the test is not vacuous when notOnDisk names a directory that only
+// the log holds) and that the snapshot file kept its bytes and times.
+func judgeReplay(t *testing.T, snap string, wantEntries int) *FS {
+	t.Helper()
+	if got := logprintState(t, snap); got != fsys.StateDirty {
+		t.Fatalf("xfs_logprint says the snapshot's log is %s", got)
+	}
+	before := testfix.SourceID(t, snap)
+	raw := openReplayed(t, snap, Options{NoReplay: true})
+	if st := raw.VolumeState(); st.State != fsys.StateDirty || !strings.Contains(st.Detail, "no-replay") {
+		t.Errorf("no-replay state %+v", st)
+	}
+	ours := openReplayed(t, snap, Options{})
+	if st := ours.VolumeState(); st.State != fsys.StateReplayed {
+		t.Fatalf("state %+v", st)
+	}
+	judge := testfix.KernelReplay(t, snap, ",nouuid")
+	n := 0
+	filepath.WalkDir(judge, func(string, os.DirEntry, error) error { n++; return nil })
+	if n < wantEntries {
+		t.Errorf("the kernel's replay shows %d entries, want at least %d", n, wantEntries)
+	}
+	for _, d := range treecmp.Compare(ours, judge, treecmp.Options{CompareIno: true, Ignore: treecmp.Atime}) {
+		t.Error(d)
+	}
+	if after := testfix.SourceID(t, snap); after != before {
+		t.Errorf("the snapshot changed while we read it:\n%s\n%s", before, after)
+	}
+	return ours
+}
+
+// TestLogReplayMatchesKernel snapshots live XFS volumes with fsync'd files in the log (512-byte and
+// 4 KiB log sectors) and compares our replay with the kernel's, entry by entry.
+func TestLogReplayMatchesKernel(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name string
+		mkfs []string
+	}{
+		{"v5", nil},
+		{"v5-4k-log-sectors", []string{"-s", "size=4096"}},
+		{"v5-1k-blocks", []string{"-b", "size=1024"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			img, mnt := testfix.MountLive(t, 300<<20, append([]string{"mkfs.xfs", "-q", "-f"}, c.mkfs...), "")
+			writeSynced(t, filepath.Join(mnt, "d"), 50)
+			writeSynced(t, filepath.Join(mnt, "d", "sub"), 5)
+			snap := testfix.Snapshot(t, img)
+			raw := openReplayed(t, snap, Options{NoReplay: true})
+			if ents, err := raw.ReadDir("d"); err == nil && len(ents) == 51 {
+				t.Error("the on-disk state already shows every file: nothing was left to replay")
+			}
+			judgeReplay(t, snap, 57)
+		})
+	}
+}
+
+// TestLogReplayCheckpointMoments snapshots after a sync of the filesystem (metadata written in
+// place, the log kept), after deleting files and writing others over their inodes and blocks, and
+// after a global sync.
+func TestLogReplayCheckpointMoments(t *testing.T) {
+	t.Parallel()
+	img, mnt := testfix.MountLive(t, 300<<20, []string{"mkfs.xfs", "-q", "-f"}, "")
+	writeSynced(t, filepath.Join(mnt, "a"), 40)
+	fd, err := os.Open(mnt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fd.Close()
+	if err := unix.Syncfs(int(fd.Fd())); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 30 {
+		if err := os.Remove(filepath.Join(mnt, "a", fmt.Sprintf("f%03d", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeSynced(t, filepath.Join(mnt, "b"), 30)
+	partly := testfix.Snapshot(t, img)
+	unix.Sync()
+	synced := testfix.Snapshot(t, img)
+	for name, snap := range map[string]string{"partly-checkpointed": partly, "after-sync": synced} {
+		t.Run(name, func(t *testing.T) { judgeReplay(t, snap, 40) })
+	}
+}
+
+// TestLogReplayWrapped writes fsync'd files through the smallest log mkfs.xfs allows until a
+// snapshot's live log runs past the log's end and on from its start, then judges that snapshot.
+func TestLogReplayWrapped(t *testing.T) {
+	// mkfs.xfs refuses logs under 64 MiB unless it runs under fstests, as these variables tell it.
+	t.Setenv("TEST_DIR", t.TempDir())
+	t.Setenv("TEST_DEV", "none")
+	t.Setenv("QA_CHECK_FS", "none")
+	img, mnt := testfix.MountLive(t, 300<<20, []string{"mkfs.xfs", "-q", "-f", "-l", "size=1368b"}, "")
+	for i := range 80 {
+		writeSynced(t, filepath.Join(mnt, fmt.Sprintf("w%03d", i)), 40)
+		snap := testfix.Snapshot(t, img)
+		f := openFile(t, snap)
+		if f.log != nil {
+			rblk, err := f.log.lastRecord(f.head)
+			if err != nil {
+				t.Fatal(err)
+			}
+			hdr := make([]byte, bbSize)
+			if err := f.log.readBB(hdr, rblk); err != nil {
+				t.Fatal(err)
+			}
+			if tail := int64(uint32(be.Uint64(hdr[24:]))); tail > f.head {
+				t.Logf("wrapped after %d batches: tail %d, head %d of %d blocks", i+1, tail, f.head, f.log.bbs)
+				judgeReplay(t, snap, 40*(i+1))
+				return
+			}
+		}
+		os.Remove(snap)
+	}
+	t.Fatal("no snapshot caught the log wrapping around")
 }

@@ -40,6 +40,7 @@ type superblock struct {
 	blockLog   uint
 	dblocks    uint64
 	uuid       [16]byte
+	metaUUID   [16]byte // the UUID stamped in v5 metadata: sb_meta_uuid when the feature says so
 	logStart   uint64
 	rootIno    uint64
 	agBlocks   uint32
@@ -92,6 +93,7 @@ func parseSuperblock(b []byte) (*superblock, error) {
 		dirBlkLog: uint(b[192]),
 	}
 	copy(sb.uuid[:], b[32:48])
+	sb.metaUUID = sb.uuid
 	sb.label = strings.TrimRight(string(b[108:120]), "\x00")
 	switch sb.version {
 	case 4:
@@ -104,6 +106,9 @@ func parseSuperblock(b []byte) (*superblock, error) {
 			return nil, fmt.Errorf("xfs: unsupported incompatible features %#x", unknown)
 		}
 		sb.hasFType = sb.incompat&incompatFType != 0
+		if sb.incompat&incompatMetaUUID != 0 {
+			copy(sb.metaUUID[:], b[248:264])
+		}
 	default:
 		return nil, fmt.Errorf("xfs: unsupported superblock version %d", sb.version)
 	}

@@ -30,6 +30,9 @@ type FS struct {
 	// parents holds the ".." of directories whose listing is not cached (read from their first block).
 	parents *lru[uint64, uint64]
 	state   fsys.VolumeState
+	log     *xlog // the internal log and its head, when it needs recovery
+	head    int64
+	view    io.ReaderAt
 }
 
 type extentKey struct {
@@ -44,8 +47,52 @@ var (
 
 // Open reads the superblock of the XFS volume in r (size bytes) and returns its tree.
 func Open(r io.ReaderAt, size int64) (fsys.FS, error) {
-	return open(r, size)
+	return OpenWith(r, size, Options{})
 }
+
+// Options tune OpenWith.
+type Options struct {
+	// NoReplay shows the volume as it lies on disk even when its log needs recovery; by default the
+	// log's committed transactions are replayed in memory.
+	NoReplay bool
+}
+
+// OpenWith is Open with options. A volume whose log needs recovery is shown as the kernel would show
+// it after replaying the log, unless opt.NoReplay; VolumeState says which.
+func OpenWith(r io.ReaderAt, size int64, opt Options) (*FS, error) {
+	f, err := open(r, size)
+	if err != nil || f.state.State == fsys.StateClean {
+		return f, err
+	}
+	if f.log == nil || opt.NoReplay {
+		if opt.NoReplay {
+			f.state.Detail += " (no-replay)"
+		}
+		slog.Warn("xfs: "+f.state.Detail, "label", f.sb.label)
+		return f, nil
+	}
+	view, n, err := f.recoverLog(f.log, f.head)
+	if err != nil {
+		f.state.Detail = "the XFS log needs recovery but could not be replayed: " + err.Error()
+		slog.Warn("xfs: log not replayed; the tree may be stale", "label", f.sb.label, "err", err)
+		return f, nil
+	}
+	if view == nil {
+		f.state = fsys.VolumeState{State: fsys.StateReplayed, Detail: "the XFS log needed recovery but held no committed transaction"}
+		return f, nil
+	}
+	g, err := open(view, size)
+	if err != nil {
+		return nil, fmt.Errorf("xfs: after replaying the log: %w", err)
+	}
+	g.view = view
+	g.state = fsys.VolumeState{State: fsys.StateReplayed, Detail: fmt.Sprintf("XFS log replayed in memory: %d transactions", n)}
+	return g, nil
+}
+
+// Reader is the view of the volume the tree is read from: the replayed log over the volume's bytes
+// when a replay happened, else the volume itself.
+func (f *FS) Reader() io.ReaderAt { return f.r }
 
 func open(r io.ReaderAt, size int64) (*FS, error) {
 	buf := make([]byte, 512)
@@ -86,9 +133,7 @@ func open(r io.ReaderAt, size int64) (*FS, error) {
 	if !root.isDir() {
 		return nil, corruptf("root inode %d is not a directory", sb.rootIno)
 	}
-	if f.state = f.logState(); f.state.State != fsys.StateClean {
-		slog.Warn("xfs: "+f.state.Detail, "label", sb.label)
-	}
+	f.state = f.logState()
 	return f, nil
 }
 
