@@ -91,16 +91,12 @@ func (l *xlog) record(blk int64, crc bool) (rec logRecord, next int64, err error
 		return rec, 0, corruptf("log record at block %d is larger than the log", blk)
 	}
 	ext := make([]byte, (hblks-1)*bbSize)
-	for i := int64(1); i < hblks; i++ {
-		if err := l.readBB(ext[(i-1)*bbSize:i*bbSize], (blk+i)%l.bbs); err != nil {
-			return rec, 0, err
-		}
+	if err := l.readRange(ext, (blk+1)%l.bbs); err != nil {
+		return rec, 0, err
 	}
 	data := make([]byte, dataBBs*bbSize)
-	for i := int64(0); i < dataBBs; i++ {
-		if err := l.readBB(data[i*bbSize:(i+1)*bbSize], (blk+hblks+i)%l.bbs); err != nil {
-			return rec, 0, err
-		}
+	if err := l.readRange(data, (blk+hblks)%l.bbs); err != nil {
+		return rec, 0, err
 	}
 	// The header's checksummed size is sizeof(struct xlog_rec_header): 328 bytes where 64-bit fields
 	// align to 8, 324 where they do not (i386).
@@ -133,6 +129,18 @@ func recordCRC(hdr, ext, data []byte, hblks int64, hdrSize int) uint32 {
 		c = crc32.Update(c, castagnoli, ext[(i-1)*bbSize:(i-1)*bbSize+260])
 	}
 	return crc32.Update(c, castagnoli, data)
+}
+
+// readRange reads len(b)/512 BBs from BB i on, wrapping at the log's end.
+func (l *xlog) readRange(b []byte, i int64) error {
+	for len(b) > 0 {
+		n := min(int64(len(b)), (l.bbs-i)*bbSize)
+		if err := l.readBB(b[:n], i); err != nil {
+			return err
+		}
+		b, i = b[n:], 0
+	}
+	return nil
 }
 
 func (l *xlog) readBB(b []byte, i int64) error {
@@ -196,41 +204,68 @@ func (t *transaction) addOp(b []byte, cont bool) error {
 	return nil
 }
 
-// recovery is the replay state: the replayed 512-byte blocks by disk address, on top of the volume.
+// recovery is the replay state: the buffers replay touched, kept whole like the kernel's buffer cache,
+// and which buffer holds the newest copy of each 512-byte block (buffers of different lengths may
+// overlap).
 type recovery struct {
 	f       *FS
-	blocks  map[int64][]byte
+	bufs    map[[2]int64]*rbuf
+	owner   map[int64]*rbuf
 	cancels map[[2]int64]int
 	dirty   map[[2]int64]uint64 // replayed buffers and the LSN of the last transaction that touched them
-	limit   int64               // bytes the layer may hold
+	limit   int64               // bytes the buffers may hold
 	held    int64
 }
 
-// readBuf returns a copy of n BBs at daddr, replayed blocks included.
-func (rc *recovery) readBuf(daddr, n int64) ([]byte, error) {
+type rbuf struct {
+	daddr int64
+	b     []byte
+}
+
+// readBuf returns the buffer of n BBs at daddr, as replay has left it so far. Callers change it in
+// place and then call writeBuf.
+func (rc *recovery) readBuf(daddr, n int64) ([]byte, error) { return rc.buf(daddr, n, true) }
+
+// buf is readBuf; read false skips reading a buffer not cached yet from the disk, for one about to be
+// overwritten whole.
+func (rc *recovery) buf(daddr, n int64, read bool) ([]byte, error) {
 	if daddr < 0 || n <= 0 || n > 1<<12 || (daddr+n)*bbSize > rc.f.size {
 		return nil, corruptf("log names %d blocks at disk address %d, beyond the volume", n, daddr)
 	}
-	b := make([]byte, n*bbSize)
-	if err := rc.f.readAt(b, daddr*bbSize); err != nil {
-		return nil, err
+	key := [2]int64{daddr, n}
+	rb := rc.bufs[key]
+	if rb == nil {
+		if rc.held += n * bbSize; rc.held > rc.limit {
+			return nil, fmt.Errorf("xfs: log replay needs more than %d bytes of memory", rc.limit)
+		}
+		rb = &rbuf{daddr: daddr, b: make([]byte, n*bbSize)}
+		if !read {
+			rc.bufs[key] = rb
+			return rb.b, nil
+		}
+		if err := rc.f.readAt(rb.b, daddr*bbSize); err != nil {
+			return nil, err
+		}
+		rc.bufs[key] = rb
 	}
 	for i := int64(0); i < n; i++ {
-		if r, ok := rc.blocks[daddr+i]; ok {
-			copy(b[i*bbSize:], r)
+		if o := rc.owner[daddr+i]; o != nil && o != rb {
+			at := (daddr + i - o.daddr) * bbSize
+			copy(rb.b[i*bbSize:(i+1)*bbSize], o.b[at:at+bbSize])
 		}
 	}
-	return b, nil
+	return rb.b, nil
 }
 
+// writeBuf records that the buffer at daddr (as readBuf returned it) now holds the newest copy of its
+// blocks.
 func (rc *recovery) writeBuf(daddr int64, b []byte) error {
+	rb := rc.bufs[[2]int64{daddr, int64(len(b)) / bbSize}]
+	if rb == nil || &rb.b[0] != &b[0] {
+		return fmt.Errorf("xfs: log replay wrote a buffer it did not read")
+	}
 	for i := int64(0); i < int64(len(b))/bbSize; i++ {
-		if _, ok := rc.blocks[daddr+i]; !ok {
-			if rc.held += bbSize; rc.held > rc.limit {
-				return fmt.Errorf("xfs: log replay needs more than %d bytes of memory", rc.limit)
-			}
-		}
-		rc.blocks[daddr+i] = append([]byte(nil), b[i*bbSize:(i+1)*bbSize]...)
+		rc.owner[daddr+i] = rb
 	}
 	return nil
 }
@@ -439,7 +474,11 @@ func (rc *recovery) icreate(it *item) error {
 			return nil // the chunk's buffers were cancelled: it was freed again later
 		}
 	}
-	buf := make([]byte, n*bbSize)
+	buf, err := rc.buf(daddr, n, false)
+	if err != nil {
+		return err
+	}
+	clear(buf)
 	first := uint64(ag)<<(sb.agBlkLog+sb.inopbLog) | uint64(agbno)<<sb.inopbLog
 	for i := uint32(0); i < count; i++ {
 		d := buf[i*isize : (i+1)*isize]
@@ -684,26 +723,26 @@ func (f *FS) recoverLog(l *xlog, head int64) (io.ReaderAt, int, error) {
 	if len(committed) == 0 {
 		return nil, 0, nil
 	}
-	rc := &recovery{f: f, blocks: map[int64][]byte{}, cancels: map[[2]int64]int{}, dirty: map[[2]int64]uint64{},
-		limit: 4*l.bbs*bbSize + 64<<20}
+	rc := &recovery{f: f, bufs: map[[2]int64]*rbuf{}, owner: map[int64]*rbuf{}, cancels: map[[2]int64]int{},
+		dirty: map[[2]int64]uint64{}, limit: 2*l.bbs*bbSize + 64<<20}
 	if err := rc.replay(committed); err != nil {
 		return nil, 0, err
 	}
-	keys := make([]int64, 0, len(rc.blocks))
-	for k := range rc.blocks {
+	keys := make([]int64, 0, len(rc.owner))
+	for k := range rc.owner {
 		keys = append(keys, k)
 	}
 	sort.Slice(keys, func(i, j int) bool { return keys[i] < keys[j] })
+	// One patch per run of blocks whose newest copies lie next to each other in one buffer.
 	var patches []fsys.Patch
 	for i := 0; i < len(keys); {
-		j := i
-		var run [][]byte
-		for j < len(keys) && keys[j] == keys[i]+int64(j-i) {
-			run = append(run, rc.blocks[keys[j]])
+		o := rc.owner[keys[i]]
+		j := i + 1
+		for j < len(keys) && keys[j] == keys[i]+int64(j-i) && rc.owner[keys[j]] == o {
 			j++
 		}
-		b := bytes.Join(run, nil)
-		patches = append(patches, fsys.Patch{Off: keys[i] * bbSize, Len: int64(len(b)), Src: bytes.NewReader(b)})
+		patches = append(patches, fsys.Patch{Off: keys[i] * bbSize, Len: int64(j-i) * bbSize,
+			Src: bytes.NewReader(o.b), SrcOff: (keys[i] - o.daddr) * bbSize})
 		i = j
 	}
 	view, err := fsys.NewOverlay(f.r, f.size, patches)
