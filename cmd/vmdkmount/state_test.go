@@ -15,7 +15,13 @@ import (
 // fsync'd: its journal needs recovery and holds the new files.
 func dirtyExt4(t *testing.T) (img string, files []string) {
 	t.Helper()
-	live, mnt := testfix.MountLive(t, 32<<20, []string{"mke2fs", "-q", "-F", "-t", "ext4", "-b", "4096"}, "")
+	return dirtyImage(t, 32<<20, []string{"mke2fs", "-q", "-F", "-t", "ext4", "-b", "4096"})
+}
+
+// dirtyImage is dirtyExt4 for any filesystem mkfs makes.
+func dirtyImage(t *testing.T, size int64, mkfs []string) (img string, files []string) {
+	t.Helper()
+	live, mnt := testfix.MountLive(t, size, mkfs, "")
 	for i := range 20 {
 		name := fmt.Sprintf("f%02d", i)
 		f, err := os.Create(filepath.Join(mnt, name))
@@ -38,10 +44,18 @@ func dirtyExt4(t *testing.T) (img string, files []string) {
 	return testfix.Snapshot(t, live), files
 }
 
-// TestListState: list reports a replayed ext4 journal, and with --no-replay a dirty volume, in the
-// JSON, the table and a note on standard error.
+// TestListState: list reports a replayed ext4 journal or XFS log, and with --no-replay a dirty
+// volume, in the JSON, the table and a note on standard error.
 func TestListState(t *testing.T) {
-	img, _ := dirtyExt4(t)
+	ext4img, _ := dirtyExt4(t)
+	xfsimg, _ := dirtyImage(t, 300<<20, []string{"mkfs.xfs", "-q", "-f"})
+	for _, img := range []string{ext4img, xfsimg} {
+		listState(t, img)
+	}
+}
+
+func listState(t *testing.T, img string) {
+	t.Helper()
 	for _, c := range []struct {
 		args  []string
 		state string
