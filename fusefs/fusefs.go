@@ -55,6 +55,10 @@ type Layout struct {
 	// ListStreams lists the named data streams of a tree's entries (fsys.StreamFS) as FILE:STREAM
 	// entries beside them; they can be opened by that name either way.
 	ListStreams bool
+	// LinkVolume, when set, names the tree (of Trees) that the guest calls volume, as seen from the
+	// tree from: volume-rooted links that name another volume (fsys.LinkVolumer) point into that
+	// tree's folder. ok false: the set does not hold it, and the link stays on its own volume.
+	LinkVolume func(from, volume string) (to string, ok bool)
 
 	// noOpen is set by Mount for a read-only mount: every OPEN is answered ENOSYS, after which the kernel
 	// opens files without asking (keeping its page cache) and sends no RELEASE or FLUSH, saving those

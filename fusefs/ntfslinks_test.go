@@ -1,49 +1,17 @@
 package fusefs_test
 
 import (
-	"encoding/binary"
 	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"unicode/utf16"
 
+	"github.com/vmdkmount/vmdkmount/volumes/inspect/inspecttest"
 	"golang.org/x/sys/unix"
 )
 
-// reparse builds a junction (tag 0xA0000003) or symlink (0xA000000C, relative when rel) buffer
-// whose substitute and print names are both target.
-func reparse(tag uint32, target string, rel bool) []byte {
-	name := utf16.Encode([]rune(target))
-	nb := make([]byte, 2*len(name))
-	for i, u := range name {
-		binary.LittleEndian.PutUint16(nb[2*i:], u)
-	}
-	var body []byte
-	le16 := func(v int) { body = binary.LittleEndian.AppendUint16(body, uint16(v)) }
-	le16(0)
-	le16(len(nb))
-	le16(len(nb) + 2)
-	le16(len(nb))
-	if tag == 0xA000000C {
-		flags := uint32(0)
-		if rel {
-			flags = 1
-		}
-		body = binary.LittleEndian.AppendUint32(body, flags)
-	}
-	body = append(append(append(body, nb...), 0, 0), nb...)
-	body = append(body, 0, 0)
-	hdr := binary.LittleEndian.AppendUint32(nil, tag)
-	hdr = binary.LittleEndian.AppendUint16(hdr, uint16(len(body)))
-	return append(append(hdr, 0, 0), body...)
-}
-
-// TestNTFSJunctionsMatchNTFS3G: junctions and absolute symlinks point into our mount as they point
-// into ntfs-3g's (never at a host path), relative symlinks stay relative, and reading through them
-// reaches the volume's files.
 // ntfs3gImage makes a 16 MiB NTFS image with mkntfs, lets build write into it through a read-write
 // ntfs-3g mount (streams_interface=windows, so FILE:STREAM names a stream), and returns the image
 // and a VMDK copy of it.
@@ -77,6 +45,9 @@ func mountNTFS3g(t *testing.T, img string, opts string) string {
 	return ref
 }
 
+// TestNTFSJunctionsMatchNTFS3G: junctions and absolute symlinks point into our mount as they point
+// into ntfs-3g's (never at a host path), relative symlinks stay relative, and reading through them
+// reaches the volume's files.
 func TestNTFSJunctionsMatchNTFS3G(t *testing.T) {
 	img, vmdk := ntfs3gImage(t, func(rw string) error {
 		mk := func(p string, isDir bool, rp []byte) error {
@@ -96,10 +67,10 @@ func TestNTFSJunctionsMatchNTFS3G(t *testing.T) {
 			mk("Users/bob", true, nil),
 			os.WriteFile(filepath.Join(rw, "Users/bob/x.txt"), []byte("bob's file"), 0o644),
 			mk("a/b", true, nil),
-			mk("a/b/junction", true, reparse(0xA0000003, `\??\C:\Users`, false)),
-			mk("a/b/elsewhere", true, reparse(0xA0000003, `\??\D:\Data`, false)),
-			mk("a/abs", false, reparse(0xA000000C, `\??\C:\Users\bob\x.txt`, false)),
-			mk("a/rel", false, reparse(0xA000000C, `..\Users\bob\x.txt`, true)))
+			mk("a/b/junction", true, inspecttest.LinkReparse(0xA0000003, `\??\C:\Users`, false)),
+			mk("a/b/elsewhere", true, inspecttest.LinkReparse(0xA0000003, `\??\D:\Data`, false)),
+			mk("a/abs", false, inspecttest.LinkReparse(0xA000000C, `\??\C:\Users\bob\x.txt`, false)),
+			mk("a/rel", false, inspecttest.LinkReparse(0xA000000C, `..\Users\bob\x.txt`, true)))
 	})
 
 	ours, _ := mountVolume(t, vmdk, "")

@@ -150,6 +150,9 @@ func (n *treeNode) volumeLink(p string) (string, bool) {
 	if !ok || n.layout.mountPoint == "" || !vl.VolumeRooted(p) {
 		return "", false
 	}
+	if t, ok := n.otherVolumeLink(p); ok {
+		return t, true
+	}
 	t, err := n.tree.ReadLink(p)
 	if err != nil || !path.IsAbs(t) {
 		return "", false

@@ -314,6 +314,7 @@ func serve(c *cli.Context, paths []string, mountpoint, volume string, o mountOpt
 		}
 		layout.Trees = append(layout.Trees, fusefs.TreeSource{Name: v.ID, Tree: t})
 	}
+	layout.LinkVolume = linkVolumes(set, topts)
 	if c.Bool("inspector") && !c.Bool("raw") {
 		if writable || volume != "" {
 			return fmt.Errorf("-i shows the guest's read-only trees: it goes with neither --rw nor a volume")

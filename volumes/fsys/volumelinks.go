@@ -10,3 +10,19 @@ type VolumeLinker interface {
 	// VolumeRooted reports whether the symlink name (not followed) has a volume-rooted target.
 	VolumeRooted(name string) bool
 }
+
+// LinkVolumer is implemented by VolumeLinker readers whose volume-rooted targets may name another
+// volume of the guest (\??\D:\x, \??\Volume{GUID}\x). A FUSE layer that knows which of its trees
+// the guest calls that name points the link there instead.
+type LinkVolumer interface {
+	// LinkVolume returns, for the volume-rooted symlink name (not followed), the guest's name of
+	// the volume its target is on ("D:", "Volume{GUID}"; opaque to the caller) and the target as a
+	// slash-separated path relative to that volume's root. ok is false when it names no volume.
+	LinkVolume(name string) (volume, rel string, ok bool)
+}
+
+// PathFolder is implemented by readers whose guests find names ignoring case (Windows): FoldPath
+// returns the stored spelling of the existing path p, or ok false when there is none.
+type PathFolder interface {
+	FoldPath(p string) (string, bool)
+}

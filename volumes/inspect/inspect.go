@@ -39,6 +39,9 @@ type OS struct {
 	WindowsCurrentControlSet string `json:"windows_current_control_set,omitempty"`
 	// DriveMappings maps a Windows drive letter ("C") to a volume id of the set.
 	DriveMappings map[string]string `json:"drive_mappings,omitempty"`
+	// VolumeGUIDs maps a Windows volume GUID ("{B2B3B4B5-…}", as in \??\Volume{…} paths) to a
+	// volume id of the set.
+	VolumeGUIDs map[string]string `json:"-"`
 	// Mountpoints maps a Linux or Unix mount point ("/", "/boot") to a volume id of the set.
 	Mountpoints map[string]string `json:"mountpoints,omitempty"`
 	// Problems lists what could not be read (a damaged hive, an fstab line naming no volume here).

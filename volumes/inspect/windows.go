@@ -171,7 +171,7 @@ func readSystem(t fsys.FS, name string, set *volumes.Set, vol string, o *OS) err
 		o.Arch = windowsArch[strings.ToUpper(regString(k, "PROCESSOR_ARCHITECTURE"))]
 	}
 	if md, err := h.Open("MountedDevices"); err == nil {
-		o.DriveMappings, err = driveMappings(md, set)
+		o.DriveMappings, o.VolumeGUIDs, err = driveMappings(md, set)
 		if err != nil {
 			o.Problems = append(o.Problems, err.Error())
 		}
@@ -181,45 +181,61 @@ func readSystem(t fsys.FS, name string, set *volumes.Set, vol string, o *OS) err
 
 // driveMappings reads MountedDevices: \DosDevices\X: holds either an MBR disk signature and the
 // partition's byte offset (12 bytes) or "DMIO:ID:" and the GPT partition's unique GUID (24 bytes).
-// Letters of disks not in the set are left out.
-func driveMappings(md *regf.Key, set *volumes.Set) (map[string]string, error) {
+// Letters of disks not in the set are left out. \??\Volume{GUID} values, in the same forms, give
+// the volume GUIDs Windows paths may name instead of a letter (keyed "{GUID}" in upper case).
+func driveMappings(md *regf.Key, set *volumes.Set) (letters, guids map[string]string, err error) {
 	vals, err := md.Values()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	sigs := mbrSignatures(set)
-	out := map[string]string{}
+	letters, guids = map[string]string{}, map[string]string{}
 	for _, v := range vals {
-		rest, ok := strings.CutPrefix(strings.ToUpper(v.Name), `\DOSDEVICES\`)
-		if !ok || len(rest) != 2 || rest[1] != ':' || rest[0] < 'A' || rest[0] > 'Z' {
+		name := strings.ToUpper(v.Name)
+		rest, isLetter := strings.CutPrefix(name, `\DOSDEVICES\`)
+		guid, isGUID := strings.CutPrefix(name, `\??\VOLUME`)
+		switch {
+		case isLetter && len(rest) == 2 && rest[1] == ':' && rest[0] >= 'A' && rest[0] <= 'Z':
+		case isGUID && len(guid) == 38 && guid[0] == '{' && guid[37] == '}':
+		default:
 			continue
 		}
 		b, err := v.Data()
 		if err != nil {
 			continue
 		}
-		var id string
+		id := mountedVolume(b, set, sigs)
 		switch {
-		case len(b) == 12:
-			sig, off := binary.LittleEndian.Uint32(b), int64(binary.LittleEndian.Uint64(b[4:]))
-			for _, vol := range set.Volumes() {
-				if vol.Partition != nil && vol.Partition.Scheme == "mbr" && vol.Offset == off && sigs[vol.Disk] == sig && sig != 0 {
-					id = vol.ID
-				}
-			}
-		case len(b) == 24 && string(b[:8]) == "DMIO:ID:":
-			guid := guidString(b[8:])
-			for _, vol := range set.Volumes() {
-				if vol.Partition != nil && strings.EqualFold(vol.Partition.UniqueGUID, guid) {
-					id = vol.ID
-				}
-			}
-		}
-		if id != "" {
-			out[rest[:1]] = id
+		case id == "":
+		case isLetter:
+			letters[rest[:1]] = id
+		default:
+			guids[guid] = id
 		}
 	}
-	return out, nil
+	return letters, guids, nil
+}
+
+// mountedVolume finds the volume of the set a MountedDevices value names, or "".
+func mountedVolume(b []byte, set *volumes.Set, sigs map[int]uint32) string {
+	var id string
+	switch {
+	case len(b) == 12:
+		sig, off := binary.LittleEndian.Uint32(b), int64(binary.LittleEndian.Uint64(b[4:]))
+		for _, vol := range set.Volumes() {
+			if vol.Partition != nil && vol.Partition.Scheme == "mbr" && vol.Offset == off && sigs[vol.Disk] == sig && sig != 0 {
+				id = vol.ID
+			}
+		}
+	case len(b) == 24 && string(b[:8]) == "DMIO:ID:":
+		guid := guidString(b[8:])
+		for _, vol := range set.Volumes() {
+			if vol.Partition != nil && strings.EqualFold(vol.Partition.UniqueGUID, guid) {
+				id = vol.ID
+			}
+		}
+	}
+	return id
 }
 
 // mbrSignatures reads the disk signature of every MBR disk of the set.

@@ -40,13 +40,23 @@ func expectWindows(t *testing.T, root, software, system string, parts map[int]ma
 		want.Arch = windowsArch[strings.ToUpper(inspecttest.Hivexget(t, system, cs+`\Control\Session Manager\Environment`, "PROCESSOR_ARCHITECTURE"))]
 	}
 	// MountedDevices as hivexget lists it, matched to the partitions sfdisk lists.
-	want.DriveMappings = map[string]string{}
+	want.DriveMappings, want.VolumeGUIDs = map[string]string{}, map[string]string{}
 	for _, line := range strings.Split(inspecttest.Run(t, "hivexget", system, `\MountedDevices`), "\n") {
 		name, val, ok := strings.Cut(line, "=")
-		if !ok || !strings.HasPrefix(name, `"\\DosDevices\\`) {
+		if !ok {
 			continue
 		}
-		letter := name[len(`"\\DosDevices\\`) : len(`"\\DosDevices\\`)+1]
+		var set func(string)
+		switch {
+		case strings.HasPrefix(name, `"\\DosDevices\\`):
+			letter := name[len(`"\\DosDevices\\`) : len(`"\\DosDevices\\`)+1]
+			set = func(id string) { want.DriveMappings[letter] = id }
+		case strings.HasPrefix(name, `"\\??\\Volume{`):
+			guid := strings.ToUpper(strings.Trim(strings.TrimPrefix(name, `"\\??\\Volume`), `"`))
+			set = func(id string) { want.VolumeGUIDs[guid] = id }
+		default:
+			continue
+		}
 		b := inspecttest.HexValue(t, val)
 		for n, p := range parts {
 			if n == 0 {
@@ -55,7 +65,7 @@ func expectWindows(t *testing.T, root, software, system string, parts map[int]ma
 			start, _ := strconv.ParseInt(p["start"], 10, 64)
 			if len(b) == 24 && strings.EqualFold(guidString(b[8:]), p["uuid"]) ||
 				len(b) == 12 && binary.LittleEndian.Uint32(b) == sig && int64(binary.LittleEndian.Uint64(b[4:])) == start*512 {
-				want.DriveMappings[letter] = fmt.Sprintf("p%d", n)
+				set(fmt.Sprintf("p%d", n))
 			}
 		}
 	}
@@ -90,7 +100,7 @@ func checkOS(t *testing.T, oses []OS, want OS) {
 func TestWindowsGPT(t *testing.T) {
 	disk, software, system := inspecttest.WindowsGPT(t, t.TempDir())
 	want := expectWindows(t, "p3", software, system, inspecttest.SfdiskDump(t, disk), 0)
-	if len(want.DriveMappings) != 2 || want.Hostname != "winsrv-01" || want.Arch != "x86_64" || want.MajorVersion != 10 {
+	if len(want.DriveMappings) != 2 || len(want.VolumeGUIDs) != 2 || want.Hostname != "winsrv-01" || want.Arch != "x86_64" || want.MajorVersion != 10 {
 		t.Fatalf("the fixture is not what the test meant: %+v", want)
 	}
 	checkOS(t, inspectDisk(t, disk), want)

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"unicode/utf16"
 
 	"github.com/vmdkmount/vmdkmount/internal/testfix"
 	"github.com/vmdkmount/vmdkmount/volumes/inspect/regf/regftest"
@@ -355,7 +356,8 @@ func LinuxDisk(t testing.TB, dir string) string {
 
 // WindowsGPT makes a UEFI Windows Server disk: EFI system (FAT), MSR, C: (NTFS, with the SOFTWARE and
 // SYSTEM hives, cmd.exe and Users/alice/evil.exe) and D: (NTFS, with shared/report.txt). MountedDevices
-// maps C: and D: by their partition GUIDs and E: to a disk that is not there. It returns the disk and
+// maps C: and D: by their partition GUIDs (and volume GUIDs {B2B3B4B5-0000-0000-0000-100000000000}
+// and …-200000000000 to them) and E: to a disk that is not there. It returns the disk and
 // the two hive files.
 func WindowsGPT(t testing.TB, dir string) (disk, software, system string) {
 	NeedTools(t, "hivexsh", "hivexget", "mkntfs", "ntfs-3g", "losetup", "sgdisk", "sfdisk", "mkfs.vfat")
@@ -371,7 +373,8 @@ func WindowsGPT(t testing.TB, dir string) (disk, software, system string) {
 		`\DosDevices\C:`, "hex:3:"+DMIO(parts[3]["uuid"]),
 		`\DosDevices\D:`, "hex:3:"+DMIO(parts[4]["uuid"]),
 		`\DosDevices\E:`, "hex:3:"+DMIO("0F0E0D0C-0B0A-0908-0706-050403020100"), // a disk not in the set
-		`\??\Volume{b2b3b4b5-0000-0000-0000-100000000000}`, "hex:3:"+DMIO(parts[3]["uuid"])))
+		`\??\Volume{b2b3b4b5-0000-0000-0000-100000000000}`, "hex:3:"+DMIO(parts[3]["uuid"]),
+		`\??\Volume{b2b3b4b5-0000-0000-0000-200000000000}`, "hex:3:"+DMIO(parts[4]["uuid"])))
 	efi := Sparse(t, dir, "efi.img", 8<<20)
 	Run(t, "mkfs.vfat", "-n", "EFI", efi)
 	dSectors, _ := strconv.ParseInt(parts[4]["size"], 10, 64)
@@ -394,4 +397,32 @@ func HostLS(t testing.TB) string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// LinkReparse builds a junction (tag 0xA0000003) or symlink (0xA000000C, relative when rel) buffer
+// whose substitute and print names are both target.
+func LinkReparse(tag uint32, target string, rel bool) []byte {
+	name := utf16.Encode([]rune(target))
+	nb := make([]byte, 2*len(name))
+	for i, u := range name {
+		binary.LittleEndian.PutUint16(nb[2*i:], u)
+	}
+	var body []byte
+	le16 := func(v int) { body = binary.LittleEndian.AppendUint16(body, uint16(v)) }
+	le16(0)
+	le16(len(nb))
+	le16(len(nb) + 2)
+	le16(len(nb))
+	if tag == 0xA000000C {
+		flags := uint32(0)
+		if rel {
+			flags = 1
+		}
+		body = binary.LittleEndian.AppendUint32(body, flags)
+	}
+	body = append(append(append(body, nb...), 0, 0), nb...)
+	body = append(body, 0, 0)
+	hdr := binary.LittleEndian.AppendUint32(nil, tag)
+	hdr = binary.LittleEndian.AppendUint16(hdr, uint16(len(body)))
+	return append(append(hdr, 0, 0), body...)
 }
