@@ -4,9 +4,11 @@
 package lzx
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/bits"
 
 	"github.com/vmdkmount/vmdkmount/volumes/internal/huffman"
 	"github.com/vmdkmount/vmdkmount/volumes/internal/lzcopy"
@@ -148,20 +150,33 @@ func (d *Decoder) Decompress(dst, src []byte) error {
 	return nil
 }
 
-// block decodes the symbols of a verbatim or aligned block into dst[out:end].
+// block decodes the symbols of a verbatim or aligned block into dst[out:end]. The bit reader's
+// state lives in local variables while it runs, so that the loop keeps it in registers: each
+// symbol takes at most 49 bits (main and length codes of 16, then up to 17 for the offset), read
+// after two refills of 32.
 func (d *Decoder) block(dst []byte, out, end int, aligned bool, r0, r1, r2 uint32) (int, uint32, uint32, uint32, error) {
-	br := &d.br
+	src, pos, buf, nb := d.br.src, d.br.pos, d.br.buf, d.br.n
+	var err error
+loop:
 	for out < end {
-		bits := br.peek16()
-		e := d.main.Entry(bits)
+		if nb < 32 {
+			if pos+4 <= len(src) { // refill's common case, inline
+				buf |= uint64(bits.RotateLeft32(binary.LittleEndian.Uint32(src[pos:]), 16)) << (32 - nb)
+				pos, nb = pos+4, nb+32
+			} else {
+				pos, buf, nb = refill(src, pos, buf, nb)
+			}
+		}
+		e := d.main.Entry(uint32(buf >> 48))
 		sym, n := int(e>>5), int(e&31)
 		if n == 0 {
-			sym, n = d.main.Slow(bits)
+			if sym, n = d.main.Slow(uint32(buf >> 48)); n == 0 {
+				err = corrupt("no main code matches the input at output byte %d", out)
+				break loop
+			}
 		}
-		if n == 0 {
-			return out, r0, r1, r2, corrupt("no main code matches the input at output byte %d", out)
-		}
-		br.consume(n)
+		buf <<= n
+		nb -= n
 		if sym < numChars {
 			dst[out] = byte(sym)
 			out++
@@ -170,11 +185,13 @@ func (d *Decoder) block(dst []byte, out, end int, aligned bool, r0, r1, r2 uint3
 		sym -= numChars
 		length := sym&7 + minMatch
 		if sym&7 == 7 {
-			ls, n := d.length.Decode(br.peek16())
+			ls, n := d.length.Decode(uint32(buf >> 48))
 			if n == 0 {
-				return out, r0, r1, r2, corrupt("no length code matches the input at output byte %d", out)
+				err = corrupt("no length code matches the input at output byte %d", out)
+				break loop
 			}
-			br.consume(n)
+			buf <<= n
+			nb -= n
 			length += ls
 		}
 		var offset uint32
@@ -188,32 +205,76 @@ func (d *Decoder) block(dst []byte, out, end int, aligned bool, r0, r1, r2 uint3
 			offset, r2 = r2, r0
 			r0 = offset
 		default:
+			if nb < 17 {
+				pos, buf, nb = refill(src, pos, buf, nb)
+			}
 			eb := int(extraBits[slot])
 			v := slotBase[slot]
 			if aligned && eb >= 3 {
-				v += br.read(eb-3) << 3
-				a, n := d.aligned.Decode(br.peek16())
+				v += uint32(buf>>(64-(eb-3))) << 3 // buf>>64 is 0 for eb 3
+				buf <<= eb - 3
+				nb -= eb - 3
+				a, n := d.aligned.Decode(uint32(buf >> 48))
 				if n == 0 {
-					return out, r0, r1, r2, corrupt("no aligned code matches the input at output byte %d", out)
+					err = corrupt("no aligned code matches the input at output byte %d", out)
+					break loop
 				}
-				br.consume(n)
+				buf <<= n
+				nb -= n
 				v += uint32(a)
 			} else {
-				v += br.read(eb)
+				v += uint32(buf >> (64 - eb))
+				buf <<= eb
+				nb -= eb
 			}
 			offset = v - 2
 			r2, r1, r0 = r1, r0, offset
 		}
 		if offset == 0 || int64(offset) > int64(out) {
-			return out, r0, r1, r2, corrupt("match at output byte %d reaches %d bytes back", out, offset)
+			err = corrupt("match at output byte %d reaches %d bytes back", out, offset)
+			break loop
 		}
 		if length > end-out {
-			return out, r0, r1, r2, corrupt("match of %d bytes at output byte %d overruns its block", length, out)
+			err = corrupt("match of %d bytes at output byte %d overruns its block", length, out)
+			break loop
 		}
-		lzcopy.Match(dst, out, int(offset), length)
+		if from := out - int(offset); offset >= 8 && out+length+8 <= len(dst) {
+			// lzcopy.Match's common case, inline: 8-byte words from bytes already final.
+			for i := 0; i < length; i += 8 {
+				binary.LittleEndian.PutUint64(dst[out+i:], binary.LittleEndian.Uint64(dst[from+i:]))
+			}
+		} else {
+			lzcopy.Match(dst, out, int(offset), length)
+		}
 		out += length
 	}
-	return out, r0, r1, r2, nil
+	d.br = bitReader{src: src, pos: pos, buf: buf, n: nb}
+	return out, r0, r1, r2, err
+}
+
+// refill loads the next two 16-bit words below the nb (at most 32) bits left in buf.
+func refill(src []byte, pos int, buf uint64, nb int) (int, uint64, int) {
+	var w uint32
+	if pos+4 <= len(src) {
+		w = bits.RotateLeft32(binary.LittleEndian.Uint32(src[pos:]), 16) // the first word first
+	} else {
+		w = tailWords(src, pos)
+	}
+	return pos + 4, buf | uint64(w)<<(32-nb), nb + 32
+}
+
+// tailWords is refill's load at the end of the input, which reads as zeros past it.
+//
+//go:noinline
+func tailWords(src []byte, pos int) uint32 {
+	var w uint32
+	for k := 0; k < 2; k++ {
+		w <<= 16
+		if p := pos + 2*k; p >= 0 && p+2 <= len(src) {
+			w |= uint32(binary.LittleEndian.Uint16(src[p:]))
+		}
+	}
+	return w
 }
 
 // readLens reads the code lengths lens[from:to] through a pretree, as deltas against their
@@ -280,9 +341,11 @@ func undoE8(b []byte) {
 		return
 	}
 	for i := 0; i < len(b)-10; i++ {
-		if b[i] != 0xE8 {
-			continue
+		k := bytes.IndexByte(b[i:len(b)-10], 0xE8)
+		if k < 0 {
+			return
 		}
+		i += k
 		abs := int32(binary.LittleEndian.Uint32(b[i+1:]))
 		switch {
 		case abs >= 0 && abs < e8FileSize:
