@@ -34,16 +34,38 @@ func (d *Decoder) Init(lens []uint8) error {
 	if len(lens) > 1<<11 {
 		return fmt.Errorf("%w: %d symbols", ErrBadCode, len(lens))
 	}
-	d.count = [MaxLen + 1]uint16{}
-	d.maxLen = 0
-	for _, l := range lens {
-		if l > MaxLen {
-			return fmt.Errorf("%w: code length %d", ErrBadCode, l)
-		}
-		d.count[l]++
-		d.maxLen = max(d.maxLen, int(l))
+	// Counted into 32 slots so that the length check leaves the loop (lengths fit in 5 bits first),
+	// in two histograms, even and odd symbols, so that runs of equal lengths do not wait on each
+	// other's increments.
+	var count, odd [32]uint16
+	var all uint8
+	n := len(lens) &^ 1
+	for i := 0; i < n; i += 2 {
+		a, b := lens[i], lens[i+1]
+		all |= a | b
+		count[a&31]++
+		odd[b&31]++
 	}
+	if n < len(lens) {
+		all |= lens[n]
+		count[lens[n]&31]++
+	}
+	for i := range count {
+		count[i] += odd[i]
+	}
+	if all > 31 || count[17]|count[18]|count[19]|count[20]|count[21]|count[22]|count[23]|count[24]|
+		count[25]|count[26]|count[27]|count[28]|count[29]|count[30]|count[31] != 0 {
+		return fmt.Errorf("%w: code length over %d", ErrBadCode, MaxLen)
+	}
+	copy(d.count[:], count[:MaxLen+1])
 	d.count[0] = 0
+	d.maxLen = 0
+	for l := MaxLen; l > 0; l-- {
+		if d.count[l] != 0 {
+			d.maxLen = l
+			break
+		}
+	}
 	// Kraft: the codes of each length must fit in what the shorter ones left free.
 	left := 1
 	for l := 1; l <= MaxLen; l++ {
@@ -77,8 +99,9 @@ func (d *Decoder) Init(lens []uint8) error {
 		span := 1 << (fastBits - l)
 		for i := 0; i < int(d.count[l]); i++ {
 			e := d.sorted[int(d.index[l])+i]<<5 | uint16(l)
-			for j := at; j < at+span; j++ {
-				d.fast[j] = e
+			f := d.fast[at : at+span]
+			for j := range f {
+				f[j] = e
 			}
 			at += span
 		}

@@ -131,7 +131,14 @@ func (*decoder) run(h *huffman.Decoder, dst, src []byte) error {
 			if length > len(dst)-out {
 				return corrupt("match of %d bytes at output byte %d overruns the %d-byte output", length, out, len(dst))
 			}
-			lzcopy.Match(dst, out, offset, length)
+			if from := out - offset; offset >= 8 && out+length+8 <= len(dst) {
+				// lzcopy.Match's common case, inline: 8-byte words from bytes already final.
+				for i := 0; i < length; i += 8 {
+					binary.LittleEndian.PutUint64(dst[out+i:], binary.LittleEndian.Uint64(dst[from+i:]))
+				}
+			} else {
+				lzcopy.Match(dst, out, offset, length)
+			}
 			out += length
 		}
 		if pos > len(src)+4 {
