@@ -43,8 +43,10 @@ func TestBadCodes(t *testing.T) {
 	if err := d.Init([]uint8{1, 1, 1}); !errors.Is(err, ErrBadCode) {
 		t.Errorf("over-subscribed code: %v", err)
 	}
-	if err := d.Init([]uint8{17}); !errors.Is(err, ErrBadCode) {
-		t.Errorf("length 17: %v", err)
+	for _, lens := range [][]uint8{{17}, {1, 31}, {0, 0, 32}, {200, 1, 1}} {
+		if err := d.Init(lens); !errors.Is(err, ErrBadCode) {
+			t.Errorf("lengths %v: %v", lens, err)
+		}
 	}
 	// An incomplete code (one symbol) decodes its code and refuses the rest.
 	if err := d.Init([]uint8{0, 1}); err != nil {
