@@ -162,3 +162,30 @@ func TestLargeTable(t *testing.T) {
 		t.Fatalf("read in the middle: %d bytes %q, %v", k, p[:k], err)
 	}
 }
+
+// BenchmarkReadAt reads a 1 MiB resource in the 128 KiB requests FUSE sends, through Reader's
+// parallel chunk decoding.
+func BenchmarkReadAt(b *testing.B) {
+	data := wimres.Sample(b, 1<<20)
+	for _, a := range []struct {
+		alg      wof.Algorithm
+		compress string
+	}{{wof.XPRESS4K, "xpress"}, {wof.LZX, "lzx"}} {
+		b.Run(a.alg.String(), func(b *testing.B) {
+			res := wimres.Capture(b, data, a.compress, a.alg.ChunkSize())
+			r, err := wof.NewReader(bytes.NewReader(res), int64(len(res)), int64(len(data)), a.alg, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			p := make([]byte, 128<<10)
+			b.SetBytes(int64(len(data)))
+			for b.Loop() {
+				for off := int64(0); off < int64(len(data)); off += int64(len(p)) {
+					if _, err := r.ReadAt(p, off); err != nil && err != io.EOF {
+						b.Fatal(err)
+					}
+				}
+			}
+		})
+	}
+}
