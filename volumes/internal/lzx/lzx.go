@@ -240,7 +240,9 @@ loop:
 		}
 		if from := out - int(offset); offset >= 8 && out+length+8 <= len(dst) {
 			// lzcopy.Match's common case, inline: 8-byte words from bytes already final.
-			for i := 0; i < length; i += 8 {
+			// Most matches are short: the first word without the loop.
+			binary.LittleEndian.PutUint64(dst[out:], binary.LittleEndian.Uint64(dst[from:]))
+			for i := 8; i < length; i += 8 {
 				binary.LittleEndian.PutUint64(dst[out+i:], binary.LittleEndian.Uint64(dst[from+i:]))
 			}
 		} else {
