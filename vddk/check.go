@@ -200,7 +200,7 @@ func checkSparse(g *grainExtent, m *sparseMapper, repair bool) ([]Problem, error
 		}
 	}
 	if repair && len(out) > 0 {
-		m.gts = newLRU[uint32, []uint32](m.gts.max) // tables changed on disk
+		m.gts = privateTables[uint32](4) // tables changed on disk
 	}
 	return out, nil
 }

@@ -41,7 +41,7 @@ func Open(path string, opts Options) (*Disk, error) {
 	if err != nil {
 		return nil, wrapErr(ErrFileNotFound, path, err, "folder")
 	}
-	o := &opener{opts: opts, seen: map[fileID]string{}, writable: opts.Writable}
+	o := &opener{opts: opts, seen: map[fileID]string{}, writable: opts.Writable, tables: newDiskTables()}
 	// The named file itself is the user's choice: a symlink is followed, a block device is taken.
 	f, err := confine.OpenPath(abs, openFlag(opts.Writable), true)
 	if err != nil {

@@ -23,10 +23,10 @@ type cowdMapper struct {
 	f        *os.File
 	fileSize int64
 	gd       []uint32
-	gts      *lru[uint32, []uint32]
+	gts      tableCache[uint32]
 }
 
-func openCOWDExtent(f *os.File, path string, fileSize int64, hdr []byte, size int64, line ExtentLine) (*grainExtent, error) {
+func openCOWDExtent(f *os.File, path string, fileSize int64, hdr []byte, size int64, line ExtentLine, t *diskTables) (*grainExtent, error) {
 	bad := func(format string, args ...any) error {
 		return newErr(ErrDiskInvalidDisk, path, "invalid COWD extent: "+format, args...)
 	}
@@ -51,6 +51,9 @@ func openCOWDExtent(f *os.File, path string, fileSize int64, hdr []byte, size in
 	if gdOffset < cowdHeaderSize/SectorSize || gdOffset*SectorSize+gdEntries*4 > fileSize {
 		return nil, bad("grain directory at sector %d (%d entries) lies outside the file", gdOffset, gdEntries)
 	}
+	if err := t.chargeGD(path, need*4); err != nil {
+		return nil, err
+	}
 	buf := make([]byte, need*4)
 	if _, err := f.ReadAt(buf, gdOffset*SectorSize); err != nil {
 		return nil, wrapErr(ErrFileError, path, err, "read COWD grain directory")
@@ -59,7 +62,7 @@ func openCOWDExtent(f *os.File, path string, fileSize int64, hdr []byte, size in
 	for i := range m.gd {
 		m.gd[i] = binary.LittleEndian.Uint32(buf[4*i:])
 	}
-	m.gts = newLRU[uint32, []uint32](max(16, gtCacheBytes/(4*cowdGTEntries)))
+	m.gts = t.tables32(f, false)
 	return &grainExtent{
 		f:          f,
 		fileSize:   fileSize,
@@ -131,10 +134,10 @@ type seSparseMapper struct {
 	gtSectors, gtEntries  int64
 	gtStart, gtEnd        int64 // sector range of the grain tables area
 	grainsOffset, grainSz int64
-	gts                   *lru[uint32, []uint64]
+	gts                   tableCache[uint64]
 }
 
-func openSESparseExtent(f *os.File, path string, fileSize int64, hdr []byte, size int64, line ExtentLine) (*grainExtent, error) {
+func openSESparseExtent(f *os.File, path string, fileSize int64, hdr []byte, size int64, line ExtentLine, t *diskTables) (*grainExtent, error) {
 	bad := func(format string, args ...any) error {
 		return newErr(ErrDiskInvalidDisk, path, "invalid seSparse extent: "+format, args...)
 	}
@@ -186,6 +189,9 @@ func openSESparseExtent(f *os.File, path string, fileSize int64, hdr []byte, siz
 	if need > gdSize*SectorSize/8 {
 		return nil, bad("grain directory has %d entries, capacity needs %d", gdSize*SectorSize/8, need)
 	}
+	if err := t.chargeGD(path, need*8); err != nil {
+		return nil, err
+	}
 	buf := make([]byte, need*8)
 	if _, err := f.ReadAt(buf, gdOff*SectorSize); err != nil {
 		return nil, wrapErr(ErrFileError, path, err, "read seSparse grain directory")
@@ -201,7 +207,7 @@ func openSESparseExtent(f *os.File, path string, fileSize int64, hdr []byte, siz
 			return nil, bad("grain directory entry %d is %#x", i, e)
 		}
 	}
-	m.gts = newLRU[uint32, []uint64](max(16, gtCacheBytes/int(8*gtEntries)))
+	m.gts = t.tables64(f)
 	return &grainExtent{
 		f: f, fileSize: fileSize, size: size, grainBytes: grain * SectorSize, m: m,
 		inf: ExtentInfo{ExtentLine: line, Path: path, Format: "seSparse", Version: 0x201, GrainSectors: grain},

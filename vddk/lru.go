@@ -5,25 +5,34 @@ import (
 	"sync"
 )
 
-// lru is a small mutex-guarded least-recently-used cache with a fixed number of entries. Lookups are
-// short critical sections; the values themselves are immutable once stored.
+// lru is a small mutex-guarded least-recently-used cache bounded by the total cost of its entries (one
+// per entry unless a cost function says otherwise). Lookups are short critical sections; the values
+// themselves are immutable once stored.
 type lru[K comparable, V any] struct {
 	mu    sync.Mutex
 	max   int
+	used  int
+	cost  func(V) int
 	ll    *list.List
 	items map[K]*list.Element
 }
 
 type lruEntry[K comparable, V any] struct {
-	key K
-	val V
+	key  K
+	val  V
+	cost int
 }
 
 func newLRU[K comparable, V any](max int) *lru[K, V] {
+	return newSizedLRU[K](max, func(V) int { return 1 })
+}
+
+// newSizedLRU keeps entries while their costs add up to at most max (the newest entry always stays).
+func newSizedLRU[K comparable, V any](max int, cost func(V) int) *lru[K, V] {
 	if max < 1 {
 		max = 1
 	}
-	return &lru[K, V]{max: max, ll: list.New(), items: make(map[K]*list.Element)}
+	return &lru[K, V]{max: max, cost: cost, ll: list.New(), items: make(map[K]*list.Element)}
 }
 
 func (c *lru[K, V]) get(k K) (V, bool) {
@@ -38,17 +47,23 @@ func (c *lru[K, V]) get(k K) (V, bool) {
 }
 
 func (c *lru[K, V]) put(k K, v V) {
+	cost := c.cost(v)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if e, ok := c.items[k]; ok {
-		e.Value.(*lruEntry[K, V]).val = v
+		ent := e.Value.(*lruEntry[K, V])
+		c.used += cost - ent.cost
+		ent.val, ent.cost = v, cost
 		c.ll.MoveToFront(e)
-		return
+	} else {
+		c.items[k] = c.ll.PushFront(&lruEntry[K, V]{k, v, cost})
+		c.used += cost
 	}
-	c.items[k] = c.ll.PushFront(&lruEntry[K, V]{k, v})
-	for c.ll.Len() > c.max {
+	for c.used > c.max && c.ll.Len() > 1 {
 		last := c.ll.Back()
+		ent := last.Value.(*lruEntry[K, V])
 		c.ll.Remove(last)
-		delete(c.items, last.Value.(*lruEntry[K, V]).key)
+		delete(c.items, ent.key)
+		c.used -= ent.cost
 	}
 }

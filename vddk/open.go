@@ -43,6 +43,7 @@ type opener struct {
 	seen     map[fileID]string
 	writable bool     // the link being opened is the one written to
 	touched  []string // files read without O_NOATIME (the kernel refused it: we do not own them)
+	tables   *diskTables
 }
 
 // openFlag is the open(2) access mode for a file read, or written when writable.
@@ -299,7 +300,7 @@ func (o *opener) openLink(op opened) (l *link, err error) {
 		var e extent
 		rel := ""
 		if i == self {
-			e, err = openExtentFile(f, path, line, size, sh, o.writable)
+			e, err = openExtentFile(f, path, line, size, sh, o.writable, o.tables)
 			keep = keep || err == nil
 			rel = op.rel
 		} else {
@@ -373,15 +374,16 @@ func (o *opener) openExtent(dir *confine.Dir, line ExtentLine, size int64) (exte
 			sh, _ = parseSparseHeader(hdr)
 		}
 	}
-	e, err := openExtentFile(f, path, line, size, sh, o.writable)
+	e, err := openExtentFile(f, path, line, size, sh, o.writable, o.tables)
 	if err != nil {
 		f.Close()
 	}
 	return e, op.rel, err
 }
 
-// openExtentFile builds the extent reader for an open file according to its line and contents.
-func openExtentFile(f *os.File, path string, line ExtentLine, size int64, sh *sparseHeader, writable bool) (extent, error) {
+// openExtentFile builds the extent reader for an open file according to its line and contents. A
+// read-only grain-table file that t has already opened for another line is not loaded again.
+func openExtentFile(f *os.File, path string, line ExtentLine, size int64, sh *sparseHeader, writable bool, t *diskTables) (extent, error) {
 	fileSize, err := f.Seek(0, io.SeekEnd)
 	if err != nil {
 		return nil, wrapErr(ErrFileError, path, err, "size")
@@ -400,6 +402,22 @@ func openExtentFile(f *os.File, path string, line ExtentLine, size int64, sh *sp
 	default:
 		return nil, newErr(ErrDiskNotSupported, path, "extent type %s is not supported", line.Type)
 	}
+	writable = writable && line.Access == "RW"
+	prev, id, found := t.shared(f)
+	if found && !writable {
+		return prev.alias(f, size, line, path), nil
+	}
+	e, err := openGrainFile(f, path, fileSize, line, size, sh, writable, t)
+	if err != nil {
+		return nil, err
+	}
+	if !writable {
+		t.remember(id, e)
+	}
+	return e, nil
+}
+
+func openGrainFile(f *os.File, path string, fileSize int64, line ExtentLine, size int64, sh *sparseHeader, writable bool, t *diskTables) (_ *grainExtent, err error) {
 	hdr := make([]byte, min(fileSize, cowdHeaderSize))
 	if _, err := f.ReadAt(hdr, 0); err != nil {
 		return nil, wrapErr(ErrFileError, path, err, "read extent header")
@@ -411,11 +429,11 @@ func openExtentFile(f *os.File, path string, line ExtentLine, size int64, sh *sp
 				return nil, wrapErr(ErrDiskInvalidDisk, path, err, "invalid sparse header")
 			}
 		}
-		return openSparseExtent(f, path, fileSize, sh, size, line, writable && line.Access == "RW")
+		return openSparseExtent(f, path, fileSize, sh, size, line, writable, t)
 	case "COWD":
-		return openCOWDExtent(f, path, fileSize, hdr, size, line)
+		return openCOWDExtent(f, path, fileSize, hdr, size, line, t)
 	case "seSparse":
-		return openSESparseExtent(f, path, fileSize, hdr, size, line)
+		return openSESparseExtent(f, path, fileSize, hdr, size, line, t)
 	}
 	return nil, newErr(ErrDiskInvalidDisk, path, "%s extent has no KDMV, COWD or seSparse header", line.Type)
 }

@@ -130,7 +130,7 @@ type sparseMapper struct {
 	zeroedOK   bool // flag bit 2: GTE 1 means a zeroed grain
 	compressed bool
 	minSector  uint32 // entries below this point into the header/descriptor
-	gts        *lru[uint32, []uint32]
+	gts        tableCache[uint32]
 	// streamMap replaces the grain directory when a stream file's tables had to be rebuilt by scanning.
 	streamMap map[int64]uint32
 }
@@ -205,22 +205,28 @@ func readGD(f *os.File, path string, fileSize int64, sector uint64, entries uint
 	if sector == 0 || sector > uint64(fileSize/SectorSize) || off+n > fileSize {
 		return nil, fmt.Errorf("grain directory at sector %d (%d entries) lies outside the file (%d bytes)", sector, entries, fileSize)
 	}
-	buf := make([]byte, n)
-	if _, err := f.ReadAt(buf, off); err != nil {
-		return nil, fmt.Errorf("read grain directory: %w", err)
-	}
 	gd := make([]uint32, entries)
-	for i := range gd {
-		gd[i] = binary.LittleEndian.Uint32(buf[4*i:])
-		if gd[i] != 0 && int64(gd[i])*SectorSize+gtBytes > fileSize {
-			return nil, fmt.Errorf("grain directory entry %d points at sector %d, past the end of the file", i, gd[i])
+	// Read in pieces: the directory is kept decoded, so only a piece of it is ever held twice.
+	buf := make([]byte, min(n, 1<<20))
+	for done := int64(0); done < n; done += int64(len(buf)) {
+		chunk := buf[:min(int64(len(buf)), n-done)]
+		if _, err := f.ReadAt(chunk, off+done); err != nil {
+			return nil, fmt.Errorf("read grain directory: %w", err)
+		}
+		for j := 0; j < len(chunk); j += 4 {
+			i := (done + int64(j)) / 4
+			gd[i] = binary.LittleEndian.Uint32(chunk[j:])
+			if gd[i] != 0 && int64(gd[i])*SectorSize+gtBytes > fileSize {
+				return nil, fmt.Errorf("grain directory entry %d points at sector %d, past the end of the file", i, gd[i])
+			}
 		}
 	}
 	return gd, nil
 }
 
 // openSparseExtent opens a KDMV file as one extent of size bytes (from the descriptor line).
-func openSparseExtent(f *os.File, path string, fileSize int64, h *sparseHeader, size int64, line ExtentLine, writable bool) (*grainExtent, error) {
+// Its grain directory is charged to t and its tables kept in t's cache (unless writable); t may be nil.
+func openSparseExtent(f *os.File, path string, fileSize int64, h *sparseHeader, size int64, line ExtentLine, writable bool, t *diskTables) (*grainExtent, error) {
 	if code, err := h.validate(fileSize); err != nil {
 		return nil, wrapErr(code, path, err, "invalid sparse extent")
 	}
@@ -238,7 +244,7 @@ func openSparseExtent(f *os.File, path string, fileSize int64, h *sparseHeader, 
 	if h.DescOffset != 0 {
 		m.minSector = uint32(min(h.DescOffset+h.DescSize, 1<<32-1))
 	}
-	m.gts = newLRU[uint32, []uint32](max(16, gtCacheBytes/int(4*m.gtEntries)))
+	m.gts = t.tables32(f, writable)
 	format := "sparse"
 	if compressed {
 		format = "streamOptimized"
@@ -265,6 +271,9 @@ func openSparseExtent(f *os.File, path string, fileSize int64, h *sparseHeader, 
 	} else {
 		var err error
 		entries := hdr.numGDEntries()
+		if err := t.chargeGD(path, int64(entries)*4); err != nil {
+			return nil, err
+		}
 		m.gd, err = readGD(f, path, fileSize, hdr.GDOffset, entries, m.gtEntries*4)
 		if err != nil && hdr.Flags&flagRedundantGD != 0 && hdr.RGDOffset != 0 {
 			// The primary directory is damaged: the redundant copy describes the same grains.

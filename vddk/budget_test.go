@@ -1,0 +1,202 @@
+package vddk
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vmdkmount/vmdkmount/internal/memlimit"
+)
+
+// bigGDFile writes a hosted sparse file whose header asks for a grain directory of gdEntries entries
+// (all empty) and which is just large enough to hold it: a host sparse file of a few KiB on disk.
+func bigGDFile(t testing.TB, path string, gdEntries uint64) {
+	t.Helper()
+	const grain, gtes = 8, 512
+	le := binary.LittleEndian
+	h := make([]byte, SectorSize)
+	le.PutUint32(h[0:], sparseMagic)
+	le.PutUint32(h[4:], 1)
+	le.PutUint64(h[12:], gdEntries*gtes*grain) // capacity
+	le.PutUint64(h[20:], grain)
+	le.PutUint32(h[44:], gtes)
+	le.PutUint64(h[56:], 1) // grain directory at sector 1
+	le.PutUint64(h[64:], 1)
+	if err := os.WriteFile(path, h, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(path, SectorSize+int64(gdEntries)*4); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func manyLines(createType string, lines []string) string {
+	return "# Disk DescriptorFile\nversion=1\nCID=fffffffe\nparentCID=ffffffff\ncreateType=\"" + createType + "\"\n" +
+		strings.Join(lines, "\n") + "\n"
+}
+
+// openBounded opens path and reads it a little, failing t past the time and allocation bounds.
+func openBounded(t *testing.T, path string, timeout time.Duration, allocBound uint64) (*Disk, error) {
+	t.Helper()
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	start := time.Now()
+	d, err := Open(path, Options{})
+	if err == nil {
+		buf := make([]byte, 64<<10)
+		for _, off := range []int64{0, d.Size() / 2, d.Size() - int64(len(buf))} {
+			if _, err := d.ReadAt(buf, max(0, off)); err != nil {
+				t.Errorf("read at %d: %v", off, err)
+			}
+		}
+		d.AllocatedBlocks(0, uint64(min(d.Size(), 1<<30)/SectorSize), 128)
+		_ = d.Info()
+	}
+	el := time.Since(start)
+	runtime.ReadMemStats(&after)
+	a := after.TotalAlloc - before.TotalAlloc
+	t.Logf("open and reads: %v, %d MiB allocated", el.Round(time.Millisecond), a>>20)
+	if el > timeout {
+		t.Errorf("took %v (bound %v)", el, timeout)
+	}
+	if a > allocBound {
+		t.Errorf("allocated %d MiB (bound %d MiB)", a>>20, allocBound>>20)
+	}
+	return d, err
+}
+
+// The memory bomb of a descriptor whose 4,096 SPARSE lines all name one file with a 32 MiB grain
+// directory: the directory is loaded once for the file, not once per line (128 GiB).
+func TestHostileManyLinesOneFile(t *testing.T) {
+	defer memlimit.ReportChildPeak()
+	dir := t.TempDir()
+	bigGDFile(t, filepath.Join(dir, "big.vmdk"), 8<<20)
+	lines := make([]string, maxExtents)
+	for i := range lines {
+		lines[i] = `RW 1048576 SPARSE "big.vmdk"`
+	}
+	desc := filepath.Join(dir, "bomb.vmdk")
+	if err := os.WriteFile(desc, []byte(manyLines("monolithicSparse", lines)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d, err := openBounded(t, desc, 20*time.Second, 96<<20)
+	if err != nil {
+		t.Fatalf("a descriptor naming one file 4096 times is valid: %v", err)
+	}
+	defer d.Close()
+	if d.Size() != maxExtents<<29 {
+		t.Errorf("size %d", d.Size())
+	}
+}
+
+// Grain directories of distinct files are charged to one budget per disk: past it the open fails,
+// naming the file, instead of loading each.
+func TestHostileGrainDirectoryBudget(t *testing.T) {
+	defer memlimit.ReportChildPeak()
+	dir := t.TempDir()
+	var lines []string
+	for i := range 6 {
+		name := fmt.Sprintf("big%d.vmdk", i)
+		bigGDFile(t, filepath.Join(dir, name), 8<<20) // 32 MiB each
+		lines = append(lines, fmt.Sprintf(`RW 1048576 SPARSE %q`, name))
+	}
+	desc := filepath.Join(dir, "bomb.vmdk")
+	if err := os.WriteFile(desc, []byte(manyLines("custom", lines)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d, err := openBounded(t, desc, 20*time.Second, maxGDBytesPerDisk+(32<<20))
+	if err == nil {
+		d.Close()
+		t.Fatalf("opened %d MiB of grain directories", 6*32)
+	}
+	if !strings.Contains(err.Error(), "big") || !strings.Contains(err.Error(), "grain directories past") {
+		t.Errorf("error does not name the file and the budget: %v", err)
+	}
+	t.Log(err)
+}
+
+func TestHostileManyLinesUnderMemoryLimit(t *testing.T) {
+	memlimit.RunUnderMemoryLimit(t, "TestHostileManyLinesOneFile", 256<<20, 2*time.Minute)
+	memlimit.RunUnderMemoryLimit(t, "TestHostileGrainDirectoryBudget", 384<<20, 2*time.Minute)
+}
+
+// Lines sharing one file read what qemu-img reads from the same descriptor (it opens each line on its
+// own), for plain and zeroed-grain files, with two files interleaved.
+func TestLinesSharingAFileMatchQemu(t *testing.T) {
+	dir := t.TempDir()
+	for _, v := range []string{"plain", "zeroed"} {
+		if err := os.WriteFile(filepath.Join(dir, v+".vmdk"), tinySparse(v), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var lines []string
+	for i := range 16 {
+		lines = append(lines, fmt.Sprintf(`RW 256 SPARSE %q`, []string{"plain", "zeroed"}[i%3%2]+".vmdk"))
+	}
+	desc := filepath.Join(dir, "shared.vmdk")
+	if err := os.WriteFile(desc, []byte(manyLines("twoGbMaxExtentSparse", lines)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d, err := Open(desc, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	want, err := os.ReadFile(qemuRaw(t, desc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, d.Size())
+	if _, err := d.ReadAt(got, 0); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) || bytes.Count(got, []byte{0}) == len(got) {
+		t.Errorf("reads differ from qemu-img's (%d bytes, %d of them zero)", len(got), bytes.Count(got, []byte{0}))
+	}
+	first := d.links[0].exts[0].(*grainExtent)
+	if third := d.links[0].exts[2].(*grainExtent); third.m != first.m {
+		t.Error("two lines naming plain.vmdk loaded it twice")
+	}
+}
+
+// FuzzDescriptorExtents fuzzes descriptor files whose extent lines name a few real files beside them
+// (sparse, stream-optimized, COWD, flat), many times over: whatever the lines, the files' tables are
+// loaded once and the open stays within its budgets.
+func FuzzDescriptorExtents(f *testing.F) {
+	work := fuzzWorkDir(f)
+	for _, v := range []string{"plain", "stream"} {
+		if err := os.WriteFile(filepath.Join(work, v+".vmdk"), tinySparse(v), 0o644); err != nil {
+			f.Fatal(err)
+		}
+	}
+	writeCOWD(f, filepath.Join(work, "cowd"), 2048, 1, []esxGrainWrite{{grain: 0, data: make([]byte, 512)}})
+	if err := os.WriteFile(filepath.Join(work, "flat.bin"), bytes.Repeat([]byte("flat"), 2048), 0o644); err != nil {
+		f.Fatal(err)
+	}
+	rep := func(line string, n int) []string {
+		l := make([]string, n)
+		for i := range l {
+			l[i] = line
+		}
+		return l
+	}
+	f.Add(manyLines("monolithicSparse", rep(`RW 256 SPARSE "plain.vmdk"`, maxExtents)))
+	f.Add(manyLines("streamOptimized", rep(`RW 256 SPARSE "stream.vmdk"`, 64)))
+	f.Add(manyLines("vmfsSparse", rep(`RW 2048 VMFSSPARSE "cowd"`, 300)))
+	f.Add(manyLines("custom", []string{`RW 256 SPARSE "plain.vmdk"`, `RDONLY 16 FLAT "flat.bin" 0`, `RW 256 SPARSE "stream.vmdk"`,
+		`RW 8 ZERO`, `RW 2048 VMFSSPARSE "cowd"`, `NOACCESS 8 SPARSE "plain.vmdk"`, `RW 256 SPARSE "plain.vmdk"`}))
+	f.Fuzz(func(t *testing.T, text string) {
+		p := filepath.Join(work, "fuzz.vmdk")
+		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		fuzzOpenAndRead(t, p, 64<<10)
+	})
+}
