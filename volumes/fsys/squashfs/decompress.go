@@ -63,21 +63,22 @@ func (s streamDecompressor) decompress(src []byte, max int) ([]byte, error) {
 	return out[:n], nil
 }
 
-// xzDecompressor sends blocks with a filter chain (mksquashfs -Xbcj puts a branch converter before
-// LZMA2), which the xz library cannot decode, and blocks whose header asks for a dictionary larger than
-// any block, to our own decoder; the library, which also verifies the block's check, gets the rest.
+// xzDecompressor sends streams of several blocks, blocks with a filter chain (mksquashfs -Xbcj puts a
+// branch converter before LZMA2), which the xz library cannot decode, and blocks whose header asks for
+// a dictionary larger than any block, to our own decoder; the library, which also verifies the block's
+// check, gets the usual single block.
 type xzDecompressor struct{ streamDecompressor }
 
 func (x xzDecompressor) decompress(src []byte, limit int) ([]byte, error) {
-	b, err := parseXzBlock(src)
+	blocks, err := parseXzBlocks(src, limit)
 	if err != nil {
 		return nil, err
 	}
-	// The library allocates the dictionary the header asks for (up to 4 GiB), for every block. A
-	// block is a stream of its own and at most 1 MiB, so a larger dictionary is never needed:
-	// such blocks go to our decoder, which bounds it by the block.
-	if len(b.filters) > 1 || b.dictBytes() > max(uint64(limit)+1, maxBlockSize) {
-		return decodeXzBlock(src, b, limit)
+	// The library allocates the dictionary each block header asks for (up to 4 GiB), block after
+	// block. A squashfs block is at most 1 MiB, so a larger dictionary is never needed: our decoder
+	// bounds each block's by the output its chunks announce.
+	if b := blocks[0]; len(blocks) > 1 || len(b.filters) > 1 || b.dictBytes() > max(uint64(limit)+1, maxBlockSize) {
+		return decodeXzBlocks(src, blocks, limit)
 	}
 	return x.streamDecompressor.decompress(src, limit)
 }

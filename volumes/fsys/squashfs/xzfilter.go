@@ -29,26 +29,101 @@ var branchDecoders = map[uint64]func([]byte){
 	xzFilterSPARC:    unfilterSPARC,
 }
 
-// xzBlock is what decoding needs from an xz stream's (first) block header.
+// xzBlock is what decoding needs from one block of an xz stream.
 type xzBlock struct {
 	filters  []uint64 // filter ids, first to last; the last is LZMA2
 	dictProp byte     // LZMA2 dictionary size, encoded
 	dataOff  int      // where the compressed data starts
+	dataEnd  int      // where it ends (after LZMA2's end marker)
+	outSize  int      // the bytes its LZMA2 chunks say they produce
 }
 
 // dictBytes is the LZMA2 dictionary size the header asks for.
 func (b xzBlock) dictBytes() uint64 { return uint64(2|b.dictProp&1) << (b.dictProp/2 + 11) }
 
-// parseXzBlock reads the stream header and the block header after it.
-func parseXzBlock(src []byte) (xzBlock, error) {
+// maxXzBlocks bounds the blocks of one squashfs block's xz stream. mksquashfs and squashfs-tools-ng
+// write one (lzma_stream_buffer_encode); each block costs a fresh decoder, so thousands of tiny blocks
+// would make one read slow.
+const maxXzBlocks = 64
+
+// xzCheckSizes is the size of a block's check field, by the stream's check type.
+var xzCheckSizes = [16]int{0, 4, 4, 4, 8, 8, 8, 16, 16, 16, 32, 32, 32, 64, 64, 64}
+
+// parseXzBlocks reads the stream header and walks every block of the stream: its header, and the
+// headers of its LZMA2 chunks, which give the block's end and the size of its output without decoding
+// it. A stream may hold several blocks, each asking for its own dictionary: all are checked, and their
+// outputs together may not exceed limit.
+func parseXzBlocks(src []byte, limit int) ([]xzBlock, error) {
 	if len(src) < 14 || !bytes.HasPrefix(src, []byte{0xfd, '7', 'z', 'X', 'Z', 0}) {
-		return xzBlock{}, fmt.Errorf("%w: xz stream header", ErrCorrupt)
+		return nil, fmt.Errorf("%w: xz stream header", ErrCorrupt)
 	}
-	hdrLen := (int(src[12]) + 1) * 4
-	if hdrLen < 8 || 12+hdrLen > len(src) {
+	checkSize := xzCheckSizes[src[7]&0x0f]
+	var blocks []xzBlock
+	total := 0
+	for pos := 12; pos < len(src) && src[pos] != 0; { // a zero byte starts the index
+		b, err := parseXzBlockHeader(src, pos)
+		if err != nil {
+			return nil, err
+		}
+		if b.dataEnd, b.outSize, err = lzma2Extent(src, b.dataOff); err != nil {
+			return nil, err
+		}
+		if total += b.outSize; total > limit {
+			return nil, fmt.Errorf("%w: xz blocks expand beyond %d bytes", ErrCorrupt, limit)
+		}
+		if len(blocks) == maxXzBlocks {
+			return nil, fmt.Errorf("%w: xz stream of more than %d blocks (squashfs writers make one)", ErrUnsupported, maxXzBlocks)
+		}
+		blocks = append(blocks, b)
+		pos = b.dataEnd + (4-(b.dataEnd-pos)%4)%4 + checkSize
+	}
+	if len(blocks) == 0 {
+		return nil, fmt.Errorf("%w: xz stream has no block", ErrCorrupt)
+	}
+	return blocks, nil
+}
+
+// lzma2Extent walks LZMA2 chunk headers from off to the end marker: it returns where the data ends
+// and the bytes the chunks produce.
+func lzma2Extent(src []byte, off int) (end, out int, err error) {
+	short := fmt.Errorf("%w: xz block's LZMA2 data is truncated", ErrCorrupt)
+	for pos := off; ; {
+		if pos >= len(src) {
+			return 0, 0, short
+		}
+		c := src[pos]
+		switch {
+		case c == 0:
+			return pos + 1, out, nil
+		case c == 1 || c == 2: // stored chunk
+			if pos+3 > len(src) {
+				return 0, 0, short
+			}
+			n := int(binary.BigEndian.Uint16(src[pos+1:])) + 1
+			out += n
+			pos += 3 + n
+		case c >= 0x80: // LZMA chunk: unpacked size, packed size, properties when it resets them
+			if pos+5 > len(src) {
+				return 0, 0, short
+			}
+			out += int(c&0x1f)<<16 + int(binary.BigEndian.Uint16(src[pos+1:])) + 1
+			pos += 5 + int(binary.BigEndian.Uint16(src[pos+3:])) + 1
+			if c >= 0xc0 {
+				pos++
+			}
+		default:
+			return 0, 0, fmt.Errorf("%w: xz block has LZMA2 control byte %#x", ErrCorrupt, c)
+		}
+	}
+}
+
+// parseXzBlockHeader reads the block header at off.
+func parseXzBlockHeader(src []byte, off int) (xzBlock, error) {
+	hdrLen := (int(src[off]) + 1) * 4
+	if hdrLen < 8 || off+hdrLen > len(src) {
 		return xzBlock{}, fmt.Errorf("%w: xz block header of %d bytes overruns the block", ErrCorrupt, hdrLen)
 	}
-	hdr := src[12 : 12+hdrLen-4] // without its CRC32
+	hdr := src[off : off+hdrLen-4] // without its CRC32
 	flags, nfilters := hdr[1], int(hdr[1]&3)+1
 	pos := 2
 	for _, present := range []bool{flags&0x40 != 0, flags&0x80 != 0} { // compressed, uncompressed size
@@ -60,7 +135,7 @@ func parseXzBlock(src []byte) (xzBlock, error) {
 			}
 		}
 	}
-	b := xzBlock{dataOff: 12 + hdrLen}
+	b := xzBlock{dataOff: off + hdrLen}
 	for range nfilters {
 		id, n := binary.Uvarint(hdr[pos:])
 		if n <= 0 {
@@ -92,41 +167,54 @@ func parseXzBlock(src []byte) (xzBlock, error) {
 	return b, nil
 }
 
-// decompressXzChain decodes an xz stream's single block with the raw LZMA2 reader and then undoes its
-// branch-converter filters, if any, on the whole (at most one block) output: mksquashfs -Xbcj runs
-// one before LZMA2, and the xz library decodes plain LZMA2 streams only.
+// decompressXzChain decodes an xz stream's blocks with the raw LZMA2 reader and then undoes each
+// block's branch-converter filters, if any: mksquashfs -Xbcj runs one before LZMA2, and the xz library
+// decodes plain LZMA2 streams only.
 func decompressXzChain(src []byte, limit int) ([]byte, error) {
-	b, err := parseXzBlock(src)
+	blocks, err := parseXzBlocks(src, limit)
 	if err != nil {
 		return nil, err
 	}
-	return decodeXzBlock(src, b, limit)
+	return decodeXzBlocks(src, blocks, limit)
 }
 
-// decodeXzBlock decodes the block b parsed from src (see decompressXzChain).
-func decodeXzBlock(src []byte, b xzBlock, limit int) ([]byte, error) {
-	// Each block is a stream of its own, so no match reaches further back than the output so far: a
-	// dictionary larger than the block would only be memory that a hostile header asks for (1 GiB per
-	// block when it was bounded by the format alone).
-	dict := min(b.dictBytes(), uint64(limit)+1)
-	r, err := lzma.Reader2Config{DictCap: int(max(dict, lzma.MinDictCap))}.NewReader2(bytes.NewReader(src[b.dataOff:]))
-	if err != nil {
-		return nil, fmt.Errorf("%w: xz: %w", ErrCorrupt, err)
-	}
-	out := make([]byte, limit+1)
-	n, err := io.ReadFull(r, out)
-	if n > limit {
-		return nil, fmt.Errorf("%w: block expands beyond %d bytes", ErrCorrupt, limit)
-	}
-	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("%w: xz: %w", ErrCorrupt, err)
-	}
-	out = out[:n]
-	// Filters were applied first to last when compressing, so undo them last to first.
-	for k := len(b.filters) - 2; k >= 0; k-- {
-		branchDecoders[b.filters[k]](out)
+// decodeXzBlocks decodes the blocks parsed from src into one buffer of at most limit bytes.
+func decodeXzBlocks(src []byte, blocks []xzBlock, limit int) ([]byte, error) {
+	out := make([]byte, 0, limit+1)
+	for _, b := range blocks {
+		n, err := decodeXzBlock(out[len(out):limit+1], src, b)
+		if err != nil {
+			return nil, err
+		}
+		if len(out)+n > limit {
+			return nil, fmt.Errorf("%w: block expands beyond %d bytes", ErrCorrupt, limit)
+		}
+		out = out[:len(out)+n]
 	}
 	return out, nil
+}
+
+// decodeXzBlock decodes the block b of src into dst and returns the bytes it produced.
+func decodeXzBlock(dst, src []byte, b xzBlock) (int, error) {
+	// Each block starts a fresh dictionary, so no match reaches further back than the block's own
+	// output: a larger dictionary would only be memory that a hostile header asks for (4 GiB).
+	dict := min(b.dictBytes(), uint64(b.outSize))
+	r, err := lzma.Reader2Config{DictCap: int(max(dict, lzma.MinDictCap))}.NewReader2(bytes.NewReader(src[b.dataOff:b.dataEnd]))
+	if err != nil {
+		return 0, fmt.Errorf("%w: xz: %w", ErrCorrupt, err)
+	}
+	n, err := io.ReadFull(r, dst)
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+		return 0, fmt.Errorf("%w: xz: %w", ErrCorrupt, err)
+	}
+	if n != b.outSize {
+		return 0, fmt.Errorf("%w: xz block gives %d bytes, its chunks say %d", ErrCorrupt, n, b.outSize)
+	}
+	// Filters were applied first to last when compressing, so undo them last to first.
+	for k := len(b.filters) - 2; k >= 0; k-- {
+		branchDecoders[b.filters[k]](dst[:n])
+	}
+	return n, nil
 }
 
 // unfilterX86 undoes the x86 branch converter: the encoder turned the relative targets of E8 (call)
