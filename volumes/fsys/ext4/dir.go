@@ -41,13 +41,25 @@ func (d *dirIndex) lookup(name string) (dirent, error) {
 
 const direntHeader = 8
 
+// dirDamage hears of a malformed entry that parseDirBlock skipped: its offset in the block and why.
+type dirDamage func(pos int, why string)
+
 // parseDirBlock appends the live entries of one directory block (or inline area) to out. A linear
 // scan also covers htree directories: their index blocks look like one empty entry spanning the block.
-func parseDirBlock(b []byte, hasFiletype bool, blockSize uint32, maxIno uint32, out []dirent, parent *uint32) ([]dirent, error) {
+//
+// Damage is skipped as the kernel's readdir skips it: an entry whose record is malformed (length, name
+// length, inode number) ends the block, since nothing after it can be trusted, and the next block is
+// read; an entry whose name the VFS cannot show (empty, or with '/' or NUL) and a second ".." are left
+// out on their own. Each is reported to damaged (nil: ignored). *parent is set from the first "..".
+func parseDirBlock(b []byte, hasFiletype bool, blockSize uint32, maxIno uint32, out []dirent, parent *uint32, damaged dirDamage) []dirent {
+	if damaged == nil {
+		damaged = func(int, string) {}
+	}
 	le := binary.LittleEndian
 	for pos := 0; pos < len(b); {
 		if pos+direntHeader > len(b) {
-			return out, fmt.Errorf("directory entry at %d truncated: %w", pos, errCorrupt)
+			damaged(pos, "entry header truncated by the end of the block")
+			return out
 		}
 		ino := le.Uint32(b[pos:])
 		recLen := decodeRecLen(le.Uint16(b[pos+4:]), blockSize)
@@ -59,29 +71,43 @@ func parseDirBlock(b []byte, hasFiletype bool, blockSize uint32, maxIno uint32, 
 			nameLen |= int(b[pos+7]) << 8
 		}
 		if recLen < direntHeader || recLen%4 != 0 || pos+recLen > len(b) {
-			return out, fmt.Errorf("directory entry at %d has record length %d: %w", pos, recLen, errCorrupt)
+			damaged(pos, fmt.Sprintf("record length %d", recLen))
+			return out
+		}
+		if ino != 0 && direntHeader+nameLen > recLen {
+			damaged(pos, fmt.Sprintf("name length %d in a %d-byte record", nameLen, recLen))
+			return out
+		}
+		if ino > maxIno {
+			damaged(pos, fmt.Sprintf("inode %d beyond the volume's %d", ino, maxIno))
+			return out
 		}
 		if ino != 0 {
-			if direntHeader+nameLen > recLen || nameLen == 0 {
-				return out, fmt.Errorf("directory entry at %d has name length %d in a %d-byte record: %w", pos, nameLen, recLen, errCorrupt)
-			}
-			if ino > maxIno {
-				return out, fmt.Errorf("directory entry at %d names inode %d beyond %d: %w", pos, ino, maxIno, errCorrupt)
-			}
 			name := string(b[pos+direntHeader : pos+direntHeader+nameLen])
-			if name == ".." {
-				*parent = ino
-			}
-			if name != "." && name != ".." {
-				if strings.IndexByte(name, '/') >= 0 || strings.IndexByte(name, 0) >= 0 {
-					return out, fmt.Errorf("directory entry name %q: %w", name, errCorrupt)
+			switch {
+			case name == "..":
+				if *parent == 0 {
+					*parent = ino
+				} else {
+					damaged(pos, fmt.Sprintf("a second \"..\" entry (inode %d)", ino))
 				}
+			case name == ".":
+			case nameLen == 0 || strings.IndexByte(name, '/') >= 0 || strings.IndexByte(name, 0) >= 0:
+				damaged(pos, fmt.Sprintf("name %q", name))
+			default:
 				out = append(out, dirent{name: name, ino: ino, ftype: ftype})
 			}
 		}
 		pos += recLen
 	}
-	return out, nil
+	return out
+}
+
+// logDamage is the dirDamage of block blk of directory inode dir: a warning in the log.
+func logDamage(dir uint32, blk int64) dirDamage {
+	return func(pos int, why string) {
+		slog.Warn("ext4: bad directory entry skipped", "dir_inode", dir, "block", blk, "offset", pos, "problem", why)
+	}
 }
 
 // decodeRecLen undoes the 64 KiB-block encoding of rec_len (65535 or 0 mean a whole block).
@@ -176,9 +202,7 @@ func (f *FS) blockDirents(in *inode) (ents []dirent, parent uint32, err error) {
 			return nil, 0, err
 		}
 		for b := int64(0); b < n; b += bs {
-			if ents, err = parseDirBlock(chunk[b:b+bs], hasFT, f.sb.blockSize, f.sb.inodesCount, ents, &parent); err != nil {
-				return nil, 0, fmt.Errorf("block %d: %w", (off+b)/bs, err)
-			}
+			ents = parseDirBlock(chunk[b:b+bs], hasFT, f.sb.blockSize, f.sb.inodesCount, ents, &parent, logDamage(in.ino, (off+b)/bs))
 		}
 	}
 	return ents, parent, nil
@@ -189,18 +213,13 @@ func (f *FS) blockDirents(in *inode) (ents []dirent, parent uint32, err error) {
 func (f *FS) inlineDirents(in *inode) ([]dirent, uint32, error) {
 	hasFT := f.sb.has(incompatFiletype)
 	parent := binary.LittleEndian.Uint32(in.block[:4])
-	ents, err := parseDirBlock(in.block[4:], hasFT, f.sb.blockSize, f.sb.inodesCount, nil, &parent)
-	if err != nil {
-		return nil, 0, err
-	}
+	ents := parseDirBlock(in.block[4:], hasFT, f.sb.blockSize, f.sb.inodesCount, nil, &parent, logDamage(in.ino, -1))
 	tail, err := f.inlineTail(in)
 	if err != nil {
 		return nil, 0, err
 	}
 	if len(tail) > 0 {
-		if ents, err = parseDirBlock(tail, hasFT, f.sb.blockSize, f.sb.inodesCount, ents, &parent); err != nil {
-			return nil, 0, err
-		}
+		ents = parseDirBlock(tail, hasFT, f.sb.blockSize, f.sb.inodesCount, ents, &parent, logDamage(in.ino, -1))
 	}
 	return ents, parent, nil
 }

@@ -174,6 +174,7 @@ func (f *FS) inode(ino uint32) (*inode, error) {
 	rel := off - first
 	in, err := parseInode(sb, ino, buf[rel:rel+uint64(sb.inodeSize)])
 	if err != nil {
+		slog.Warn("ext4: damaged inode refused", "inode", ino, "problem", err.Error())
 		return nil, fmt.Errorf("%w: %w", err, errCorrupt)
 	}
 	if in.st.Mode == 0 || in.st.Nlink == 0 && ino != rootIno {

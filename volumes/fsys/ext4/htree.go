@@ -103,10 +103,7 @@ func (f *FS) htreeLookup(in *inode, name string) (ent dirent, found, usable bool
 			return dirent{}, false, false
 		}
 		var parent uint32
-		ents, err := parseDirBlock(leaf, f.sb.has(incompatFiletype), f.sb.blockSize, f.sb.inodesCount, nil, &parent)
-		if err != nil {
-			return dirent{}, false, false
-		}
+		ents := parseDirBlock(leaf, f.sb.has(incompatFiletype), f.sb.blockSize, f.sb.inodesCount, nil, &parent, logDamage(in.ino, int64(leafLevel.block(leafLevel.at))))
 		if i := slices.IndexFunc(ents, func(e dirent) bool { return e.name == name }); i >= 0 {
 			return ents[i], true, true
 		}
@@ -215,9 +212,7 @@ func (f *FS) parentOf(in *inode) (uint32, error) {
 		return 0, fmt.Errorf("directory inode %d: %w", in.ino, err)
 	}
 	var parent uint32
-	if _, err := parseDirBlock(b, f.sb.has(incompatFiletype), f.sb.blockSize, f.sb.inodesCount, nil, &parent); err != nil {
-		return 0, fmt.Errorf("directory inode %d block 0: %w", in.ino, err)
-	}
+	parseDirBlock(b, f.sb.has(incompatFiletype), f.sb.blockSize, f.sb.inodesCount, nil, &parent, logDamage(in.ino, 0))
 	f.parents.put(in.ino, parent, 1)
 	return parent, nil
 }

@@ -55,8 +55,10 @@ func parseInode(sb *superblock, ino uint32, b []byte) (*inode, error) {
 	if in.typ() == fsys.S_IFREG || sb.has(incompatLargeDir) {
 		size |= uint64(le.Uint32(b[108:])) << 32
 	}
-	if size > 1<<62 {
-		return nil, fmt.Errorf("inode %d: size %d out of range", ino, size)
+	if max := sb.maxFileSize(in.flags&flagExtents != 0); size > max {
+		// The kernel's iget refuses it the same way ("bad i_size value"): a file that size could not
+		// be addressed, and serving it would make a reader of the tree read forever.
+		return nil, fmt.Errorf("inode %d: bad i_size %d, past the %d bytes its block mapping can address", ino, size, max)
 	}
 	in.st.Size = int64(size)
 

@@ -57,7 +57,9 @@ func (f *FS) walk(name string) (*inode, error) {
 			if err != nil {
 				return nil, err
 			}
-			if dotdot != parent {
+			// A ".." lost to a damaged first block is no evidence either way (the kernel lists such a
+			// directory); the chain still stops loops.
+			if dotdot != parent && dotdot != 0 {
 				return nil, fmt.Errorf("%s: %w", path.Join(parts[:i+1]...), errDirLoop)
 			}
 			chain = append(chain, cur.ino)
