@@ -42,7 +42,11 @@ func (f *FS) dataOf(in *inode) (*data, error) {
 	default:
 		bs := uint64(f.sb.blockSize)
 		limit := (uint64(in.st.Size) + bs - 1) / bs
-		runs, err := f.blockMapRuns(in.block[:], limit)
+		var walked map[uint64]bool
+		if in.isDir() {
+			walked = map[uint64]bool{}
+		}
+		runs, err := f.blockMapRunsOnce(in.block[:], limit, walked)
 		if err != nil {
 			return nil, fmt.Errorf("inode %d: %w", in.ino, err)
 		}

@@ -52,6 +52,12 @@ type dirDamage func(pos int, why string)
 // read; an entry whose name the VFS cannot show (empty, or with '/' or NUL) and a second ".." are left
 // out on their own. Each is reported to damaged (nil: ignored). *parent is set from the first "..".
 func parseDirBlock(b []byte, hasFiletype bool, blockSize uint32, maxIno uint32, out []dirent, parent *uint32, damaged dirDamage) []dirent {
+	scanDirBlock(b, hasFiletype, blockSize, maxIno, parent, damaged, func(e dirent, _, _ int) { out = append(out, e) })
+	return out
+}
+
+// scanDirBlock is parseDirBlock giving each live entry to emit with its record's start and end.
+func scanDirBlock(b []byte, hasFiletype bool, blockSize uint32, maxIno uint32, parent *uint32, damaged dirDamage, emit func(e dirent, start, end int)) {
 	if damaged == nil {
 		damaged = func(int, string) {}
 	}
@@ -59,7 +65,7 @@ func parseDirBlock(b []byte, hasFiletype bool, blockSize uint32, maxIno uint32, 
 	for pos := 0; pos < len(b); {
 		if pos+direntHeader > len(b) {
 			damaged(pos, "entry header truncated by the end of the block")
-			return out
+			return
 		}
 		ino := le.Uint32(b[pos:])
 		recLen := decodeRecLen(le.Uint16(b[pos+4:]), blockSize)
@@ -72,15 +78,15 @@ func parseDirBlock(b []byte, hasFiletype bool, blockSize uint32, maxIno uint32, 
 		}
 		if recLen < direntHeader || recLen%4 != 0 || pos+recLen > len(b) {
 			damaged(pos, fmt.Sprintf("record length %d", recLen))
-			return out
+			return
 		}
 		if ino != 0 && direntHeader+nameLen > recLen {
 			damaged(pos, fmt.Sprintf("name length %d in a %d-byte record", nameLen, recLen))
-			return out
+			return
 		}
 		if ino > maxIno {
 			damaged(pos, fmt.Sprintf("inode %d beyond the volume's %d", ino, maxIno))
-			return out
+			return
 		}
 		if ino != 0 {
 			name := string(b[pos+direntHeader : pos+direntHeader+nameLen])
@@ -95,12 +101,11 @@ func parseDirBlock(b []byte, hasFiletype bool, blockSize uint32, maxIno uint32, 
 			case nameLen == 0 || strings.IndexByte(name, '/') >= 0 || strings.IndexByte(name, 0) >= 0:
 				damaged(pos, fmt.Sprintf("name %q", name))
 			default:
-				out = append(out, dirent{name: name, ino: ino, ftype: ftype})
+				emit(dirent{name: name, ino: ino, ftype: ftype}, pos, pos+recLen)
 			}
 		}
 		pos += recLen
 	}
-	return out
 }
 
 // logDamage is the dirDamage of block blk of directory inode dir: a warning in the log.
@@ -183,27 +188,25 @@ func (f *FS) namesDir(e dirent) bool {
 }
 
 func (f *FS) blockDirents(in *inode) (ents []dirent, parent uint32, err error) {
-	d, err := f.dataOf(in)
+	db, err := f.dirBlocksOf(in)
 	if err != nil {
 		return nil, 0, err
 	}
-	bs := int64(f.sb.blockSize)
-	if in.st.Size%bs != 0 {
-		return nil, 0, fmt.Errorf("size %d is not a whole number of blocks: %w", in.st.Size, errCorrupt)
-	}
-	if in.st.Size > f.size {
-		return nil, 0, fmt.Errorf("size %d exceeds the volume: %w", in.st.Size, errCorrupt)
-	}
+	bs := uint64(f.sb.blockSize)
 	hasFT := f.sb.has(incompatFiletype)
-	chunk := make([]byte, min(in.st.Size, 64*bs))
-	for off := int64(0); off < in.st.Size; off += int64(len(chunk)) {
-		n := min(int64(len(chunk)), in.st.Size-off)
-		if _, err := d.ReadAt(chunk[:n], off); err != nil {
+	dmg := &damageLog{dir: in.ino}
+	defer dmg.done()
+	chunk := make([]byte, 64*bs)
+	for blk, phys, count, ok := db.next(0); ok; blk, phys, count, ok = db.next(blk) {
+		// Contiguous blocks in one read, as the kernel's readahead does.
+		n := min(count, 64)
+		if err := f.readBlock(chunk[:n*bs], phys); err != nil {
 			return nil, 0, err
 		}
-		for b := int64(0); b < n; b += bs {
-			ents = parseDirBlock(chunk[b:b+bs], hasFT, f.sb.blockSize, f.sb.inodesCount, ents, &parent, logDamage(in.ino, (off+b)/bs))
+		for k := range n {
+			ents = parseDirBlock(chunk[k*bs:(k+1)*bs], hasFT, f.sb.blockSize, f.sb.inodesCount, ents, &parent, dmg.at(int64(blk+k)))
 		}
+		blk += n
 	}
 	return ents, parent, nil
 }
