@@ -33,11 +33,12 @@ func (n *treeNode) OpendirHandle(ctx context.Context, flags uint32) (fs.FileHand
 // dirHandle is one open directory: its entries, read at the first READDIR, and the position in them.
 // go-fuse serialises the calls on one handle.
 type dirHandle struct {
-	n    *treeNode
-	ents []iofs.DirEntry
-	read bool
-	next int           // index of the next entry, "." and ".." first; the FUSE offset of entry i is i+1
-	last iofs.DirEntry // the entry Readdirent gave last, which a READDIRPLUS Lookup asks for
+	n      *treeNode
+	ents   []iofs.DirEntry
+	read   bool
+	next   int           // index of the next entry, "." and ".." first; the FUSE offset of entry i is i+1
+	last   iofs.DirEntry // the entry Readdirent gave last, which a READDIRPLUS Lookup asks for
+	stream *dirStream    // set when the tree streams its directories (fsys.DirStreamer)
 
 	mu       sync.Mutex      // for listed and listedIn: RELEASEDIR may come outside the serialised calls
 	listed   []*treeNode     // files looked up by READDIRPLUS, for the primer
@@ -55,7 +56,11 @@ func (d *dirHandle) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Err
 	d.mu.Lock()
 	d.prime(ctx)
 	d.mu.Unlock()
-	if !d.read {
+	streamed, en := d.streaming()
+	if en != 0 {
+		return nil, en
+	}
+	if !streamed && !d.read {
 		ents, err := d.n.tree.ReadDir(d.n.path)
 		if err != nil {
 			return nil, errno(err)
@@ -72,6 +77,9 @@ func (d *dirHandle) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Err
 		d.last = nil
 		return &de, 0
 	}
+	if streamed {
+		return d.streamDirent()
+	}
 	if d.next >= len(d.ents)+2 {
 		d.last = nil
 		return nil, 0
@@ -79,16 +87,30 @@ func (d *dirHandle) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Err
 	e := d.ents[d.next-2]
 	d.next++
 	d.last = e
-	de := &fuse.DirEntry{Name: e.Name(), Mode: modeBits(e.Type()), Off: uint64(d.next)}
+	return d.fuseEntry(e, uint64(d.next)), 0
+}
+
+// fuseEntry is the READDIR form of e, whose FUSE offset (where the listing resumes after it) is off.
+func (d *dirHandle) fuseEntry(e iofs.DirEntry, off uint64) *fuse.DirEntry {
+	de := &fuse.DirEntry{Name: e.Name(), Mode: modeBits(e.Type()), Off: off}
+	if ie, ok := e.(fsys.EntryIno); ok {
+		de.Ino = d.n.ino(ie.Ino()) // no inode read: in hash order, each would be a random read
+		return de
+	}
 	if fi, err := e.Info(); err == nil {
 		if st := fsys.StatOf(fi); st != nil {
 			de.Ino, de.Mode = d.n.ino(st.Ino), st.Mode&syscall.S_IFMT
 		}
 	}
-	return de, 0
+	return de
 }
 
 func (d *dirHandle) Seekdir(ctx context.Context, off uint64) syscall.Errno {
+	if d.stream != nil {
+		d.next = int(min(off, 2))
+		d.stream.seek(max(off, 2) - 2)
+		return 0
+	}
 	if d.read && off > uint64(len(d.ents)+2) {
 		return syscall.EINVAL
 	}
@@ -99,6 +121,9 @@ func (d *dirHandle) Seekdir(ctx context.Context, off uint64) syscall.Errno {
 // Lookup answers READDIRPLUS for the entry just listed from its directory entry, without resolving
 // its path again; anything else goes through the node's own Lookup.
 func (d *dirHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	if d.plusDone(name) {
+		return nil, syscall.EAGAIN // any error: go-fuse then gives the entry no node
+	}
 	if d.last == nil || d.last.Name() != name {
 		return d.n.Lookup(ctx, name, out)
 	}
@@ -142,6 +167,9 @@ func (d *dirHandle) Releasedir(ctx context.Context, flags uint32) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.prime(ctx)
+	if d.stream != nil {
+		d.stream.close()
+	}
 }
 
 // Read serves reads on a mount without OPEN requests (the kernel sends no handle): the node opens its

@@ -24,3 +24,10 @@ type CookieEntry struct {
 	fs.DirEntry
 	Next uint64
 }
+
+// EntryIno is implemented by directory entries that know their Stat.Ino without reading the entry's
+// inode (ext4 keeps it in the directory record): a listing that only wants names, types and inode
+// numbers, as READDIR does, then reads no inode.
+type EntryIno interface {
+	Ino() uint64
+}

@@ -91,6 +91,7 @@ type dirEntry struct {
 }
 
 func (e *dirEntry) Name() string { return e.ent.name }
+func (e *dirEntry) Ino() uint64  { return uint64(e.ent.ino) }
 func (e *dirEntry) IsDir() bool  { return e.Type().IsDir() }
 
 var direntTypes = [8]fs.FileMode{0, 0, fs.ModeDir, fs.ModeDevice | fs.ModeCharDevice, fs.ModeDevice,
