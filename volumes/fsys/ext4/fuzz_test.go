@@ -360,6 +360,19 @@ func exerciseErrs(v *FS) (n, errs int) {
 		for _, x := range names {
 			_, _ = v.GetXattr(p, x)
 		}
+		if d.IsDir() {
+			// The streamed listing too, resumed at every batch's last cookie.
+			if s, err := v.OpenDirStream(p); err == nil {
+				for c, k := uint64(0), 0; k < 10000; k++ {
+					b, err := s.ReadDirAt(c, 64)
+					if err != nil || len(b) == 0 {
+						break
+					}
+					c = b[len(b)-1].Next
+				}
+				s.Close()
+			}
+		}
 		if d.Type().IsRegular() {
 			fl, err := v.Open(p)
 			if err == nil {
