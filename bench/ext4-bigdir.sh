@@ -63,4 +63,4 @@ bench() { # $1: label, then the ls options
 		"$label" "$kc" "$kb" "$ob" "$(echo "$ob / $kb" | bc -l)" "$(hwm "$pid")"
 }
 bench "ls -f" -f
-[ "${LONG:-0}" = 1 ] && bench "ls -l" -l
+if [ "${LONG:-0}" = 1 ]; then bench "ls -l" -l; fi
