@@ -200,3 +200,38 @@ func FuzzDescriptorExtents(f *testing.F) {
 		fuzzOpenAndRead(t, p, 64<<10)
 	})
 }
+
+// Stream-optimized files share one cache of inflated grains per disk: two lines naming one stream file
+// read what qemu-img reads from the file, twice over, through one inflater.
+func TestStreamLinesShareGrainCache(t *testing.T) {
+	dir := t.TempDir()
+	stream := filepath.Join(dir, "stream.vmdk")
+	if err := os.WriteFile(stream, tinySparse("stream"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	one, err := os.ReadFile(qemuRaw(t, stream))
+	if err != nil {
+		t.Fatal(err)
+	}
+	desc := filepath.Join(dir, "twice.vmdk")
+	lines := []string{`RW 256 SPARSE "stream.vmdk"`, `RW 256 SPARSE "stream.vmdk"`}
+	if err := os.WriteFile(desc, []byte(manyLines("streamOptimized", lines)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d, err := Open(desc, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	got := make([]byte, d.Size())
+	if _, err := d.ReadAt(got, 0); err != nil {
+		t.Fatal(err)
+	}
+	if want := append(bytes.Clone(one), one...); !bytes.Equal(got, want) || bytes.Count(one, []byte{0}) == len(one) {
+		t.Errorf("reads differ from qemu-img's of the file, twice (%d bytes)", len(got))
+	}
+	a, b := d.links[0].exts[0].(*grainExtent), d.links[0].exts[1].(*grainExtent)
+	if a.inflater == nil || a.inflater != b.inflater || a.inflater.cache == nil {
+		t.Error("the two lines do not share one inflater and its cache")
+	}
+}

@@ -5,8 +5,8 @@ import (
 	"sync"
 )
 
-// lru is a small mutex-guarded least-recently-used cache bounded by the total cost of its entries (one
-// per entry unless a cost function says otherwise). Lookups are short critical sections; the values
+// lru is a small mutex-guarded least-recently-used cache bounded by the total cost of its entries, as
+// its cost function gives them (bytes, for the caches of tables and grains). Lookups are short critical sections; the values
 // themselves are immutable once stored.
 type lru[K comparable, V any] struct {
 	mu    sync.Mutex
@@ -21,10 +21,6 @@ type lruEntry[K comparable, V any] struct {
 	key  K
 	val  V
 	cost int
-}
-
-func newLRU[K comparable, V any](max int) *lru[K, V] {
-	return newSizedLRU[K](max, func(V) int { return 1 })
 }
 
 // newSizedLRU keeps entries while their costs add up to at most max (the newest entry always stays).

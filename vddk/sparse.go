@@ -24,7 +24,7 @@ const (
 	maxGDEntries       = 32 << 20 // qemu: "L1 size too big" beyond this
 	maxEmbeddedDesc    = MaxDescriptorSize / SectorSize
 	gtCacheBytes       = 16 << 20 // decoded grain tables kept per extent
-	grainCacheBytes    = 8 << 20  // inflated grains kept per stream extent
+	grainCacheBytes    = 16 << 20 // inflated stream grains kept per disk (all its files)
 	maxCompressedGrain = 2048     // sectors (1 MiB); VMware writes 128
 )
 
@@ -304,7 +304,8 @@ func openSparseExtent(f *os.File, path string, fileSize int64, h *sparseHeader, 
 		},
 	}
 	if compressed {
-		e.inflater = newGrainInflater(h.Flags&flagMarkers != 0, int64(h.Capacity)*SectorSize, max(4, grainCacheBytes/int(e.grainBytes)))
+		cache, id := t.grainCache(f, writable)
+		e.inflater = newGrainInflater(h.Flags&flagMarkers != 0, int64(h.Capacity)*SectorSize, cache, id)
 	}
 	if writable {
 		if err := e.enableWrites(h, hdr); err != nil {

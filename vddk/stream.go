@@ -24,7 +24,8 @@ const (
 type grainInflater struct {
 	markers  bool
 	capacity int64
-	cache    *lru[int64, []byte]
+	cache    *lru[grainKey, []byte] // nil: unbuffered
+	file     fileID                 // the file's key in a cache the disk's extents share
 	bufs     sync.Pool
 	// inflight deduplicates concurrent inflation of the same grain.
 	mu       sync.Mutex
@@ -37,11 +38,18 @@ type inflightGrain struct {
 	err   error
 }
 
-func newGrainInflater(markers bool, capacity int64, cacheGrains int) *grainInflater {
+// grainKey names an inflated grain in a cache shared by the files of a disk.
+type grainKey struct {
+	file fileID
+	g    int64
+}
+
+func newGrainInflater(markers bool, capacity int64, cache *lru[grainKey, []byte], file fileID) *grainInflater {
 	return &grainInflater{
 		markers:  markers,
 		capacity: capacity,
-		cache:    newLRU[int64, []byte](cacheGrains),
+		cache:    cache,
+		file:     file,
 		inflight: map[int64]*inflightGrain{},
 	}
 }
@@ -49,7 +57,7 @@ func newGrainInflater(markers bool, capacity int64, cacheGrains int) *grainInfla
 // grain returns the inflated grain g whose compressed form starts at file offset off.
 func (z *grainInflater) grain(e *grainExtent, g, off int64) ([]byte, error) {
 	if z.cache != nil {
-		if b, ok := z.cache.get(g); ok {
+		if b, ok := z.cache.get(grainKey{z.file, g}); ok {
 			return b, nil
 		}
 	}
@@ -65,7 +73,7 @@ func (z *grainInflater) grain(e *grainExtent, g, off int64) ([]byte, error) {
 
 	w.grain, w.err = z.inflate(e, g, off)
 	if w.err == nil && z.cache != nil {
-		z.cache.put(g, w.grain)
+		z.cache.put(grainKey{z.file, g}, w.grain)
 	}
 	z.mu.Lock()
 	delete(z.inflight, g)

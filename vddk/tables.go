@@ -9,7 +9,8 @@ import (
 // The budget of the grain-table formats: what an open disk keeps of its extents' metadata is charged
 // here, so that a descriptor cannot multiply it. Every file's grain directory is loaded once, however
 // many extent lines name the file, and all grain directories of a disk together stay under
-// maxGDBytesPerDisk; decoded grain tables of every read-only extent share one cache of tableCacheBytes.
+// maxGDBytesPerDisk; decoded grain tables of every read-only extent share one cache of tableCacheBytes,
+// and inflated stream grains one of grainCacheBytes.
 const (
 	maxGDBytesPerDisk = 128 << 20 // a 512 TiB disk of 64 KiB grains needs 64 MiB
 	tableCacheBytes   = 64 << 20
@@ -22,6 +23,7 @@ type diskTables struct {
 	byFile  map[fileID]*grainExtent // read-only grain extents, by the file they read
 	gt32    *lru[tableKey, []uint32]
 	gt64    *lru[tableKey, []uint64]
+	grains  *lru[grainKey, []byte]
 }
 
 func newDiskTables() *diskTables {
@@ -29,7 +31,21 @@ func newDiskTables() *diskTables {
 		byFile: map[fileID]*grainExtent{},
 		gt32:   newSizedLRU[tableKey](tableCacheBytes, func(v []uint32) int { return 4 * len(v) }),
 		gt64:   newSizedLRU[tableKey](tableCacheBytes, func(v []uint64) int { return 8 * len(v) }),
+		grains: newGrainLRU(),
 	}
+}
+
+func newGrainLRU() *lru[grainKey, []byte] {
+	return newSizedLRU[grainKey](grainCacheBytes, func(v []byte) int { return len(v) })
+}
+
+// grainCache picks the cache of a stream file's inflated grains: the disk's shared one unless the
+// extent is writable or unbudgeted.
+func (t *diskTables) grainCache(f *os.File, writable bool) (*lru[grainKey, []byte], fileID) {
+	if id, ok := idOf(f); t != nil && ok && !writable {
+		return t.grains, id
+	}
+	return newGrainLRU(), fileID{}
 }
 
 // chargeGD accounts for a grain directory of n bytes about to be loaded for path.
