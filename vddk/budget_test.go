@@ -144,17 +144,9 @@ func TestLinesSharingAFileMatchQemu(t *testing.T) {
 	if err := os.WriteFile(desc, []byte(manyLines("twoGbMaxExtentSparse", lines)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	d, err := Open(desc, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
+	d, got := openAndReadAll(t, desc)
 	want, err := os.ReadFile(qemuRaw(t, desc))
 	if err != nil {
-		t.Fatal(err)
-	}
-	got := make([]byte, d.Size())
-	if _, err := d.ReadAt(got, 0); err != nil {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(got, want) || bytes.Count(got, []byte{0}) == len(got) {
@@ -218,15 +210,7 @@ func TestStreamLinesShareGrainCache(t *testing.T) {
 	if err := os.WriteFile(desc, []byte(manyLines("streamOptimized", lines)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	d, err := Open(desc, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
-	got := make([]byte, d.Size())
-	if _, err := d.ReadAt(got, 0); err != nil {
-		t.Fatal(err)
-	}
+	d, got := openAndReadAll(t, desc)
 	if want := append(bytes.Clone(one), one...); !bytes.Equal(got, want) || bytes.Count(one, []byte{0}) == len(one) {
 		t.Errorf("reads differ from qemu-img's of the file, twice (%d bytes)", len(got))
 	}

@@ -142,3 +142,18 @@ func qemuMap(t testing.TB, disk string) [][2]int64 {
 	}
 	return r
 }
+
+// openAndReadAll opens the disk at p (closed when the test ends) and reads all of it.
+func openAndReadAll(t *testing.T, p string) (*Disk, []byte) {
+	t.Helper()
+	d, err := Open(p, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	got := make([]byte, d.Size())
+	if _, err := d.ReadAt(got, 0); err != nil {
+		t.Fatal(err)
+	}
+	return d, got
+}
