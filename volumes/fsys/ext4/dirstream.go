@@ -20,7 +20,7 @@ func (f *FS) OpenDirStream(name string) (fsys.DirStream, error) {
 	if in.flags&flagEncrypt != 0 {
 		return nil, pathErr("opendir", name, errEncrypted)
 	}
-	s := &dirStream{f: f, name: name, in: in, dirs: map[uint32]uint64{}, cached: -1}
+	s := &dirStream{f: f, name: name, in: in, dirs: fsys.DirOnce{}, cached: -1}
 	if in.flags&flagInlineData != 0 {
 		d, err := f.directory(in)
 		if err != nil {
@@ -40,22 +40,19 @@ type dirStream struct {
 	f      *FS
 	name   string
 	in     *inode
-	inline []dirent          // inline directories: the sorted listing; the cookie is an index + 1
-	blocks *dirBlocks        // block directories
-	buf    []byte            // the block last read, logical block cached
-	cached int64             // -1 when buf holds none
-	dirs   map[uint32]uint64 // where each directory listed so far was named: a second name is left out
+	inline []dirent   // inline directories: the sorted listing; the cookie is an index + 1
+	blocks *dirBlocks // block directories
+	buf    []byte     // the block last read, logical block cached
+	cached int64      // -1 when buf holds none
+	dirs   fsys.DirOnce
 	dmg    damageLog
 }
 
 func (s *dirStream) ReadDirAt(cookie uint64, n int) ([]fsys.CookieEntry, error) {
 	var out []fsys.CookieEntry
 	add := func(e dirent, at, next uint64) {
-		if e.ftype == 2 {
-			if first, ok := s.dirs[e.ino]; ok && first != at {
-				return
-			}
-			s.dirs[e.ino] = at
+		if e.ftype == 2 && !s.dirs.First(uint64(e.ino), at) {
+			return
 		}
 		if s.f.linkedElsewhere(s.in, e) {
 			return
@@ -63,9 +60,10 @@ func (s *dirStream) ReadDirAt(cookie uint64, n int) ([]fsys.CookieEntry, error) 
 		out = append(out, fsys.CookieEntry{DirEntry: &dirEntry{f: s.f, dir: s.name, ent: e}, Next: next})
 	}
 	if s.blocks == nil {
-		for i := cookie; i < uint64(len(s.inline)) && len(out) < n; i++ {
-			add(s.inline[i], i, i+1)
-		}
+		fsys.IndexStream(len(s.inline), cookie, n, func(i int) int {
+			add(s.inline[i], uint64(i), uint64(i)+1)
+			return len(out)
+		})
 		return out, nil
 	}
 	bs := uint64(s.f.sb.blockSize)

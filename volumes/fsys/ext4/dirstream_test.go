@@ -3,91 +3,39 @@ package ext4
 import (
 	"encoding/binary"
 	"fmt"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"testing"
 	"time"
 
 	"github.com/vmdkmount/vmdkmount/internal/memlimit"
-	"github.com/vmdkmount/vmdkmount/volumes/fsys"
+	"github.com/vmdkmount/vmdkmount/internal/treecmp"
 )
 
-// streamAll lists a directory through OpenDirStream in batches of n, resuming at each batch's last
-// cookie, and checks that cookies grow.
+// streamAll lists a directory through OpenDirStream in batches of n.
 func streamAll(t testing.TB, f *FS, name string, n int) []string {
 	t.Helper()
-	s, err := f.OpenDirStream(name)
+	names, err := treecmp.StreamNames(f, name, n)
 	if err != nil {
-		t.Fatalf("OpenDirStream %s: %v", name, err)
+		t.Fatal(err)
 	}
-	defer s.Close()
-	var names []string
-	for cookie := uint64(0); ; {
-		batch, err := s.ReadDirAt(cookie, n)
-		if err != nil {
-			t.Fatalf("ReadDirAt %s %d: %v", name, cookie, err)
-		}
-		if len(batch) == 0 {
-			return names
-		}
-		for _, e := range batch {
-			if e.Next <= cookie {
-				t.Fatalf("%s: cookie %d after %d", name, e.Next, cookie)
-			}
-			cookie = e.Next
-			names = append(names, e.Name())
-		}
-	}
+	return names
 }
 
 // Every directory of every fixture streams the names ReadDir lists, whatever the batch size, and a
 // stream resumed at any entry's cookie gives the rest of the listing.
 func TestDirStreamMatchesReadDir(t *testing.T) {
 	for _, gz := range fixtures(t) {
-		f := openImage(t, gunzipTemp(t, gz))
-		dirs := 0
-		fs.WalkDir(f, ".", func(p string, d fs.DirEntry, err error) error {
-			if err != nil || !d.IsDir() {
-				return nil
-			}
-			dirs++
-			ents, err := f.ReadDir(p)
-			if err != nil {
-				return nil
-			}
-			var want []string
-			for _, e := range ents {
-				want = append(want, e.Name())
-			}
-			for _, n := range []int{1, 7, 1000} {
-				got := streamAll(t, f, p, n)
-				slices.Sort(got)
-				if !slices.Equal(got, want) {
-					t.Errorf("%s %s, batches of %d: streamed %d names, ReadDir %d", filepath.Base(gz), p, n, len(got), len(want))
-				}
-			}
-			// Resume at every entry's cookie on a fresh stream.
-			s, _ := f.OpenDirStream(p)
-			all, _ := s.ReadDirAt(0, 1<<20)
-			for i, e := range all {
-				rest, err := s.ReadDirAt(e.Next, 1<<20)
-				if err != nil || len(rest) != len(all)-i-1 || (len(rest) > 0 && rest[0].Name() != all[i+1].Name()) {
-					t.Errorf("%s %s: resuming after entry %d gives %d entries, %v", filepath.Base(gz), p, i, len(rest), err)
-					break
-				}
-			}
-			s.Close()
-			return nil
-		})
+		dirs, diffs := treecmp.CompareStreams(openImage(t, gunzipTemp(t, gz)))
+		for _, d := range diffs {
+			t.Errorf("%s: %s", filepath.Base(gz), d)
+		}
 		if dirs < 3 {
 			t.Errorf("%s: only %d directories", gz, dirs)
 		}
 	}
-	var _ fsys.DirStreamer = openImage(t, gunzipTemp(t, fixtures(t)[0]))
 }
 
 // Streaming a 100,000-entry directory holds about one block of it, where ReadDir holds all of it.

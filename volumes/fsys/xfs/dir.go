@@ -278,20 +278,29 @@ func parseDataBlock(b []byte, sb *superblock, owner uint64, ents []dirent) ([]di
 
 // parseDataBlockParent is parseDataBlock that also sets *parent when the block holds "..".
 func parseDataBlockParent(b []byte, sb *superblock, owner uint64, ents []dirent, parent *uint64) ([]dirent, error) {
+	err := scanDataBlock(b, sb, owner, parent, func(e dirent, _, _ int) { ents = append(ents, e) })
+	if err != nil {
+		return nil, err
+	}
+	return ents, nil
+}
+
+// scanDataBlock gives each entry of one directory data block to emit, with its record's start and end.
+func scanDataBlock(b []byte, sb *superblock, owner uint64, parent *uint64, emit func(e dirent, start, end int)) error {
 	hdr, dataMagic, blockMagic := dataHdrV4, "XD2D", "XD2B"
 	if sb.crc {
 		hdr, dataMagic, blockMagic = dataHdrV5, "XDD3", "XDB3"
 	}
 	if len(b) < hdr || (string(b[:4]) != dataMagic && string(b[:4]) != blockMagic) {
-		return nil, corruptf("directory block magic %q", b[:min(4, len(b))])
+		return corruptf("directory block magic %q", b[:min(4, len(b))])
 	}
 	block := string(b[:4]) == blockMagic
 	if sb.crc {
 		if !crcOK(b, dataCRCOff) {
-			return nil, corruptf("checksum mismatch")
+			return corruptf("checksum mismatch")
 		}
 		if got := be.Uint64(b[dataOwnerOff:]); got != owner {
-			return nil, corruptf("block owned by inode %d", got)
+			return corruptf("block owned by inode %d", got)
 		}
 	}
 	end := len(b)
@@ -299,23 +308,23 @@ func parseDataBlockParent(b []byte, sb *superblock, owner uint64, ents []dirent,
 		count := int(be.Uint32(b[len(b)-blockTailSize:]))
 		end = len(b) - blockTailSize - count*8
 		if count > len(b)/8 || end < hdr {
-			return nil, corruptf("block tail counts %d leaf entries", count)
+			return corruptf("block tail counts %d leaf entries", count)
 		}
 	}
 	for pos := hdr; pos < end; {
 		if end-pos < 8 {
-			return nil, corruptf("entry at %d truncated", pos)
+			return corruptf("entry at %d truncated", pos)
 		}
 		if be.Uint16(b[pos:]) == freeTag {
 			n := int(be.Uint16(b[pos+2:]))
 			if n < 8 || n%8 != 0 || pos+n > end {
-				return nil, corruptf("free region of %d bytes at %d", n, pos)
+				return corruptf("free region of %d bytes at %d", n, pos)
 			}
 			pos += n
 			continue
 		}
 		if end-pos < 16 { // the smallest entry: inode, length, 1-byte name, tag, rounded to 8
-			return nil, corruptf("entry at %d truncated", pos)
+			return corruptf("entry at %d truncated", pos)
 		}
 		ino := be.Uint64(b[pos:])
 		nameLen := int(b[pos+8])
@@ -325,10 +334,10 @@ func parseDataBlockParent(b []byte, sb *superblock, owner uint64, ents []dirent,
 		}
 		size = (size + 7) &^ 7
 		if nameLen == 0 || pos+size > end {
-			return nil, corruptf("entry at %d with name length %d overruns", pos, nameLen)
+			return corruptf("entry at %d with name length %d overruns", pos, nameLen)
 		}
 		if tag := int(be.Uint16(b[pos+size-2:])); tag != pos {
-			return nil, corruptf("entry at %d carries tag %d", pos, tag)
+			return corruptf("entry at %d carries tag %d", pos, tag)
 		}
 		e := dirent{name: string(b[pos+9 : pos+9+nameLen]), ino: ino}
 		if sb.hasFType {
@@ -342,9 +351,9 @@ func parseDataBlockParent(b []byte, sb *superblock, owner uint64, ents []dirent,
 			continue
 		}
 		if err := checkName(e.name); err != nil {
-			return nil, err
+			return err
 		}
-		ents = append(ents, e)
+		emit(e, pos-size, pos)
 	}
-	return ents, nil
+	return nil
 }

@@ -264,6 +264,7 @@ type dirEntry struct {
 }
 
 func (d *dirEntry) Name() string { return d.e.name }
+func (d *dirEntry) Ino() uint64  { return d.e.ino }
 func (d *dirEntry) IsDir() bool  { return d.Type().IsDir() }
 
 func (d *dirEntry) Type() fs.FileMode {
