@@ -48,18 +48,6 @@ func (c *lru[V]) get(key uint32) (V, bool) {
 	return zero, false
 }
 
-// peek reports whether key is cached without making it recent.
-func (c *lru[V]) peek(key uint32) (V, bool) {
-	s := c.shard(key)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if e, ok := s.items[key]; ok {
-		return e.Value.(*lruItem[V]).val, true
-	}
-	var zero V
-	return zero, false
-}
-
 func (c *lru[V]) put(key uint32, val V, cost int) {
 	s := c.shard(key)
 	s.mu.Lock()

@@ -28,6 +28,7 @@ type FS struct {
 	sb     *superblock
 	groups []groupDesc
 	inodes *lru[*inode]
+	itab   *lru[tableRun] // raw runs of the inode tables (inodeChunk bytes at most), by chunk
 	dirs   *lru[*dirIndex]
 	// parents remembers ".." of large directories looked up through their index (not cached in dirs).
 	parents *lru[uint32]
@@ -105,6 +106,7 @@ func openAt(r io.ReaderAt, size int64, opt Options) (*FS, error) {
 	}
 	f := &FS{r: r, size: size, sb: sb, inodes: newLRU[*inode](opt.InodeCache), dirs: newLRU[*dirIndex](opt.DirCache)}
 	f.parents = newLRU[uint32](opt.InodeCache)
+	f.itab = newLRU[tableRun](inodeTableChunks)
 	f.hashSeed, f.hashUnsigned = superHashInfo(buf)
 	if err := f.readGroups(); err != nil {
 		return nil, err
@@ -156,21 +158,26 @@ func (f *FS) inode(ino uint32) (*inode, error) {
 	if f.groups[g].inodeTable == 0 || off+uint64(sb.inodeSize) > uint64(f.size) {
 		return nil, fmt.Errorf("inode %d lies outside the volume: %w", ino, errCorrupt)
 	}
-	// Read the neighbours too: entries of one directory were mostly allocated together, and one read of
-	// a run of the table costs about what one inode does (the kernel reads its inode tables ahead too).
+	// Read a run of the table and keep it: entries of one directory were mostly allocated together, and
+	// one read of a run costs about what one inode does (the kernel reads its inode tables ahead and
+	// keeps them too). Only the inode asked for is decoded: a listing in hash order touches the table
+	// at random, and decoding every neighbour of every miss would cost more than the reads.
 	first := max(table, off&^(inodeChunk-1))
 	end := min(first+inodeChunk, table+uint64(sb.inodesPerGroup)*uint64(sb.inodeSize), uint64(f.size))
 	end = first + (end-first)/uint64(sb.inodeSize)*uint64(sb.inodeSize)
-	buf := make([]byte, end-first)
-	if _, err := f.r.ReadAt(buf, int64(first)); err != nil {
-		return nil, fmt.Errorf("reading inode %d: %w", ino, err)
-	}
-	firstIno := ino - uint32((off-first)/uint64(sb.inodeSize))
-	for i := uint32(0); i < uint32(len(buf)/int(sb.inodeSize)); i++ {
-		if n := firstIno + i; n != ino {
-			f.cacheNeighbour(n, buf[i*uint32(sb.inodeSize):(i+1)*uint32(sb.inodeSize)])
+	// Two tables may start in one chunk: the run kept says where it starts.
+	key, keyed := uint32(first/inodeChunk), first/inodeChunk < 1<<32
+	run, ok := f.itab.get(key)
+	if !keyed || !ok || run.first != first || len(run.b) != int(end-first) {
+		run = tableRun{first: first, b: make([]byte, end-first)}
+		if _, err := f.r.ReadAt(run.b, int64(first)); err != nil {
+			return nil, fmt.Errorf("reading inode %d: %w", ino, err)
+		}
+		if keyed {
+			f.itab.put(key, run, 1)
 		}
 	}
+	buf := run.b
 	rel := off - first
 	in, err := parseInode(sb, ino, buf[rel:rel+uint64(sb.inodeSize)])
 	if err != nil {
@@ -184,24 +191,17 @@ func (f *FS) inode(ino uint32) (*inode, error) {
 	return in, nil
 }
 
-// inodeChunk is how much of an inode table one miss reads.
-const inodeChunk = 16 << 10
-
-// cacheNeighbour keeps an inode read along with another one, if it is in use and not cached yet;
-// a damaged neighbour is left for its own lookup to report.
-func (f *FS) cacheNeighbour(ino uint32, b []byte) {
-	if ino == rootIno || b[0] == 0 && b[1] == 0 {
-		return // unused slots are the common case: skip them before parsing
-	}
-	if _, ok := f.inodes.peek(ino); ok {
-		return
-	}
-	in, err := parseInode(f.sb, ino, b)
-	if err != nil || in.st.Mode == 0 || in.st.Nlink == 0 {
-		return
-	}
-	f.inodes.put(ino, in, 1)
+// tableRun is a run of an inode table as read, and where it starts on the volume.
+type tableRun struct {
+	first uint64
+	b     []byte
 }
+
+// inodeChunk is how much of an inode table one miss reads; inodeTableChunks of them are kept (16 MiB).
+const (
+	inodeChunk       = 16 << 10
+	inodeTableChunks = 1024
+)
 
 // Usage reports the superblock's counts.
 func (f *FS) Usage() fsys.Usage {
@@ -217,6 +217,7 @@ func (f *FS) Close() error {
 	f.inodes.clear()
 	f.dirs.clear()
 	f.parents.clear()
+	f.itab.clear()
 	return nil
 }
 
