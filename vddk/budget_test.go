@@ -124,7 +124,7 @@ func TestHostileGrainDirectoryBudget(t *testing.T) {
 
 func TestHostileManyLinesUnderMemoryLimit(t *testing.T) {
 	memlimit.RunUnderMemoryLimit(t, "TestHostileManyLinesOneFile", 256<<20, 2*time.Minute)
-	memlimit.RunUnderMemoryLimit(t, "TestHostileGrainDirectoryBudget", 384<<20, 2*time.Minute)
+	memlimit.RunUnderMemoryLimit(t, "TestHostileGrainDirectoryBudget", hostileMemoryLimit, 2*time.Minute) // 128 MiB charged before the refusal
 }
 
 // Lines sharing one file read what qemu-img reads from the same descriptor (it opens each line on its
