@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/vmdkmount/vmdkmount/internal/treecmp"
 )
 
 // fixtureSB returns the parsed superblock of a fixture, for parsers that need the geometry.
@@ -327,6 +329,9 @@ func walkAll(x *FS) {
 		}
 		if d.IsDir() && strings.Count(p, "/") > 8 {
 			return fs.SkipDir
+		}
+		if d.IsDir() {
+			_, _ = treecmp.StreamNames(x, p, 64) // the streamed listing too
 		}
 		if _, err := d.Info(); err != nil {
 			return nil
