@@ -65,21 +65,14 @@ func (s *Set) scanDisk(i int, d Disk, opts Options) error {
 	if n, err := d.ReadAt(sector0, 0); n != 512 {
 		return fmt.Errorf("read sector 0: %w", err)
 	}
-	mbrSS := 512
-	if opts.SectorSize != 0 {
-		mbrSS = opts.SectorSize
-	}
-	mt, merr := mbr.Read(d, mbrSS, uint64(size)/uint64(mbrSS))
+	mt, mbrSS, merr := readMBR(d, size, sectorSizes(opts))
 	// Like Linux: a GPT counts when the MBR is protective or hybrid (an 0xEE entry). A GPT with no MBR at
 	// all is still taken (the MBR sector may be wiped); a real MBR without 0xEE wins over a stale GPT.
 	if merr == nil && !mt.Protective {
 		s.addMBR(i, d, mt, mbrSS)
 		return nil
 	}
-	sizes := []int{512, 4096}
-	if opts.SectorSize != 0 {
-		sizes = []int{opts.SectorSize}
-	}
+	sizes := sectorSizes(opts)
 	var gerrs []error
 	for _, ss := range sizes {
 		gt, err := gpt.Read(d, ss, size)

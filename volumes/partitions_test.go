@@ -61,9 +61,20 @@ func sfdiskAttrs(t *testing.T, s string) uint64 {
 // compareSfdisk checks that the partitions of disk 0 of s are exactly those sfdisk lists for path.
 func compareSfdisk(t *testing.T, s *Set, path string) {
 	t.Helper()
+	compareSfdiskJSON(t, s, path, tool(t, "sfdisk", "--json", path))
+}
+
+// compareSfdiskJSON is compareSfdisk on output sfdisk already gave (for a device since detached).
+func compareSfdiskJSON(t *testing.T, s *Set, path string, out []byte) {
+	t.Helper()
 	var st sfdiskTable
-	if err := json.Unmarshal(tool(t, "sfdisk", "--json", path), &st); err != nil {
+	if err := json.Unmarshal(out, &st); err != nil {
 		t.Fatal(err)
+	}
+	for _, v := range s.All() {
+		if v.Kind == KindPartition && v.Disk == 0 && v.Partition.SectorSize != st.PartitionTable.SectorSize {
+			t.Errorf("%s %s: we read %d-byte sectors, sfdisk %d", path, v.ID, v.Partition.SectorSize, st.PartitionTable.SectorSize)
+		}
 	}
 	ours := map[int]*Volume{}
 	for _, v := range s.All() {

@@ -21,8 +21,9 @@ type Disk interface {
 
 // Options tune Open.
 type Options struct {
-	// SectorSize forces the logical sector size of every disk (512 or 4096). Zero probes: a GPT is looked
-	// for with 512- and 4096-byte sectors; an MBR alone is read with 512-byte sectors.
+	// SectorSize forces the logical sector size of every disk (512 or 4096). Zero probes 512 and 4096: a
+	// GPT by its header, an MBR by the reading that fits the disk (entries inside it, EBRs found,
+	// filesystems where partitions start), 512 when both fit alike.
 	SectorSize int
 	// NoReplay shows file trees as they lie on disk: a journal or log that needs recovery is not
 	// replayed in memory (the default) and the volume's state says "dirty".
