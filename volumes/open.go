@@ -30,6 +30,7 @@ func Open(disks []Disk, opts Options) (*Set, error) {
 			return nil, fmt.Errorf("volumes: disk %d: %w", i, err)
 		}
 	}
+	s.assembleMD()
 	s.assembleLDM()
 	s.assembleLVM()
 	s.uniqueIDs()

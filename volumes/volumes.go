@@ -39,6 +39,7 @@ const (
 	KindWholeDisk Kind = "whole-disk" // a disk with no partition table
 	KindLVM       Kind = "lvm"        // an LVM2 logical volume
 	KindLDM       Kind = "ldm"        // a Windows dynamic-disk volume
+	KindMD        Kind = "md"         // a Linux software RAID (md) array
 )
 
 // ErrIncomplete is returned (wrapped) by reads of a volume that could not be assembled.
@@ -104,7 +105,7 @@ type LDMInfo struct {
 type Volume struct {
 	ID   string // p1, d1p2, <vg>-<lv>, LDM name, disk, d1
 	Kind Kind
-	// Disk is the disk index for partitions and whole disks, -1 for LVM and LDM volumes.
+	// Disk is the disk index for partitions and whole disks, -1 for LVM, LDM and md volumes.
 	Disk int
 	// Offset is the byte offset on Disk for partitions and whole disks.
 	Offset  int64
@@ -113,10 +114,11 @@ type Volume struct {
 	Partition *PartitionInfo
 	LVM       *LVMInfo
 	LDM       *LDMInfo
+	MD        *MDInfo
 
 	Filesystem Filesystem
 
-	// Container is true for a partition or disk whose contents were taken over by LVM or LDM.
+	// Container is true for a partition or disk whose contents were taken over by LVM, LDM or md.
 	Container bool
 	// Incomplete volumes cannot be read; Reason says why (a member disk missing, an unsupported layout…).
 	Incomplete bool

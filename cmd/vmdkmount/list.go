@@ -33,6 +33,7 @@ type listedVolume struct {
 	Partition  *volumes.PartitionInfo `json:"partition,omitempty"`
 	LVM        *volumes.LVMInfo       `json:"lvm,omitempty"`
 	LDM        *volumes.LDMInfo       `json:"ldm,omitempty"`
+	MD         *volumes.MDInfo        `json:"md,omitempty"`
 	// Mountpoints are the volume's in-guest mount points: drive letters ("C:") and Unix paths.
 	Mountpoints []string `json:"mountpoints,omitempty"`
 
@@ -79,7 +80,7 @@ func cmdList(c *cli.Context) error {
 			ID: v.ID, Kind: v.Kind, Disk: v.Disk, Start: v.Offset, Size: v.Size(), Type: typeName(v),
 			Filesystem: v.Filesystem.Type, Label: v.Filesystem.Label, UUID: v.Filesystem.UUID,
 			Container: v.Container, Incomplete: v.Incomplete, Reason: v.Reason,
-			Extents: v.Extents, Partition: v.Partition, LVM: v.LVM, LDM: v.LDM, Mountpoints: mounts[v.ID],
+			Extents: v.Extents, Partition: v.Partition, LVM: v.LVM, LDM: v.LDM, MD: v.MD, Mountpoints: mounts[v.ID],
 		}
 		row.VolumeState, row.Tree, row.NoTree = treeState(v, row.Tree, row.NoTree)
 		rows = append(rows, row)
@@ -97,7 +98,7 @@ func cmdList(c *cli.Context) error {
 	fmt.Fprintln(w, "ID\tSTART\tSIZE\tTYPE\tFILESYSTEM\tLABEL\tSTATE\t")
 	for _, r := range rows {
 		start := fmt.Sprint(r.Start)
-		if r.Kind == volumes.KindLVM || r.Kind == volumes.KindLDM {
+		if r.Kind == volumes.KindLVM || r.Kind == volumes.KindLDM || r.Kind == volumes.KindMD {
 			start = "-"
 		}
 		fs := r.Filesystem
@@ -136,6 +137,8 @@ func typeName(v *volumes.Volume) string {
 		return "LDM " + v.LDM.Layout
 	case v.LVM != nil:
 		return "LVM " + strings.Join(v.LVM.Segments, "+")
+	case v.MD != nil:
+		return strings.TrimSpace("md " + v.MD.Level + " " + v.MD.Layout)
 	}
 	return string(v.Kind)
 }

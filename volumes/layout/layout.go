@@ -108,3 +108,13 @@ func (s *section) ReadAt(p []byte, off int64) (int, error) {
 	}
 	return finish(len(q), short, nil)
 }
+
+// ReadFull, Clip and Finish are the read discipline of this package for composed devices built
+// elsewhere (md arrays): complete member reads, reads bounded by the device size, io.EOF when short.
+func ReadFull(d Dev, p []byte, off int64) error { return readFull(d, p, off) }
+
+// Clip bounds a read of len(p) at off to size; see clip.
+func Clip(p []byte, off, size int64) ([]byte, bool, error) { return clip(p, off, size) }
+
+// Finish turns a fill result into ReadAt's return values; see finish.
+func Finish(n int, short bool, err error) (int, error) { return finish(n, short, err) }

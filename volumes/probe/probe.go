@@ -11,6 +11,8 @@ import (
 	"io"
 	"strings"
 	"unicode/utf16"
+
+	"github.com/vmdkmount/vmdkmount/volumes/md"
 )
 
 // Result is what Detect found. Type is empty when nothing was recognised.
@@ -50,8 +52,10 @@ func Detect(r io.ReaderAt, size int64) Result {
 	return Result{}
 }
 
+// detectors run in order. md comes first: a member with metadata 0.90 or 1.0 (at its end) holds the
+// array's data from its first byte, often a filesystem whose signature would otherwise win.
 var detectors = []func(reader) (Result, bool){
-	lvmPV, luks, ntfs, exfat, bitlocker, refs, fat, xfs, squashfs, ext, btrfs, hfs, apfs, iso9660, swap, f2fs, mdRAID,
+	mdRAID, lvmPV, luks, ntfs, exfat, bitlocker, refs, fat, xfs, squashfs, ext, btrfs, hfs, apfs, iso9660, swap, f2fs,
 }
 
 func magicAt(r reader, off int64, magic string) bool {
@@ -200,12 +204,14 @@ func f2fs(r reader) (Result, bool) {
 	return Result{Type: "f2fs"}, true
 }
 
+// mdRAID finds an md superblock (any metadata version) whose checksum holds; like blkid, the label is
+// the array name and the UUID the array's.
 func mdRAID(r reader) (Result, bool) {
-	h := r.at(4096, 4)
-	if h == nil || binary.LittleEndian.Uint32(h) != 0xa92b4efc {
+	sb, err := md.Read(r.r, r.size)
+	if err != nil {
 		return Result{}, false
 	}
-	return Result{Type: "linux_raid_member"}, true
+	return Result{Type: "linux_raid_member", Label: sb.Name, UUID: FormatUUID(sb.UUID[:])}, true
 }
 
 // lvmPV finds an LVM2 label in sectors 0–3.
