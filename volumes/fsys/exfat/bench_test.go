@@ -2,9 +2,9 @@ package exfat
 
 import (
 	"bytes"
-	"io"
-	"io/fs"
 	"testing"
+
+	"github.com/vmdkmount/vmdkmount/internal/testfix"
 )
 
 // BenchmarkWalkAndRead opens the exFAT fixture (about 1000 files, made by testdata/fat/make.sh),
@@ -16,20 +16,7 @@ func BenchmarkWalkAndRead(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		files := 0
-		err = fs.WalkDir(v, ".", func(p string, d fs.DirEntry, err error) error {
-			if err != nil || d.IsDir() {
-				return err
-			}
-			fl, err := v.Open(p)
-			if err != nil {
-				return err
-			}
-			defer fl.Close()
-			files++
-			_, err = io.Copy(io.Discard, fl)
-			return err
-		})
+		files, err := testfix.WalkAndRead(v)
 		if err != nil || files < 1000 {
 			b.Fatalf("walk: %d files, %v", files, err)
 		}

@@ -4,13 +4,11 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
-	"io"
 	"io/fs"
 	"strings"
-	"sync"
 	"testing"
 
-	"github.com/vmdkmount/vmdkmount/volumes/fsys"
+	"github.com/vmdkmount/vmdkmount/internal/testfix"
 )
 
 func TestCorruptImages(t *testing.T) {
@@ -24,12 +22,12 @@ func TestCorruptImages(t *testing.T) {
 		if n.ent.contiguous {
 			t.Fatal("fixture's many/ is contiguous")
 		}
-		c, err := v.tab.walk(n.ent.first, -1)
+		c, err := v.tab.Walk(n.ent.first, -1)
 		if err != nil {
 			t.Fatal(err)
 		}
 		// Point the chain's first cluster at itself, well before the directory's length is covered.
-		binary.LittleEndian.PutUint32(b[v.g.fatOffset+int64(c.runs[0].first)*4:], c.runs[0].first)
+		binary.LittleEndian.PutUint32(b[v.g.fatOffset+int64(c.Runs[0].First)*4:], c.Runs[0].First)
 		if _, err := open(t, b).ReadDir("many"); err == nil || !strings.Contains(err.Error(), "loops back to cluster") {
 			t.Errorf("ReadDir of a directory whose chain loops: %v", err)
 		}
@@ -74,42 +72,13 @@ func TestCorruptImages(t *testing.T) {
 // TestConcurrentReadAt reads files from many goroutines at once.
 func TestConcurrentReadAt(t *testing.T) {
 	v := open(t, fixture(t))
-	paths := []string{"big.txt", "zeros.bin", "grown.bin", "short.txt"}
 	want := map[string][]byte{}
-	for _, p := range paths {
+	for _, p := range []string{"big.txt", "zeros.bin", "grown.bin", "short.txt"} {
 		b, err := fs.ReadFile(v, p)
 		if err != nil {
 			t.Fatal(err)
 		}
 		want[p] = b
 	}
-	var wg sync.WaitGroup
-	for g := 0; g < 8; g++ {
-		wg.Add(1)
-		go func(g int) {
-			defer wg.Done()
-			for _, p := range paths {
-				f, err := v.Open(p)
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				ra := f.(fsys.File)
-				for off := int64(g * 41); off < int64(len(want[p])); off += 3001 {
-					buf := make([]byte, 1500)
-					n, err := ra.ReadAt(buf, off)
-					if err != nil && err != io.EOF {
-						t.Error(err)
-						return
-					}
-					if !bytes.Equal(buf[:n], want[p][off:off+int64(n)]) {
-						t.Errorf("%s at %d: mismatch", p, off)
-						return
-					}
-				}
-				f.Close()
-			}
-		}(g)
-	}
-	wg.Wait()
+	testfix.ConcurrentReadAt(t, v, want, 3001, 1500)
 }

@@ -18,10 +18,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"math/bits"
-	"path"
-	"sort"
 	"strings"
-	"sync"
 	"unicode/utf16"
 
 	"github.com/vmdkmount/vmdkmount/volumes/fsys"
@@ -34,20 +31,19 @@ const maxCachedDirEntries = 1 << 17
 
 // FS is an open exFAT volume. It is safe for concurrent use.
 type FS struct {
+	fsys.Plain[node] // Stat, Lstat, ReadLink, ReadDir, ListXattr, GetXattr
+
+	g    *geometry
+	sp   special // the root's bitmap, up-case table and label entries
+	tab  *table
 	r    io.ReaderAt
 	size int64
-	g    *geometry
-	tab  *table
-	sp   special
 
 	upcase []uint16 // nil: the table was missing or its checksum failed; simple case folding is used
 
-	freeOnce sync.Once
-	free     uint64
+	free fsys.OnceCount
 
-	dirMu     sync.Mutex
-	dirs      map[uint32]*dirData
-	dirsCount int
+	dirs *fsys.LRU[uint32, *dirData] // by first cluster, bounded by entry count
 }
 
 // Info describes the volume beyond what Usage carries.
@@ -71,7 +67,9 @@ func Open(r io.ReaderAt, size int64) (fsys.FS, error) {
 	if g.backupBoot {
 		slog.Warn("exfat: main boot region invalid, using the backup boot region")
 	}
-	f := &FS{r: r, size: size, g: g, tab: newTable(r, g), dirs: map[uint32]*dirData{}}
+	f := &FS{r: r, size: size, g: g, tab: newTable(r, g), dirs: fsys.NewLRU[uint32, *dirData](maxCachedDirEntries)}
+	f.Plain = fsys.Plain[node]{Lookup: f.lookup, StatNode: f.stat, IsDir: node.isDir, List: f.list, NotDir: errNotDir,
+		NameOf: func(n node) (string, bool) { return fsys.EntryName(n.ent, func(e *dirent) string { return e.name }) }}
 	raw, _, err := f.readDirBytes(g.rootCluster, -1, false)
 	if err != nil {
 		return nil, fmt.Errorf("reading root directory: %w", err)
@@ -151,19 +149,8 @@ func (f *FS) readData(first uint32, n int64, contiguous bool) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := make([]byte, n)
-	p := int64(0)
-	for _, r := range runs {
-		if p >= n {
-			break
-		}
-		m := min(int64(r.count)*f.g.clusterSize, n-p)
-		if _, err := f.r.ReadAt(out[p:p+m], f.clusterOffset(r.first)); err != nil {
-			return nil, fmt.Errorf("reading cluster %d: %w", r.first, err)
-		}
-		p += m
-	}
-	return out, nil
+	out, _, err := fsys.ReadRuns(f.r, runs, n, f.g.clusterSize, f.clusterOffset)
+	return out, err
 }
 
 func (f *FS) clusterOffset(c uint32) int64 {
@@ -173,16 +160,16 @@ func (f *FS) clusterOffset(c uint32) int64 {
 // readDirBytes loads a directory; size < 0 means the whole FAT chain (the root directory).
 func (f *FS) readDirBytes(first uint32, size int64, contiguous bool) ([]byte, func(int) int64, error) {
 	cs := f.g.clusterSize
-	var runs []extent
+	var runs []fsys.ClusterRun
 	if size < 0 {
-		c, err := f.tab.walk(first, maxDirBytes/cs+1)
+		c, err := f.tab.Walk(first, maxDirBytes/cs+1)
 		if err != nil {
 			return nil, nil, err
 		}
-		if !c.complete && c.clusters*cs > maxDirBytes {
+		if !c.Complete && c.Clusters*cs > maxDirBytes {
 			return nil, nil, fmt.Errorf("%w: directory at cluster %d exceeds 256 MiB (a looping or corrupt chain)", ErrCorrupt, first)
 		}
-		runs, size = c.runs, c.clusters*cs
+		runs, size = c.Runs, c.Clusters*cs
 	} else {
 		if size > maxDirBytes || size > int64(f.g.clusters)*cs {
 			return nil, nil, fmt.Errorf("%w: directory of %d bytes at cluster %d is larger than allowed", ErrCorrupt, size, first)
@@ -192,27 +179,7 @@ func (f *FS) readDirBytes(first uint32, size int64, contiguous bool) ([]byte, fu
 			return nil, nil, err
 		}
 	}
-	raw := make([]byte, size)
-	var starts []int64
-	var idx []int
-	p := int64(0)
-	for _, r := range runs {
-		if p >= size {
-			break
-		}
-		m := min(int64(r.count)*cs, size-p)
-		off := f.clusterOffset(r.first)
-		if _, err := f.r.ReadAt(raw[p:p+m], off); err != nil {
-			return nil, nil, fmt.Errorf("reading directory cluster %d: %w", r.first, err)
-		}
-		starts, idx = append(starts, off), append(idx, int(p))
-		p += m
-	}
-	posOf := func(i int) int64 {
-		k := sort.Search(len(idx), func(j int) bool { return idx[j] > i }) - 1
-		return starts[k] + int64(i-idx[k])
-	}
-	return raw, posOf, nil
+	return fsys.ReadRuns(f.r, runs, size, cs, f.clusterOffset)
 }
 
 // dirData is a parsed directory with lookup indexes, so large directories resolve names in O(1).
@@ -235,10 +202,7 @@ func (f *FS) dir(n node) (*dirData, error) {
 		}
 		first, size, contiguous = n.ent.first, int64(n.ent.dataLen), n.ent.contiguous
 	}
-	f.dirMu.Lock()
-	d, ok := f.dirs[first]
-	f.dirMu.Unlock()
-	if ok {
+	if d, ok := f.dirs.Get(first); ok {
 		return d, nil
 	}
 	raw, posOf, err := f.readDirBytes(first, size, contiguous)
@@ -249,21 +213,14 @@ func (f *FS) dir(n node) (*dirData, error) {
 	if err != nil {
 		return nil, err
 	}
-	d = &dirData{ents: ents, byName: make(map[string]int, len(ents)), byKey: make(map[string]int, len(ents))}
+	d := &dirData{ents: ents, byName: make(map[string]int, len(ents)), byKey: make(map[string]int, len(ents))}
 	for i := len(ents) - 1; i >= 0; i-- { // the first of duplicate names wins
 		ents[i].key = f.fold(ents[i].name)
 		d.byName[ents[i].name] = i
 		d.byKey[ents[i].key] = i
 	}
 	d.second = secondLinks(ents)
-	f.dirMu.Lock()
-	if f.dirsCount+len(ents) > maxCachedDirEntries {
-		clear(f.dirs)
-		f.dirsCount = 0
-	}
-	f.dirs[first] = d
-	f.dirsCount += len(ents)
-	f.dirMu.Unlock()
+	f.dirs.Put(first, d, len(ents))
 	return d, nil
 }
 
@@ -286,39 +243,28 @@ var errNotDir = errors.New("not a directory")
 // lookup resolves an io/fs path, matching names exactly first, then through the up-case table. A
 // directory whose clusters repeat an ancestor's is reported as a loop.
 func (f *FS) lookup(op, name string) (node, error) {
-	if !fs.ValidPath(name) {
-		return node{}, &fs.PathError{Op: op, Path: name, Err: fs.ErrInvalid}
-	}
-	cur := node{}
-	if name == "." {
-		return cur, nil
-	}
 	seen := map[uint32]bool{f.g.rootCluster: true}
-	for _, comp := range strings.Split(name, "/") {
-		if !cur.isDir() {
-			return node{}, &fs.PathError{Op: op, Path: name, Err: errNotDir}
-		}
+	return fsys.WalkPath(op, name, node{}, node.isDir, errNotDir, func(cur node, comp string) (node, error) {
 		ents, err := f.dir(cur)
 		if err != nil {
-			return node{}, &fs.PathError{Op: op, Path: name, Err: err}
+			return node{}, err
 		}
 		i := f.match(ents, comp)
 		if i < 0 {
-			return node{}, &fs.PathError{Op: op, Path: name, Err: fs.ErrNotExist}
+			return node{}, fs.ErrNotExist
 		}
 		e := &ents.ents[i]
 		if ents.second[i] {
-			return node{}, &fs.PathError{Op: op, Path: name, Err: fmt.Errorf("%w: %q names directory cluster %d, already listed under another name", ErrCorrupt, comp, e.first)}
+			return node{}, fmt.Errorf("%w: %q names directory cluster %d, already listed under another name", ErrCorrupt, comp, e.first)
 		}
 		if e.isDir() && e.allocated && e.dataLen > 0 {
 			if seen[e.first] {
-				return node{}, &fs.PathError{Op: op, Path: name, Err: fmt.Errorf("%w: directory %q links back to an ancestor (cluster %d)", ErrCorrupt, comp, e.first)}
+				return node{}, fmt.Errorf("%w: directory %q links back to an ancestor (cluster %d)", ErrCorrupt, comp, e.first)
 			}
 			seen[e.first] = true
 		}
-		cur = node{ent: e}
-	}
-	return cur, nil
+		return node{ent: e}, nil
+	})
 }
 
 // match returns the index of the entry comp names, or -1.
@@ -333,16 +279,16 @@ func (f *FS) match(d *dirData, comp string) int {
 }
 
 func (f *FS) stat(n node) (fsys.Stat, error) {
-	st := fsys.Stat{Nlink: 1}
+	var st fsys.Stat
 	cs := f.g.clusterSize
 	if n.ent == nil {
 		st.Ino = 1
 		st.Mode = fsys.S_IFDIR | 0o755
-		c, err := f.tab.walk(f.g.rootCluster, -1)
+		c, err := f.tab.Walk(f.g.rootCluster, -1)
 		if err != nil {
 			return st, err
 		}
-		st.Size = c.clusters * cs
+		st.Size = c.Clusters * cs
 	} else {
 		e := n.ent
 		st.Ino = uint64(e.pos / 32)
@@ -356,144 +302,34 @@ func (f *FS) stat(n node) (fsys.Stat, error) {
 			st.Mode &^= 0o222
 		}
 	}
-	if n.isDir() {
-		d, err := f.dir(n)
-		if err != nil {
-			return st, err
-		}
-		ents := d.ents
-		st.Nlink = 2
-		for i := range ents {
-			if ents[i].isDir() {
-				st.Nlink++
-			}
-		}
-	}
-	st.AllocatedSize = (st.Size + cs - 1) / cs * cs
-	return st, nil
+	err := fsys.FinishStat(&st, func() (uint32, error) { return fsys.SubdirsOf((*dirData).subdirs)(f.dir(n)) }, cs)
+	return st, err
 }
 
-func (f *FS) info(n node, name string) (*fsys.Info, error) {
-	st, err := f.stat(n)
-	if err != nil {
-		return nil, err
-	}
-	return &fsys.Info{EntryName: name, St: st}, nil
-}
+func (d *dirData) subdirs() uint32 { return fsys.CountDirs(d.ents, (*dirent).isDir) }
 
-func baseName(n node, name string) string {
-	if n.ent != nil {
-		return n.ent.name
-	}
-	return path.Base(name)
-}
-
-// Stat returns the FileInfo of name; its Name is the stored name, whatever case was asked.
-func (f *FS) Stat(name string) (fs.FileInfo, error) {
-	n, err := f.lookup("stat", name)
-	if err != nil {
-		return nil, err
-	}
-	fi, err := f.info(n, baseName(n, name))
-	if err != nil {
-		return nil, &fs.PathError{Op: "stat", Path: name, Err: err}
-	}
-	return fi, nil
-}
-
-// Lstat is Stat: exFAT has no symbolic links.
-func (f *FS) Lstat(name string) (fs.FileInfo, error) { return f.Stat(name) }
-
-// ReadLink always fails: exFAT has no symbolic links.
-func (f *FS) ReadLink(name string) (string, error) {
-	if _, err := f.lookup("readlink", name); err != nil {
-		return "", err
-	}
-	return "", &fs.PathError{Op: "readlink", Path: name, Err: fs.ErrInvalid}
-}
-
-// ReadDir lists a directory sorted by name.
-func (f *FS) ReadDir(name string) ([]fs.DirEntry, error) {
-	n, err := f.lookup("readdir", name)
-	if err != nil {
-		return nil, err
-	}
-	if !n.isDir() {
-		return nil, &fs.PathError{Op: "readdir", Path: name, Err: errNotDir}
-	}
-	return f.readDir(n, name)
-}
-
-func (f *FS) readDir(n node, name string) ([]fs.DirEntry, error) {
+// list lists a directory for fsys.Plain, second names left out.
+func (f *FS) list(n node) ([]fsys.PlainEntry[node], error) {
 	d, err := f.dir(n)
 	if err != nil {
-		return nil, &fs.PathError{Op: "readdir", Path: name, Err: err}
+		return nil, err
 	}
-	ents := d.ents
-	out := make([]fs.DirEntry, 0, len(ents))
-	for i := range ents {
-		if !d.second[i] {
-			out = append(out, &dirEntry{f: f, e: &ents[i]})
-		}
-	}
-	sort.SliceStable(out, func(i, j int) bool { return out[i].Name() < out[j].Name() })
-	return out, nil
+	return fsys.Listing(d.ents, func(i int) bool { return d.second[i] },
+		func(e *dirent) fsys.PlainEntry[node] {
+			return fsys.PlainEntry[node]{Name: e.name, Dir: e.isDir(), Node: node{ent: e}}
+		}), nil
 }
-
-type dirEntry struct {
-	f *FS
-	e *dirent
-}
-
-func (d *dirEntry) Name() string { return d.e.name }
-func (d *dirEntry) IsDir() bool  { return d.e.isDir() }
-func (d *dirEntry) Type() fs.FileMode {
-	if d.e.isDir() {
-		return fs.ModeDir
-	}
-	return 0
-}
-func (d *dirEntry) Info() (fs.FileInfo, error) { return d.f.info(node{ent: d.e}, d.e.name) }
 
 // Attributes returns the exFAT attribute bits of name (AttrReadOnly, AttrHidden, …).
 func (f *FS) Attributes(name string) (uint16, error) {
-	n, err := f.lookup("attributes", name)
-	if err != nil {
-		return 0, err
-	}
-	if n.ent == nil {
-		return AttrDir, nil
-	}
-	return n.ent.attr, nil
-}
-
-// ListXattr returns no names: exFAT mounts have no extended attributes.
-func (f *FS) ListXattr(name string) ([]string, error) {
-	if _, err := f.lookup("listxattr", name); err != nil {
-		return nil, err
-	}
-	return nil, nil
-}
-
-// GetXattr always reports fsys.ErrNoXattr.
-func (f *FS) GetXattr(name, attr string) ([]byte, error) {
-	if _, err := f.lookup("getxattr", name); err != nil {
-		return nil, err
-	}
-	return nil, &fs.PathError{Op: "getxattr", Path: name, Err: fmt.Errorf("%w: %s", fsys.ErrNoXattr, attr)}
+	return fsys.EntryValue(&f.Plain, "attributes", name, AttrDir, func(n node) uint16 { return n.ent.attr })
 }
 
 // Usage reports clusters as blocks; free clusters are the clear bits of the allocation bitmap.
 func (f *FS) Usage() fsys.Usage {
-	f.freeOnce.Do(func() {
-		free, err := f.countFree()
-		if err != nil {
-			slog.Warn("exfat: counting free clusters", "err", err)
-		}
-		f.free = free
-	})
-	return fsys.Usage{BlockSize: uint32(f.g.clusterSize), Blocks: uint64(f.g.clusters), FreeBlocks: f.free,
-		NameMax: 255, Label: f.sp.label, UUID: fmt.Sprintf("%04X-%04X", f.g.serial>>16, f.g.serial&0xFFFF)}
+	return fsys.Usage{BlockSize: uint32(f.g.clusterSize), Blocks: uint64(f.g.clusters),
+		FreeBlocks: f.free.Get("exfat: free clusters", f.countFree), NameMax: 255, Label: f.sp.label,
+		UUID: fmt.Sprintf("%04X-%04X", f.g.serial>>16, f.g.serial&0xFFFF)}
 }
 
 func (f *FS) countFree() (uint64, error) {
@@ -517,13 +353,7 @@ func (f *FS) countFree() (uint64, error) {
 
 // Close drops the caches.
 func (f *FS) Close() error {
-	f.dirMu.Lock()
-	clear(f.dirs)
-	f.dirsCount = 0
-	f.dirMu.Unlock()
-	f.tab.mu.Lock()
-	clear(f.tab.blocks)
-	clear(f.tab.chains)
-	f.tab.mu.Unlock()
+	f.dirs.Clear()
+	f.tab.Reset()
 	return nil
 }

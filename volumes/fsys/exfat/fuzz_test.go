@@ -4,6 +4,8 @@ import (
 	"io"
 	"io/fs"
 	"testing"
+
+	"github.com/vmdkmount/vmdkmount/internal/testfix"
 )
 
 // FuzzBootRegion overlays an arbitrary boot sector on the fixture's boot region and validates it. The
@@ -60,9 +62,9 @@ func FuzzVolume(f *testing.F) {
 	rootOff := v.clusterOffset(v.g.rootCluster)
 	f.Add(append([]byte(nil), img[v.g.fatOffset:v.g.fatOffset+128]...), append([]byte(nil), img[rootOff:rootOff+512]...))
 	f.Fuzz(func(t *testing.T, fat, root []byte) {
-		ov := &overlay{base: img, patches: []patch{
-			{v.g.fatOffset, fat[:min(int64(len(fat)), v.g.fatBytes)]},
-			{rootOff, root[:min(int64(len(root)), v.g.clusterSize)]},
+		ov := &testfix.Overlay{Base: img, Patches: []testfix.Patch{
+			{Off: v.g.fatOffset, Data: fat[:min(int64(len(fat)), v.g.fatBytes)]},
+			{Off: rootOff, Data: root[:min(int64(len(root)), v.g.clusterSize)]},
 		}}
 		w, err := Open(ov, int64(len(img)))
 		if err != nil {

@@ -28,18 +28,7 @@ func open(t testing.TB, b []byte) *FS {
 
 func run(t testing.TB, name string, args ...string) string {
 	t.Helper()
-	if _, err := exec.LookPath(name); err != nil {
-		t.Skipf("%s not installed", name)
-	}
-	cmd := exec.Command(name, args...)
-	cmd.Env = append(os.Environ(), "LC_ALL=C.UTF-8", "TZ=UTC")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("%s %s: %v: %s", name, strings.Join(args, " "), err, stderr.String())
-	}
-	return string(out)
+	return testfix.Tool(t, name, args...)
 }
 
 // mountFuse attaches a copy of img read-only to a loop device and mounts it with exfat-fuse; both are

@@ -2,9 +2,9 @@ package fat
 
 import (
 	"bytes"
-	"io"
-	"io/fs"
 	"testing"
+
+	"github.com/vmdkmount/vmdkmount/internal/testfix"
 )
 
 // BenchmarkWalkAndRead opens the FAT32 fixture (about 3000 files, made by testdata/fat/make.sh), walks
@@ -16,23 +16,7 @@ func BenchmarkWalkAndRead(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		files := 0
-		err = fs.WalkDir(v, ".", func(p string, d fs.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			if d.IsDir() {
-				return nil
-			}
-			fl, err := v.Open(p)
-			if err != nil {
-				return err
-			}
-			defer fl.Close()
-			files++
-			_, err = io.Copy(io.Discard, fl)
-			return err
-		})
+		files, err := testfix.WalkAndRead(v)
 		if err != nil || files < 2990 {
 			b.Fatalf("walk: %d files, %v", files, err)
 		}

@@ -4,13 +4,11 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
-	"io"
 	"io/fs"
 	"strings"
-	"sync"
 	"testing"
 
-	"github.com/vmdkmount/vmdkmount/volumes/fsys"
+	"github.com/vmdkmount/vmdkmount/internal/testfix"
 )
 
 func reopen(t *testing.T, b []byte) (*FS, error) {
@@ -48,12 +46,12 @@ func TestCorruptImages(t *testing.T) {
 	t.Run("directory chain loop", func(t *testing.T) {
 		b := clone()
 		_, e := entryPos(t, base, "many")
-		c, err := base.tab.walk(e.cluster, -1)
+		c, err := base.tab.Walk(e.cluster, -1)
 		if err != nil {
 			t.Fatal(err)
 		}
-		last := c.runs[len(c.runs)-1]
-		setFAT16(b, base, last.first+last.count-1, e.cluster)
+		last := c.Runs[len(c.Runs)-1]
+		setFAT16(b, base, last.First+last.Count-1, e.cluster)
 		v, err := reopen(t, b)
 		if err != nil {
 			t.Fatal(err)
@@ -176,44 +174,18 @@ func TestFAT32BackupBoot(t *testing.T) {
 // each sees the same bytes as a sequential read.
 func TestConcurrentReadAt(t *testing.T) {
 	v, _ := openFixture(t, "fat32")
-	paths := []string{"big.txt", "zeros.bin", "short.txt", "many/0100 file with a long name.txt"}
 	want := map[string][]byte{}
-	for _, p := range paths {
+	for _, p := range []string{"big.txt", "zeros.bin", "short.txt", "many/0100 file with a long name.txt"} {
 		b, err := fs.ReadFile(v, p)
-		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
 			t.Fatal(err)
 		}
 		want[p] = b
 	}
-	var wg sync.WaitGroup
-	for g := 0; g < 8; g++ {
-		wg.Add(1)
-		go func(g int) {
-			defer wg.Done()
-			for _, p := range paths {
-				f, err := v.Open(p)
-				if err != nil {
-					continue
-				}
-				ra := f.(fsys.File)
-				size := int64(len(want[p]))
-				for off := int64(g * 37); off < size; off += 4093 {
-					buf := make([]byte, 1000)
-					n, err := ra.ReadAt(buf, off)
-					if err != nil && err != io.EOF {
-						t.Error(err)
-						return
-					}
-					if !bytes.Equal(buf[:n], want[p][off:off+int64(n)]) {
-						t.Errorf("%s at %d: mismatch", p, off)
-						return
-					}
-				}
-				f.Close()
-			}
-		}(g)
-	}
-	wg.Wait()
+	testfix.ConcurrentReadAt(t, v, want, 4093, 1000)
 }
 
 // TestFourKSectors checks the 4096-byte-sector fixture really has that geometry (the tree itself is

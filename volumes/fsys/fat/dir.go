@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/vmdkmount/vmdkmount/volumes/fsys"
 )
 
 // Attribute bits of a directory entry.
@@ -132,35 +134,14 @@ func (f *FS) readDirBytes(cluster uint32) ([]byte, func(int) int64, error) {
 	if cluster == 0 {
 		return nil, func(int) int64 { return 0 }, nil
 	}
-	c, err := f.tab.walk(cluster, maxDirBytes/g.clusterSize+1)
+	c, err := f.tab.Walk(cluster, maxDirBytes/g.clusterSize+1)
 	if err != nil {
 		return nil, nil, err
 	}
-	if !c.complete && c.clusters*g.clusterSize > maxDirBytes {
+	if !c.Complete && c.Clusters*g.clusterSize > maxDirBytes {
 		return nil, nil, fmt.Errorf("%w: directory at cluster %d is longer than 65536 entries (a looping or corrupt cluster chain)", ErrCorrupt, cluster)
 	}
-	raw := make([]byte, c.clusters*g.clusterSize)
-	var starts []int64 // volume offset of each run, by byte index in raw
-	var idx []int
-	p := 0
-	for _, r := range c.runs {
-		n := int(int64(r.count) * g.clusterSize)
-		off := f.clusterOffset(r.first)
-		if _, err := f.r.ReadAt(raw[p:p+n], off); err != nil {
-			return nil, nil, fmt.Errorf("reading directory cluster %d: %w", r.first, err)
-		}
-		starts = append(starts, off)
-		idx = append(idx, p)
-		p += n
-	}
-	posOf := func(i int) int64 {
-		k := len(idx) - 1
-		for k > 0 && idx[k] > i {
-			k--
-		}
-		return starts[k] + int64(i-idx[k])
-	}
-	return raw, posOf, nil
+	return fsys.ReadRuns(f.r, c.Runs, c.Clusters*g.clusterSize, g.clusterSize, f.clusterOffset)
 }
 
 func (f *FS) clusterOffset(c uint32) int64 {

@@ -20,27 +20,23 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
-	"path"
-	"sort"
 	"strings"
-	"sync"
 
 	"github.com/vmdkmount/vmdkmount/volumes/fsys"
 )
 
 // FS is an open FAT volume. It is safe for concurrent use.
 type FS struct {
+	fsys.Plain[node] // Stat, Lstat, ReadLink, ReadDir, ListXattr, GetXattr
+
 	r    io.ReaderAt
 	size int64
 	g    *geometry
 	tab  *table
 
-	label     string
-	freeOnce  sync.Once
-	free      uint64
-	dirMu     sync.Mutex
-	dirs      map[uint32]*dirData
-	dirsCount int
+	label string
+	free  fsys.OnceCount
+	dirs  *fsys.LRU[uint32, *dirData] // by first cluster, bounded by entry count
 }
 
 const maxCachedDirEntries = 1 << 17
@@ -66,8 +62,10 @@ func Open(r io.ReaderAt, size int64) (fsys.FS, error) {
 	if err != nil {
 		return nil, err
 	}
-	f := &FS{r: r, size: size, g: g, dirs: map[uint32]*dirData{}}
+	f := &FS{r: r, size: size, g: g, dirs: fsys.NewLRU[uint32, *dirData](maxCachedDirEntries)}
 	f.tab = newTable(r, g)
+	f.Plain = fsys.Plain[node]{Lookup: f.lookup, StatNode: f.stat, IsDir: node.isDir, List: f.list, NotDir: errNotDir,
+		NameOf: func(n node) (string, bool) { return fsys.EntryName(n.ent, func(e *dirent) string { return e.name }) }}
 	f.label = g.bpbLabel
 	// The root directory's volume-label entry wins over the BPB copy, as blkid and Windows use it.
 	raw, _, err := f.readDirBytes(f.rootCluster())
@@ -147,26 +145,16 @@ func (f *FS) entries(n node) (*dirData, error) {
 
 // dir returns the parsed directory starting at cluster, through a bounded cache.
 func (f *FS) dir(cluster uint32) (*dirData, error) {
-	f.dirMu.Lock()
-	d, ok := f.dirs[cluster]
-	f.dirMu.Unlock()
-	if ok {
+	if d, ok := f.dirs.Get(cluster); ok {
 		return d, nil
 	}
 	raw, posOf, err := f.readDirBytes(cluster)
 	if err != nil {
 		return nil, err
 	}
-	d = newDirData(parseDir(raw, posOf))
+	d := newDirData(parseDir(raw, posOf))
 	d.dotdot, d.hasDotdot = parseDotdot(raw)
-	f.dirMu.Lock()
-	if f.dirsCount+len(d.ents) > maxCachedDirEntries {
-		clear(f.dirs)
-		f.dirsCount = 0
-	}
-	f.dirs[cluster] = d
-	f.dirsCount += len(d.ents)
-	f.dirMu.Unlock()
+	f.dirs.Put(cluster, d, len(d.ents))
 	return d, nil
 }
 
@@ -189,42 +177,31 @@ var errNotDir = errors.New("not a directory")
 // lookup resolves an io/fs path. Each component matches a long name exactly, then case-insensitively,
 // then the 8.3 alias. A directory that links back to one of its ancestors is reported as a loop.
 func (f *FS) lookup(op, name string) (node, error) {
-	if !fs.ValidPath(name) {
-		return node{}, &fs.PathError{Op: op, Path: name, Err: fs.ErrInvalid}
-	}
-	cur := node{}
-	if name == "." {
-		return cur, nil
-	}
 	seen := map[uint32]bool{f.rootCluster(): true}
-	for _, comp := range strings.Split(name, "/") {
-		if !cur.isDir() {
-			return node{}, &fs.PathError{Op: op, Path: name, Err: errNotDir}
-		}
+	return fsys.WalkPath(op, name, node{}, node.isDir, errNotDir, func(cur node, comp string) (node, error) {
 		ents, err := f.entries(cur)
 		if err != nil {
-			return node{}, &fs.PathError{Op: op, Path: name, Err: err}
+			return node{}, err
 		}
 		i := match(ents, comp)
 		if i < 0 {
-			return node{}, &fs.PathError{Op: op, Path: name, Err: fs.ErrNotExist}
+			return node{}, fs.ErrNotExist
 		}
 		e := &ents.ents[i]
 		if ents.second[i] {
-			return node{}, &fs.PathError{Op: op, Path: name, Err: fmt.Errorf("%w: %q names directory cluster %d, already listed under another name", ErrCorrupt, comp, e.cluster)}
+			return node{}, fmt.Errorf("%w: %q names directory cluster %d, already listed under another name", ErrCorrupt, comp, e.cluster)
 		}
 		if e.isDir() && e.cluster != 0 {
 			if seen[e.cluster] {
-				return node{}, &fs.PathError{Op: op, Path: name, Err: fmt.Errorf("%w: directory %q links back to an ancestor (cluster %d)", ErrCorrupt, comp, e.cluster)}
+				return node{}, fmt.Errorf("%w: directory %q links back to an ancestor (cluster %d)", ErrCorrupt, comp, e.cluster)
 			}
 			if f.linkedElsewhere(f.dirCluster(cur), e) {
-				return node{}, &fs.PathError{Op: op, Path: name, Err: fmt.Errorf("%w: directory %q (cluster %d) names another directory as its parent", ErrCorrupt, comp, e.cluster)}
+				return node{}, fmt.Errorf("%w: directory %q (cluster %d) names another directory as its parent", ErrCorrupt, comp, e.cluster)
 			}
 			seen[e.cluster] = true
 		}
-		cur = node{ent: e}
-	}
-	return cur, nil
+		return node{ent: e}, nil
+	})
 }
 
 // match returns the index of the entry comp names, or -1.
@@ -316,23 +293,11 @@ func (f *FS) stat(n node) (fsys.Stat, error) {
 			st.Size = int64(e.size)
 		}
 	}
-	st.Nlink = 1
-	if st.Mode&fsys.S_IFMT == fsys.S_IFDIR {
-		d, err := f.entries(n)
-		if err != nil {
-			return st, err
-		}
-		ents := d.ents
-		st.Nlink = 2
-		for i := range ents {
-			if ents[i].isDir() {
-				st.Nlink++
-			}
-		}
-	}
-	st.AllocatedSize = (st.Size + cs - 1) / cs * cs
-	return st, nil
+	err := fsys.FinishStat(&st, func() (uint32, error) { return fsys.SubdirsOf((*dirData).subdirs)(f.entries(n)) }, cs)
+	return st, err
 }
+
+func (d *dirData) subdirs() uint32 { return fsys.CountDirs(d.ents, (*dirent).isDir) }
 
 // dirSize is the byte length of a directory: its clusters, or the fixed FAT12/16 root region.
 func (f *FS) dirSize(cluster uint32) (int64, error) {
@@ -342,150 +307,42 @@ func (f *FS) dirSize(cluster uint32) (int64, error) {
 		}
 		return 0, nil
 	}
-	c, err := f.tab.walk(cluster, maxDirBytes/f.g.clusterSize+1)
+	c, err := f.tab.Walk(cluster, maxDirBytes/f.g.clusterSize+1)
 	if err != nil {
 		return 0, err
 	}
-	return c.clusters * f.g.clusterSize, nil
+	return c.Clusters * f.g.clusterSize, nil
 }
 
-func (f *FS) info(n node, name string) (*fsys.Info, error) {
-	st, err := f.stat(n)
-	if err != nil {
-		return nil, err
-	}
-	return &fsys.Info{EntryName: name, St: st}, nil
-}
-
-func baseName(n node, name string) string {
-	if n.ent != nil {
-		return n.ent.name
-	}
-	return path.Base(name)
-}
-
-// Stat returns the FileInfo of name; its Name is the entry's long name, whatever case or alias was asked.
-func (f *FS) Stat(name string) (fs.FileInfo, error) {
-	n, err := f.lookup("stat", name)
-	if err != nil {
-		return nil, err
-	}
-	fi, err := f.info(n, baseName(n, name))
-	if err != nil {
-		return nil, &fs.PathError{Op: "stat", Path: name, Err: err}
-	}
-	return fi, nil
-}
-
-// Lstat is Stat: FAT has no symbolic links.
-func (f *FS) Lstat(name string) (fs.FileInfo, error) { return f.Stat(name) }
-
-// ReadLink always fails: FAT has no symbolic links.
-func (f *FS) ReadLink(name string) (string, error) {
-	if _, err := f.lookup("readlink", name); err != nil {
-		return "", err
-	}
-	return "", &fs.PathError{Op: "readlink", Path: name, Err: fs.ErrInvalid}
-}
-
-// ReadDir lists a directory sorted by name as io/fs asks, without "." and "..".
-func (f *FS) ReadDir(name string) ([]fs.DirEntry, error) {
-	n, err := f.lookup("readdir", name)
-	if err != nil {
-		return nil, err
-	}
-	if !n.isDir() {
-		return nil, &fs.PathError{Op: "readdir", Path: name, Err: errNotDir}
-	}
-	return f.readDir(n, name)
-}
-
-func (f *FS) readDir(n node, name string) ([]fs.DirEntry, error) {
+// list lists a directory for fsys.Plain: second names and directories claimed by another parent left out.
+func (f *FS) list(n node) ([]fsys.PlainEntry[node], error) {
 	d, err := f.entries(n)
 	if err != nil {
-		return nil, &fs.PathError{Op: "readdir", Path: name, Err: err}
+		return nil, err
 	}
-	ents := d.ents
 	dir := f.dirCluster(n)
-	out := make([]fs.DirEntry, 0, len(ents))
-	for i := range ents {
-		e := &ents[i]
-		if d.second[i] || (e.isDir() && e.cluster != 0 && f.linkedElsewhere(dir, e)) {
-			continue
-		}
-		out = append(out, &dirEntry{f: f, e: e})
-	}
-	sort.SliceStable(out, func(i, j int) bool { return out[i].Name() < out[j].Name() })
-	return out, nil
+	return fsys.Listing(d.ents, func(i int) bool {
+		e := &d.ents[i]
+		return d.second[i] || (e.isDir() && e.cluster != 0 && f.linkedElsewhere(dir, e))
+	}, func(e *dirent) fsys.PlainEntry[node] {
+		return fsys.PlainEntry[node]{Name: e.name, Dir: e.isDir(), Node: node{ent: e}}
+	}), nil
 }
 
-// dirEntry computes its FileInfo on demand: a directory's link count needs its own listing.
-type dirEntry struct {
-	f *FS
-	e *dirent
-}
-
-func (d *dirEntry) Name() string { return d.e.name }
-func (d *dirEntry) IsDir() bool  { return d.e.isDir() }
-func (d *dirEntry) Type() fs.FileMode {
-	if d.e.isDir() {
-		return fs.ModeDir
-	}
-	return 0
-}
-func (d *dirEntry) Info() (fs.FileInfo, error) { return d.f.info(node{ent: d.e}, d.e.name) }
-
-// ShortName returns the 8.3 alias of name as stored ("NAME.EXT", upper case).
+// ShortName returns the 8.3 alias of name as stored ("NAME.EXT", upper case); "" for the root.
 func (f *FS) ShortName(name string) (string, error) {
-	n, err := f.lookup("shortname", name)
-	if err != nil {
-		return "", err
-	}
-	if n.ent == nil {
-		return "", nil
-	}
-	return n.ent.short, nil
+	return fsys.EntryValue(&f.Plain, "shortname", name, "", func(n node) string { return n.ent.short })
 }
 
 // Attributes returns the raw FAT attribute byte of name (AttrReadOnly, AttrHidden, …); 0x10 for the root.
 func (f *FS) Attributes(name string) (byte, error) {
-	n, err := f.lookup("attributes", name)
-	if err != nil {
-		return 0, err
-	}
-	if n.ent == nil {
-		return AttrDir, nil
-	}
-	return n.ent.attr, nil
-}
-
-// ListXattr returns no names: a vfat mount has no extended attributes.
-func (f *FS) ListXattr(name string) ([]string, error) {
-	if _, err := f.lookup("listxattr", name); err != nil {
-		return nil, err
-	}
-	return nil, nil
-}
-
-// GetXattr always reports fsys.ErrNoXattr.
-func (f *FS) GetXattr(name, attr string) ([]byte, error) {
-	if _, err := f.lookup("getxattr", name); err != nil {
-		return nil, err
-	}
-	return nil, &fs.PathError{Op: "getxattr", Path: name, Err: fmt.Errorf("%w: %s", fsys.ErrNoXattr, attr)}
+	return fsys.EntryValue(&f.Plain, "attributes", name, AttrDir, func(n node) byte { return n.ent.attr })
 }
 
 // Usage reports clusters as blocks; free clusters are counted in the FAT as the kernel's statfs does.
 func (f *FS) Usage() fsys.Usage {
-	f.freeOnce.Do(func() {
-		free, err := f.tab.countFree()
-		if err != nil {
-			slog.Warn("fat: counting free clusters", "err", err)
-		}
-		f.free = free
-	})
-	u := fsys.Usage{BlockSize: uint32(f.g.clusterSize), Blocks: uint64(f.g.clusters), FreeBlocks: f.free,
-		NameMax: 255, Label: f.label}
+	u := fsys.Usage{BlockSize: uint32(f.g.clusterSize), Blocks: uint64(f.g.clusters),
+		FreeBlocks: f.free.Get("fat: free clusters", f.tab.countFree), NameMax: 255, Label: f.label}
 	if f.g.hasVolumeID {
 		u.UUID = fmt.Sprintf("%04X-%04X", f.g.volumeID>>16, f.g.volumeID&0xFFFF)
 	}
@@ -494,13 +351,7 @@ func (f *FS) Usage() fsys.Usage {
 
 // Close drops the caches.
 func (f *FS) Close() error {
-	f.dirMu.Lock()
-	clear(f.dirs)
-	f.dirsCount = 0
-	f.dirMu.Unlock()
-	f.tab.mu.Lock()
-	clear(f.tab.blocks)
-	clear(f.tab.chains)
-	f.tab.mu.Unlock()
+	f.dirs.Clear()
+	f.tab.Reset()
 	return nil
 }

@@ -51,12 +51,12 @@ func FuzzFATChain(f *testing.F) {
 		}
 		g := &geometry{typ: typ, clusters: uint32(entries - 2), fatBytes: int64(len(fat)), clusterSize: 512}
 		tab := newTable(bytes.NewReader(fat), g)
-		c, err := tab.walk(first, -1)
+		c, err := tab.Walk(first, -1)
 		if err != nil {
 			return
 		}
-		if c.clusters > int64(g.clusters)+1 {
-			t.Fatalf("chain of %d clusters on a %d-cluster volume", c.clusters, g.clusters)
+		if c.Clusters > int64(g.clusters)+1 {
+			t.Fatalf("chain of %d clusters on a %d-cluster volume", c.Clusters, g.clusters)
 		}
 		if _, err := tab.countFree(); err != nil {
 			t.Fatal(err)
@@ -91,10 +91,10 @@ func FuzzVolume(f *testing.F) {
 	fatOff, rootOff := v.g.fatOffset, v.g.rootOffset
 	f.Add(append([]byte(nil), img[:512]...), append([]byte(nil), img[fatOff:fatOff+128]...), append([]byte(nil), img[rootOff:rootOff+512]...))
 	f.Fuzz(func(t *testing.T, boot, fat, root []byte) {
-		ov := &overlay{base: img, patches: []patch{
-			{0, boot[:min(len(boot), 512)]},
-			{fatOff, fat[:min(len(fat), 512)]},
-			{rootOff, root[:min(len(root), 1024)]},
+		ov := &testfix.Overlay{Base: img, Patches: []testfix.Patch{
+			{Off: 0, Data: boot[:min(len(boot), 512)]},
+			{Off: fatOff, Data: fat[:min(len(fat), 512)]},
+			{Off: rootOff, Data: root[:min(len(root), 1024)]},
 		}}
 		v, err := Open(ov, int64(len(img)))
 		if err != nil {

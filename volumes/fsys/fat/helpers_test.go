@@ -5,7 +5,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/vmdkmount/vmdkmount/volumes/fsys"
@@ -53,15 +52,7 @@ func tool(t testing.TB, name string, args ...string) string {
 	if err := os.WriteFile(rc, []byte("DEFAULT_CODEPAGE=437\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(name, args...)
-	cmd.Env = append(os.Environ(), "MTOOLSRC="+rc, "MTOOLS_SKIP_CHECK=1", "LC_ALL=C.UTF-8", "TZ=UTC")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("%s %s: %v: %s", name, strings.Join(args, " "), err, stderr.String())
-	}
-	return string(out)
+	return testfix.ToolEnv(t, []string{"MTOOLSRC=" + rc, "MTOOLS_SKIP_CHECK=1"}, name, args...)
 }
 
 func openFixture(t testing.TB, name string) (*FS, []byte) {

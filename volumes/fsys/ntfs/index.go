@@ -33,7 +33,7 @@ type dirEntry struct {
 // Reading the nodes in file order (root, then each allocated index block) needs no tree descent,
 // so a corrupt child pointer can neither loop nor be followed out of the index.
 func (f *FS) listDir(n *inode) ([]dirEntry, error) {
-	if d, ok := f.dirs.get(n.num); ok {
+	if d, ok := f.dirs.Get(n.num); ok {
 		return d, nil
 	}
 	root := n.find(attrIndexRoot, "$I30")
@@ -113,7 +113,7 @@ func (f *FS) listDir(n *inode) ([]dirEntry, error) {
 	for _, e := range out {
 		cost += len(e.name) + 32
 	}
-	f.dirs.put(n.num, out, cost)
+	f.dirs.Put(n.num, out, cost)
 	return out, nil
 }
 

@@ -78,14 +78,14 @@ func (f *FS) readRecord(num uint64) ([]byte, error) {
 	rs := uint64(f.boot.recordSize)
 	per := max(mftChunkBytes/rs, 1)
 	chunk := num / per
-	data, ok := f.mftChunks.get(chunk)
+	data, ok := f.mftChunks.Get(chunk)
 	if !ok {
 		n := min(per, f.mftRecords-chunk*per)
 		data = make([]byte, n*rs)
 		if _, err := f.mft.ReadAt(data, int64(chunk*per*rs)); err != nil && err != io.EOF {
 			return nil, wrapIO(err, "MFT record %d", num)
 		}
-		f.mftChunks.put(chunk, data, len(data))
+		f.mftChunks.Put(chunk, data, len(data))
 	}
 	at := (num - chunk*per) * rs
 	return append([]byte(nil), data[at:at+rs]...), nil
@@ -93,7 +93,7 @@ func (f *FS) readRecord(num uint64) ([]byte, error) {
 
 // inode loads a base record with its extension records, from the cache when it can.
 func (f *FS) inode(num uint64) (*inode, error) {
-	if n, ok := f.inodes.get(num); ok {
+	if n, ok := f.inodes.Get(num); ok {
 		return n, nil
 	}
 	b, err := f.readRecord(num)
@@ -104,7 +104,7 @@ func (f *FS) inode(num uint64) (*inode, error) {
 	if err != nil {
 		return nil, err
 	}
-	f.inodes.put(num, n, 1)
+	f.inodes.Put(num, n, 1)
 	return n, nil
 }
 

@@ -54,10 +54,10 @@ type FS struct {
 	mft           *stream
 	mftRecords    uint64
 
-	inodes    *lru[uint64, *inode]
-	mftChunks *lru[uint64, []byte]
-	dirs      *lru[uint64, []dirEntry]
-	units     *lru[unitKey, []byte]
+	inodes    *fsys.LRU[uint64, *inode]
+	mftChunks *fsys.LRU[uint64, []byte]
+	dirs      *fsys.LRU[uint64, []dirEntry]
+	units     *fsys.LRU[unitKey, []byte]
 
 	upcaseOnce sync.Once
 	upcase     []uint16
@@ -95,10 +95,10 @@ func open(r io.ReaderAt, size int64, opt Options) (*FS, error) {
 	f := &FS{
 		r: r, size: size, opt: opt, boot: bs,
 		totalClusters: int64(bs.totalSectors / uint64(bs.clusterSize/bs.sectorSize)),
-		inodes:        newLRU[uint64, *inode](inodeCacheEntries),
-		mftChunks:     newLRU[uint64, []byte](mftCacheBytes),
-		dirs:          newLRU[uint64, []dirEntry](dirCacheBytes),
-		units:         newLRU[unitKey, []byte](unitCacheBytes),
+		inodes:        fsys.NewLRU[uint64, *inode](inodeCacheEntries),
+		mftChunks:     fsys.NewLRU[uint64, []byte](mftCacheBytes),
+		dirs:          fsys.NewLRU[uint64, []dirEntry](dirCacheBytes),
+		units:         fsys.NewLRU[unitKey, []byte](unitCacheBytes),
 	}
 	if err := f.loadMFT(); err != nil {
 		return nil, err
@@ -175,7 +175,7 @@ func (f *FS) setMFT(a *attribute, bytes int64) error {
 	}
 	f.mft = s
 	f.mftRecords = uint64(bytes / int64(f.boot.recordSize))
-	f.mftChunks.clear() // chunks read through a partial run list may be short
+	f.mftChunks.Clear() // chunks read through a partial run list may be short
 	if f.mftRecords <= recRoot {
 		return corrupt("$MFT holds only %d records", f.mftRecords)
 	}
@@ -262,10 +262,10 @@ func (f *FS) freeClusters() (uint64, error) {
 
 // Close drops the caches. The reader stays open: it belongs to the caller.
 func (f *FS) Close() error {
-	f.inodes.clear()
-	f.mftChunks.clear()
-	f.dirs.clear()
-	f.units.clear()
+	f.inodes.Clear()
+	f.mftChunks.Clear()
+	f.dirs.Clear()
+	f.units.Clear()
 	return nil
 }
 

@@ -154,7 +154,7 @@ func (s *stream) readCompressed(p []byte, off int64) (int, error) {
 func (s *stream) unit(u int64) ([]byte, error) {
 	k := s.unitKey
 	k.unit = u
-	if d, ok := s.f.units.get(k); ok {
+	if d, ok := s.f.units.Get(k); ok {
 		return d, nil
 	}
 	cs := int64(s.f.boot.clusterSize)
@@ -199,7 +199,7 @@ func (s *stream) unit(u int64) ([]byte, error) {
 			return nil, wrapAt(err, k.rec)
 		}
 	}
-	s.f.units.put(k, data, len(data)+64)
+	s.f.units.Put(k, data, len(data)+64)
 	return data, nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 
+	"github.com/vmdkmount/vmdkmount/volumes/fsys"
 	"github.com/vmdkmount/vmdkmount/volumes/internal/wof"
 )
 
@@ -164,14 +165,14 @@ func (f *FS) dataReader(n *inode, name string) (io.ReaderAt, error) {
 // wofCache keeps a WOF file's decoded chunks in the volume's bounded compression-unit cache,
 // under a key no attribute uses (the WOF tag as attribute type).
 type wofCache struct {
-	c   *lru[unitKey, []byte]
+	c   *fsys.LRU[unitKey, []byte]
 	rec uint64
 }
 
 func (w wofCache) Get(k int64) ([]byte, bool) {
-	return w.c.get(unitKey{rec: w.rec, typ: tagWOF, unit: k})
+	return w.c.Get(unitKey{rec: w.rec, typ: tagWOF, unit: k})
 }
 
 func (w wofCache) Put(k int64, b []byte) {
-	w.c.put(unitKey{rec: w.rec, typ: tagWOF, unit: k}, b, len(b)+64)
+	w.c.Put(unitKey{rec: w.rec, typ: tagWOF, unit: k}, b, len(b)+64)
 }

@@ -49,7 +49,7 @@ func parseExtentList(b []byte, n uint64, out []extent) ([]extent, error) {
 // forkExtents returns the sorted, checked extent map of one fork of ip.
 func (f *FS) forkExtents(ip *inode, attr bool) ([]extent, error) {
 	key := extentKey{ino: ip.ino, attr: attr}
-	if ex, ok := f.extents.get(key); ok {
+	if ex, ok := f.extents.Get(key); ok {
 		return ex, nil
 	}
 	format, lit, n := ip.format, ip.dfork, ip.nextents
@@ -72,7 +72,7 @@ func (f *FS) forkExtents(ip *inode, attr bool) ([]extent, error) {
 	if err := f.checkExtents(ex); err != nil {
 		return nil, fmt.Errorf("%v: %w", ip, err)
 	}
-	f.extents.put(key, ex, len(ex)+1)
+	f.extents.Put(key, ex, len(ex)+1)
 	return ex, nil
 }
 

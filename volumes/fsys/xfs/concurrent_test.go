@@ -5,15 +5,17 @@ import (
 	"io"
 	"sync"
 	"testing"
+
+	"github.com/vmdkmount/vmdkmount/volumes/fsys"
 )
 
 // TestConcurrentUse runs whole-tree walks and interleaved reads of one file from several goroutines on a
 // single FS (run with -race): the caches and the reader must not share unguarded state.
 func TestConcurrentUse(t *testing.T) {
 	f := fixtureFS(t, "v5")
-	f.inodes = newLRU[uint64, *inode](64) // small caches force evictions while others read
-	f.extents = newLRU[extentKey, []extent](256)
-	f.dirs = newLRU[uint64, *dirMap](64 << 10)
+	f.inodes = fsys.NewLRU[uint64, *inode](64) // small caches force evictions while others read
+	f.extents = fsys.NewLRU[extentKey, []extent](256)
+	f.dirs = fsys.NewLRU[uint64, *dirMap](64 << 10)
 	want, err := readAllFile(f, "fragmented")
 	if err != nil {
 		t.Fatal(err)

@@ -68,7 +68,7 @@ func (f *FS) readDir(ip *inode) (*dirMap, error) {
 	if !ip.isDir() {
 		return nil, fmt.Errorf("%v: %w", ip, errNotDir)
 	}
-	if d, ok := f.dirs.get(ip.ino); ok {
+	if d, ok := f.dirs.Get(ip.ino); ok {
 		return d, nil
 	}
 	var ents []dirent
@@ -96,7 +96,7 @@ func (f *FS) readDir(ip *inode) (*dirMap, error) {
 	for _, e := range out {
 		cost += len(e.name) + 40
 	}
-	f.dirs.put(ip.ino, d, cost)
+	f.dirs.Put(ip.ino, d, cost)
 	return d, nil
 }
 
@@ -133,13 +133,13 @@ func (f *FS) namesDir(e dirent) bool {
 // parentOf returns the ".." of directory ip: from its cached listing, its shortform header, or the
 // first data block (where ".." always is), so a lookup through a big directory does not read all of it.
 func (f *FS) parentOf(ip *inode) (uint64, error) {
-	if d, ok := f.dirs.get(ip.ino); ok {
+	if d, ok := f.dirs.Get(ip.ino); ok {
 		return d.parent, nil
 	}
 	if ip.format == fmtLocal {
 		return shortformParent(ip.dfork[:ip.size]), nil
 	}
-	if p, ok := f.parents.get(ip.ino); ok {
+	if p, ok := f.parents.Get(ip.ino); ok {
 		return p, nil
 	}
 	ex, err := f.forkExtents(ip, false)
@@ -154,7 +154,7 @@ func (f *FS) parentOf(ip *inode) (uint64, error) {
 	if _, err := parseDataBlockParent(buf, f.sb, ip.ino, nil, &parent); err != nil {
 		return 0, fmt.Errorf("directory %v first block: %w", ip, err)
 	}
-	f.parents.put(ip.ino, parent, 1)
+	f.parents.Put(ip.ino, parent, 1)
 	return parent, nil
 }
 

@@ -84,7 +84,7 @@ func (f *FS) walk(name string) (*inode, error) {
 // lookup finds one name in directory ip: from its cached name map, through the hash index for a big
 // directory, or else by reading (and caching) the whole directory.
 func (f *FS) lookup(ip *inode, name string) (dirent, bool, error) {
-	if d, ok := f.dirs.get(ip.ino); ok {
+	if d, ok := f.dirs.Get(ip.ino); ok {
 		return d.lookup(name)
 	}
 	if ip.format != fmtLocal && ip.size > hashLookupMinSize {

@@ -24,11 +24,11 @@ type FS struct {
 	r       io.ReaderAt
 	size    int64
 	sb      *superblock
-	inodes  *lru[uint64, *inode]
-	extents *lru[extentKey, []extent]
-	dirs    *lru[uint64, *dirMap]
+	inodes  *fsys.LRU[uint64, *inode]
+	extents *fsys.LRU[extentKey, []extent]
+	dirs    *fsys.LRU[uint64, *dirMap]
 	// parents holds the ".." of directories whose listing is not cached (read from their first block).
-	parents *lru[uint64, uint64]
+	parents *fsys.LRU[uint64, uint64]
 	state   fsys.VolumeState
 	log     *xlog // the internal log and its head, when it needs recovery
 	head    int64
@@ -121,10 +121,10 @@ func open(r io.ReaderAt, size int64) (*FS, error) {
 	}
 	f := &FS{
 		r: r, size: size, sb: sb,
-		inodes:  newLRU[uint64, *inode](inodeCacheSize),
-		extents: newLRU[extentKey, []extent](extentCacheSize),
-		dirs:    newLRU[uint64, *dirMap](dirCacheSize),
-		parents: newLRU[uint64, uint64](inodeCacheSize),
+		inodes:  fsys.NewLRU[uint64, *inode](inodeCacheSize),
+		extents: fsys.NewLRU[extentKey, []extent](extentCacheSize),
+		dirs:    fsys.NewLRU[uint64, *dirMap](dirCacheSize),
+		parents: fsys.NewLRU[uint64, uint64](inodeCacheSize),
 	}
 	root, err := f.inode(sb.rootIno)
 	if err != nil {
@@ -167,7 +167,7 @@ func (f *FS) readBlocks(fsb, count uint64) ([]byte, error) {
 
 // inode returns the decoded inode ino, from the cache when possible.
 func (f *FS) inode(ino uint64) (*inode, error) {
-	if ip, ok := f.inodes.get(ino); ok {
+	if ip, ok := f.inodes.Get(ino); ok {
 		return ip, nil
 	}
 	off, err := f.sb.inodeByte(ino)
@@ -182,7 +182,7 @@ func (f *FS) inode(ino uint64) (*inode, error) {
 	if err != nil {
 		return nil, err
 	}
-	f.inodes.put(ino, ip, 1)
+	f.inodes.Put(ino, ip, 1)
 	return ip, nil
 }
 
@@ -212,8 +212,8 @@ func (f *FS) Usage() fsys.Usage {
 
 // Close drops the caches; the reader stays open.
 func (f *FS) Close() error {
-	f.inodes.clear()
-	f.extents.clear()
-	f.dirs.clear()
+	f.inodes.Clear()
+	f.extents.Clear()
+	f.dirs.Clear()
 	return nil
 }
