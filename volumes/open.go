@@ -33,6 +33,7 @@ func Open(disks []Disk, opts Options) (*Set, error) {
 	s.assembleMD()
 	s.assembleLDM()
 	s.assembleLVM()
+	s.assembleBtrfs()
 	s.uniqueIDs()
 	for _, v := range s.all {
 		v.noReplay = opts.NoReplay

@@ -39,6 +39,7 @@ var treeOpeners = map[string]func(v *Volume, opt TreeOptions) (fsys.FS, error){
 	"xfs":      openXFS,
 	"iso9660":  plain(iso9660.Open),
 	"squashfs": plain(squashfs.Open),
+	"btrfs":    openBtrfs,
 	"ntfs": func(v *Volume, opt TreeOptions) (fsys.FS, error) {
 		return ntfs.Open(v, v.Size(), ntfs.Options{ShowSystemFiles: opt.ShowSystemFiles})
 	},

@@ -127,6 +127,8 @@ type Volume struct {
 	size     int64
 	dev      layout.Dev
 	noReplay bool
+	// btrfsDevs are the devices of a multi-device Btrfs this volume stands for (itself included).
+	btrfsDevs []layout.Dev
 }
 
 // Size is the volume size in bytes (the nominal size for an incomplete volume).

@@ -13,7 +13,7 @@ var _ fsys.DirStreamer = (*FS)(nil)
 // readdir position is too). A shortform directory (a few entries in the inode) is served from its
 // sorted listing. Symlinks are followed as ReadDir follows them.
 func (f *FS) OpenDirStream(name string) (fsys.DirStream, error) {
-	ip, _, err := f.resolve("opendir", name, true)
+	ip, _, err := f.Resolve("opendir", name, true)
 	if err != nil {
 		return nil, err
 	}

@@ -17,28 +17,6 @@ var errNotDir = errors.New("not a directory")
 
 const maxSymlinkLen = 1024
 
-// rawLinker looks paths up without following any symlink; fsys.Resolve drives it.
-type rawLinker struct{ f *FS }
-
-func (l rawLinker) Lstat(name string) (fs.FileInfo, error) {
-	ip, err := l.f.walk(name)
-	if err != nil {
-		return nil, &fs.PathError{Op: "lstat", Path: name, Err: err}
-	}
-	return l.f.info(path.Base(name), ip), nil
-}
-
-func (l rawLinker) ReadLink(name string) (string, error) {
-	ip, err := l.f.walk(name)
-	if err == nil {
-		var t string
-		if t, err = l.f.readLink(ip); err == nil {
-			return t, nil
-		}
-	}
-	return "", &fs.PathError{Op: "readlink", Path: name, Err: err}
-}
-
 // walk finds the inode of a symlink-free path, component by component from the root.
 func (f *FS) walk(name string) (*inode, error) {
 	ip, err := f.inode(f.sb.rootIno)
@@ -103,66 +81,11 @@ func (f *FS) lookup(ip *inode, name string) (dirent, bool, error) {
 	return d.lookup(name)
 }
 
-// resolve follows symlinks (the last one too when follow is set) and returns the target inode.
-func (f *FS) resolve(op, name string, follow bool) (*inode, string, error) {
-	if !fs.ValidPath(name) {
-		return nil, "", &fs.PathError{Op: op, Path: name, Err: fs.ErrInvalid}
-	}
-	p, err := fsys.Resolve(rawLinker{f}, name, follow)
-	if err != nil {
-		return nil, "", wrapPath(op, name, err)
-	}
-	ip, err := f.walk(p)
-	if err != nil {
-		return nil, "", &fs.PathError{Op: op, Path: name, Err: err}
-	}
-	return ip, p, nil
-}
-
-func wrapPath(op, name string, err error) error {
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		return &fs.PathError{Op: op, Path: name, Err: pe.Err}
-	}
-	return &fs.PathError{Op: op, Path: name, Err: err}
-}
-
 func (f *FS) info(name string, ip *inode) *fsys.Info {
 	if name == "/" || name == "" {
 		name = "."
 	}
 	return &fsys.Info{EntryName: name, St: ip.stat(f.sb)}
-}
-
-// Stat follows symlinks.
-func (f *FS) Stat(name string) (fs.FileInfo, error) {
-	ip, _, err := f.resolve("stat", name, true)
-	if err != nil {
-		return nil, err
-	}
-	return f.info(path.Base(name), ip), nil
-}
-
-// Lstat does not follow a final symlink.
-func (f *FS) Lstat(name string) (fs.FileInfo, error) {
-	ip, _, err := f.resolve("lstat", name, false)
-	if err != nil {
-		return nil, err
-	}
-	return f.info(path.Base(name), ip), nil
-}
-
-// ReadLink returns a symlink's target as stored.
-func (f *FS) ReadLink(name string) (string, error) {
-	ip, _, err := f.resolve("readlink", name, false)
-	if err != nil {
-		return "", err
-	}
-	t, err := f.readLink(ip)
-	if err != nil {
-		return "", &fs.PathError{Op: "readlink", Path: name, Err: err}
-	}
-	return t, nil
 }
 
 func (f *FS) readLink(ip *inode) (string, error) {
@@ -213,7 +136,7 @@ func (f *FS) remoteSymlink(ip *inode, ex []extent) (string, error) {
 
 // ReadDir lists a directory (following symlinks to it), sorted by name.
 func (f *FS) ReadDir(name string) ([]fs.DirEntry, error) {
-	ip, _, err := f.resolve("readdir", name, true)
+	ip, _, err := f.Resolve("readdir", name, true)
 	if err != nil {
 		return nil, err
 	}
@@ -290,7 +213,7 @@ func (d *dirEntry) String() string { return fs.FormatDirEntry(d) }
 
 // ListXattr names the extended attributes of name (not following a final symlink).
 func (f *FS) ListXattr(name string) ([]string, error) {
-	ip, _, err := f.resolve("listxattr", name, false)
+	ip, _, err := f.Resolve("listxattr", name, false)
 	if err != nil {
 		return nil, err
 	}
@@ -309,7 +232,7 @@ func (f *FS) ListXattr(name string) ([]string, error) {
 
 // GetXattr returns one attribute's value (not following a final symlink).
 func (f *FS) GetXattr(name, attr string) ([]byte, error) {
-	ip, _, err := f.resolve("getxattr", name, false)
+	ip, _, err := f.Resolve("getxattr", name, false)
 	if err != nil {
 		return nil, err
 	}
@@ -331,7 +254,7 @@ func (f *FS) GetXattr(name, attr string) ([]byte, error) {
 
 // Open follows symlinks; files read at offsets concurrently, directories list themselves.
 func (f *FS) Open(name string) (fs.File, error) {
-	ip, _, err := f.resolve("open", name, true)
+	ip, _, err := f.Resolve("open", name, true)
 	if err != nil {
 		return nil, err
 	}

@@ -21,6 +21,8 @@ const (
 
 // FS is an open XFS volume.
 type FS struct {
+	fsys.Linked[*inode] // Stat, Lstat, ReadLink, Resolve
+
 	r       io.ReaderAt
 	size    int64
 	sb      *superblock
@@ -126,6 +128,7 @@ func open(r io.ReaderAt, size int64) (*FS, error) {
 		dirs:    fsys.NewLRU[uint64, *dirMap](dirCacheSize),
 		parents: fsys.NewLRU[uint64, uint64](inodeCacheSize),
 	}
+	f.Linked = fsys.Linked[*inode]{Walk: f.walk, Info: f.info, Link: f.readLink}
 	root, err := f.inode(sb.rootIno)
 	if err != nil {
 		return nil, fmt.Errorf("xfs: root directory: %w", err)
