@@ -49,8 +49,20 @@ type dirList struct {
 	byName map[string]int
 }
 
-// readDir lists directory ip from its DIR_INDEX items.
+// readDir lists directory ip from its DIR_INDEX items, through the listing cache.
 func (f *FS) readDir(ip *inode) (*dirList, error) {
+	if l, ok := f.dirs.Get([2]uint64{ip.sub, ip.ino}); ok {
+		return l, nil
+	}
+	l, err := f.listDir(ip)
+	if err != nil {
+		return nil, err
+	}
+	f.dirs.Put([2]uint64{ip.sub, ip.ino}, l, len(l.ents)+1)
+	return l, nil
+}
+
+func (f *FS) listDir(ip *inode) (*dirList, error) {
 	_, datas, err := f.items(f.subs[ip.sub], ip.ino, typeDirIndex)
 	if err != nil {
 		return nil, err

@@ -17,6 +17,9 @@ const (
 	rootDirIno    = 256
 	nodeCacheSize = 32 << 20
 	dataCacheSize = 16 << 20
+	// dirCacheEntries bounds the cached directory listings by their entries: a lookup per path
+	// component must not list a big directory again each time.
+	dirCacheEntries = 1 << 17
 )
 
 // FS is an open Btrfs filesystem. It is safe for concurrent use.
@@ -29,6 +32,7 @@ type FS struct {
 	nodes *fsys.LRU[uint64, *node]
 	data  *fsys.LRU[uint64, []byte] // decompressed extents by disk address
 	subs  map[uint64]tree           // subvolume id → its FS tree
+	dirs  *fsys.LRU[[2]uint64, *dirList]
 }
 
 // Open reads the Btrfs filesystem on one device of size bytes.
@@ -71,7 +75,7 @@ func OpenDevices(devs []Device) (*FS, error) {
 		slog.Warn("btrfs: devices missing", "have", len(devs), "filesystem has", sb.numDevices)
 	}
 	f := &FS{sb: sb, cm: cm, nodes: fsys.NewLRU[uint64, *node](nodeCacheSize), data: fsys.NewLRU[uint64, []byte](dataCacheSize),
-		subs: map[uint64]tree{}}
+		subs: map[uint64]tree{}, dirs: fsys.NewLRU[[2]uint64, *dirList](dirCacheEntries)}
 	f.Linked = fsys.Linked[*inode]{Walk: f.walk, Info: f.info, Link: f.readLink}
 	// The system chunk array maps the chunk tree; the chunk tree maps everything.
 	b := sb.sysChunkArray
@@ -211,5 +215,6 @@ func (f *FS) Usage() fsys.Usage {
 func (f *FS) Close() error {
 	f.nodes.Clear()
 	f.data.Clear()
+	f.dirs.Clear()
 	return nil
 }

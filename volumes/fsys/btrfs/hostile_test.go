@@ -19,7 +19,8 @@ func memFS(img []byte) *FS {
 	sb := &superblock{nodeSize: testNode, sectorSize: 4096}
 	cm := &chunkMap{devs: map[uint64]device{1: {bytes.NewReader(img), int64(len(img))}}}
 	cm.add(chunk{logical: 0, length: uint64(len(img)), stripeLen: 65536, stripes: []stripe{{1, 0}}})
-	return &FS{sb: sb, cm: cm, nodes: fsys.NewLRU[uint64, *node](1 << 20), data: fsys.NewLRU[uint64, []byte](1 << 20), subs: map[uint64]tree{}}
+	return &FS{sb: sb, cm: cm, nodes: fsys.NewLRU[uint64, *node](1 << 20), data: fsys.NewLRU[uint64, []byte](1 << 20), subs: map[uint64]tree{},
+		dirs: fsys.NewLRU[[2]uint64, *dirList](1 << 10)}
 }
 
 func putKey(b []byte, k key) {
