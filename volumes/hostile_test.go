@@ -12,6 +12,7 @@ import (
 	"path"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -74,6 +75,10 @@ func hostileFamilies(t *testing.T) []func() []hostile.Case {
 			return check(hostile.LVMCases("lvm", lvm))
 		},
 		func() []hostile.Case { return ldmCases(t) })
+	// Live snapshots with fsync'd files only in the ext4 journal or the XFS log, the journal damaged.
+	for _, kind := range []string{"ext4-dirty", "xfs-dirty"} {
+		fams = append(fams, func() []hostile.Case { return check(hostile.JournalCases(kind, hostileImage(t, kind))) })
+	}
 	return fams
 }
 
@@ -189,6 +194,9 @@ func runHostileCase(t *testing.T, c hostile.Case, host []byte, stats *hostileSta
 				continue
 			}
 			r.trees++
+			if st := State(tree); c.States != nil && !slices.Contains(c.States, st.State) {
+				r.problems = append(r.problems, fmt.Sprintf("volume %s: state %q (%s), want one of %q", v.ID, st.State, st.Detail, c.States))
+			}
 			n, probs := walkHostile(tree, c, host)
 			r.entries += n
 			r.problems = append(r.problems, probs...)
@@ -374,6 +382,15 @@ func checkUnchanged(tree fsys.FS) []string {
 	if b, err := fs.ReadFile(tree, "big.bin"); err == nil && !bytes.Equal(b, bigContent) {
 		probs = append(probs, fmt.Sprintf("big.bin: %d bytes that are not the file's", len(b)))
 	}
+	// The dirty images' fsync'd files, only in the journal or log: the replay must show them all.
+	if _, err := tree.Lstat("journal"); err == nil {
+		for i := range 8 {
+			name, want := fmt.Sprintf("journal/f%d", i), fmt.Sprintf("journalled file %d\n", i)
+			if b, err := fs.ReadFile(tree, name); err != nil || string(b) != want {
+				probs = append(probs, fmt.Sprintf("%s: read %q, %v; want %q as the kernel's replay shows it", name, b, err, want))
+			}
+		}
+	}
 	if _, err := tree.Lstat("passwd-abs"); err != nil {
 		return probs // a format without symlinks (FAT, exFAT), or not this kind of image
 	}
@@ -433,7 +450,8 @@ func TestHostileVolumesUnderMemoryLimit(t *testing.T) {
 // content. The input is the patch, not the image, so each run mutates a real filesystem structure.
 func FuzzHostileTree(f *testing.F) {
 	var images [][]byte
-	for _, kind := range hostileFilesystems {
+	// The dirty images too: patches then land in live journals and logs that are replayed.
+	for _, kind := range append(hostileFilesystems, "ext4-dirty", "xfs-dirty") {
 		images = append(images, hostileImage(f, kind))
 	}
 	for i := range images {

@@ -57,6 +57,9 @@ func (f *FS) replayJournal() (io.ReaderAt, fsys.VolumeState, error) {
 	if j.start == 0 || len(res.blocks) == 0 {
 		if !fc {
 			st.Detail = "ext4 journal needed recovery but held no committed transaction"
+			if res.stopped != "" { // damage before the first commit: say what, as for a later one
+				st.Detail += "; the scan stopped at " + res.stopped
+			}
 		}
 		return nil, st, nil
 	}

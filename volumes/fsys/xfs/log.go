@@ -127,6 +127,16 @@ func (l *xlog) lastRecord(head int64) (int64, error) {
 	return 0, corruptf("no log record header before the log head at block %d", head)
 }
 
+// headerBBs is the number of header BBs of the record whose first one is hdr: a v2 log with buffers
+// (h_size) over 32 KiB has extended headers. In 64 bits: h_size of 2^32-1 must not wrap to none.
+func headerBBs(hdr []byte) int64 {
+	size := int64(be.Uint32(hdr[320:]))
+	if be.Uint32(hdr[8:])&logVersion2 != 0 && size > logHeaderCycle {
+		return (size + logHeaderCycle - 1) / logHeaderCycle
+	}
+	return 1
+}
+
 // clean reports whether the record ending at head is an unmount record.
 func (l *xlog) clean(head int64) (bool, error) {
 	i, err := l.lastRecord(head)
@@ -138,11 +148,7 @@ func (l *xlog) clean(head int64) (bool, error) {
 		return false, err
 	}
 	numOps := be.Uint32(hdr[40:])
-	size := be.Uint32(hdr[320:]) // h_size, the log buffer size
-	hblks := int64(1)
-	if be.Uint32(hdr[8:])&logVersion2 != 0 && size > logHeaderCycle {
-		hblks = int64((size + logHeaderCycle - 1) / logHeaderCycle)
-	}
+	hblks := headerBBs(hdr)
 	recLen := int64(be.Uint32(hdr[12:]))
 	if (i+hblks+(recLen+bbSize-1)/bbSize)%l.bbs != head%l.bbs {
 		return false, nil // the newest record does not end at the head: a write was torn

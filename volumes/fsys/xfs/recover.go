@@ -78,11 +78,7 @@ func (l *xlog) record(blk int64, crc bool) (rec logRecord, next int64, err error
 		return rec, 0, corruptf("no log record header at block %d", blk)
 	}
 	recLen := int64(be.Uint32(hdr[12:]))
-	size := be.Uint32(hdr[320:])
-	hblks := int64(1)
-	if be.Uint32(hdr[8:])&logVersion2 != 0 && size > logHeaderCycle {
-		hblks = int64((size + logHeaderCycle - 1) / logHeaderCycle)
-	}
+	hblks := headerBBs(hdr)
 	if recLen <= 0 || recLen > 256<<10 || hblks > maxRecordHdrBBs || hblks*logHeaderCycle < recLen && hblks > 1 {
 		return rec, 0, corruptf("log record at block %d: %d bytes with %d header blocks", blk, recLen, hblks)
 	}

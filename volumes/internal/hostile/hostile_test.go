@@ -121,3 +121,46 @@ func TestImageReadsItsPatches(t *testing.T) {
 		}
 	}
 }
+
+// The journal and log checksum repairs must reproduce what the kernel wrote on the live snapshots:
+// otherwise every "repaired" journal case would stop at a checksum and reach nothing behind it.
+func TestJournalRepairsMatchTheKernel(t *testing.T) {
+	e := image(t, "hostile", "ext4-dirty.img")
+	j, err := findJBD(New(e))
+	if err != nil {
+		t.Fatal(err)
+	}
+	im := New(e)
+	j.fixSuper(im)
+	for _, d := range append(append([]int64(nil), j.descs...), j.revokes...) {
+		j.fixTail(im, d)
+	}
+	for _, c := range j.commit {
+		j.fixCommit(im, c)
+	}
+	if !bytes.Equal(im.Bytes(0, len(e)), e) {
+		t.Error("ext4: a journal superblock, descriptor, revoke or commit checksum differs from the kernel's")
+	}
+	t.Logf("ext4 journal: %d descriptors, %d commits, %d revoke blocks from block %d", len(j.descs), len(j.commit), len(j.revokes), j.start)
+
+	x := image(t, "hostile", "xfs-dirty.img")
+	l, err := findXlog(New(x))
+	if err != nil {
+		t.Fatal(err)
+	}
+	xi := New(x)
+	for _, r := range l.recs[1:] { // mkfs.xfs writes its unmount record at BB 0 without a CRC
+		l.fixRecord(xi, r)
+	}
+	if !bytes.Equal(xi.Bytes(0, len(x)), x) {
+		t.Error("XFS: a log record CRC differs from the kernel's")
+	}
+	t.Logf("XFS log: %d records before the head", len(l.recs))
+	for _, kind := range []string{"ext4-dirty", "xfs-dirty"} {
+		cs, err := JournalCases(kind, image(t, "hostile", kind+".img"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("%s: %d cases", kind, len(cs))
+	}
+}

@@ -152,6 +152,9 @@ type Case struct {
 	// BigSize is set when big.bin's size field was made hostile: its content may be cut or padded, but
 	// whatever bytes of its first 77777 are returned must be the real ones.
 	BigSize bool
+	// States, when set, are the volume states (fsys.VolumeState.State) the case's filesystem volume
+	// may report: a damaged journal must not make a live volume look clean.
+	States []string
 }
 
 // one makes a single-disk case.
