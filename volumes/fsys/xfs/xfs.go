@@ -34,7 +34,9 @@ type FS struct {
 	state   fsys.VolumeState
 	log     *xlog // the internal log and its head, when it needs recovery
 	head    int64
-	view    io.ReaderAt
+	// unfinished names the tree-changing intents the replayed log left unfinished, "" when none.
+	unfinished string
+	view       io.ReaderAt
 }
 
 type extentKey struct {
@@ -89,6 +91,11 @@ func OpenWith(r io.ReaderAt, size int64, opt Options) (*FS, error) {
 	}
 	g.view = view
 	g.state = fsys.VolumeState{State: fsys.StateReplayed, Detail: fmt.Sprintf("XFS log replayed in memory: %d transactions", n)}
+	if f.unfinished != "" {
+		g.state = fsys.VolumeState{State: fsys.StateDirty, Detail: g.state.Detail + "; not redone: " + f.unfinished +
+			", which the kernel finishes after its replay: files they change may show their extents or attributes from before"}
+		slog.Warn("xfs: "+g.state.Detail, "label", f.sb.label)
+	}
 	return g, nil
 }
 
