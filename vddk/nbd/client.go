@@ -32,7 +32,8 @@ type Options struct {
 	Log      *slog.Logger
 }
 
-// ErrConnection marks a request lost with its connection (after the one reconnection attempt).
+// ErrConnection marks a request lost with its connection (after the one reconnection attempt). The
+// socket's own error is in the message only, so that callers mapping errors to errnos see EIO-worthy damage.
 var ErrConnection = errors.New("nbd connection lost")
 
 // Disk is an NBD export opened as a read-only disk: an io.ReaderAt safe for concurrent use, with the
@@ -156,7 +157,7 @@ func (d *Disk) current(dead *conn) (*conn, error) {
 	d.opts.Log.Warn("nbd connection lost, reconnecting", "export", d.name, "err", why)
 	c, err := d.connect()
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w: %v; reconnecting failed: %w", d.name, ErrConnection, why, err)
+		return nil, fmt.Errorf("%s: %w: %v; reconnecting failed: %v", d.name, ErrConnection, why, err)
 	}
 	if c.size != d.size {
 		c.disconnect()
@@ -180,7 +181,8 @@ func (d *Disk) do(cl *call) error {
 		var re *RemoteError
 		if err == nil || errors.As(err, &re) || attempt == 1 {
 			if err != nil && !errors.As(err, &re) {
-				err = fmt.Errorf("%s: %w: %w", d.name, ErrConnection, err)
+				// %v: a socket's errno (ENOENT, EPIPE) must not pass for the read's own.
+				err = fmt.Errorf("%s: %w: %v", d.name, ErrConnection, err)
 			}
 			return err
 		}

@@ -77,7 +77,7 @@ func (d *Disk) connect() (*conn, error) {
 	c, err := d.negotiate(nc)
 	if err != nil {
 		nc.Close()
-		return nil, err
+		return nil, unwrapAll(err)
 	}
 	go c.readLoop()
 	return c, nil

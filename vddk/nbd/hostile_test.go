@@ -331,3 +331,30 @@ func TestHostileClients(t *testing.T) {
 	}
 	d.Close()
 }
+
+// A server that accepts and says nothing: Dial gives up after its timeout, naming neither socket nor host.
+func TestSilentServer(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "silent")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+		}
+	}()
+	start := time.Now()
+	_, err = Dial(unixURI(sock, "x"), Options{Timeout: 200 * time.Millisecond})
+	if err == nil || strings.Contains(err.Error(), sock) || !strings.Contains(err.Error(), "timeout") {
+		t.Errorf("Dial of a silent server: %v", err)
+	}
+	if time.Since(start) > 3*time.Second {
+		t.Errorf("took %v", time.Since(start))
+	}
+}

@@ -17,7 +17,7 @@ import (
 // qemuNBD runs qemu-nbd read-only and persistent on a Unix socket for file (format fmt); stop kills it.
 func qemuNBD(t *testing.T, sock, fmt_, file string) (stop func()) {
 	t.Helper()
-	cmd := exec.Command("qemu-nbd", "-r", "-t", "-k", sock, "-f", fmt_, file)
+	cmd := exec.Command("qemu-nbd", "-r", "-t", "-e", "8", "-k", sock, "-f", fmt_, file)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
