@@ -18,6 +18,9 @@ func cmdInfo(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	if nbd.IsURI(c.Args().First()) {
+		return infoNBD(c, asJSON)
+	}
 	d, err := openDisk(c)
 	if err != nil {
 		return err

@@ -2,9 +2,12 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"sync"
+	"text/tabwriter"
 
 	"github.com/urfave/cli/v2"
 	"github.com/vmdkmount/vmdkmount/internal/cliutil"
@@ -49,6 +52,33 @@ func blocksNBD(c *cli.Context, asJSON bool) error {
 		blocks = append(blocks, vddk.Block{Offset: first, Length: last - first})
 	}
 	return printBlocks(c, asJSON, blocks, d.Size())
+}
+
+// infoNBD is vmdk info of an NBD export: what the protocol tells (size, allocation map, read-only).
+func infoNBD(c *cli.Context, asJSON bool) error {
+	d, err := dialNBD(c)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	inf := struct {
+		Path       string `json:"path"`
+		Capacity   int64  `json:"capacity"`
+		Sectors    int64  `json:"sectors"`
+		Allocation bool   `json:"allocation_map"`
+		ReadOnly   bool   `json:"read_only"`
+	}{d.String(), d.Size(), d.Size() / vddk.SectorSize, d.HasAllocation(), d.ReadOnly()}
+	if asJSON {
+		enc := json.NewEncoder(c.App.Writer)
+		enc.SetIndent("", "  ")
+		return enc.Encode(inf)
+	}
+	w := tabwriter.NewWriter(c.App.Writer, 0, 4, 1, ' ', 0)
+	fmt.Fprintf(w, "image:\t%s\n", inf.Path)
+	fmt.Fprintf(w, "virtual size:\t%s (%d bytes, %d sectors)\n", humanSize(inf.Capacity), inf.Capacity, inf.Sectors)
+	fmt.Fprintf(w, "allocation map:\t%v\n", inf.Allocation)
+	fmt.Fprintf(w, "read-only export:\t%v\n", inf.ReadOnly)
+	return w.Flush()
 }
 
 const nbdCopyChunk = 4 << 20

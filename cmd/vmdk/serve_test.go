@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -170,6 +171,23 @@ func TestServeRealClients(t *testing.T) {
 		}
 		if fmt.Sprint(nm) != fmt.Sprint(want2) {
 			t.Errorf("%s: nbdinfo --map data %v, vmdk blocks %v", name, nm, want2)
+		}
+		// Our client on our server: cat, blocks and info of the URI say what they say of the file.
+		viaURI := filepath.Join(dir, name+".uri")
+		f, err = os.Create(viaURI)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := run(t, f, "cat", uri); err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+		sameFiles(t, "vmdk cat of the URI of "+name, want, viaURI)
+		if b, err := run(t, nil, "blocks", "--chunk", "1", "--json", uri); err != nil || b != out {
+			t.Errorf("%s: vmdk blocks of the URI: %v\n%s\nof the file:\n%s", name, err, b, out)
+		}
+		if inf, err := run(t, nil, "info", uri); err != nil || !strings.Contains(inf, "(50331648 bytes, 98304 sectors)") || !regexp.MustCompile(`allocation map: +true`).MatchString(inf) {
+			t.Errorf("%s: vmdk info of the URI: %v\n%s", name, err, inf)
 		}
 	}
 }

@@ -128,6 +128,13 @@ func (d *Disk) HasAllocation() bool {
 	return d.c != nil && d.c.metaCtx
 }
 
+// ReadOnly says whether the server refuses writes to the export.
+func (d *Disk) ReadOnly() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.c != nil && d.c.flags&tflagReadOnly != 0
+}
+
 // Close ends the connection.
 func (d *Disk) Close() error {
 	d.mu.Lock()

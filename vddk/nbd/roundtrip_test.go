@@ -2,6 +2,7 @@ package nbd
 
 import (
 	"bytes"
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -10,7 +11,9 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
+	"log/slog"
 	"math/big"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -133,5 +136,46 @@ func TestServerTLSWithNbdinfo(t *testing.T) {
 	run(t, "nbdcopy", uri, out)
 	if b, _ := os.ReadFile(out); !bytes.Equal(b, img) {
 		t.Error("nbdcopy over TLS: content differs")
+	}
+}
+
+// Over TCP (loopback), through a dropped connection and a dead server: no log line at info level or
+// above and no error names the host, its address or the credentials of the URI.
+func TestNoHostInLogs(t *testing.T) {
+	img, data := testImage(2 << 20)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &Server{Exports: []*Export{memExport("disk", img, data)}}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { srv.Serve(ctx, l); close(done) }()
+	var logs bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	port := l.Addr().(*net.TCPAddr).Port
+	d, err := Dial(fmt.Sprintf("nbd://secretuser:secretpw@localhost:%d/disk", port), Options{Log: log, Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	buf := make([]byte, 4096)
+	if _, err := d.ReadAt(buf, 0); err != nil {
+		t.Fatal(err)
+	}
+	cancel() // the server closes every connection and stops listening
+	<-done
+	_, err = d.ReadAt(buf, 0)
+	if err == nil {
+		t.Fatal("read from a stopped server succeeded")
+	}
+	all := logs.String() + err.Error() + d.String()
+	for _, secret := range []string{"localhost", "127.0.0.1", fmt.Sprint(port), "secret"} {
+		if strings.Contains(all, secret) {
+			t.Errorf("%q in the logs or errors:\n%s", secret, all)
+		}
+	}
+	if !strings.Contains(logs.String(), "nbd connection lost") {
+		t.Errorf("no log of the lost connection:\n%s", logs.String())
 	}
 }
