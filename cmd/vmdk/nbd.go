@@ -81,7 +81,7 @@ func infoNBD(c *cli.Context, asJSON bool) error {
 	return w.Flush()
 }
 
-const nbdCopyChunk = 4 << 20
+const nbdCopyChunk = 1 << 20 // smaller pieces keep more requests in flight: 1 MiB beat 2 and 4 against qemu-nbd
 
 // catNBD is vmdk cat of an NBD export: data ranges read several at once and written in order, holes
 // skipped (a sparse file when the output is an empty regular file, zeros otherwise).
@@ -106,6 +106,9 @@ func copyNBD(d *nbd.Disk, w io.Writer, progress vddk.Progress) error {
 	ext, err := d.Extents(0, d.Size())
 	if err != nil {
 		return err
+	}
+	if sparse {
+		return copyNBDSparse(d, f, ext, progress)
 	}
 	type piece struct {
 		off, n int64
@@ -165,14 +168,10 @@ func copyNBD(d *nbd.Disk, w io.Writer, progress vddk.Progress) error {
 		switch {
 		case p.err != nil:
 			return p.err
-		case p.hole && sparse:
-			_, werr = f.Seek(p.n, io.SeekCurrent)
 		case p.hole:
 			for left := p.n; left > 0 && werr == nil; left -= int64(len(zeros)) {
 				_, werr = w.Write(zeros[:min(left, int64(len(zeros)))])
 			}
-		case sparse && bytes.Count(p.buf, zeros[:1]) == len(p.buf):
-			_, werr = f.Seek(p.n, io.SeekCurrent)
 		default:
 			_, werr = w.Write(p.buf)
 		}
@@ -186,8 +185,69 @@ func copyNBD(d *nbd.Disk, w io.Writer, progress vddk.Progress) error {
 			progress(p.off+p.n, d.Size())
 		}
 	}
-	if sparse {
-		return f.Truncate(d.Size())
-	}
 	return nil
 }
+
+// copyNBDSparse copies the data ranges into an empty regular file at their offsets, several at once and
+// in any order (the file's pages are filled in parallel); holes and all-zero chunks stay holes.
+func copyNBDSparse(d *nbd.Disk, f *os.File, ext []nbd.Extent, progress vddk.Progress) error {
+	const workers = 8
+	work := make(chan nbd.Extent)
+	errs := make(chan error, workers)
+	var mu sync.Mutex
+	var done int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			buf := make([]byte, nbdCopyChunk)
+			for e := range work {
+				b := buf[:e.Length]
+				_, err := d.ReadAt(b, e.Offset)
+				if err == nil && !allZero(b) {
+					_, err = f.WriteAt(b, e.Offset)
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+				if progress != nil {
+					mu.Lock()
+					done += e.Length
+					progress(done, d.Size())
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	var first error
+feed:
+	for _, e := range ext {
+		if e.Hole {
+			continue
+		}
+		for o := e.Offset; o < e.Offset+e.Length; o += nbdCopyChunk {
+			select {
+			case work <- nbd.Extent{Offset: o, Length: min(nbdCopyChunk, e.Offset+e.Length-o)}:
+			case first = <-errs:
+				break feed
+			}
+		}
+	}
+	close(work)
+	wg.Wait()
+	if first == nil {
+		select {
+		case first = <-errs:
+		default:
+		}
+	}
+	if first != nil {
+		return first
+	}
+	if progress != nil {
+		progress(d.Size(), d.Size())
+	}
+	return f.Truncate(d.Size())
+}
+
+func allZero(b []byte) bool { return bytes.Count(b, []byte{0}) == len(b) }

@@ -183,6 +183,9 @@ func TestServeRealClients(t *testing.T) {
 		}
 		f.Close()
 		sameFiles(t, "vmdk cat of the URI of "+name, want, viaURI)
+		if piped, err := run(t, nil, "cat", uri); err != nil || sha256.Sum256([]byte(piped)) != fileHash(t, want) {
+			t.Errorf("%s: vmdk cat of the URI into a pipe: %v, or content differs", name, err)
+		}
 		if b, err := run(t, nil, "blocks", "--chunk", "1", "--json", uri); err != nil || b != out {
 			t.Errorf("%s: vmdk blocks of the URI: %v\n%s\nof the file:\n%s", name, err, b, out)
 		}
