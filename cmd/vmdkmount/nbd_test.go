@@ -120,6 +120,12 @@ func TestMountNBD(t *testing.T) {
 
 	os.Mkdir(filepath.Join(dir, "a"), 0o755)
 	os.Mkdir(filepath.Join(dir, "b"), 0o755)
+	// vmdkmount list of the export: the volumes of the file.
+	listFile, err1 := exec.Command(bin, "list", raw).Output()
+	listNBD, err2 := exec.Command(bin, "list", "nbd+unix:///?socket="+sock).Output()
+	if err1 != nil || err2 != nil || string(listFile) != string(listNBD) || !strings.Contains(string(listNBD), "p1") {
+		t.Errorf("vmdkmount list: of the file (%v):\n%s\nof the export (%v):\n%s", err1, listFile, err2, listNBD)
+	}
 	fileMnt := mountPoint(t, bin, filepath.Join(dir, "a"))
 	nbdMnt := mountPoint(t, bin, filepath.Join(dir, "b"))
 	if out, err := exec.Command(bin, raw, fileMnt).CombinedOutput(); err != nil {
