@@ -14,21 +14,9 @@ out=${OUT:-/dev/shm/vmdk-bench-$$.raw}
 trap 'rm -f "$out"' EXIT
 go build -o "$work/vmdk" ./cmd/vmdk
 
-rnd() { openssl enc -aes-128-ctr -nosalt -pbkdf2 -pass "pass:$1" </dev/zero 2>/dev/null | head -c "$2" || true; }
+. bench/lib.sh
 src=$work/src.raw
-if [ ! -f "$src" ]; then
-	# 20 blocks of 64 MiB: random, text, hole, half random/half hole — a plausible disk mix.
-	truncate -s $((20 * 64 << 20)) "$src"
-	for i in $(seq 0 19); do
-		off=$((i * 64 << 20))
-		case $((i % 4)) in
-		0) rnd "b$i" $((64 << 20)) | dd of="$src" oflag=seek_bytes seek=$off conv=notrunc status=none ;;
-		1) (yes "block $i: some compressible guest text, logs and config files" || true) | head -c $((64 << 20)) |
-			dd of="$src" oflag=seek_bytes seek=$off conv=notrunc status=none ;;
-		3) rnd "h$i" $((32 << 20)) | dd of="$src" oflag=seek_bytes seek=$off conv=notrunc status=none ;;
-		esac
-	done
-fi
+make_mix "$src" 20
 for fmt in monolithicSparse streamOptimized monolithicFlat twoGbMaxExtentSparse twoGbMaxExtentFlat; do
 	[ -f "$work/$fmt.vmdk" ] || qemu-img convert -f raw -O vmdk -o subformat=$fmt "$src" "$work/$fmt.vmdk"
 done
@@ -39,18 +27,8 @@ if [ ! -f "$work/chain2.vmdk" ]; then
 	qemu-io -f vmdk -c "write -P 0x22 250M 300M" "$work/chain2.vmdk" >/dev/null
 fi
 
-best() { # best wall time in seconds of RUNS runs of "$@"
-	local b=999999 t s e
-	for _ in $(seq "$RUNS"); do
-		rm -f "$out"
-		s=$(date +%s.%N)
-		"$@"
-		e=$(date +%s.%N)
-		t=$(echo "$e - $s" | bc)
-		b=$(echo "if ($t < $b) $t else $b" | bc)
-	done
-	echo "$b"
-}
+before_run() { rm -f "$out"; }
+best() { best_time "$@"; }
 ours() { "$work/vmdk" cat "$1" >"$out"; }
 qemu() { qemu-img convert -O raw "$1" "$out"; }
 

@@ -13,20 +13,9 @@ mkdir -p "$work" "$outdir"
 trap 'rm -rf "$outdir"' EXIT
 go build -o "$work/vmdk" ./cmd/vmdk
 
-rnd() { openssl enc -aes-128-ctr -nosalt -pbkdf2 -pass "pass:$1" </dev/zero 2>/dev/null | head -c "$2" || true; }
+. bench/lib.sh
 src=$work/src.raw
-if [ ! -f "$src" ]; then
-	truncate -s $((20 * 64 << 20)) "$src"
-	for i in $(seq 0 19); do
-		off=$((i * 64 << 20))
-		case $((i % 4)) in
-		0) rnd "b$i" $((64 << 20)) | dd of="$src" oflag=seek_bytes seek=$off conv=notrunc status=none ;;
-		1) (yes "block $i: some compressible guest text, logs and config files" || true) | head -c $((64 << 20)) |
-			dd of="$src" oflag=seek_bytes seek=$off conv=notrunc status=none ;;
-		3) rnd "h$i" $((32 << 20)) | dd of="$src" oflag=seek_bytes seek=$off conv=notrunc status=none ;;
-		esac
-	done
-fi
+make_mix "$src" 20
 
 best() {
 	local b=999999 t s e

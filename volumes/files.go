@@ -4,6 +4,7 @@ import (
 	"io"
 
 	"github.com/vmdkmount/vmdkmount/vddk"
+	"github.com/vmdkmount/vmdkmount/vddk/nbd"
 )
 
 // OpenFiles opens each path as a disk of the set — a VMDK (with its whole chain, through vddk) or a raw
@@ -29,6 +30,13 @@ func OpenFiles(paths []string, vopts vddk.Options, opts Options) (*Set, io.Close
 }
 
 func openDiskFile(path string, vopts vddk.Options) (Disk, io.Closer, error) {
+	if nbd.IsURI(path) {
+		d, err := nbd.Dial(path, nbd.Options{})
+		if err != nil {
+			return nil, nil, err
+		}
+		return d, d, nil
+	}
 	isVMDK, err := vddk.IsVMDK(path)
 	if err != nil {
 		return nil, nil, err // names the file already

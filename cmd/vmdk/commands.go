@@ -10,12 +10,16 @@ import (
 	"github.com/urfave/cli/v2"
 	"github.com/vmdkmount/vmdkmount/internal/cliutil"
 	"github.com/vmdkmount/vmdkmount/vddk"
+	"github.com/vmdkmount/vmdkmount/vddk/nbd"
 )
 
 func cmdInfo(c *cli.Context) error {
 	asJSON, err := cliutil.WantJSON(c)
 	if err != nil {
 		return err
+	}
+	if nbd.IsURI(c.Args().First()) {
+		return infoNBD(c, asJSON)
 	}
 	d, err := openDisk(c)
 	if err != nil {
@@ -99,6 +103,9 @@ func cmdBlocks(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	if nbd.IsURI(c.Args().First()) {
+		return blocksNBD(c, asJSON)
+	}
 	d, err := openDisk(c)
 	if err != nil {
 		return err
@@ -108,6 +115,11 @@ func cmdBlocks(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	return printBlocks(c, asJSON, blocks, d.Size())
+}
+
+// printBlocks lists allocated ranges (sectors) as a table or JSON.
+func printBlocks(c *cli.Context, asJSON bool, blocks []vddk.Block, size int64) error {
 	if asJSON {
 		type block struct {
 			Offset      uint64 `json:"offset"` // sectors
@@ -129,11 +141,14 @@ func cmdBlocks(c *cli.Context) error {
 		total += b.Length
 	}
 	w.Flush()
-	fmt.Fprintf(c.App.Writer, "%d ranges, %s allocated of %s\n", len(blocks), humanSize(int64(total*vddk.SectorSize)), humanSize(d.Size()))
+	fmt.Fprintf(c.App.Writer, "%d ranges, %s allocated of %s\n", len(blocks), humanSize(int64(total*vddk.SectorSize)), humanSize(size))
 	return nil
 }
 
 func cmdCat(c *cli.Context) error {
+	if nbd.IsURI(c.Args().First()) {
+		return catNBD(c)
+	}
 	d, err := openDisk(c)
 	if err != nil {
 		return err

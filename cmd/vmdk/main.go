@@ -144,6 +144,7 @@ func newApp() *cli.App {
 				), openFlags...),
 				Action: cmdBlocks,
 			},
+			serveCommand,
 		},
 	}
 	cliutil.Setup(app)

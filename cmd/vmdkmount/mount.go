@@ -20,6 +20,7 @@ import (
 	"github.com/vmdkmount/vmdkmount/fusefs"
 	"github.com/vmdkmount/vmdkmount/internal/cliutil"
 	"github.com/vmdkmount/vmdkmount/vddk"
+	"github.com/vmdkmount/vmdkmount/vddk/nbd"
 	"github.com/vmdkmount/vmdkmount/volumes"
 	"github.com/vmdkmount/vmdkmount/volumes/fsys"
 )
@@ -238,6 +239,15 @@ func serve(c *cli.Context, paths []string, mountpoint, volume string, o mountOpt
 		}
 		var d volumes.Disk
 		var w io.WriterAt
+		if nbd.IsURI(p) {
+			nd, err := openNBD(p, writable)
+			if err != nil {
+				return err
+			}
+			closers, disks = append(closers, nd), append(disks, nd)
+			raws = append(raws, fusefs.RawSource{Name: name, R: nd, Size: nd.Size()})
+			continue
+		}
 		isVMDK, err := vddk.IsVMDK(p)
 		if err != nil {
 			return err

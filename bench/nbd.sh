@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# NBD both ways, side by side with qemu-nbd, as ratios (above 1 means ours is faster):
+#   serve: qemu-img convert of a streamOptimized disk read over `vmdk serve` against over qemu-nbd
+#          serving the same file (qemu-nbd time / ours);
+#   client: `vmdk cat` of a qemu-nbd export against `qemu-img convert` of the same export
+#          (qemu-img time / ours), for the raw image and the streamOptimized disk.
+# Best of RUNS runs each, warm page cache; outputs go to OUT (default /dev/shm) and are compared first.
+# Usage: bench/nbd.sh [WORKDIR]   (SIZE_MB, default 2048; needs qemu-utils, openssl, bc)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS=${RUNS:-3}
+SIZE_MB=${SIZE_MB:-2048}
+work=${1:-$(mktemp -d)}
+mkdir -p "$work"
+out=${OUT:-/dev/shm/nbd-bench-$$.raw}
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	rm -f "$out" "$out.ref"
+}
+trap cleanup EXIT
+go build -o "$work/vmdk" ./cmd/vmdk
+
+. bench/lib.sh
+src=$work/src-$SIZE_MB.raw
+make_mix "$src" $((SIZE_MB / 64))
+stream=$work/stream-$SIZE_MB.vmdk
+[ -f "$stream" ] || qemu-img convert -f raw -O vmdk -o subformat=streamOptimized "$src" "$stream"
+
+# wait_sock PATH: until a server's socket exists.
+wait_sock() { for _ in $(seq 100); do [ -S "$1" ] && return; sleep 0.1; done; echo "no socket $1" >&2; exit 1; }
+serve_ours() { rm -f "$2"; "$work/vmdk" serve --socket "$2" "$1" & pids+=($!); wait_sock "$2"; }
+serve_qemu() { rm -f "$3"; qemu-nbd -r -t -e 8 -k "$3" -f "$1" "$2" & pids+=($!); wait_sock "$3"; }
+uri() { echo "nbd+unix:///?socket=$1"; }
+
+before_run() { rm -f "$out"; }
+best() { best_time "$@"; }
+convert() { qemu-img convert -O raw "$(uri "$1")" "$out"; }
+cat_() { "$work/vmdk" cat "$(uri "$1")" >"$out"; }
+# same CMD SOCK: the output equals the source before anything is timed.
+same() {
+	rm -f "$out"
+	"$1" "$2"
+	cmp -s "$out" "$src" || { echo "$1 over $2: output differs from the source" >&2; exit 1; }
+}
+row() { printf '%-48s %10.3f %10.3f %7.2fx\n' "$1" "$2" "$3" "$(echo "$3 / $2" | bc -l)"; }
+
+ours_sock=$work/ours.sock
+qemu_sock=$work/qemu.sock
+raw_sock=$work/raw.sock
+serve_ours "$stream" "$ours_sock"
+serve_qemu vmdk "$stream" "$qemu_sock"
+serve_qemu raw "$src" "$raw_sock"
+
+printf '%-48s %10s %10s %8s\n' "$SIZE_MB MiB" "ours s" "peer s" "ratio"
+same convert "$ours_sock"
+same convert "$qemu_sock"
+row "qemu-img convert: vmdk serve vs qemu-nbd" "$(best convert "$ours_sock")" "$(best convert "$qemu_sock")"
+for s in "$raw_sock" "$qemu_sock"; do
+	same cat_ "$s"
+	name=raw
+	[ "$s" = "$qemu_sock" ] && name=streamOptimized
+	row "qemu-nbd $name: vmdk cat vs qemu-img convert" "$(best cat_ "$s")" "$(best convert "$s")"
+done
