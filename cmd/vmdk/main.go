@@ -100,6 +100,7 @@ func newApp() *cli.App {
 				},
 				Action: cmdConvert,
 			},
+			makeFSCommand,
 			{
 				Name:      "child",
 				Usage:     "create a redo log (delta link) on top of a disk",
