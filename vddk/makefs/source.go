@@ -31,6 +31,10 @@ type entry struct {
 	dangling bool
 }
 
+// maxMember bounds a tar member's size: a sparse member's holes cost no archive bytes, so a hostile
+// archive could otherwise make extraction stream exabytes of zeros. 16 TiB passes every disk we make.
+var maxMember int64 = 16 << 40
+
 // copyBuf is the unit of streamed copies: files are never read whole.
 const copyBuf = 1 << 20
 
@@ -93,8 +97,15 @@ func extractTar(src, dir string) error {
 			return fmt.Errorf("%s: member %q leaves the archive's root", src, h.Name)
 		}
 		dst := filepath.Join(dir, filepath.FromSlash(rel))
-		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-			return err
+		if err := safeParents(dir, rel); err != nil {
+			return fmt.Errorf("%s: member %q: %w", src, h.Name, err)
+		}
+		if fi, err := os.Lstat(dst); err == nil && !(fi.IsDir() && h.Typeflag == tar.TypeDir) {
+			// A later member replaces an earlier one; never open through it (a FIFO would block, a
+			// symlink would lead out of dir).
+			if err := os.RemoveAll(dst); err != nil {
+				return err
+			}
 		}
 		mode := fs.FileMode(h.Mode) & (fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky)
 		switch h.Typeflag {
@@ -108,7 +119,10 @@ func extractTar(src, dir string) error {
 			dirs = append(dirs, dirTime{dst, h.ModTime, mode})
 			continue
 		case tar.TypeReg:
-			out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+			if h.Size > maxMember {
+				return fmt.Errorf("%s: member %q claims %d bytes, more than the %d a disk built here can hold", src, h.Name, h.Size, int64(maxMember))
+			}
+			out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW, 0o600)
 			if err != nil {
 				return err
 			}
@@ -123,7 +137,6 @@ func extractTar(src, dir string) error {
 				return err
 			}
 		case tar.TypeSymlink:
-			os.Remove(dst)
 			if err := os.Symlink(h.Linkname, dst); err != nil {
 				return err
 			}
@@ -132,7 +145,9 @@ func extractTar(src, dir string) error {
 			if old == ".." || strings.HasPrefix(old, "../") {
 				return fmt.Errorf("%s: member %q links outside the archive", src, h.Name)
 			}
-			os.Remove(dst)
+			if err := safeParents(dir, old); err != nil {
+				return fmt.Errorf("%s: member %q: %w", src, h.Name, err)
+			}
 			if err := os.Link(filepath.Join(dir, filepath.FromSlash(old)), dst); err != nil {
 				return fmt.Errorf("%s: member %q: %w", src, h.Name, err)
 			}
@@ -155,6 +170,28 @@ func extractTar(src, dir string) error {
 		}
 		if err := os.Chtimes(dirs[i].p, dirs[i].t, dirs[i].t); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// safeParents creates rel's parent folders under dir, refusing to pass through a symlink an earlier
+// member made: that would write outside dir.
+func safeParents(dir, rel string) error {
+	cur := dir
+	parts := strings.Split(rel, "/")
+	for _, p := range parts[:len(parts)-1] {
+		cur = filepath.Join(cur, p)
+		fi, err := os.Lstat(cur)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			if err := os.Mkdir(cur, 0o755); err != nil {
+				return err
+			}
+		case err != nil:
+			return err
+		case !fi.IsDir():
+			return fmt.Errorf("%s is not a folder (a member cannot go through a symlink or a file)", p)
 		}
 	}
 	return nil
