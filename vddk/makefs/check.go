@@ -13,6 +13,10 @@ const fat32MaxFile = 1<<32 - 1
 // isoMaxFile: go-diskfs writes one extent per file, whose length field is 32 bits.
 const isoMaxFile = 1<<32 - 1
 
+// sqMaxFile: go-diskfs v1.9.4 writes an inode larger than one 8 KiB metadata block into a block of its
+// own size, which no reader accepts. An extended file inode is 56 bytes plus 4 per 128 KiB data block.
+const sqMaxFile = (sqMeta - 56) / 4 * 128 << 10
+
 // unsupported says why fsType cannot hold e ("" when it can). seen holds the names already kept in
 // each folder, folded as the filesystem compares them.
 func unsupported(fsType string, e entry, seen map[string]bool) string {
@@ -62,6 +66,9 @@ func unsupported(fsType string, e entry, seen map[string]bool) string {
 	case "squashfs":
 		if len(name) > 256 {
 			return fmt.Sprintf("name of %d bytes, squashfs holds 256", len(name))
+		}
+		if e.mode.IsRegular() && e.size > sqMaxFile {
+			return fmt.Sprintf("%d bytes, the squashfs writer (go-diskfs v1.9.4) holds files up to %d", e.size, int64(sqMaxFile))
 		}
 	}
 	if seen[key] {

@@ -282,7 +282,14 @@ type countingFile struct {
 	written func(n int64)
 }
 
+// WriteAt leaves large all-zero writes out: the image is a new file, whose unwritten parts read as
+// zeros, so a sparse source file stays a hole instead of taking its size on disk (go-diskfs copies
+// file data once and never clears what it wrote before).
 func (f countingFile) WriteAt(p []byte, off int64) (int, error) {
+	if len(p) >= 512 && allZero(p) {
+		f.written(int64(len(p)))
+		return len(p), nil
+	}
 	n, err := f.WritableFile.WriteAt(p, off)
 	f.written(int64(n))
 	return n, err
