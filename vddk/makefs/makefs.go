@@ -336,10 +336,6 @@ func (p *progress) finish() {
 
 // buildSquashfs writes a squashfs of the kept entries at start and returns the bytes it spans.
 func buildSquashfs(st backend.Storage, f *os.File, start int64, o Options, root string, kept []entry) (int64, error) {
-	if n := sqListingBytes(kept); n > sqMeta {
-		return 0, fmt.Errorf("the folder listings take %d bytes; the squashfs writer (go-diskfs v1.9.4) addresses "+
-			"them only within one %d-byte metadata block (more files need iso9660 or fat32): %w", n, sqMeta, ErrUnsupported)
-	}
 	sq, err := squashfs.Create(st, 0, start, 0)
 	if err != nil {
 		return 0, err
@@ -352,6 +348,9 @@ func buildSquashfs(st backend.Storage, f *os.File, start int64, o Options, root 
 		return sq.Finalize(squashfs.FinalizeOptions{Compression: &squashfs.CompressorGzip{}, NoCompressInodes: true})
 	}); err != nil {
 		return 0, err
+	}
+	if err := sqFixDirTable(f, start); err != nil {
+		return 0, fmt.Errorf("fix the squashfs: %w", err)
 	}
 	if err := sqFixParents(f, start); err != nil {
 		return 0, fmt.Errorf("fix the squashfs: %w", err)
