@@ -29,7 +29,7 @@ func unsupported(fsType string, e entry, seen map[string]bool) string {
 		}
 		if fsType == "squashfs" && e.dangling {
 			// go-diskfs v1.9.4 lists the xattrs of a symlink's target and fails when there is none.
-			return "dangling symbolic link, which the squashfs writer cannot store"
+			return "dangling symbolic link (its target is not in the tree), which the squashfs writer cannot store"
 		}
 	case t == 0, t == fs.ModeDir:
 	default:

@@ -496,15 +496,18 @@ func TestDanglingSymlink(t *testing.T) {
 	os.Mkdir(src, 0o755)
 	os.Symlink("nowhere", filepath.Join(src, "dangling"))
 	os.WriteFile(filepath.Join(src, "f"), []byte("f"), 0o644)
+	// Resolves beside the source, not once staged: left out too.
+	os.WriteFile(filepath.Join(filepath.Dir(src), "outside"), []byte("o"), 0o644)
+	os.Symlink("../outside", filepath.Join(src, "climbs"))
 	out := filepath.Join(t.TempDir(), "d.raw")
 	if _, err := Make(src, out, Options{FS: "squashfs", Type: "raw"}); !errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), "dangling") {
 		t.Fatalf("dangling symlink on squashfs: %v", err)
 	}
 	res, err := Make(src, out, Options{FS: "squashfs", Type: "raw", SkipUnsupported: true})
-	if err != nil || len(res.Skipped) != 1 || res.Skipped[0].Path != "dangling" {
+	if err != nil || len(res.Skipped) != 2 || res.Skipped[0].Path != "climbs" || res.Skipped[1].Path != "dangling" {
 		t.Fatalf("skip: %+v %v", res, err)
 	}
-	compare(t, "vmdkmount", src, ourTree(t, out), want{modes: true, res: time.Second}, map[string]bool{"dangling": true})
+	compare(t, "vmdkmount", src, ourTree(t, out), want{modes: true, res: time.Second}, map[string]bool{"dangling": true, "climbs": true})
 }
 
 // TestHostileTar: members that would write outside the extraction folder, or block on a FIFO an

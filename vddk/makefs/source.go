@@ -27,7 +27,7 @@ type entry struct {
 	size   int64
 	mtime  time.Time
 	target string // symlink target
-	// dangling: a symlink whose target does not resolve (from where the source lies)
+	// dangling: a symlink whose target does not resolve once staged in a workspace (see resolves)
 	dangling bool
 }
 
@@ -255,13 +255,28 @@ func scan(root string) ([]entry, error) {
 			if e.target, err = os.Readlink(p); err != nil {
 				return err
 			}
-			_, serr := os.Stat(p)
-			e.dangling = serr != nil
+			e.dangling = !resolves(root, e.rel, e.target)
 		}
 		out = append(out, e)
 		return nil
 	})
 	return out, err
+}
+
+// resolves tells whether a symlink at rel (target as stored) points at something once the tree is
+// staged elsewhere: an absolute target is looked up on the host, a relative one inside the tree (one
+// that climbs out of it, fine in the source's place, leads nowhere in the workspace).
+func resolves(root, rel, target string) bool {
+	if filepath.IsAbs(target) {
+		_, err := os.Stat(target)
+		return err == nil
+	}
+	p := path.Join(path.Dir(rel), filepath.ToSlash(target))
+	if p == ".." || strings.HasPrefix(p, "../") {
+		return false
+	}
+	_, err := os.Stat(filepath.Join(root, filepath.FromSlash(p)))
+	return err == nil
 }
 
 // stage mirrors the kept entries of root into ws, hard-linking regular files where it can (copying,
