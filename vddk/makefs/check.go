@@ -17,6 +17,10 @@ const isoMaxFile = 1<<32 - 1
 // own size, which no reader accepts. An extended file inode is 56 bytes plus 4 per 128 KiB data block.
 const sqMaxFile = (sqMeta - 56) / 4 * 128 << 10
 
+// sqMaxListing: go-diskfs v1.9.4 may give a folder a basic inode, whose listing size is 16 bits, and
+// truncates a larger size into it; keep a margin for the headers it adds.
+const sqMaxListing = 60000
+
 // unsupported says why fsType cannot hold e ("" when it can). seen holds the names already kept in
 // each folder, folded as the filesystem compares them.
 func unsupported(fsType string, e entry, seen map[string]bool) string {
@@ -82,6 +86,12 @@ func unsupported(fsType string, e entry, seen map[string]bool) string {
 // hold is an error naming it. Everything under a left-out folder is left out with it.
 func filter(fsType string, entries []entry, skip bool) (kept []entry, skipped []Skipped, err error) {
 	seen := map[string]bool{}
+	big := map[string]int{} // squashfs: folders whose listing passes what go-diskfs can store
+	if fsType == "squashfs" {
+		for _, e := range entries {
+			big[path.Dir(e.rel)] += 8 + 2 + len(path.Base(e.rel)) // entry, name, and room for headers
+		}
+	}
 	var gone []string // left-out folders, as "rel/" prefixes
 	for _, e := range entries {
 		under := false
@@ -95,6 +105,10 @@ func filter(fsType string, entries []entry, skip bool) (kept []entry, skipped []
 			continue
 		}
 		why := unsupported(fsType, e, seen)
+		if n := big[e.rel]; why == "" && e.mode.IsDir() && n > sqMaxListing {
+			why = fmt.Sprintf("folder whose listing takes about %d bytes; the squashfs writer (go-diskfs v1.9.4) "+
+				"stores %d (about 2,000 names)", n, sqMaxListing)
+		}
 		if why == "" {
 			kept = append(kept, e)
 			continue

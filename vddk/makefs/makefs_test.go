@@ -491,6 +491,19 @@ func TestSparseBig(t *testing.T) {
 	}
 }
 
+// TestBigFolderSquashfs: a folder with more names than go-diskfs can list is refused, naming it.
+func TestBigFolderSquashfs(t *testing.T) {
+	src := filepath.Join(t.TempDir(), "src")
+	os.MkdirAll(filepath.Join(src, "big"), 0o755)
+	for i := range 3000 {
+		os.WriteFile(filepath.Join(src, "big", fmt.Sprintf("a-rather-long-file-name-%05d.txt", i)), nil, 0o644)
+	}
+	_, err := Make(src, filepath.Join(t.TempDir(), "d.raw"), Options{FS: "squashfs", Type: "raw"})
+	if !errors.Is(err, ErrUnsupported) || !strings.HasPrefix(err.Error(), "big: folder") {
+		t.Fatalf("3,000 names in one folder: %v", err)
+	}
+}
+
 func TestDanglingSymlink(t *testing.T) {
 	src := filepath.Join(t.TempDir(), "src")
 	os.Mkdir(src, 0o755)
