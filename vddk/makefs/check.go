@@ -121,5 +121,48 @@ func filter(fsType string, entries []entry, skip bool) (kept []entry, skipped []
 			gone = append(gone, e.rel+"/")
 		}
 	}
+	if fsType == "squashfs" {
+		return dropBrokenLinks(kept, skipped, skip)
+	}
+	return kept, skipped, nil
+}
+
+// dropBrokenLinks: go-diskfs follows each symlink in its workspace, so one whose relative target was
+// left out (or is a link that is) cannot be stored either. Repeats until no link changes.
+func dropBrokenLinks(kept []entry, skipped []Skipped, skip bool) ([]entry, []Skipped, error) {
+	for changed := true; changed; {
+		changed = false
+		byPath := make(map[string]*entry, len(kept))
+		for i := range kept {
+			byPath[kept[i].rel] = &kept[i]
+		}
+		ok := func(e entry) bool {
+			for range 40 {
+				if e.mode&fs.ModeSymlink == 0 || strings.HasPrefix(e.target, "/") {
+					return true
+				}
+				p := path.Join(path.Dir(e.rel), e.target)
+				t, found := byPath[p]
+				if !found {
+					return false
+				}
+				e = *t
+			}
+			return false
+		}
+		out := kept[:0:0]
+		for _, e := range kept {
+			if ok(e) {
+				out = append(out, e)
+				continue
+			}
+			if !skip {
+				return nil, nil, fmt.Errorf("%s: symbolic link to %s, which is not in the image: %w", e.rel, e.target, ErrUnsupported)
+			}
+			skipped = append(skipped, Skipped{Path: e.rel, Reason: "symbolic link to " + e.target + ", which is not in the image"})
+			changed = true
+		}
+		kept = out
+	}
 	return kept, skipped, nil
 }
