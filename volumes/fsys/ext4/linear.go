@@ -7,6 +7,11 @@ import (
 
 var errNotScannable = errors.New("inline or encrypted directory: no blocks to scan")
 
+// scanRecBytes is about the smallest record of a real name (8 bytes of header, a short name, padding):
+// a directory of size/scanRecBytes entries or more that a cache shard cannot hold is scanned, not
+// cached whole; smaller ones are listed once and then found in their cached listing.
+const scanRecBytes = 24
+
 // linearDirs is how many large unindexed directories keep a lookup start and their block list.
 const linearDirs = 256
 

@@ -69,15 +69,15 @@ func (f *FS) walk(name string) (*inode, error) {
 }
 
 // lookupEntry finds one name in directory dir: in its cached listing; when it is large and not cached,
-// through its hash index or else by a scan from where the last lookup in it stopped; else by reading
-// (and caching) the whole directory.
+// through its hash index, or, when its listing would not stay in the cache, by a scan from where the
+// last lookup in it stopped; else by reading (and caching) the whole directory.
 func (f *FS) lookupEntry(dir *inode, name string) (dirent, error) {
 	d, ok := f.dirs.get(dir.ino)
 	if !ok && dir.st.Size > htreeMinBlocks*int64(f.sb.blockSize) {
 		// A directory found through the index may be a second name of one listed earlier: only the
 		// whole listing tells, so directories fall through to it.
 		ent, found, usable := f.htreeLookup(dir, name)
-		if !usable {
+		if !usable && f.dirs.tooBig(dir.st.Size/scanRecBytes) {
 			// An error here shows again, and is reported, when the whole listing is read below.
 			var err error
 			ent, found, err = f.scanLookup(dir, name)
