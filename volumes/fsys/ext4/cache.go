@@ -36,6 +36,9 @@ func newLRU[V any](budget int) *lru[V] {
 
 func (c *lru[V]) shard(key uint32) *lruShard[V] { return &c.shards[key%uint32(len(c.shards))] }
 
+// tooBig reports whether an entry of this cost is more than one shard keeps beside others.
+func (c *lru[V]) tooBig(cost int64) bool { return cost > int64(c.shards[0].budget) }
+
 func (c *lru[V]) get(key uint32) (V, bool) {
 	s := c.shard(key)
 	s.mu.Lock()

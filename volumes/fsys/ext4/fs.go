@@ -32,6 +32,8 @@ type FS struct {
 	dirs   *lru[*dirIndex]
 	// parents remembers ".." of large directories looked up through their index (not cached in dirs).
 	parents *lru[uint32]
+	// linear keeps, for large directories searched without an index, where the last lookup found its name.
+	linear *lru[*linearDir]
 	// htree hashing parameters from the superblock.
 	hashSeed     [4]uint32
 	hashUnsigned bool
@@ -106,6 +108,7 @@ func openAt(r io.ReaderAt, size int64, opt Options) (*FS, error) {
 	}
 	f := &FS{r: r, size: size, sb: sb, inodes: newLRU[*inode](opt.InodeCache), dirs: newLRU[*dirIndex](opt.DirCache)}
 	f.parents = newLRU[uint32](opt.InodeCache)
+	f.linear = newLRU[*linearDir](linearDirs)
 	f.itab = newLRU[tableRun](inodeTableChunks)
 	f.hashSeed, f.hashUnsigned = superHashInfo(buf)
 	if err := f.readGroups(); err != nil {
@@ -217,6 +220,7 @@ func (f *FS) Close() error {
 	f.inodes.clear()
 	f.dirs.clear()
 	f.parents.clear()
+	f.linear.clear()
 	f.itab.clear()
 	return nil
 }

@@ -68,14 +68,22 @@ func (f *FS) walk(name string) (*inode, error) {
 	return cur, nil
 }
 
-// lookupEntry finds one name in directory dir: in its cached listing, through its hash index when it
-// is large and not cached, else by reading (and caching) the whole directory.
+// lookupEntry finds one name in directory dir: in its cached listing; when it is large and not cached,
+// through its hash index, or, when its listing would not stay in the cache, by a scan from where the
+// last lookup in it stopped; else by reading (and caching) the whole directory.
 func (f *FS) lookupEntry(dir *inode, name string) (dirent, error) {
 	d, ok := f.dirs.get(dir.ino)
 	if !ok && dir.st.Size > htreeMinBlocks*int64(f.sb.blockSize) {
 		// A directory found through the index may be a second name of one listed earlier: only the
 		// whole listing tells, so directories fall through to it.
-		if ent, found, usable := f.htreeLookup(dir, name); usable {
+		ent, found, usable := f.htreeLookup(dir, name)
+		if !usable && f.dirs.tooBig(dir.st.Size/scanRecBytes) {
+			// An error here shows again, and is reported, when the whole listing is read below.
+			var err error
+			ent, found, err = f.scanLookup(dir, name)
+			usable = err == nil
+		}
+		if usable {
 			if !found {
 				return dirent{}, fs.ErrNotExist
 			}
