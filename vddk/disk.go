@@ -57,7 +57,7 @@ func Open(path string, opts Options) (*Disk, error) {
 	}
 	o.writable = false // parents are only ever read
 	d := &Disk{path: abs, links: []*link{top}, size: top.size, opts: opts}
-	for cur := top; !opts.SingleLink && cur.desc.ParentFileNameHint != ""; {
+	for cur := top; !opts.SingleLink && cur.hasParent(); {
 		if len(d.links) >= MaxChainLength {
 			d.Close()
 			return nil, newErr(ErrDiskTooManyRedo, abs, "the chain has more than %d links", MaxChainLength)
@@ -82,6 +82,9 @@ func (d *Disk) AccessTimesTouched() []string { return d.touched }
 // is itself a VMDK (linked clones keep their base in a sibling folder or on another datastore). The
 // parent's own extents are confined to the parent's folder.
 func (o *opener) openParent(child *link) (*link, error) {
+	if child.foreign != nil {
+		return o.openForeignParent(child)
+	}
 	hint := child.desc.ParentFileNameHint
 	fail := func(err error) error {
 		return &Error{Code: ErrDiskOpenParent, Path: child.path, Msg: fmt.Sprintf("cannot open parent %q", hint), Err: err}

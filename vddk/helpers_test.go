@@ -2,7 +2,6 @@ package vddk
 
 import (
 	"bytes"
-	"encoding/json"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -123,24 +122,7 @@ func compareReads(t *testing.T, d *Disk, want *os.File, size int64, n int, hot [
 // (qemu marks holes of a flat file "data" and "zero" at once).
 func qemuMap(t testing.TB, disk string) [][2]int64 {
 	t.Helper()
-	out, err := exec.Command("qemu-img", "map", "--output=json", disk).Output()
-	if err != nil {
-		t.Fatalf("qemu-img map: %v", err)
-	}
-	var m []struct {
-		Start, Length int64
-		Data, Zero    bool
-	}
-	if err := json.Unmarshal(out, &m); err != nil {
-		t.Fatal(err)
-	}
-	var r [][2]int64
-	for _, e := range m {
-		if e.Data && !e.Zero {
-			r = append(r, [2]int64{e.Start, e.Start + e.Length})
-		}
-	}
-	return r
+	return qemuMapArgs(t, disk)
 }
 
 // openAndReadAll opens the disk at p (closed when the test ends) and reads all of it.

@@ -163,7 +163,8 @@ type link struct {
 	// in it (descRoom 0: the whole file is the descriptor).
 	descFile          *os.File
 	descOff, descRoom int64
-	textDesc          bool // the descriptor is a text file of its own
+	textDesc          bool           // the descriptor is a text file of its own
+	foreign           *foreignExtent // a link of another format (qcow2, VHD, VHDX, VDI): its only extent
 }
 
 func (l *link) close() error {
@@ -220,6 +221,14 @@ func (o *opener) openLink(op opened) (l *link, err error) {
 	hdr := make([]byte, min(size, cowdHeaderSize))
 	if _, err := f.ReadAt(hdr, 0); err != nil {
 		return nil, wrapErr(ErrFileError, path, err, "read header")
+	}
+	if kind, err := foreignKind(f, hdr, size); sniff(hdr) == "" && (err != nil || kind != "") {
+		if err != nil {
+			return nil, refusal(path, err)
+		}
+		l, err := o.openForeign(op, kind, size)
+		keep = err == nil
+		return l, err
 	}
 	l = &link{path: path, root: op.dir, name: op.rel}
 	if o.writable {
@@ -482,16 +491,11 @@ func OpenRaw(path string, opts Options) (*Disk, error) {
 		}
 		return nil, wrapErr(code, abs, err, "open raw image")
 	}
-	size, err := f.Seek(0, io.SeekEnd)
+	l, err := rawLink(f, abs)
 	if err != nil {
-		f.Close()
-		return nil, wrapErr(ErrFileError, abs, err, "size")
+		return nil, err
 	}
-	line := ExtentLine{Access: "RW", Sectors: (size + SectorSize - 1) / SectorSize, Type: "FLAT", Filename: filepath.Base(abs), HasOffset: true}
-	desc := synthDescriptor("raw", "FLAT", line.Sectors, line.Filename)
-	l := &link{path: abs, desc: desc, size: size, starts: []int64{0},
-		exts: []extent{&flatExtent{f: f, size: size, inf: ExtentInfo{ExtentLine: line, Path: abs, Format: "flat"}}}}
-	d := &Disk{path: abs, links: []*link{l}, size: size, opts: opts}
+	d := &Disk{path: abs, links: []*link{l}, size: l.size, opts: opts}
 	if !confine.KeepsATime(f) {
 		d.touched = []string{abs}
 	}

@@ -37,7 +37,7 @@ func openDiskFile(path string, vopts vddk.Options) (Disk, io.Closer, error) {
 		}
 		return d, d, nil
 	}
-	isVMDK, err := vddk.IsVMDK(path)
+	isVMDK, err := vddk.IsDiskImage(path)
 	if err != nil {
 		return nil, nil, err // names the file already
 	}

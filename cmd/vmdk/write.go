@@ -66,7 +66,7 @@ func cmdConvert(c *cli.Context) error {
 	}
 	opts := vddk.Options{AllowExternalPaths: c.Bool("allow-external-extents")}
 	open := vddk.Open
-	if isVMDK, err := vddk.IsVMDK(c.Args().Get(0)); err != nil {
+	if isVMDK, err := vddk.IsDiskImage(c.Args().Get(0)); err != nil {
 		return err
 	} else if !isVMDK {
 		if err := vddk.RefuseUnread(c.Args().Get(0)); err != nil {

@@ -248,7 +248,7 @@ func serve(c *cli.Context, paths []string, mountpoint, volume string, o mountOpt
 			raws = append(raws, fusefs.RawSource{Name: name, R: nd, Size: nd.Size()})
 			continue
 		}
-		isVMDK, err := vddk.IsVMDK(p)
+		isVMDK, err := vddk.IsDiskImage(p)
 		if err != nil {
 			return err
 		}
