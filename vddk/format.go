@@ -254,7 +254,7 @@ func (o *opener) openForeign(f *os.File, path, kind string, size int64) (*link, 
 func openOtherFormat(kind string, f *os.File, size int64, img *layer.Image) (err error) {
 	switch kind {
 	case FormatVHD:
-		*img, err = vhd.Open(f, size)
+		*img, err = vhd.Open(f, size, f.Name())
 	default:
 		err = layer.Unsupported("%s images", kind)
 	}

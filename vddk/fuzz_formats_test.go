@@ -33,3 +33,8 @@ func FuzzOpenQcow2(f *testing.F) {
 	needTool(f, "qemu-img")
 	fuzzForeign(f, qcow2Samples)
 }
+
+func FuzzOpenVHD(f *testing.F) {
+	needTool(f, "qemu-img")
+	fuzzForeign(f, vhdSamples)
+}

@@ -75,7 +75,7 @@ func parseFooter(b []byte) error {
 }
 
 // Open parses the footer (or its copy at the start of a dynamic disk), the dynamic header and the BAT.
-func Open(r io.ReaderAt, fileSize int64) (*Image, error) {
+func Open(r io.ReaderAt, fileSize int64, name string) (*Image, error) {
 	if fileSize < footerSize {
 		return nil, fmt.Errorf("VHD of %d bytes is shorter than its footer", fileSize)
 	}
@@ -94,11 +94,11 @@ func Open(r io.ReaderAt, fileSize int64) (*Image, error) {
 		if err := parseFooter(head); err != nil || binary.BigEndian.Uint32(head[60:]) == typeFixed {
 			return nil, fmt.Errorf("VHD footer at byte %d: %w", fileSize-footerSize, tailErr)
 		}
-		slog.Warn("VHD footer at the end is damaged; using its copy at the start", "error", tailErr)
+		slog.Warn("VHD footer at the end is damaged; using its copy at the start", "file", name, "error", tailErr)
 		ft = head
 	} else if IsFooter(head) && !bytes.Equal(head, tail) && binary.BigEndian.Uint32(tail[60:]) != typeFixed {
 		if err := parseFooter(head); err != nil {
-			slog.Warn("VHD footer copy at the start is damaged; using the footer at the end", "error", err)
+			slog.Warn("VHD footer copy at the start is damaged; using the footer at the end", "file", name, "error", err)
 		}
 	}
 	be := binary.BigEndian
