@@ -14,6 +14,7 @@ import (
 	"github.com/vmdkmount/vmdkmount/vddk/layer"
 	"github.com/vmdkmount/vmdkmount/vddk/qcow2"
 	"github.com/vmdkmount/vmdkmount/vddk/vhd"
+	"github.com/vmdkmount/vmdkmount/vddk/vhdx"
 )
 
 // The other virtual disk formats users bring: qcow2, VHD, VHDX and VDI are read by the packages under
@@ -255,6 +256,8 @@ func openOtherFormat(kind string, f *os.File, size int64, img *layer.Image) (err
 	switch kind {
 	case FormatVHD:
 		*img, err = vhd.Open(f, size, f.Name())
+	case FormatVHDX:
+		*img, err = vhdx.Open(f, size)
 	default:
 		err = layer.Unsupported("%s images", kind)
 	}

@@ -3,6 +3,8 @@ package vddk
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
+	"hash/crc32"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -16,7 +18,7 @@ import (
 
 // otherFormatSamples are the VHD, VHDX and VDI samples of the hostile suite.
 func otherFormatSamples(t testing.TB, dir string) []foreignSample {
-	return vhdSamples(t, dir)
+	return append(vhdSamples(t, dir), vhdxSamples(t, dir)...)
 }
 
 // vhdSamples: a dynamic VHD, a fixed one, and a differencing one over a dynamic parent.
@@ -266,4 +268,168 @@ func TestVHDDifferencing(t *testing.T) {
 	} else if !strings.Contains(err.Error(), "expects its parent") {
 		t.Errorf("unclear: %v", err)
 	}
+}
+
+// vhdxFix recomputes the CRC-32C of a VHDX structure (header or region table) in place.
+func vhdxFix(b []byte) {
+	binary.LittleEndian.PutUint32(b[4:], 0)
+	binary.LittleEndian.PutUint32(b[4:], crc32.Checksum(b, crc32.MakeTable(crc32.Castagnoli)))
+}
+
+// vhdxSamples: a dynamic VHDX, and one with a dirty log.
+func vhdxSamples(t testing.TB, dir string) []foreignSample {
+	dyn := sampleImage(t, dir, "vhdx-dynamic", "vhdx", []string{"-o", "block_size=1M"}, "4M", "write -P 0x61 0 8k", "write -P 0x62 2100k 2k")
+	dirty, _ := dirtyVHDX(t, dyn)
+	return []foreignSample{vhdxSample("vhdx-dynamic", dyn), vhdxSample("vhdx-dirty", dirty)}
+}
+
+func vhdxSample(name string, img []byte) foreignSample {
+	le := binary.LittleEndian
+	s := foreignSample{name: name, img: img, flips: [][2]int{{64 << 10, 64<<10 + 80}, {192 << 10, 192<<10 + 80}}}
+	s.edges = []int{64 << 10, 128 << 10, 192 << 10, 256 << 10, 320 << 10, 1 << 20}
+	rt := img[192<<10:]
+	for i := range int(le.Uint32(rt[8:])) {
+		e := 192<<10 + 16 + 32*i
+		off := int(le.Uint64(img[e+16:]))
+		s.edges = append(s.edges, off, off+int(le.Uint32(img[e+24:])))
+		s.entries = append(s.entries, tableEntry{e + 16, 8, false, fmt.Sprintf("region%d.offset", i)}, tableEntry{e + 24, 4, false, fmt.Sprintf("region%d.length", i)})
+		if [16]byte(img[e:e+16]) == [16]byte{0x66, 0x77, 0xc2, 0x2d, 0x23, 0xf6, 0x00, 0x42} {
+			for j := range 3 {
+				s.entries = append(s.entries, tableEntry{off + 8*j, 8, false, fmt.Sprintf("BAT[%d]", j)})
+			}
+		} else {
+			for j := range 5 { // metadata item offsets and lengths
+				s.entries = append(s.entries, tableEntry{off + 32 + 32*j + 16, 4, false, fmt.Sprintf("item%d.offset", j)}, tableEntry{off + 32 + 32*j + 20, 4, false, fmt.Sprintf("item%d.length", j)})
+			}
+		}
+	}
+	for _, h := range []int{64 << 10, 128 << 10} {
+		s.entries = append(s.entries, tableEntry{h + 68, 4, false, "header.logLength"}, tableEntry{h + 72, 8, false, "header.logOffset"})
+	}
+	s.fix = func(b []byte) {
+		for _, o := range []int{64 << 10, 128 << 10} {
+			if len(b) >= o+4096 {
+				vhdxFix(b[o : o+4096])
+			}
+		}
+		for _, o := range []int{192 << 10, 256 << 10} {
+			if len(b) >= o+65536 {
+				vhdxFix(b[o : o+65536])
+			}
+		}
+	}
+	return s
+}
+
+// dirtyVHDX adds to a clean VHDX a log holding one entry, as Hyper-V leaves one when it stops before
+// applying it: a 4 KiB data write over the first allocated block and a zero descriptor over 8 KiB
+// of it, and the header naming the log. want says where the writes land in the file.
+func dirtyVHDX(t testing.TB, clean []byte) (img []byte, writes map[int64][]byte) {
+	le := binary.LittleEndian
+	img = append([]byte{}, clean...)
+	// The current header (higher sequence number) names the log region qemu reserved.
+	h := 64 << 10
+	if le.Uint64(img[128<<10+8:]) > le.Uint64(img[h+8:]) {
+		h = 128 << 10
+	}
+	logOff := int64(le.Uint64(img[h+72:]))
+	// The BAT's first payload entry: its block's file offset.
+	var batOff int64
+	for i := range int(le.Uint32(img[192<<10+8:])) {
+		e := 192<<10 + 16 + 32*i
+		if img[e] == 0x66 && img[e+1] == 0x77 {
+			batOff = int64(le.Uint64(img[e+16:]))
+		}
+	}
+	block := int64(le.Uint64(img[batOff:])>>20) << 20
+	if block == 0 {
+		t.Fatal("the sample's first block is not allocated")
+	}
+	data := bytes.Repeat([]byte("replayed!"), 4096/9+1)[:4096]
+	guid := []byte("log-guid-16bytes")
+	entry := make([]byte, 8192) // a descriptor sector and one data sector
+	copy(entry, "loge")
+	le.PutUint32(entry[8:], 8192)
+	le.PutUint32(entry[12:], 0) // tail: this entry
+	le.PutUint64(entry[16:], 7) // sequence number
+	le.PutUint32(entry[24:], 2) // descriptors
+	copy(entry[32:], guid)
+	le.PutUint64(entry[48:], uint64(len(img)))
+	le.PutUint64(entry[56:], uint64(len(img)))
+	d := entry[64:]
+	copy(d, "desc")
+	copy(d[4:8], data[4092:])
+	copy(d[8:16], data[:8])
+	le.PutUint64(d[16:], uint64(block+4096))
+	le.PutUint64(d[24:], 7)
+	z := entry[96:]
+	copy(z, "zero")
+	le.PutUint64(z[8:], 8192)
+	le.PutUint64(z[16:], uint64(block+16384))
+	le.PutUint64(z[24:], 7)
+	s := entry[4096:]
+	copy(s, "data")
+	le.PutUint32(s[4:], 0)
+	copy(s[8:4092], data[8:4092])
+	le.PutUint32(s[4092:], 7)
+	le.PutUint32(entry[4:], crc32.Checksum(entry, crc32.MakeTable(crc32.Castagnoli)))
+	copy(img[logOff:], entry)
+	copy(img[h+48:h+64], guid)
+	vhdxFix(img[h : h+4096])
+	return img, map[int64][]byte{block + 4096: data, block + 16384: make([]byte, 8192)}
+}
+
+// A VHDX left with a dirty log reads as it will once the log is applied (qemu-img check -r all
+// replays it into a copy, the judge), and the file itself is left as it was.
+func TestVHDXDirtyLog(t *testing.T) {
+	needTool(t, "qemu-img")
+	dir := t.TempDir()
+	src := sourceRaw(t, dir, 4<<20)
+	clean := filepath.Join(dir, "clean.vhdx")
+	run(t, "qemu-img", "convert", "-O", "vhdx", "-o", "block_size=1M", src, clean)
+	cb, _ := os.ReadFile(clean)
+	img, _ := dirtyVHDX(t, cb)
+	p := filepath.Join(dir, "dirty.vhdx")
+	if err := os.WriteFile(p, img, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	judge := filepath.Join(dir, "judge.vhdx")
+	if err := os.WriteFile(judge, img, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run(t, "qemu-img", "check", "-r", "all", judge)
+	ref, err := os.ReadFile(qemuRaw(t, judge))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Equal(ref, mustRead(t, src)) {
+		t.Fatal("the judge's replay changed nothing: the crafted log is not one qemu applies")
+	}
+	d, err := Open(p, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	got := make([]byte, d.Size())
+	if _, err := d.ReadAt(got, 0); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, ref) {
+		t.Fatal("the replayed VHDX differs from qemu's replay")
+	}
+	if !strings.Contains(d.Info().Chain[0].Extents[0].Format, "log replayed") {
+		t.Errorf("info does not say the log was replayed: %q", d.Info().Chain[0].Extents[0].Format)
+	}
+	if now, _ := os.ReadFile(p); !bytes.Equal(now, img) {
+		t.Error("the dirty VHDX was written to")
+	}
+}
+
+func mustRead(t testing.TB, p string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

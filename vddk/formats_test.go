@@ -289,3 +289,28 @@ func qemuMapArgs(t testing.TB, args ...string) [][2]int64 {
 	}
 	return r
 }
+
+func TestVHDXMatchesQemu(t *testing.T) {
+	needTool(t, "qemu-img")
+	dir := t.TempDir()
+	src := sourceRaw(t, dir, 12<<20+3*512)
+	for _, c := range []struct{ name, opts string }{
+		{"dynamic-1m", "subformat=dynamic,block_size=1M"},
+		{"dynamic-8m", "subformat=dynamic,block_size=8M"},
+		{"dynamic-32m", "subformat=dynamic,block_size=32M"},
+		{"dynamic-256m", "subformat=dynamic,block_size=256M"},
+		{"dynamic-zero-state", "subformat=dynamic,block_size=2M,block_state_zero=on"},
+		{"fixed-1m", "subformat=fixed,block_size=1M"},
+		{"fixed-16m", "subformat=fixed,block_size=16M"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			p := filepath.Join(dir, c.name+".vhdx")
+			run(t, "qemu-img", "convert", "-O", "vhdx", "-o", c.opts, src, p)
+			qemuIO(t, "vhdx", p, "write -P 0x5a 100k 3k", "write -P 0x33 9M 70k", "write -z 4M 2M")
+			d := matchQemu(t, p, Options{})
+			if got := d.Info().CreateType; got != "vhdx" {
+				t.Errorf("create type %q", got)
+			}
+		})
+	}
+}

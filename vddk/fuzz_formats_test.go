@@ -38,3 +38,8 @@ func FuzzOpenVHD(f *testing.F) {
 	needTool(f, "qemu-img")
 	fuzzForeign(f, vhdSamples)
 }
+
+func FuzzOpenVHDX(f *testing.F) {
+	needTool(f, "qemu-img")
+	fuzzForeign(f, vhdxSamples)
+}
