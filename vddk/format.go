@@ -13,6 +13,7 @@ import (
 
 	"github.com/vmdkmount/vmdkmount/vddk/layer"
 	"github.com/vmdkmount/vmdkmount/vddk/qcow2"
+	"github.com/vmdkmount/vmdkmount/vddk/vdi"
 	"github.com/vmdkmount/vmdkmount/vddk/vhd"
 	"github.com/vmdkmount/vmdkmount/vddk/vhdx"
 )
@@ -59,7 +60,7 @@ func foreignKind(f io.ReaderAt, head []byte, size int64) (string, error) {
 		return FormatVHDX, nil
 	case bytes.HasPrefix(head, []byte("conectix")):
 		return FormatVHD, nil
-	case len(head) >= 0x44 && binary.LittleEndian.Uint32(head[0x40:]) == vdiSignature:
+	case len(head) >= 0x44 && binary.LittleEndian.Uint32(head[0x40:]) == vdi.Signature:
 		return FormatVDI, nil
 	}
 	for _, m := range refusedMagic {
@@ -80,8 +81,6 @@ func foreignKind(f io.ReaderAt, head []byte, size int64) (string, error) {
 	}
 	return "", nil
 }
-
-const vdiSignature = 0xbeda107f
 
 // DetectFormat names the format of the disk image at path by its content, never its name: one of the
 // Format constants. Known containers vmdkmount does not read, and files that cannot be a disk (empty,
@@ -258,6 +257,8 @@ func openOtherFormat(kind string, f *os.File, size int64, img *layer.Image) (err
 		*img, err = vhd.Open(f, size, f.Name())
 	case FormatVHDX:
 		*img, err = vhdx.Open(f, size)
+	case FormatVDI:
+		*img, err = vdi.Open(f, size)
 	default:
 		err = layer.Unsupported("%s images", kind)
 	}
@@ -287,6 +288,9 @@ func (o *opener) openForeignParent(child *link) (*link, error) {
 		if pp, err = o.resolve(dir, name, "parent"); err == nil {
 			break
 		}
+	}
+	if par.ByID {
+		pp, err = o.findByID(dir, par.ID)
 	}
 	if pp == "" && err == nil {
 		err = newErr(ErrFileNotFound, child.path, "the parent has no name")
@@ -352,4 +356,34 @@ func rawLink(f *os.File, path string) (*link, error) {
 	desc := synthDescriptor("raw", "FLAT", line.Sectors, line.Filename)
 	return &link{path: path, desc: desc, size: size, starts: []int64{0},
 		exts: []extent{&flatExtent{f: f, size: size, inf: ExtentInfo{ExtentLine: line, Path: path, Format: "flat"}}}}, nil
+}
+
+// maxSiblings bounds the folder entries looked at when a parent is known only by its UUID.
+const maxSiblings = 4096
+
+// findByID finds, among the VDI files of the child's folder and the other roots, the one whose
+// creation UUID is id (VirtualBox keeps the names in its media registry, not in the child).
+func (o *opener) findByID(dir, id string) (string, error) {
+	for _, d := range append([]string{dir}, o.opts.Roots...) {
+		ents, err := os.ReadDir(d)
+		if err != nil {
+			continue
+		}
+		for _, e := range ents[:min(len(ents), maxSiblings)] {
+			p := filepath.Join(d, e.Name())
+			if !e.Type().IsRegular() || o.allowed(p) != nil {
+				continue
+			}
+			f, err := openFile(p, false)
+			if err != nil {
+				continue
+			}
+			got, err := vdi.ReadID(f)
+			f.Close()
+			if err == nil && strings.EqualFold(got, id) {
+				return p, nil
+			}
+		}
+	}
+	return "", newErr(ErrFileNotFound, dir, "no VDI with UUID %s beside the child", id)
 }

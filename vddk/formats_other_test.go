@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash/crc32"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -18,7 +19,7 @@ import (
 
 // otherFormatSamples are the VHD, VHDX and VDI samples of the hostile suite.
 func otherFormatSamples(t testing.TB, dir string) []foreignSample {
-	return append(vhdSamples(t, dir), vhdxSamples(t, dir)...)
+	return slices.Concat(vhdSamples(t, dir), vhdxSamples(t, dir), vdiSamples(t, dir))
 }
 
 // vhdSamples: a dynamic VHD, a fixed one, and a differencing one over a dynamic parent.
@@ -432,4 +433,93 @@ func mustRead(t testing.TB, p string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// diffVDI builds a differencing VDI over parent (a VDI's bytes) from the format's facts: the parent's
+// header with type 4, a new UUID, the parent's UUID as linkage, and a block map holding only blocks,
+// each filled with one byte (0xfe entries: zero blocks).
+func diffVDI(parent []byte, blocks map[int]byte, zero []int) []byte {
+	le := binary.LittleEndian
+	h := append([]byte{}, parent[:0x200]...)
+	mapOff, dataOff := int(le.Uint32(h[0x154:])), int(le.Uint32(h[0x158:]))
+	bs, n := int(le.Uint32(h[0x178:])), int(le.Uint32(h[0x180:]))
+	le.PutUint32(h[0x4c:], 4)
+	copy(h[0x1a8:0x1b8], parent[0x188:0x198])
+	copy(h[0x188:0x198], "child-uuid-16byt")
+	img := make([]byte, dataOff+len(blocks)*bs)
+	copy(img, h)
+	for i := range n {
+		le.PutUint32(img[mapOff+4*i:], 0xffffffff)
+	}
+	for _, z := range zero {
+		le.PutUint32(img[mapOff+4*z:], 0xfffffffe)
+	}
+	k := 0
+	for _, b := range slices.Sorted(maps.Keys(blocks)) {
+		le.PutUint32(img[mapOff+4*b:], uint32(k))
+		copy(img[dataOff+k*bs:], bytes.Repeat([]byte{blocks[b]}, bs))
+		k++
+	}
+	le.PutUint32(img[0x184:], uint32(k))
+	return img
+}
+
+// A differencing VDI finds its parent among the folder's VDI files by UUID, whatever its name.
+func TestVDIDifferencing(t *testing.T) {
+	needTool(t, "qemu-img")
+	dir := t.TempDir()
+	src := sourceRaw(t, dir, 8<<20)
+	parent := filepath.Join(dir, "some-name.vdi")
+	run(t, "qemu-img", "convert", "-O", "vdi", src, parent)
+	run(t, "qemu-img", "convert", "-O", "vdi", src, filepath.Join(dir, "decoy.vdi")) // another UUID
+	pb := mustRead(t, parent)
+	child := filepath.Join(dir, "child.vdi")
+	if err := os.WriteFile(child, diffVDI(pb, map[int]byte{1: 0x41, 5: 0x42}, []int{3}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	want := mustRead(t, qemuRaw(t, parent))
+	copy(want[1<<20:], bytes.Repeat([]byte{0x41}, 1<<20))
+	copy(want[5<<20:], bytes.Repeat([]byte{0x42}, 1<<20))
+	clear(want[3<<20 : 4<<20])
+	d, err := Open(child, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if inf := d.Info(); len(inf.Chain) != 2 || inf.Chain[1].Path != parent {
+		t.Fatalf("chain %+v", inf.Chain)
+	}
+	ref := filepath.Join(dir, "want.raw")
+	os.WriteFile(ref, want, 0o644)
+	rf, _ := os.Open(ref)
+	defer rf.Close()
+	compareReads(t, d, rf, int64(len(want)), 300, []int64{1 << 20, 3 << 20, 5 << 20})
+	os.Remove(parent)
+	if _, err := Open(child, Options{}); CodeOf(err) != ErrDiskOpenParent {
+		t.Errorf("without its parent: %v", err)
+	}
+}
+
+// vdiSamples: a dynamic VDI and a differencing one over it.
+func vdiSamples(t testing.TB, dir string) []foreignSample {
+	dyn := sampleImage(t, dir, "vdi-dynamic", "vdi", nil, "4M", "write -P 0x61 0 8k", "write -P 0x62 2100k 2k")
+	if err := os.WriteFile(filepath.Join(dir, "vdi-parent.vdi"), dyn, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	diff := diffVDI(dyn, map[int]byte{1: 0x41}, []int{2})
+	var out []foreignSample
+	for name, img := range map[string][]byte{"vdi-dynamic": dyn, "vdi-diff": diff} {
+		le := binary.LittleEndian
+		m := int(le.Uint32(img[0x154:]))
+		s := foreignSample{name: name, img: img, edges: []int{0x180, 0x200, m, m + 16, int(le.Uint32(img[0x158:]))},
+			flips: [][2]int{{0x40, 0x60}, {0x150, 0x1c0}}}
+		for _, f := range []int{0x154, 0x158, 0x170, 0x174, 0x178, 0x17c, 0x180} {
+			s.entries = append(s.entries, tableEntry{f, 4, false, fmt.Sprintf("header@%#x", f)})
+		}
+		for i := range 3 {
+			s.entries = append(s.entries, tableEntry{m + 4*i, 4, false, fmt.Sprintf("map[%d]", i)})
+		}
+		out = append(out, s)
+	}
+	return out
 }

@@ -314,3 +314,23 @@ func TestVHDXMatchesQemu(t *testing.T) {
 		})
 	}
 }
+
+func TestVDIMatchesQemu(t *testing.T) {
+	needTool(t, "qemu-img")
+	dir := t.TempDir()
+	src := sourceRaw(t, dir, 12<<20+3*512)
+	for _, c := range []struct{ name, opts string }{
+		{"dynamic", "static=off"},
+		{"static", "static=on"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			p := filepath.Join(dir, c.name+".vdi")
+			run(t, "qemu-img", "convert", "-O", "vdi", "-o", c.opts, src, p)
+			qemuIO(t, "vdi", p, "write -P 0x5a 100k 3k", "write -P 0x33 9M 70k", "write -z 4M 2M")
+			d := matchQemu(t, p, Options{})
+			if got := d.Info().CreateType; got != "vdi" {
+				t.Errorf("create type %q", got)
+			}
+		})
+	}
+}

@@ -43,3 +43,8 @@ func FuzzOpenVHDX(f *testing.F) {
 	needTool(f, "qemu-img")
 	fuzzForeign(f, vhdxSamples)
 }
+
+func FuzzOpenVDI(f *testing.F) {
+	needTool(f, "qemu-img")
+	fuzzForeign(f, vdiSamples)
+}

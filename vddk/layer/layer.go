@@ -129,3 +129,46 @@ func (c *Cache) Put(k int64, v []byte) {
 		delete(c.items, last.Value.(*cacheEntry).key)
 	}
 }
+
+// RunFunc maps the virtual offset off of a block-mapped layer: the state of the run starting there
+// (at most limit bytes, never crossing a block), its length, and for Data its offset in the file.
+type RunFunc func(off, limit int64) (st State, n, host int64, err error)
+
+// ReadRuns serves ReadAt for a layer described by run: data from r, zeros, the rest from parent.
+func ReadRuns(r io.ReaderAt, run RunFunc, p []byte, off int64, parent ReadFunc, what string) error {
+	for len(p) > 0 {
+		st, n, host, err := run(off, int64(len(p)))
+		if err != nil {
+			return err
+		}
+		q := p[:n]
+		switch st {
+		case Data:
+			if err := ReadFull(r, q, host, what); err != nil {
+				return err
+			}
+		case Zero:
+			clear(q)
+		default:
+			if err := parent(q, off); err != nil {
+				return err
+			}
+		}
+		p, off = p[n:], off+n
+	}
+	return nil
+}
+
+// AllocRuns serves Alloc for a layer described by run.
+func AllocRuns(run RunFunc, off, n int64, emit func(off, n int64, st State)) error {
+	end := off + n
+	for off < end {
+		st, m, _, err := run(off, end-off)
+		if err != nil {
+			return err
+		}
+		emit(off, m, st)
+		off += m
+	}
+	return nil
+}

@@ -452,41 +452,12 @@ func (im *Image) run(off, limit int64) (st layer.State, n, host int64, err error
 	return layer.Data, n, data + in, nil
 }
 
-// ReadAt fills p from virtual offset off; ranges not present come from parent.
+// ReadAt fills p from virtual offset off; ranges not held here come from parent.
 func (im *Image) ReadAt(p []byte, off int64, parent layer.ReadFunc) error {
-	for len(p) > 0 {
-		st, n, host, err := im.run(off, int64(len(p)))
-		if err != nil {
-			return err
-		}
-		q := p[:n]
-		switch st {
-		case layer.Data:
-			if err := layer.ReadFull(im.r, q, host, "VHDX data"); err != nil {
-				return err
-			}
-		case layer.Zero:
-			clear(q)
-		default:
-			if err := parent(q, off); err != nil {
-				return err
-			}
-		}
-		p, off = p[n:], off+n
-	}
-	return nil
+	return layer.ReadRuns(im.r, im.run, p, off, parent, "VHDX data")
 }
 
 // Alloc reports the state of [off, off+n).
 func (im *Image) Alloc(off, n int64, emit func(off, n int64, st layer.State)) error {
-	end := off + n
-	for off < end {
-		st, m, _, err := im.run(off, end-off)
-		if err != nil {
-			return err
-		}
-		emit(off, m, st)
-		off += m
-	}
-	return nil
+	return layer.AllocRuns(im.run, off, n, emit)
 }
