@@ -37,6 +37,10 @@ func Check(path string, repair bool) ([]Problem, error) {
 	defer d.Close()
 	var out []Problem
 	for _, e := range d.links[0].exts {
+		if fe, ok := e.(*foreignExtent); ok {
+			out = append(out, fe.check(d.links[0].size)...)
+			continue
+		}
 		g, ok := e.(*grainExtent)
 		if !ok {
 			continue

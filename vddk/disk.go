@@ -356,6 +356,7 @@ type Geometry struct {
 // LinkInfo describes one link of the chain, top first.
 type LinkInfo struct {
 	Path               string       `json:"path"`
+	Format             string       `json:"format"` // vmdk, raw, qcow2, vhd, vhdx, vdi
 	CreateType         string       `json:"create_type"`
 	CID                string       `json:"cid"`
 	ParentCID          string       `json:"parent_cid"`
@@ -367,6 +368,7 @@ type LinkInfo struct {
 // Info is what VixDiskLib_GetInfo reports, and more: the chain and every extent.
 type Info struct {
 	Path               string     `json:"path"`
+	Format             string     `json:"format"`   // of the opened file: vmdk, raw, qcow2, vhd, vhdx, vdi
 	Capacity           int64      `json:"capacity"` // bytes
 	Sectors            int64      `json:"sectors"`
 	CreateType         string     `json:"create_type"`
@@ -390,6 +392,7 @@ func (d *Disk) Info() Info {
 	meta := d.Metadata()
 	inf := Info{
 		Path:               d.path,
+		Format:             d.links[0].format(),
 		Capacity:           d.size,
 		Sectors:            d.size / SectorSize,
 		CreateType:         top.CreateType,
@@ -411,6 +414,7 @@ func (d *Disk) Info() Info {
 	for _, l := range d.links {
 		li := LinkInfo{
 			Path:               l.path,
+			Format:             l.format(),
 			CreateType:         l.desc.CreateType,
 			CID:                fmt.Sprintf("%08x", l.desc.CID),
 			ParentCID:          fmt.Sprintf("%08x", l.desc.ParentCID),

@@ -191,6 +191,15 @@ func (e *foreignExtent) close() error {
 	return first
 }
 
+// check walks every table entry of a layer of another format (its allocation map of the whole disk),
+// which finds entries pointing outside the file, into its metadata, or at nothing valid.
+func (e *foreignExtent) check(size int64) []Problem {
+	if err := e.img.Alloc(0, size, func(int64, int64, layer.State) {}); err != nil {
+		return []Problem{{File: e.inf.Path, What: err.Error()}}
+	}
+	return nil
+}
+
 // refusal names a container vmdkmount does not read: "disk.E01: an EWF (E01) image, which ...".
 func refusal(path string, err error) error {
 	return &Error{Code: ErrDiskNotSupported, Path: path, Msg: err.Error()}
@@ -263,6 +272,17 @@ func openOtherFormat(kind string, f *os.File, size int64, img *layer.Image) (err
 		err = layer.Unsupported("%s images", kind)
 	}
 	return err
+}
+
+// format names the link's container format.
+func (l *link) format() string {
+	switch {
+	case l.foreign != nil:
+		return l.foreign.desc.Format
+	case l.desc.CreateType == "raw":
+		return FormatRaw
+	}
+	return FormatVMDK
 }
 
 // hasParent tells whether a link names a parent to open.

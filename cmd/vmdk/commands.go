@@ -27,6 +27,10 @@ func cmdInfo(c *cli.Context) error {
 	}
 	defer d.Close()
 	inf := d.Info()
+	allocated, err := allocatedBytes(d)
+	if err != nil {
+		return err
+	}
 	out := c.App.Writer
 	if asJSON {
 		actual := fillActualSizes(&inf)
@@ -35,13 +39,16 @@ func cmdInfo(c *cli.Context) error {
 		return enc.Encode(struct {
 			vddk.Info
 			ActualSize int64             `json:"actual_size"` // bytes the top link's files take on the host
+			Allocated  int64             `json:"allocated"`   // bytes stored anywhere in the chain
 			Metadata   map[string]string `json:"metadata"`
-		}{inf, actual, d.Metadata()})
+		}{inf, actual, allocated, d.Metadata()})
 	}
 	w := tabwriter.NewWriter(out, 0, 4, 1, ' ', 0)
 	fmt.Fprintf(w, "image:\t%s\n", inf.Path)
+	fmt.Fprintf(w, "file format:\t%s\n", inf.Format)
 	fmt.Fprintf(w, "virtual size:\t%s (%d bytes, %d sectors)\n", humanSize(inf.Capacity), inf.Capacity, inf.Sectors)
 	fmt.Fprintf(w, "disk size:\t%s\n", humanSize(fillActualSizes(&inf)))
+	fmt.Fprintf(w, "allocated:\t%s (%d bytes)\n", humanSize(allocated), allocated)
 	fmt.Fprintf(w, "create type:\t%s (%s)\n", inf.CreateType, inf.Kind)
 	if inf.AdapterType != "" {
 		fmt.Fprintf(w, "adapter type:\t%s\n", inf.AdapterType)
@@ -155,6 +162,16 @@ func cmdCat(c *cli.Context) error {
 	}
 	defer d.Close()
 	return withProgress(c, "cat", func(p vddk.Progress) error { return d.CopyRawProgress(c.App.Writer, p) })
+}
+
+// allocatedBytes counts the bytes stored anywhere in the chain, by 512-byte sectors.
+func allocatedBytes(d *vddk.Disk) (int64, error) {
+	blocks, err := d.AllocatedBlocks(0, uint64(d.Size())/vddk.SectorSize, 1)
+	var n int64
+	for _, b := range blocks {
+		n += int64(b.Length) * vddk.SectorSize
+	}
+	return n, err
 }
 
 func humanSize(n int64) string {
