@@ -281,12 +281,20 @@ func vhdxFix(b []byte) {
 func vhdxSamples(t testing.TB, dir string) []foreignSample {
 	dyn := sampleImage(t, dir, "vhdx-dynamic", "vhdx", []string{"-o", "block_size=1M"}, "4M", "write -P 0x61 0 8k", "write -P 0x62 2100k 2k")
 	dirty, _ := dirtyVHDX(t, dyn)
-	return []foreignSample{vhdxSample("vhdx-dynamic", dyn), vhdxSample("vhdx-dirty", dirty)}
+	if err := os.WriteFile(filepath.Join(dir, "vhdx-parent.vhdx"), dyn, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	empty := sampleImage(t, dir, "vhdx-empty", "vhdx", []string{"-o", "block_size=1M"}, "4M")
+	diff := diffVHDX(t, empty, dyn, "vhdx-parent.vhdx", []vhdWrite{{0, 8, 0x71}, {2047, 2, 0x73}}, 1)
+	return []foreignSample{vhdxSample("vhdx-dynamic", dyn), vhdxSample("vhdx-dirty", dirty), vhdxSample("vhdx-diff", diff)}
 }
 
 func vhdxSample(name string, img []byte) foreignSample {
 	le := binary.LittleEndian
-	s := foreignSample{name: name, img: img, flips: [][2]int{{64 << 10, 64<<10 + 80}, {192 << 10, 192<<10 + 80}}}
+	s := foreignSample{name: name, img: img}
+	if name == "vhdx-dynamic" { // the headers are the same in every sample; flipping one set is enough
+		s.flips = [][2]int{{64 << 10, 64<<10 + 80}, {192 << 10, 192<<10 + 80}}
+	}
 	s.edges = []int{64 << 10, 128 << 10, 192 << 10, 256 << 10, 320 << 10, 1 << 20}
 	rt := img[192<<10:]
 	for i := range int(le.Uint32(rt[8:])) {
@@ -522,4 +530,135 @@ func vdiSamples(t testing.TB, dir string) []foreignSample {
 		out = append(out, s)
 	}
 	return out
+}
+
+// diffVHDX turns empty, a dynamic VHDX qemu made with 1 MiB blocks, into a differencing child of
+// parent (another, named parentName beside it) from the format's facts: the has-parent flag, a parent
+// locator item (parent_linkage: the parent's data write GUID; relative and absolute Win32 paths), the
+// BAT laid out with the chunk's sector bitmap entry, one sector bitmap block, and blocks holding the
+// writes (partially present, or fully when full is set).
+func diffVHDX(t testing.TB, empty, parent []byte, parentName string, writes []vhdWrite, full int64) []byte {
+	le := binary.LittleEndian
+	img := append([]byte{}, empty...)
+	var batOff, metaOff int64
+	for i := range int(le.Uint32(img[192<<10+8:])) {
+		e := 192<<10 + 16 + 32*i
+		if img[e] == 0x66 && img[e+1] == 0x77 {
+			batOff = int64(le.Uint64(img[e+16:]))
+		} else {
+			metaOff = int64(le.Uint64(img[e+16:]))
+		}
+	}
+	cur := func(b []byte) []byte { // the current header
+		if le.Uint64(b[128<<10+8:]) > le.Uint64(b[64<<10+8:]) {
+			return b[128<<10:]
+		}
+		return b[64<<10:]
+	}
+	pg := cur(parent)[32:48]
+	linkage := fmt.Sprintf("{%08x-%04x-%04x-%x-%x}", le.Uint32(pg), le.Uint16(pg[4:]), le.Uint16(pg[6:]), pg[8:10], pg[10:16])
+	// Metadata: the has-parent flag and the locator item.
+	m := img[metaOff:]
+	n := int(le.Uint16(m[10:]))
+	for i := range n {
+		e := m[32+32*i:]
+		if bytes.Equal(e[:4], []byte{0x37, 0x67, 0xa1, 0xca}) { // file parameters
+			o := le.Uint32(e[16:])
+			le.PutUint32(m[o+4:], le.Uint32(m[o+4:])|2)
+			if bs := le.Uint32(m[o:]); bs != 1<<20 {
+				t.Fatalf("the template has %d-byte blocks", bs)
+			}
+		}
+	}
+	kv := [][2]string{{"parent_linkage", linkage}, {"relative_path", `.\` + parentName}, {"absolute_win32_path", `C:\VMs\` + parentName}}
+	loc := []byte{0xb7, 0xef, 0x4a, 0xb0, 0x9e, 0xd1, 0x81, 0x4a, 0xb7, 0x89, 0x25, 0xb8, 0xe9, 0x44, 0x59, 0x13, 0, 0, byte(len(kv)), 0}
+	strs := 20 + 12*len(kv)
+	var data []byte
+	for _, p := range kv {
+		k, v := utf16Bytes(p[0], false), utf16Bytes(p[1], false)
+		loc = le.AppendUint32(loc, uint32(strs+len(data)))
+		loc = le.AppendUint32(loc, uint32(strs+len(data)+len(k)))
+		loc = le.AppendUint16(loc, uint16(len(k)))
+		loc = le.AppendUint16(loc, uint16(len(v)))
+		data = append(append(data, k...), v...)
+	}
+	loc = append(loc, data...)
+	const locAt = 512 << 10
+	copy(m[locAt:], loc)
+	e := m[32+32*n:]
+	copy(e, []byte{0x2d, 0x5f, 0xd3, 0xa8, 0x0b, 0xb3, 0x4d, 0x45, 0xab, 0xf7, 0xd3, 0xd8, 0x48, 0x34, 0xab, 0x0c})
+	le.PutUint32(e[16:], locAt)
+	le.PutUint32(e[20:], uint32(len(loc)))
+	le.PutUint32(e[24:], 4) // required
+	le.PutUint16(m[10:], uint16(n+1))
+	// BAT: 4096 payload entries then the chunk's sector bitmap entry; blocks appended at the end.
+	const chunkRatio = 4096
+	end := (int64(len(img)) + 1<<20 - 1) &^ (1<<20 - 1)
+	sb := end
+	end += 1 << 20
+	blocks := map[int64]int64{}
+	img = append(img, make([]byte, end-int64(len(img)))...)
+	le.PutUint64(img[batOff+8*chunkRatio:], uint64(sb)|6)
+	for _, w := range writes {
+		for s := w.sector; s < w.sector+w.count; s++ {
+			b := s * 512 >> 20
+			if _, ok := blocks[b]; !ok {
+				blocks[b] = end
+				img = append(img, make([]byte, 1<<20)...)
+				state := uint64(7)
+				if b == full {
+					state = 6
+				}
+				le.PutUint64(img[batOff+8*b:], uint64(end)|state)
+				end += 1 << 20
+			}
+			img[sb+s/8] |= 1 << (s % 8)
+			copy(img[blocks[b]+(s*512)%(1<<20):], bytes.Repeat([]byte{w.fill}, 512))
+		}
+	}
+	return img
+}
+
+// A differencing VHDX built from the format's facts reads as libvhdi's vhdimount reads it and as the
+// model says.
+func TestVHDXDifferencing(t *testing.T) {
+	needTool(t, "qemu-img")
+	dir := t.TempDir()
+	src := sourceRaw(t, dir, 4<<20)
+	parent := filepath.Join(dir, "parent.vhdx")
+	run(t, "qemu-img", "convert", "-O", "vhdx", "-o", "block_size=1M", src, parent)
+	empty := filepath.Join(dir, "empty.vhdx")
+	run(t, "qemu-img", "create", "-f", "vhdx", "-o", "block_size=1M", empty, "4M")
+	writes := []vhdWrite{{0, 8, 0x71}, {1000, 1, 0x72}, {2047, 2, 0x73}, {4096, 100, 0x74}, {6144, 2048, 0x75}}
+	child := filepath.Join(dir, "child.vhdx")
+	if err := os.WriteFile(child, diffVHDX(t, mustRead(t, empty), mustRead(t, parent), "parent.vhdx", writes, 3), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	want := mustRead(t, qemuRaw(t, parent))
+	for _, w := range writes {
+		copy(want[w.sector*512:], bytes.Repeat([]byte{w.fill}, int(w.count*512)))
+	}
+	d, err := Open(child, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if n := len(d.Info().Chain); n != 2 {
+		t.Fatalf("chain of %d links", n)
+	}
+	got := make([]byte, d.Size())
+	if _, err := d.ReadAt(got, 0); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatal("differencing VHDX differs from the model")
+	}
+	if judge := vhdimountRead(t, child); !bytes.Equal(judge, got) {
+		t.Fatalf("differencing VHDX differs from vhdimount's reading (%d and %d bytes)", len(got), len(judge))
+	}
+	// The parent changed identity (rewritten by qemu: a new data write GUID): refused.
+	run(t, "qemu-img", "convert", "-O", "vhdx", "-o", "block_size=1M", src, parent)
+	if _, err := Open(child, Options{}); CodeOf(err) != ErrDiskCIDMismatch {
+		t.Errorf("a parent with another data write GUID: %v", err)
+	}
 }

@@ -129,7 +129,7 @@ func TestHostileForeignImages(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Every case sees sound parents beside it, so children's chains open.
-	for _, p := range []string{"base.raw", "vhd-parent.vhd", "vdi-parent.vdi"} {
+	for _, p := range []string{"base.raw", "vhd-parent.vhd", "vdi-parent.vdi", "vhdx-parent.vhdx"} {
 		if err := os.Link(filepath.Join(dir, p), filepath.Join(work, p)); err != nil {
 			t.Fatal(err)
 		}
