@@ -185,6 +185,11 @@ func (d *Disk) flatSpan(off, n int64) (*os.File, int64) {
 	if e, ok := l.exts[k].(*flatExtent); ok {
 		return e.f, e.base + off - start
 	}
+	if e, ok := l.exts[k].(*foreignExtent); ok {
+		if f, fo, _, ok := e.span(off-start, n); ok {
+			return f, fo
+		}
+	}
 	return nil, 0
 }
 

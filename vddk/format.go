@@ -147,6 +147,7 @@ func isText(b []byte) bool {
 type foreignExtent struct {
 	img   layer.Image
 	files []*os.File // the image file first, then any data file
+	size  int64      // of the image file
 	desc  layer.Description
 	inf   ExtentInfo
 }
@@ -177,6 +178,24 @@ func (e *foreignExtent) alloc(off, n int64, emit func(off, n int64, st allocStat
 		return foreignErr(e.inf.Path, err, "allocation map")
 	}
 	return nil
+}
+
+// span maps a range of the layer to its own file (see link.span).
+func (e *foreignExtent) span(off, n int64) (f *os.File, fileOff int64, fallThrough, ok bool) {
+	sp, can := e.img.(layer.Spanner)
+	if !can {
+		return nil, 0, false, false
+	}
+	st, host, one := sp.Span(off, n)
+	switch {
+	case !one:
+		return nil, 0, false, false
+	case st == layer.None:
+		return nil, 0, true, false
+	case st == layer.Data && host >= 0 && host <= e.size-n: // not the zeros past a short last cluster
+		return e.files[0], host, false, true
+	}
+	return nil, 0, false, false
 }
 
 func (e *foreignExtent) info() ExtentInfo { return e.inf }
@@ -218,7 +237,7 @@ func (o *opener) openForeign(f *os.File, path, kind string, size int64) (*link, 
 	if o.writable {
 		return nil, newErr(ErrNotSupported, path, "%s images are read-only here: write to a VMDK child or convert it", kind)
 	}
-	e := &foreignExtent{files: []*os.File{f}}
+	e := &foreignExtent{files: []*os.File{f}, size: size}
 	dir := filepath.Dir(path)
 	var img layer.Image
 	var err error

@@ -426,6 +426,17 @@ func TestVHDXDirtyLog(t *testing.T) {
 	if !bytes.Equal(got, ref) {
 		t.Fatal("the replayed VHDX differs from qemu's replay")
 	}
+	checkFileSpans(t, d, 4096, 4096)
+	// CopyRaw into a file (which copies file ranges by sendfile where it can) sees the replay too.
+	out := filepath.Join(dir, "copy.raw")
+	of, _ := os.Create(out)
+	if err := d.CopyRaw(of); err != nil {
+		t.Fatal(err)
+	}
+	of.Close()
+	if !bytes.Equal(mustRead(t, out), ref) {
+		t.Fatal("CopyRaw of the replayed VHDX differs from qemu's replay")
+	}
 	if !strings.Contains(d.Info().Chain[0].Extents[0].Format, "log replayed") {
 		t.Errorf("info does not say the log was replayed: %q", d.Info().Chain[0].Extents[0].Format)
 	}

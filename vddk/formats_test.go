@@ -84,6 +84,7 @@ func matchQemu(t *testing.T, path string, opts Options, qemuFmt ...string) *Disk
 	defer want.Close()
 	st, _ := want.Stat()
 	compareReads(t, d, want, st.Size(), 400, nil)
+	t.Logf("%d ranges served by FileSpan", checkFileSpans(t, d, 65536, 61440))
 	out := filepath.Join(t.TempDir(), "ours.raw")
 	f, err := os.Create(out)
 	if err != nil {
@@ -309,4 +310,27 @@ func TestVHDXMatchesQemu(t *testing.T) {
 
 func TestVDIMatchesQemu(t *testing.T) {
 	convertMatches(t, "vdi", "vdi", map[string]string{"dynamic": "static=off", "static": "static=on"})
+}
+
+// checkFileSpans checks that the file ranges FileSpan hands out (for sendfile and splice) hold exactly
+// what ReadAt reads, for ranges of n bytes every step bytes; it returns how many were handed out.
+func checkFileSpans(t *testing.T, d *Disk, n, step int64) int {
+	t.Helper()
+	spans := 0
+	a, b := make([]byte, n), make([]byte, n)
+	for off := int64(0); off+n <= d.Size(); off += step {
+		f, fo, ok := d.FileSpan(off, n)
+		if !ok {
+			continue
+		}
+		spans++
+		if _, err := f.ReadAt(a, fo); err != nil {
+			t.Fatalf("FileSpan(%d): file read at %d: %v", off, fo, err)
+		}
+		d.ReadAt(b, off)
+		if !bytes.Equal(a, b) {
+			t.Fatalf("FileSpan(%d) names file bytes at %d that differ from ReadAt", off, fo)
+		}
+	}
+	return spans
 }

@@ -32,6 +32,8 @@ func (l *link) span(off, n int64) (f *os.File, fileOff int64, fallThrough, ok bo
 	switch e := l.exts[k].(type) {
 	case *flatExtent:
 		return e.f, e.base + off - start, false, true
+	case *foreignExtent:
+		return e.span(off-start, n)
 	case *grainExtent:
 		if e.inflater != nil || e.w != nil {
 			return nil, 0, false, false

@@ -172,3 +172,17 @@ func AllocRuns(run RunFunc, off, n int64, emit func(off, n int64, st State)) err
 	}
 	return nil
 }
+
+// Spanner is implemented by layers that can say where a whole range lies in their own file, so that
+// copies and the mount can hand file ranges to the kernel instead of copying bytes.
+type Spanner interface {
+	// Span returns the state of [off, off+n) when the whole range has one state and, for Data, lies
+	// contiguously at host in the layer's file; ok is false otherwise.
+	Span(off, n int64) (st State, host int64, ok bool)
+}
+
+// SpanRuns serves Span for a layer described by run (whose runs never cross a block).
+func SpanRuns(run RunFunc, off, n int64) (State, int64, bool) {
+	st, m, host, err := run(off, n)
+	return st, host, err == nil && m == n
+}

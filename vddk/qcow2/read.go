@@ -252,6 +252,23 @@ func (im *Image) inflate(e uint64, vc int64) ([]byte, error) {
 	return out, nil
 }
 
+// Span says where [off, off+n) lies when it is one state throughout: unallocated, or stored
+// uncompressed and contiguously in the image file itself (not an external data file).
+func (im *Image) Span(off, n int64) (layer.State, int64, bool) {
+	first, err := im.lookup(off, n)
+	if err != nil || first.compressed != 0 || first.st == layer.Data && im.external {
+		return 0, 0, false
+	}
+	for pos := off + first.n; pos < off+n; {
+		r, err := im.lookup(pos, off+n-pos)
+		if err != nil || r.st != first.st || r.compressed != 0 || r.st == layer.Data && r.host != first.host+pos-off {
+			return 0, 0, false
+		}
+		pos += r.n
+	}
+	return first.st, first.host, true
+}
+
 // Alloc reports the state of [off, off+n) cluster by cluster (subcluster by subcluster).
 func (im *Image) Alloc(off, n int64, emit func(off, n int64, st layer.State)) error {
 	end := off + n

@@ -158,6 +158,9 @@ func (im *Image) ReadAt(p []byte, off int64, parent layer.ReadFunc) error {
 	return layer.ReadRuns(im.r, im.run, p, off, parent, "VDI data")
 }
 
+// Span says where [off, off+n) lies when it is one run.
+func (im *Image) Span(off, n int64) (layer.State, int64, bool) { return layer.SpanRuns(im.run, off, n) }
+
 // Alloc reports the state of [off, off+n).
 func (im *Image) Alloc(off, n int64, emit func(off, n int64, st layer.State)) error {
 	return layer.AllocRuns(im.run, off, n, emit)

@@ -457,6 +457,15 @@ func (im *Image) ReadAt(p []byte, off int64, parent layer.ReadFunc) error {
 	return layer.ReadRuns(im.r, im.run, p, off, parent, "VHDX data")
 }
 
+// Span says where [off, off+n) lies when it is one run. With a replayed log the file's bytes are not
+// the disk's (the log's writes live only in memory), so nothing is handed out.
+func (im *Image) Span(off, n int64) (layer.State, int64, bool) {
+	if im.replayed > 0 {
+		return 0, 0, false
+	}
+	return layer.SpanRuns(im.run, off, n)
+}
+
 // Alloc reports the state of [off, off+n).
 func (im *Image) Alloc(off, n int64, emit func(off, n int64, st layer.State)) error {
 	return layer.AllocRuns(im.run, off, n, emit)
