@@ -176,8 +176,34 @@ func TestQcow2Chains(t *testing.T) {
 	// A declared raw backing file is read raw even when it looks like a qcow2 image.
 	run(t, "qemu-img", "create", "-f", "qcow2", "-b", "l1.qcow2", "-F", "raw", in("rawdecl.qcow2"))
 	matchQemu(t, in("rawdecl.qcow2"), Options{})
+	// A VMDK redo log over a qcow2 chain (what vmdkmount --rw makes): writes land in the redo log.
+	redo := in("redo.vmdk")
+	if err := CreateChild(in("top.qcow2"), redo, ""); err != nil {
+		t.Fatal(err)
+	}
+	w, err := Open(redo, Options{Writable: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.WriteAt(bytes.Repeat([]byte{0xee}, 4096), 5<<20); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	want := mustRead(t, qemuRaw(t, in("top.qcow2")))
+	copy(want[5<<20:], bytes.Repeat([]byte{0xee}, 4096))
+	// qemu's VMDK driver takes only VMDK parents: the chain as qemu reads it, plus the write, is the model.
+	rd, err := Open(redo, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, rd.Size())
+	rd.ReadAt(got, 0)
+	rd.Close()
+	if !bytes.Equal(got, want) {
+		t.Error("the redo log over the qcow2 chain does not read as the chain plus the write")
+	}
 	// SingleLink: what the top does not hold reads as zeros.
-	d, err := Open(in("top.qcow2"), Options{SingleLink: true})
+	d, err = Open(in("top.qcow2"), Options{SingleLink: true})
 	if err != nil {
 		t.Fatal(err)
 	}
