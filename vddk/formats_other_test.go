@@ -603,12 +603,15 @@ func diffVHDX(t testing.TB, empty, parent []byte, parentName string, writes []vh
 	le.PutUint32(e[24:], 4) // required
 	le.PutUint16(m[10:], uint16(n+1))
 	// BAT: 4096 payload entries then the chunk's sector bitmap entry; blocks appended at the end.
-	const chunkRatio = 4096
+	sector := int64(vhdxItem(img, metaOff, []byte{0x1d, 0xbf, 0x41, 0x81}, 4))
+	chunkRatio := (1 << 23) * sector >> 20
 	end := (int64(len(img)) + 1<<20 - 1) &^ (1<<20 - 1)
 	sb := end
 	end += 1 << 20
 	blocks := map[int64]int64{}
 	img = append(img, make([]byte, end-int64(len(img)))...)
+	// qemu marks a new disk's blocks ZERO; a child's blocks it does not hold are NOT_PRESENT.
+	clear(img[batOff : batOff+8*chunkRatio])
 	le.PutUint64(img[batOff+8*chunkRatio:], uint64(sb)|6)
 	for _, w := range writes {
 		for s := w.sector; s < w.sector+w.count; s++ {
@@ -623,7 +626,8 @@ func diffVHDX(t testing.TB, empty, parent []byte, parentName string, writes []vh
 				le.PutUint64(img[batOff+8*b:], uint64(end)|state)
 				end += 1 << 20
 			}
-			img[sb+s/8] |= 1 << (s % 8)
+			bit := s * 512 / sector
+			img[sb+bit/8] |= 1 << (bit % 8)
 			copy(img[blocks[b]+(s*512)%(1<<20):], bytes.Repeat([]byte{w.fill}, 512))
 		}
 	}
@@ -671,5 +675,107 @@ func TestVHDXDifferencing(t *testing.T) {
 	run(t, "qemu-img", "convert", "-O", "vhdx", "-o", "block_size=1M", src, parent)
 	if _, err := Open(child, Options{}); CodeOf(err) != ErrDiskCIDMismatch {
 		t.Errorf("a parent with another data write GUID: %v", err)
+	}
+}
+
+// vhdxItem returns the little-endian word of width bytes at the start of the metadata item whose
+// GUID starts with id, and setVHDXItem sets it.
+func vhdxItem(img []byte, metaOff int64, id []byte, width int) uint64 {
+	o := vhdxItemOffset(img, metaOff, id)
+	if width == 4 {
+		return uint64(binary.LittleEndian.Uint32(img[o:]))
+	}
+	return binary.LittleEndian.Uint64(img[o:])
+}
+
+func vhdxItemOffset(img []byte, metaOff int64, id []byte) int64 {
+	le := binary.LittleEndian
+	m := img[metaOff:]
+	for i := range int(le.Uint16(m[10:])) {
+		e := m[32+32*i:]
+		if bytes.Equal(e[:len(id)], id) {
+			return metaOff + int64(le.Uint32(e[16:]))
+		}
+	}
+	panic("no such metadata item")
+}
+
+// vhdxMetaOffset returns the metadata region's file offset.
+func vhdxMetaOffset(img []byte) int64 {
+	le := binary.LittleEndian
+	for i := range int(le.Uint32(img[192<<10+8:])) {
+		e := 192<<10 + 16 + 32*i
+		if img[e] == 0x06 && img[e+1] == 0xa2 {
+			return int64(le.Uint64(img[e+16:]))
+		}
+	}
+	panic("no metadata region")
+}
+
+// to4K makes a 512-byte-sector VHDX of fewer blocks than one chunk a 4096-byte-sector one: with a
+// single chunk the BAT's layout does not depend on the sector size, so only the metadata changes.
+func to4K(img []byte) []byte {
+	img = append([]byte{}, img...)
+	m := vhdxMetaOffset(img)
+	for _, id := range [][]byte{{0x1d, 0xbf, 0x41, 0x81}, {0xc7, 0x48, 0xa3, 0xcd}} { // logical, physical
+		binary.LittleEndian.PutUint32(img[vhdxItemOffset(img, m, id):], 4096)
+	}
+	return img
+}
+
+// VHDX disks of 4096-byte logical sectors: a dynamic one reads as qemu reads the same disk with
+// 512-byte sectors (and as vhdimount reads it), and a differencing one, whose sector bitmap has a bit
+// per 4 KiB, reads as its model and as vhdimount.
+func TestVHDXLogical4096(t *testing.T) {
+	needTool(t, "qemu-img")
+	dir := t.TempDir()
+	src := sourceRaw(t, dir, 4<<20)
+	p512 := filepath.Join(dir, "p512.vhdx")
+	run(t, "qemu-img", "convert", "-O", "vhdx", "-o", "block_size=1M", src, p512)
+	parent := filepath.Join(dir, "parent.vhdx")
+	if err := os.WriteFile(parent, to4K(mustRead(t, p512)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	want := mustRead(t, qemuRaw(t, p512))
+	d, err := Open(parent, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, d.Size())
+	d.ReadAt(got, 0)
+	d.Close()
+	if !bytes.Equal(got, want) {
+		t.Fatal("the 4096-byte-sector VHDX differs from qemu's reading of its 512-byte twin")
+	}
+	if !strings.Contains(d.Info().Chain[0].Extents[0].Format, "4096-byte sectors") {
+		t.Errorf("info: %q", d.Info().Chain[0].Extents[0].Format)
+	}
+	if judge := vhdimountRead(t, parent); !bytes.Equal(judge, got) {
+		t.Fatal("the 4096-byte-sector VHDX differs from vhdimount's reading")
+	}
+	empty := filepath.Join(dir, "empty.vhdx")
+	run(t, "qemu-img", "create", "-f", "vhdx", "-o", "block_size=1M", empty, "4M")
+	writes := []vhdWrite{{0, 8, 0x71}, {1000, 8, 0x72}, {2040, 16, 0x73}, {6144, 2048, 0x75}}
+	child := filepath.Join(dir, "child.vhdx")
+	if err := os.WriteFile(child, diffVHDX(t, to4K(mustRead(t, empty)), mustRead(t, parent), "parent.vhdx", writes, 3), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range writes {
+		copy(want[w.sector*512:], bytes.Repeat([]byte{w.fill}, int(w.count*512)))
+	}
+	if d, err = Open(child, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	d.ReadAt(got, 0)
+	if !bytes.Equal(got, want) {
+		i := 0
+		for got[i] == want[i] {
+			i++
+		}
+		t.Fatalf("the 4096-byte-sector differencing VHDX differs from the model from byte %d (%#x, want %#x)", i, got[i], want[i])
+	}
+	if judge := vhdimountRead(t, child); !bytes.Equal(judge, got) {
+		t.Fatal("the 4096-byte-sector differencing VHDX differs from vhdimount's reading")
 	}
 }
