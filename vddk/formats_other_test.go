@@ -653,24 +653,7 @@ func TestVHDXDifferencing(t *testing.T) {
 	for _, w := range writes {
 		copy(want[w.sector*512:], bytes.Repeat([]byte{w.fill}, int(w.count*512)))
 	}
-	d, err := Open(child, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
-	if n := len(d.Info().Chain); n != 2 {
-		t.Fatalf("chain of %d links", n)
-	}
-	got := make([]byte, d.Size())
-	if _, err := d.ReadAt(got, 0); err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Fatal("differencing VHDX differs from the model")
-	}
-	if judge := vhdimountRead(t, child); !bytes.Equal(judge, got) {
-		t.Fatalf("differencing VHDX differs from vhdimount's reading (%d and %d bytes)", len(got), len(judge))
-	}
+	readsAs(t, child, want, 2)
 	// The parent changed identity (rewritten by qemu: a new data write GUID): refused.
 	run(t, "qemu-img", "convert", "-O", "vhdx", "-o", "block_size=1M", src, parent)
 	if _, err := Open(child, Options{}); CodeOf(err) != ErrDiskCIDMismatch {
@@ -737,21 +720,9 @@ func TestVHDXLogical4096(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := mustRead(t, qemuRaw(t, p512))
-	d, err := Open(parent, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := make([]byte, d.Size())
-	d.ReadAt(got, 0)
-	d.Close()
-	if !bytes.Equal(got, want) {
-		t.Fatal("the 4096-byte-sector VHDX differs from qemu's reading of its 512-byte twin")
-	}
+	d := readsAs(t, parent, want, 1)
 	if !strings.Contains(d.Info().Chain[0].Extents[0].Format, "4096-byte sectors") {
 		t.Errorf("info: %q", d.Info().Chain[0].Extents[0].Format)
-	}
-	if judge := vhdimountRead(t, parent); !bytes.Equal(judge, got) {
-		t.Fatal("the 4096-byte-sector VHDX differs from vhdimount's reading")
 	}
 	empty := filepath.Join(dir, "empty.vhdx")
 	run(t, "qemu-img", "create", "-f", "vhdx", "-o", "block_size=1M", empty, "4M")
@@ -763,19 +734,34 @@ func TestVHDXLogical4096(t *testing.T) {
 	for _, w := range writes {
 		copy(want[w.sector*512:], bytes.Repeat([]byte{w.fill}, int(w.count*512)))
 	}
-	if d, err = Open(child, Options{}); err != nil {
+	readsAs(t, child, want, 2)
+}
+
+// readsAs opens path, checks its chain has links links and reads as want, and that libvhdi's
+// vhdimount (the judge) reads the same; the disk is closed when the test ends.
+func readsAs(t *testing.T, path string, want []byte, links int) *Disk {
+	t.Helper()
+	d, err := Open(path, Options{})
+	if err != nil {
 		t.Fatal(err)
 	}
-	defer d.Close()
-	d.ReadAt(got, 0)
+	t.Cleanup(func() { d.Close() })
+	if n := len(d.Info().Chain); n != links {
+		t.Fatalf("%s: chain of %d links, want %d", path, n, links)
+	}
+	got := make([]byte, d.Size())
+	if _, err := d.ReadAt(got, 0); err != nil {
+		t.Fatal(err)
+	}
 	if !bytes.Equal(got, want) {
 		i := 0
-		for got[i] == want[i] {
+		for i < min(len(got), len(want)) && got[i] == want[i] {
 			i++
 		}
-		t.Fatalf("the 4096-byte-sector differencing VHDX differs from the model from byte %d (%#x, want %#x)", i, got[i], want[i])
+		t.Fatalf("%s differs from the model (%d bytes, want %d) from byte %d", path, len(got), len(want), i)
 	}
-	if judge := vhdimountRead(t, child); !bytes.Equal(judge, got) {
-		t.Fatal("the 4096-byte-sector differencing VHDX differs from vhdimount's reading")
+	if judge := vhdimountRead(t, path); !bytes.Equal(judge, got) {
+		t.Fatalf("%s differs from vhdimount's reading (%d and %d bytes)", path, len(got), len(judge))
 	}
+	return d
 }
