@@ -1,6 +1,7 @@
 package vddk
 
 import (
+	"bytes"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -8,17 +9,17 @@ import (
 	"testing"
 )
 
-// Images made by qemu-img in each format it writes are named; a raw image, a VMDK's own bytes read as
-// raw, and a file of zeros are not refused.
+// Images made by qemu-img in each format it writes that vmdkmount does not read are named; the ones it
+// reads (qcow2, VHD, VHDX, VDI) and a raw image are not refused.
 func TestRefuseUnread(t *testing.T) {
 	if _, err := exec.LookPath("qemu-img"); err != nil {
 		t.Skip("qemu-img not installed")
 	}
 	dir := t.TempDir()
 	for _, c := range []struct{ fmt, opts, want string }{
-		{"qcow2", "", "a qcow2 image"}, {"qcow", "", "a qcow image"}, {"qed", "", "a QED image"},
-		{"vpc", "", "a VHD image"}, {"vpc", "subformat=fixed", "a VHD image"}, {"vhdx", "", "a VHDX image"},
-		{"vdi", "", "a VDI image"}, {"parallels", "", "a Parallels image"}, {"raw", "", ""},
+		{"qcow2", "", ""}, {"qcow", "", "a qcow (version 1) image"}, {"qed", "", "a QED image"},
+		{"vpc", "", ""}, {"vpc", "subformat=fixed", ""}, {"vhdx", "", ""},
+		{"vdi", "", ""}, {"parallels", "", "a Parallels image"}, {"raw", "", ""},
 	} {
 		p := filepath.Join(dir, c.fmt+strings.ReplaceAll(c.opts, "=", "-"))
 		args := []string{"create", "-q", "-f", c.fmt}
@@ -32,7 +33,7 @@ func TestRefuseUnread(t *testing.T) {
 		switch {
 		case c.want == "" && err != nil:
 			t.Errorf("%s refused: %v", c.fmt, err)
-		case c.want != "" && (err == nil || err.Error() != p+": "+c.want+", which vmdkmount does not read yet"):
+		case c.want != "" && (err == nil || err.Error() != p+": "+c.want+", which vmdkmount does not read"):
 			t.Errorf("%s %s: %v", c.fmt, c.opts, err)
 		}
 	}
@@ -46,17 +47,23 @@ func TestRefuseUnread(t *testing.T) {
 	}
 }
 
-// The sniffer reads fixed offsets of whatever it is given: no input may make it panic.
-func FuzzForeignFormat(f *testing.F) {
-	f.Add([]byte("QFI\xfb\x00\x00\x00\x03"), []byte{})
-	f.Add([]byte("conectix"), []byte("conectix"))
-	f.Add(make([]byte, 0x44), []byte("vhdxfile"))
-	f.Add([]byte("QFI"), []byte("con"))
-	f.Fuzz(func(t *testing.T, head, tail []byte) {
-		switch name := foreignFormat(head, tail); name {
-		case "", "qcow", "qcow2", "QED", "VHDX", "VHD", "VDI", "Parallels":
+// The sniffer reads fixed offsets of whatever it is given (and the last sector of the file): no input
+// may make it panic, and what it names is a format Open reads or a refusal.
+func FuzzForeignKind(f *testing.F) {
+	f.Add([]byte("QFI\xfb\x00\x00\x00\x03"))
+	f.Add([]byte("QFI\xfb\x00\x00\x00\x01"))
+	f.Add([]byte("conectix"))
+	f.Add(append(make([]byte, 0x40), 0x7f, 0x10, 0xda, 0xbe))
+	f.Add([]byte("QFI"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		head := b[:min(len(b), 4096)]
+		switch kind, err := foreignKind(bytes.NewReader(b), head, int64(len(b))); kind {
+		case "", FormatQcow2, FormatVHD, FormatVHDX, FormatVDI:
+			if kind != "" && err != nil {
+				t.Errorf("%q and an error: %v", kind, err)
+			}
 		default:
-			t.Errorf("unknown name %q", name)
+			t.Errorf("unknown kind %q", kind)
 		}
 	})
 }

@@ -41,10 +41,6 @@ var refusedMagic = []struct{ magic, name string }{
 	{"QED\x00", "a QED image"},
 	{"WithoutFreeSpace", "a Parallels image"},
 	{"WithouFreSpacExt", "a Parallels image"},
-	{"QFI\xfb", ""}, // qcow2: read
-	{"QFI\x00", "a qcow (version 1) image"},
-	{"conectix", ""},
-	{"vhdxfile", ""},
 	{"CISO", "a compressed ISO (CSO) image"},
 	{"\x78\x01\x73\x0d\x62\x62\x60", "an Apple DMG image"},
 	{"Bochs Virtual HD Image", "a Bochs image"},
@@ -54,6 +50,8 @@ var refusedMagic = []struct{ magic, name string }{
 // VMDK or raw file, or an error naming a known container vmdkmount does not read.
 func foreignKind(f io.ReaderAt, head []byte, size int64) (string, error) {
 	switch {
+	case qcow2.IsQcow2(head) && len(head) >= 8 && binary.BigEndian.Uint32(head[4:]) == 1:
+		return "", layer.Unsupported("a qcow (version 1) image, which vmdkmount does not read")
 	case qcow2.IsQcow2(head):
 		return FormatQcow2, nil
 	case bytes.HasPrefix(head, []byte("vhdxfile")):

@@ -193,18 +193,18 @@ func TestConvertRawSparseWithProgress(t *testing.T) {
 func TestRefuseOtherFormats(t *testing.T) {
 	needQemu(t)
 	dir := t.TempDir()
-	q := filepath.Join(dir, "disk.qcow2")
-	if out, err := exec.Command("qemu-img", "create", "-q", "-f", "qcow2", q, "8M").CombinedOutput(); err != nil {
+	q := filepath.Join(dir, "disk.qed") // a format vmdkmount does not read (qcow2, VHD, VHDX and VDI it reads)
+	if out, err := exec.Command("qemu-img", "create", "-q", "-f", "qed", q, "8M").CombinedOutput(); err != nil {
 		t.Fatalf("%v %s", err, out)
 	}
-	want := "vmdk: " + q + ": a qcow2 image, which vmdkmount does not read yet\n"
+	want := "vmdk: " + q + ": a QED image, which vmdkmount does not read\n"
 	for _, args := range [][]string{{"info", q}, {"convert", q, filepath.Join(dir, "out.vmdk")}, {"cat", q}} {
 		if _, errOut, code := runBin(t, args...); code != 1 || errOut != want {
 			t.Errorf("%v: exit %d, %q", args, code, errOut)
 		}
 	}
 	if _, err := os.Stat(filepath.Join(dir, "out.vmdk")); err == nil {
-		t.Error("convert of a qcow2 wrote an output")
+		t.Error("convert of a QED image wrote an output")
 	}
 }
 
