@@ -139,6 +139,9 @@ func TestHostileForeignImages(t *testing.T) {
 	cases, opened := 0, 0
 	try := func(name, file string, b []byte) {
 		cases++
+		if raceOn && cases%5 != 0 {
+			return
+		}
 		p := filepath.Join(work, file)
 		if err := os.WriteFile(p, b, 0o644); err != nil {
 			t.Fatal(err)

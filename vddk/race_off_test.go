@@ -1,0 +1,5 @@
+//go:build !race
+
+package vddk
+
+const raceOn = false
