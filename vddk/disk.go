@@ -156,10 +156,10 @@ func (o *opener) openParentAt(childDir *confine.Dir, c string) (*link, error) {
 		return nil, err
 	}
 	if outside && !o.opts.AllowExternalPaths {
-		if ok, verr := isVMDKFile(f); verr != nil || !ok {
+		if ok, verr := isDiskImageFile(f); verr != nil || !ok {
 			f.Close()
 			dir.Close()
-			return nil, fmt.Errorf("%s %w and is not a VMDK", c, confine.ErrOutside)
+			return nil, fmt.Errorf("%s %w and is not a VMDK or another disk image", c, confine.ErrOutside)
 		}
 	}
 	return o.openLink(opened{f: f, dir: dir, rel: filepath.Base(c), path: c})

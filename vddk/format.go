@@ -6,11 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
 
+	"github.com/vmdkmount/vmdkmount/vddk/internal/confine"
 	"github.com/vmdkmount/vmdkmount/vddk/layer"
 	"github.com/vmdkmount/vmdkmount/vddk/qcow2"
 	"github.com/vmdkmount/vmdkmount/vddk/vdi"
@@ -84,7 +86,7 @@ func foreignKind(f io.ReaderAt, head []byte, size int64) (string, error) {
 // Format constants. Known containers vmdkmount does not read, and files that cannot be a disk (empty,
 // text that is no descriptor), are refused with an error saying why.
 func DetectFormat(path string) (string, error) {
-	f, err := openFile(path, false)
+	f, err := confine.OpenPath(path, os.O_RDONLY, true)
 	if err != nil {
 		return "", wrapErr(ErrFileNotFound, path, err, "open")
 	}
@@ -230,29 +232,29 @@ func foreignErr(path string, err error, what string) error {
 	return wrapErr(ErrDiskInvalidDisk, path, err, "%s", what)
 }
 
-// openForeign opens f (the file at path, of size bytes) as a link of format kind.
-func (o *opener) openForeign(f *os.File, path, kind string, size int64) (*link, error) {
+// openForeign opens op's file (of size bytes) as a link of format kind.
+func (o *opener) openForeign(op opened, kind string, size int64) (*link, error) {
+	f, path := op.f, op.path
 	if o.writable {
 		return nil, newErr(ErrNotSupported, path, "%s images are read-only here: write to a VMDK child or convert it", kind)
 	}
 	e := &foreignExtent{files: []*os.File{f}, size: size}
-	dir := filepath.Dir(path)
 	var img layer.Image
 	var err error
 	switch kind {
 	case FormatQcow2:
 		img, err = qcow2.Open(f, size, qcow2.Options{OpenDataFile: func(name string) (io.ReaderAt, int64, error) {
-			p, err := o.resolve(dir, name, "data file")
+			// Confined beneath the image's folder like an extent.
+			if op.dir == nil {
+				return nil, 0, newErr(ErrFileAccessError, path, "no folder to find data file %q in", name)
+			}
+			df, err := o.openNamed(op.dir, name, "data file", false)
 			if err != nil {
 				return nil, 0, err
 			}
-			df, err := openFile(p, false)
-			if err != nil {
-				return nil, 0, err
-			}
-			e.files = append(e.files, df)
-			n, err := df.Seek(0, io.SeekEnd)
-			return df, n, err
+			e.files = append(e.files, df.f)
+			n, err := df.f.Seek(0, io.SeekEnd)
+			return df.f, n, err
 		}})
 	default:
 		err = openOtherFormat(kind, f, size, &img)
@@ -273,7 +275,7 @@ func (o *opener) openForeign(f *os.File, path, kind string, size int64) (*link, 
 	if e.desc.ID != "" {
 		desc.DDB["uuid"] = e.desc.ID
 	}
-	return &link{path: path, desc: desc, exts: []extent{e}, starts: []int64{0}, size: img.Size(), foreign: e}, nil
+	return &link{path: path, root: op.dir, name: op.rel, desc: desc, exts: []extent{e}, starts: []int64{0}, size: img.Size(), foreign: e}, nil
 }
 
 // openOtherFormat opens the formats whose readers need only the file.
@@ -307,48 +309,64 @@ func (l *link) hasParent() bool {
 	return l.desc.ParentFileNameHint != "" || l.foreign != nil && l.foreign.desc.Parent.ByID
 }
 
-// openForeignParent opens the parent a link of another format names: by its declared format (a raw
-// parent is opened raw even if it looks like something else), by probing otherwise, and checks the
-// identity the child expects.
+// openForeignParent opens the parent a link of another format names, under the rule of VMDK parents
+// (beside the child, or anywhere when the file found is itself a disk image): by its declared format
+// (a parent declared raw is opened raw even if it looks like something else, and stays confined), by
+// its content otherwise; then checks the identity the child expects.
 func (o *opener) openForeignParent(child *link) (*link, error) {
 	par := child.foreign.desc.Parent
-	dir := filepath.Dir(child.path)
 	fail := func(err error) error {
 		return &Error{Code: ErrDiskOpenParent, Path: child.path, Msg: fmt.Sprintf("cannot open parent %q", par.Name), Err: err}
 	}
-	var pp string
-	var err error
-	for _, name := range append([]string{par.Name}, par.Names...) {
+	if child.root == nil {
+		return nil, fail(newErr(ErrFileAccessError, child.path, "no folder to find the parent in"))
+	}
+	names := append([]string{par.Name}, par.Names...)
+	if par.ByID {
+		name, err := o.findByID(child.root, par.ID)
+		if err != nil {
+			return nil, fail(err)
+		}
+		names = []string{name}
+	}
+	var p *link
+	var err, refused error
+	for _, name := range names {
 		if name == "" {
 			continue
 		}
-		if pp, err = o.resolve(dir, name, "parent"); err == nil {
-			break
+		if par.Format == FormatRaw {
+			var op opened
+			if op, err = o.openNamed(child.root, name, "parent", false); err == nil {
+				p, err = o.openRawLink(op)
+			}
+		} else {
+			for _, c := range candidates(child.root.Path, name) {
+				p, err = o.openParentAt(child.root, c)
+				if !errors.Is(err, fs.ErrNotExist) {
+					break
+				}
+			}
+		}
+		var verr *Error
+		if err == nil || errors.As(err, &verr) && CodeOf(err) != ErrFileNotFound {
+			break // found, or found and damaged or looping: say so
+		}
+		if refused == nil && !errors.Is(err, fs.ErrNotExist) && CodeOf(err) != ErrFileNotFound {
+			refused = err
 		}
 	}
-	if par.ByID {
-		pp, err = o.findByID(dir, par.ID)
-	}
-	if pp == "" && err == nil {
-		err = newErr(ErrFileNotFound, child.path, "the parent has no name")
-	}
 	if err != nil {
-		return nil, fail(err)
-	}
-	kind := par.Format
-	if kind != FormatRaw {
-		if kind, err = DetectFormat(pp); err != nil {
-			return nil, fail(err)
+		if refused != nil {
+			err = refused
 		}
-	}
-	var p *link
-	if kind == FormatRaw {
-		p, err = o.openRawLink(pp)
-	} else {
-		p, err = o.openLink(pp)
-	}
-	if err != nil {
+		if !errors.As(err, new(*Error)) {
+			err = &Error{Code: ErrFileAccessError, Msg: "refused" + externalHint(err), Err: err}
+		}
 		return nil, fail(err)
+	}
+	if p == nil {
+		return nil, fail(newErr(ErrFileNotFound, child.path, "the parent has no name"))
 	}
 	if par.ID != "" {
 		got := ""
@@ -357,29 +375,40 @@ func (o *opener) openForeignParent(child *link) (*link, error) {
 		}
 		if !strings.EqualFold(got, par.ID) && !o.opts.IgnoreCIDMismatch {
 			p.close()
-			return nil, newErr(ErrDiskCIDMismatch, child.path, "expects its parent %s to have id %s, it has %q (the parent changed or is another disk)", pp, par.ID, got)
+			return nil, newErr(ErrDiskCIDMismatch, child.path, "expects its parent %s to have id %s, it has %q (the parent changed or is another disk)", p.path, par.ID, got)
 		}
 	}
 	return p, nil
 }
 
-// openRawLink opens a raw image as a read-only parent link.
-func (o *opener) openRawLink(path string) (*link, error) {
-	f, err := openFile(path, false)
-	if err != nil {
-		return nil, wrapErr(ErrFileNotFound, path, err, "open raw image")
-	}
-	if st, err := f.Stat(); err == nil {
+// openRawLink opens a raw image as a read-only parent link (its folder stays the child's).
+func (o *opener) openRawLink(op opened) (*link, error) {
+	if st, err := op.f.Stat(); err == nil {
 		if sys, ok := st.Sys().(*syscall.Stat_t); ok {
 			id := fileID{uint64(sys.Dev), sys.Ino}
 			if prev, dup := o.seen[id]; dup {
-				f.Close()
-				return nil, newErr(ErrDiskInvalidChain, path, "the parent chain loops back to %s", prev)
+				op.f.Close()
+				return nil, newErr(ErrDiskInvalidChain, op.path, "the parent chain loops back to %s", prev)
 			}
-			o.seen[id] = path
+			o.seen[id] = op.path
 		}
 	}
-	return rawLink(f, path)
+	return rawLink(op.f, op.path)
+}
+
+// isDiskImageFile tells whether an opened file is a VMDK or an image of another format vddk reads:
+// what a parent outside its child's folder must be.
+func isDiskImageFile(f *os.File) (bool, error) {
+	head := make([]byte, 4096)
+	n, err := f.ReadAt(head, 0)
+	if err != nil && err != io.EOF {
+		return false, err
+	}
+	size, _ := f.Seek(0, io.SeekEnd)
+	if kind, err := foreignKind(f, head[:n], size); err == nil && kind != "" {
+		return true, nil
+	}
+	return isVMDKFile(f)
 }
 
 // rawLink makes the one-extent link of a raw image file.
@@ -398,29 +427,26 @@ func rawLink(f *os.File, path string) (*link, error) {
 // maxSiblings bounds the folder entries looked at when a parent is known only by its UUID.
 const maxSiblings = 4096
 
-// findByID finds, among the VDI files of the child's folder and the other roots, the one whose
-// creation UUID is id (VirtualBox keeps the names in its media registry, not in the child).
-func (o *opener) findByID(dir, id string) (string, error) {
-	for _, d := range append([]string{dir}, o.opts.Roots...) {
-		ents, err := os.ReadDir(d)
+// findByID finds, among the VDI files of the child's folder, the one whose creation UUID is id
+// (VirtualBox keeps the names in its media registry, not in the child), and returns its name.
+func (o *opener) findByID(dir *confine.Dir, id string) (string, error) {
+	ents, err := os.ReadDir(dir.Path)
+	if err != nil {
+		return "", wrapErr(ErrFileAccessError, dir.Path, err, "list")
+	}
+	for _, e := range ents[:min(len(ents), maxSiblings)] {
+		if !e.Type().IsRegular() {
+			continue
+		}
+		f, err := dir.Open(e.Name(), os.O_RDONLY, false)
 		if err != nil {
 			continue
 		}
-		for _, e := range ents[:min(len(ents), maxSiblings)] {
-			p := filepath.Join(d, e.Name())
-			if !e.Type().IsRegular() || o.allowed(p) != nil {
-				continue
-			}
-			f, err := openFile(p, false)
-			if err != nil {
-				continue
-			}
-			got, err := vdi.ReadID(f)
-			f.Close()
-			if err == nil && strings.EqualFold(got, id) {
-				return p, nil
-			}
+		got, err := vdi.ReadID(f)
+		f.Close()
+		if err == nil && strings.EqualFold(got, id) {
+			return e.Name(), nil
 		}
 	}
-	return "", newErr(ErrFileNotFound, dir, "no VDI with UUID %s beside the child", id)
+	return "", newErr(ErrFileNotFound, dir.Path, "no VDI with UUID %s beside the child", id)
 }

@@ -360,3 +360,24 @@ func checkFileSpans(t *testing.T, d *Disk, n, step int64) int {
 	}
 	return spans
 }
+
+// Backing files follow the rule of VMDK parents: one in another folder is opened when it is itself a
+// disk image (a qcow2 base kept elsewhere), a raw one only beside the child.
+func TestQcow2BackingInAnotherFolder(t *testing.T) {
+	needTool(t, "qemu-img")
+	base, top := t.TempDir(), t.TempDir()
+	src := sourceRaw(t, base, 2<<20)
+	run(t, "qemu-img", "convert", "-O", "qcow2", src, filepath.Join(base, "base.qcow2"))
+	child := filepath.Join(top, "child.qcow2")
+	run(t, "qemu-img", "create", "-f", "qcow2", "-b", filepath.Join(base, "base.qcow2"), "-F", "qcow2", child)
+	qemuIO(t, "qcow2", child, "write -P 0x44 64k 64k")
+	matchQemu(t, child, Options{})
+	raw := filepath.Join(top, "over-raw.qcow2")
+	run(t, "qemu-img", "create", "-f", "qcow2", "-b", src, "-F", "raw", raw)
+	if d, err := Open(raw, Options{}); err == nil {
+		d.Close()
+		t.Fatal("a raw backing file outside the folder was opened")
+	} else if CodeOf(err) != ErrDiskOpenParent || !strings.Contains(err.Error(), "allow with") {
+		t.Errorf("refusal does not say why: %v", err)
+	}
+}
