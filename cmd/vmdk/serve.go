@@ -110,7 +110,7 @@ func cmdServe(c *cli.Context) error {
 
 // openServed opens DISK for serving: as it is, or with --rw through a new redo log on top of it.
 func openServed(c *cli.Context, p string, i int, vopts vddk.Options) (d *vddk.Disk, redo string, err error) {
-	isVMDK, err := vddk.IsVMDK(p)
+	isVMDK, err := vddk.IsDiskImage(p) // a VMDK or another format vddk reads
 	if err != nil {
 		return nil, "", err
 	}
