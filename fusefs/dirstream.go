@@ -20,13 +20,20 @@ type dirStream struct {
 	batch  []fsys.CookieEntry
 	cookie uint64
 	given  int // entries given so far
+	// lookupsAt is the directory's LOOKUP count (treeNode.lookups) when the listing passed plusEntries.
+	lookupsAt uint64
 }
 
 // plusEntries is how many entries of a streamed listing READDIRPLUS answers with their attributes.
 // Past it, entries go to the kernel with no node (nodeid 0: "no attributes", which the kernel accepts
 // and looks up on demand): every node the daemon creates stays in memory until the kernel forgets it,
 // and reading each entry's inode in the directory's hash order is a random read per entry. A
-// million-entry `ls -f` then costs neither.
+// million-entry `ls -f` then costs neither. But a listing whose entries the kernel looks up past that
+// point is being stat'ed (ls -l: one LOOKUP per entry, 20x slower than the kernel's ls -l), so from the
+// first LOOKUP on, its entries get their attributes again. The kernel's own switch for this,
+// FUSE_READDIRPLUS_AUTO, is not used: it sends a listing that is not being stat'ed as plain READDIR past
+// its first reply, and the kernel then does not know those files, so the primer cannot store into them
+// while a walker (grep -r, which lists before it reads) goes through the directory.
 const plusEntries = 1024
 
 // streaming opens the stream at the first READDIR when the tree can stream; false means the handle
@@ -66,13 +73,18 @@ func (d *dirHandle) streamDirent() (*fuse.DirEntry, syscall.Errno) {
 	e := st.batch[0]
 	st.batch, st.cookie = st.batch[1:], e.Next
 	st.given++
+	if st.given == plusEntries+1 {
+		st.lookupsAt = d.n.lookups.Load()
+	}
 	d.last = e.DirEntry
 	return d.fuseEntry(e.DirEntry, e.Next+2), 0
 }
 
 // plusDone tells a READDIRPLUS lookup of the entry just given to leave it without attributes.
 func (d *dirHandle) plusDone(name string) bool {
-	return d.stream != nil && d.stream.given > plusEntries && d.last != nil && d.last.Name() == name
+	st := d.stream
+	return st != nil && st.given > plusEntries && d.n.lookups.Load() == st.lookupsAt &&
+		d.last != nil && d.last.Name() == name
 }
 
 func (st *dirStream) seek(off uint64) {

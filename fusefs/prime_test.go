@@ -13,9 +13,6 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/vmdkmount/vmdkmount/fusefs"
-	"github.com/vmdkmount/vmdkmount/vddk"
-	"github.com/vmdkmount/vmdkmount/volumes"
 	"github.com/vmdkmount/vmdkmount/volumes/fsys"
 )
 
@@ -98,24 +95,9 @@ func TestPrimedFilesReadFromPageCache(t *testing.T) {
 	run(t, "mount", "-o", "loop,ro,noatime", img, kern)
 	defer run(t, "umount", kern)
 
-	set, closer, err := volumes.OpenFiles([]string{img}, vddk.Options{}, volumes.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer closer.Close()
-	tr, err := set.Volumes()[0].OpenTree(volumes.TreeOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tr.Close()
+	tr := imageTree(t, img)
 	tree := &countingTree{FS: tr}
-	mnt := filepath.Join(dir, "mnt")
-	os.Mkdir(mnt, 0o755)
-	srv, err := fusefs.Mount(mnt, &fusefs.Layout{Trees: []fusefs.TreeSource{{Name: "v", Tree: tree}}, SingleTree: true}, fusefs.MountOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Unmount()
+	mnt := mountTree(t, filepath.Join(dir, "mnt"), tree)
 
 	// Listing alone (ls -l, find): nothing read, nothing stored.
 	listed, err := os.ReadDir(filepath.Join(mnt, "listed"))

@@ -32,6 +32,9 @@ type treeNode struct {
 	mu     sync.Mutex
 	file   *openFile   // opened at the first read on a mount without OPEN requests (see Layout.noOpen)
 	primed atomic.Bool // queued for the primer once (a file with hard links shares one node)
+	// lookups counts the kernel's LOOKUPs of entries of this directory: a listing that sees them is
+	// being stat'ed (ls -l) and gives its entries' attributes past plusEntries (see dirStream).
+	lookups atomic.Uint64
 }
 
 func newTreeNode(parent *treeNode, p string, st *fsys.Stat) *treeNode {
@@ -80,6 +83,12 @@ func (n *treeNode) fill(st *fsys.Stat, a *fuse.Attr) {
 }
 
 func (n *treeNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	n.lookups.Add(1)
+	return n.lookup(ctx, name, out)
+}
+
+// lookup resolves an entry of n by its name.
+func (n *treeNode) lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
 	p := n.child(name)
 	fi, err := n.tree.Lstat(p)
 	if err != nil {
@@ -179,7 +188,13 @@ func (n *treeNode) Getxattr(ctx context.Context, attr string, dest []byte) (uint
 	if n.stream != "" {
 		return 0, syscall.ENODATA // the owner's attributes are the owner's
 	}
-	v, err := n.tree.GetXattr(n.path, attr)
+	var v []byte
+	var err error
+	if g, ok := n.tree.(fsys.InodeXattrGetter); ok && n.st.Ino != 0 {
+		v, err = g.GetXattrInode(n.st.Ino, n.path, attr) // no path lookup: ls -l asks two per entry
+	} else {
+		v, err = n.tree.GetXattr(n.path, attr)
+	}
 	if errors.Is(err, fsys.ErrNoXattr) {
 		return 0, syscall.ENODATA
 	}

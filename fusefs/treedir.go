@@ -125,7 +125,7 @@ func (d *dirHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut)
 		return nil, syscall.EAGAIN // any error: go-fuse then gives the entry no node
 	}
 	if d.last == nil || d.last.Name() != name {
-		return d.n.Lookup(ctx, name, out)
+		return d.n.lookup(ctx, name, out)
 	}
 	if se, ok := d.last.(*streamEntry); ok {
 		return d.n.newStreamChild(ctx, se.owner, se.stream, &se.fi.St, out), 0
@@ -136,7 +136,7 @@ func (d *dirHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut)
 	}
 	st := fsys.StatOf(fi)
 	if st == nil {
-		return d.n.Lookup(ctx, name, out)
+		return d.n.lookup(ctx, name, out)
 	}
 	c := d.n.newChild(ctx, d.n.child(name), st, out)
 	if tn, ok := c.Operations().(*treeNode); ok && d.n.layout.primer != nil {

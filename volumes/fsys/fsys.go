@@ -45,6 +45,13 @@ type InodeOpener interface {
 	OpenInode(ino uint64, name string) (File, error)
 }
 
+// InodeXattrGetter is implemented by readers that can read an extended attribute by the Stat.Ino of
+// an entry, without resolving its path again: ls -l asks two attributes of every entry it lists.
+// name is only used in errors.
+type InodeXattrGetter interface {
+	GetXattrInode(ino uint64, name, attr string) ([]byte, error)
+}
+
 // Content a reader recognises but cannot present (data kept outside the volume, encryption, an
 // unimplemented compression) fails with an error wrapping errors.ErrUnsupported, which a FUSE layer
 // reports as EOPNOTSUPP; EIO stays for damage.

@@ -136,6 +136,22 @@ func (f *FS) GetXattr(name, attr string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	return f.xattr(in, name, attr)
+}
+
+// GetXattrInode is GetXattr of the entry whose Stat.Ino is ino (fsys.InodeXattrGetter).
+func (f *FS) GetXattrInode(ino uint64, name, attr string) ([]byte, error) {
+	if ino == 0 || ino > uint64(f.sb.inodesCount) {
+		return nil, pathErr("getxattr", name, fmt.Errorf("inode %d out of range: %w", ino, fs.ErrNotExist))
+	}
+	in, err := f.inode(uint32(ino))
+	if err != nil {
+		return nil, pathErr("getxattr", name, err)
+	}
+	return f.xattr(in, name, attr)
+}
+
+func (f *FS) xattr(in *inode, name, attr string) ([]byte, error) {
 	xs, err := f.xattrs(in)
 	if err != nil {
 		return nil, pathErr("getxattr", name, err)
