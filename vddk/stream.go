@@ -24,8 +24,8 @@ const (
 type grainInflater struct {
 	markers  bool
 	capacity int64
-	cache    *lru[grainKey, []byte] // nil: unbuffered
-	file     fileID                 // the file's key in a cache the disk's extents share
+	cache    *sizedLRU[grainKey, []byte] // nil: unbuffered
+	file     fileID                      // the file's key in a cache the disk's extents share
 	bufs     sync.Pool
 	// inflight deduplicates concurrent inflation of the same grain.
 	mu       sync.Mutex
@@ -44,7 +44,7 @@ type grainKey struct {
 	g    int64
 }
 
-func newGrainInflater(markers bool, capacity int64, cache *lru[grainKey, []byte], file fileID) *grainInflater {
+func newGrainInflater(markers bool, capacity int64, cache *sizedLRU[grainKey, []byte], file fileID) *grainInflater {
 	return &grainInflater{
 		markers:  markers,
 		capacity: capacity,

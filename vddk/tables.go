@@ -21,9 +21,9 @@ type diskTables struct {
 	mu      sync.Mutex
 	gdBytes int64
 	byFile  map[fileID]*grainExtent // read-only grain extents, by the file they read
-	gt32    *lru[tableKey, []uint32]
-	gt64    *lru[tableKey, []uint64]
-	grains  *lru[grainKey, []byte]
+	gt32    *sizedLRU[tableKey, []uint32]
+	gt64    *sizedLRU[tableKey, []uint64]
+	grains  *sizedLRU[grainKey, []byte]
 }
 
 func newDiskTables() *diskTables {
@@ -35,13 +35,13 @@ func newDiskTables() *diskTables {
 	}
 }
 
-func newGrainLRU() *lru[grainKey, []byte] {
+func newGrainLRU() *sizedLRU[grainKey, []byte] {
 	return newSizedLRU[grainKey](grainCacheBytes, func(v []byte) int { return len(v) })
 }
 
 // grainCache picks the cache of a stream file's inflated grains: the disk's shared one unless the
 // extent is writable or unbudgeted.
-func (t *diskTables) grainCache(f *os.File, writable bool) (*lru[grainKey, []byte], fileID) {
+func (t *diskTables) grainCache(f *os.File, writable bool) (*sizedLRU[grainKey, []byte], fileID) {
 	if id, ok := idOf(f); t != nil && ok && !writable {
 		return t.grains, id
 	}
@@ -114,7 +114,7 @@ type tableKey struct {
 // either the disk's shared one or the extent's own (writable extents update their tables in place).
 type tableCache[V any] struct {
 	file fileID
-	c    *lru[tableKey, []V]
+	c    *sizedLRU[tableKey, []V]
 }
 
 func (c tableCache[V]) get(sector uint32) ([]V, bool) { return c.c.get(tableKey{c.file, sector}) }
