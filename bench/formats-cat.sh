@@ -15,22 +15,9 @@ out=${OUT:-/dev/shm/vmdk-formats-bench-$$.raw}
 trap 'rm -f "$out" "$out.qemu"' EXIT
 go build -o "$work/vmdk" ./cmd/vmdk
 
-rnd() { openssl enc -aes-128-ctr -nosalt -pbkdf2 -pass "pass:$1" </dev/zero 2>/dev/null | head -c "$2" || true; }
+. bench/lib.sh
 src=$work/src.raw
-if [ ! -f "$src" ]; then
-	# 64 MiB blocks: random, text, hole, half random/half hole — a plausible disk mix.
-	n=$((SIZE_MIB / 64))
-	truncate -s $((n * 64 << 20)) "$src"
-	for i in $(seq 0 $((n - 1))); do
-		off=$((i * 64 << 20))
-		case $((i % 4)) in
-		0) rnd "b$i" $((64 << 20)) | dd of="$src" oflag=seek_bytes seek=$off conv=notrunc status=none ;;
-		1) (yes "block $i: some compressible guest text, logs and config files" || true) | head -c $((64 << 20)) |
-			dd of="$src" oflag=seek_bytes seek=$off conv=notrunc status=none ;;
-		3) rnd "h$i" $((32 << 20)) | dd of="$src" oflag=seek_bytes seek=$off conv=notrunc status=none ;;
-		esac
-	done
-fi
+make_mix "$src" $((SIZE_MIB / 64))
 mk() { # mk NAME FORMAT [qemu-img convert options...]
 	local name=$1 fmt=$2
 	shift 2
@@ -52,18 +39,8 @@ if [ ! -f "$work/qcow2-top.qcow2" ]; then
 	qemu-io -f qcow2 -c "write -P 0x11 100M 200M" "$work/qcow2-top.qcow2" >/dev/null
 fi
 
-best() { # best wall time in seconds of RUNS runs of "$@"
-	local b=999999 t s e
-	for _ in $(seq "$RUNS"); do
-		rm -f "$out"
-		s=$(date +%s.%N)
-		"$@"
-		e=$(date +%s.%N)
-		t=$(echo "$e - $s" | bc)
-		b=$(echo "if ($t < $b) $t else $b" | bc)
-	done
-	echo "$b"
-}
+before_run() { rm -f "$out"; }
+best() { best_time "$@"; }
 ours() { "$work/vmdk" cat "$1" >"$out"; }
 qemu() { qemu-img convert -f "$2" -O raw "$1" "$out"; }
 
