@@ -642,18 +642,8 @@ func TestVHDXDifferencing(t *testing.T) {
 	src := sourceRaw(t, dir, 4<<20)
 	parent := filepath.Join(dir, "parent.vhdx")
 	run(t, "qemu-img", "convert", "-O", "vhdx", "-o", "block_size=1M", src, parent)
-	empty := filepath.Join(dir, "empty.vhdx")
-	run(t, "qemu-img", "create", "-f", "vhdx", "-o", "block_size=1M", empty, "4M")
 	writes := []vhdWrite{{0, 8, 0x71}, {1000, 1, 0x72}, {2047, 2, 0x73}, {4096, 100, 0x74}, {6144, 2048, 0x75}}
-	child := filepath.Join(dir, "child.vhdx")
-	if err := os.WriteFile(child, diffVHDX(t, mustRead(t, empty), mustRead(t, parent), "parent.vhdx", writes, 3), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	want := mustRead(t, qemuRaw(t, parent))
-	for _, w := range writes {
-		copy(want[w.sector*512:], bytes.Repeat([]byte{w.fill}, int(w.count*512)))
-	}
-	readsAs(t, child, want, 2)
+	child := checkVHDXChild(t, dir, nil, mustRead(t, qemuRaw(t, parent)), writes)
 	// The parent changed identity (rewritten by qemu: a new data write GUID): refused.
 	run(t, "qemu-img", "convert", "-O", "vhdx", "-o", "block_size=1M", src, parent)
 	if _, err := Open(child, Options{}); CodeOf(err) != ErrDiskCIDMismatch {
@@ -724,17 +714,32 @@ func TestVHDXLogical4096(t *testing.T) {
 	if !strings.Contains(d.Info().Chain[0].Extents[0].Format, "4096-byte sectors") {
 		t.Errorf("info: %q", d.Info().Chain[0].Extents[0].Format)
 	}
+	writes := []vhdWrite{{0, 8, 0x71}, {1000, 8, 0x72}, {2040, 16, 0x73}, {6144, 2048, 0x75}}
+	checkVHDXChild(t, dir, to4K, want, writes)
+}
+
+// checkVHDXChild writes child.vhdx in dir: a differencing VHDX of dir's parent.vhdx holding writes,
+// its structures taken from an empty 4 MiB disk made by qemu-img and passed through shape (when not
+// nil). It checks the child reads as want with the writes applied (want is updated), by us and by
+// vhdimount, and returns its path.
+func checkVHDXChild(t *testing.T, dir string, shape func([]byte) []byte, want []byte, writes []vhdWrite) string {
+	t.Helper()
 	empty := filepath.Join(dir, "empty.vhdx")
 	run(t, "qemu-img", "create", "-f", "vhdx", "-o", "block_size=1M", empty, "4M")
-	writes := []vhdWrite{{0, 8, 0x71}, {1000, 8, 0x72}, {2040, 16, 0x73}, {6144, 2048, 0x75}}
+	img := mustRead(t, empty)
+	if shape != nil {
+		img = shape(img)
+	}
 	child := filepath.Join(dir, "child.vhdx")
-	if err := os.WriteFile(child, diffVHDX(t, to4K(mustRead(t, empty)), mustRead(t, parent), "parent.vhdx", writes, 3), 0o644); err != nil {
+	parent := mustRead(t, filepath.Join(dir, "parent.vhdx"))
+	if err := os.WriteFile(child, diffVHDX(t, img, parent, "parent.vhdx", writes, 3), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	for _, w := range writes {
 		copy(want[w.sector*512:], bytes.Repeat([]byte{w.fill}, int(w.count*512)))
 	}
 	readsAs(t, child, want, 2)
+	return child
 }
 
 // readsAs opens path, checks its chain has links links and reads as want, and that libvhdi's
