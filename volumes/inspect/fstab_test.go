@@ -18,7 +18,7 @@ func TestDeviceNames(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer closer.Close()
-	for spec, want := range map[string]string{
+	checkSpecs(t, set, map[string]string{
 		"/dev/disk/by-uuid/" + inspecttest.BootUUID:                     "p1",
 		"UUID=" + strings.ToUpper(inspecttest.RootUUID):                 "p2",
 		"/dev/disk/by-label/home":                                       "p3",
@@ -32,13 +32,19 @@ func TestDeviceNames(t *testing.T) {
 		"/dev/sdb1":      "",
 		"LABEL=nope":     "",
 		"/dev/vg0/lv":    "",
-	} {
+	})
+}
+
+// checkSpecs requires each fstab device spec to resolve to the volume of the given ID ("": none).
+func checkSpecs(t *testing.T, set *volumes.Set, want map[string]string) {
+	t.Helper()
+	for spec, id := range want {
 		got := ""
 		if v := resolveSpec(spec, set); v != nil {
 			got = v.ID
 		}
-		if got != want {
-			t.Errorf("%s: %q, want %q", spec, got, want)
+		if got != id {
+			t.Errorf("%s: %q, want %q", spec, got, id)
 		}
 	}
 }
@@ -91,22 +97,14 @@ func TestLVMNames(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for spec, want := range map[string]string{
+	checkSpecs(t, set, map[string]string{
 		"/dev/mapper/vgt-lin":  "vgt-lin",
 		"/dev/vgt/str":         "vgt-str",
 		"/dev/mapper/vgt-r5":   "vgt-r5",
 		"LABEL=lvraid5":        "vgt-r5",
 		"/dev/mapper/vgt-nope": "",
 		"/dev/vgt":             "",
-	} {
-		got := ""
-		if v := resolveSpec(spec, set); v != nil {
-			got = v.ID
-		}
-		if got != want {
-			t.Errorf("%s: %q, want %q", spec, got, want)
-		}
-	}
+	})
 }
 
 // TestMBRPartUUID: an MBR partition's PARTUUID is what util-linux partx says it is.
