@@ -3,6 +3,7 @@ package ext4
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -110,21 +111,7 @@ func needsRecovery(t *testing.T, img string) bool {
 // openSnapshot opens an image read-only (without touching its access time) with our reader.
 func openSnapshot(t testing.TB, img string, opt Options) *FS {
 	t.Helper()
-	f, err := os.OpenFile(img, os.O_RDONLY|unix.O_NOATIME, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.Close() })
-	st, err := f.Stat()
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := OpenWith(f, st.Size(), opt)
-	if err != nil {
-		t.Fatalf("%s: %v", filepath.Base(img), err)
-	}
-	t.Cleanup(func() { v.Close() })
-	return v
+	return testfix.OpenImage(t, img, unix.O_NOATIME, func(r io.ReaderAt, n int64) (*FS, error) { return OpenWith(r, n, opt) })
 }
 
 // checkOwnContent reads every regular file of the tree and requires it to hold only its own name's

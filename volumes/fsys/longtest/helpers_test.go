@@ -11,6 +11,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/vmdkmount/vmdkmount/internal/testfix"
 	"github.com/vmdkmount/vmdkmount/internal/treecmp"
 	"github.com/vmdkmount/vmdkmount/volumes/fsys"
 )
@@ -149,21 +150,7 @@ func loopDevice(t *testing.T, img string, ro bool) (string, func()) {
 // openImage opens img with a reader's Open; the file and the FS are closed at cleanup.
 func openImage(t *testing.T, img string, open func(io.ReaderAt, int64) (fsys.FS, error)) fsys.FS {
 	t.Helper()
-	f, err := os.Open(img)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.Close() })
-	st, err := f.Stat()
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := open(f, st.Size())
-	if err != nil {
-		t.Fatalf("open %s image: %v", t.Name(), err)
-	}
-	t.Cleanup(func() { v.Close() })
-	return v
+	return testfix.OpenImage(t, img, 0, open)
 }
 
 // maxReported caps the differences printed, so a broken reader cannot drown the log.

@@ -42,21 +42,13 @@ func fixture(t testing.TB, name string) string {
 // openImage opens an image file with our reader; the file is closed at cleanup.
 func openImage(t testing.TB, img string, opt Options) *FS {
 	t.Helper()
-	f, err := os.Open(img)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.Close() })
-	st, err := f.Stat()
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := Open(f, st.Size(), opt)
-	if err != nil {
-		t.Fatalf("Open %s: %v", filepath.Base(img), err)
-	}
-	t.Cleanup(func() { v.Close() })
-	return v.(*FS)
+	return testfix.OpenImage(t, img, 0, func(r io.ReaderAt, n int64) (*FS, error) {
+		v, err := Open(r, n, opt)
+		if err != nil {
+			return nil, err
+		}
+		return v.(*FS), nil
+	})
 }
 
 // mountNTFS3g mounts img read-only through ntfs-3g (the independent reader) and returns the mount

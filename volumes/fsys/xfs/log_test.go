@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -175,20 +176,7 @@ func FuzzLog(f *testing.F) {
 // openReplayed opens an image file with the log replayed.
 func openReplayed(t testing.TB, img string, opt Options) *FS {
 	t.Helper()
-	fh, err := os.Open(img)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { fh.Close() })
-	st, err := fh.Stat()
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := OpenWith(fh, st.Size(), opt)
-	if err != nil {
-		t.Fatalf("open %s: %v", img, err)
-	}
-	return f
+	return testfix.OpenImage(t, img, 0, func(r io.ReaderAt, n int64) (*FS, error) { return OpenWith(r, n, opt) })
 }
 
 // judgeReplay compares our replay of snap with the kernel's replay of a writable copy, checks the
