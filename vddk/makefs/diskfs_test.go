@@ -78,6 +78,7 @@ func TestDiskfsSquashfsSymlinkNeedsCwd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer os.RemoveAll(sq.Workspace()) // Finalize forgets it, so Close alone leaves it behind
 	defer sq.Close()
 	os.WriteFile(filepath.Join(sq.Workspace(), "target"), []byte("t"), 0o644)
 	if err := os.Symlink("target", filepath.Join(sq.Workspace(), "link")); err != nil {

@@ -340,11 +340,14 @@ func buildSquashfs(st backend.Storage, f *os.File, start int64, o Options, root 
 	if err != nil {
 		return 0, err
 	}
-	defer sq.Close() // removes the workspace
-	if err := stage(root, sq.Workspace(), kept); err != nil {
+	// go-diskfs v1.9.4 forgets its workspace once Finalize succeeds, so Close would leave it behind.
+	ws := sq.Workspace()
+	defer os.RemoveAll(ws)
+	defer sq.Close()
+	if err := stage(root, ws, kept); err != nil {
 		return 0, fmt.Errorf("stage: %w", err)
 	}
-	if err := inDir(sq.Workspace(), func() error {
+	if err := inDir(ws, func() error {
 		return sq.Finalize(squashfs.FinalizeOptions{Compression: &squashfs.CompressorGzip{}, NoCompressInodes: true})
 	}); err != nil {
 		return 0, err

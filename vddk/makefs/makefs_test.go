@@ -554,3 +554,25 @@ func TestHostileTar(t *testing.T) {
 		}
 	}
 }
+
+// TestNoTemporaryLeftovers: building leaves nothing in the temporary folder. go-diskfs's squashfs
+// writer forgets its workspace once Finalize succeeds, so its Close alone left a staged copy behind.
+func TestNoTemporaryLeftovers(t *testing.T) {
+	src := filepath.Join(t.TempDir(), "src")
+	makeTree(t, src, true)
+	out := t.TempDir()
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	for _, fsName := range []string{"squashfs", "iso9660"} {
+		if _, err := Make(src, filepath.Join(out, fsName+".raw"), Options{FS: fsName, Type: "raw"}); err != nil {
+			t.Fatalf("%s: %v", fsName, err)
+		}
+		left, err := os.ReadDir(tmp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range left {
+			t.Errorf("%s left %s in the temporary folder", fsName, e.Name())
+		}
+	}
+}
