@@ -24,7 +24,7 @@ func main() {
 var openFlags = []cli.Flag{
 	&cli.BoolFlag{Name: "single-link", Usage: "open only the named link; ranges it does not hold read as zeros"},
 	&cli.BoolFlag{Name: "ignore-cid-mismatch", Usage: "open a chain even if a parent changed after its child was made"},
-	&cli.BoolFlag{Name: "allow-external-extents", Usage: "let extents and parents live outside the disk's folder (absolute paths, ../, devices)"},
+	&cli.BoolFlag{Name: "allow-external-extents", Usage: "let extents live outside the disk's folder (absolute paths, ../, devices); a parent may anyway when it is a disk image"},
 }
 
 func openDisk(c *cli.Context) (*vddk.Disk, error) {
@@ -96,7 +96,7 @@ func newApp() *cli.App {
 					&cli.StringFlag{Name: "type", Aliases: []string{"t"}, Value: vddk.TypeMonolithicSparse, Usage: "target `TYPE`: raw, " + strings.Join(vddk.CreateTypes, ", ")},
 					&cli.StringFlag{Name: "adapter", Aliases: []string{"a"}, Usage: "`ADAPTER` type (default: the source's)"},
 					progressFlag,
-					&cli.BoolFlag{Name: "allow-external-extents", Usage: "let the source's extents and parents live outside its folder"},
+					&cli.BoolFlag{Name: "allow-external-extents", Usage: "let the source's extents live outside its folder (a parent may anyway when it is a disk image)"},
 				},
 				Action: cmdConvert,
 			},

@@ -22,7 +22,7 @@ var inspectCommand = &cli.Command{
 		"inspection names: root, type, distro, product_name, major_version, minor_version, arch, hostname,\n" +
 		"windows_systemroot, drive_mappings (letter → volume id), mountpoints (guest path → volume id).",
 	Flags: append(cliutil.JSONFlags(),
-		&cli.BoolFlag{Name: "allow-external-extents", Usage: "let VMDK extents and parents live outside the disk's folder"},
+		allowExternalFlag(),
 	),
 	Action: cmdInspect,
 }

@@ -70,7 +70,7 @@ func newApp() *cli.App {
 					&cli.BoolFlag{Name: "mounts", Usage: "list the active vmdkmount mounts and their disks instead (like vmware-mount -L)"},
 					&cli.BoolFlag{Name: "all", Usage: "also list containers (extended partitions, LVM PVs, LDM partitions)"},
 					&cli.IntFlag{Name: "sector-size", Usage: "logical `BYTES` per sector of the partition tables: 512 or 4096 (default: probe)"},
-					&cli.BoolFlag{Name: "allow-external-extents", Usage: "let VMDK extents and parents live outside the disk's folder"},
+					allowExternalFlag(),
 					noReplayFlag,
 				),
 				Action: cmdList,

@@ -41,7 +41,7 @@ var mountFlags = []cli.Flag{
 	&cli.BoolFlag{Name: "keep-redo", Usage: "keep the redo log after unmount; 'vmdk commit' merges it"},
 	&cli.BoolFlag{Name: "show-system-files", Usage: "show NTFS metadata files ($MFT, $LogFile, …)"},
 	&cli.BoolFlag{Name: "list-streams", Usage: "list NTFS alternate data streams as FILE:STREAM entries beside their file (they open by that name either way)"},
-	&cli.BoolFlag{Name: "allow-external-extents", Usage: "let VMDK extents and parents live outside the disk's folder"},
+	allowExternalFlag(),
 	&cli.StringFlag{Name: "log", Usage: "also append the mount's log (read errors, warnings) to `FILE`; it goes to syslog once the mount runs in the background"},
 	&cli.BoolFlag{Name: "debug", Usage: "log every FUSE request"},
 	noReplayFlag,
@@ -455,4 +455,9 @@ func startCPUProfile(path string) (stop func(), err error) {
 		return nil, err
 	}
 	return func() { pprof.StopCPUProfile(); f.Close() }, nil
+}
+
+// allowExternalFlag is --allow-external-extents, which the mount, list and inspect take alike.
+func allowExternalFlag() cli.Flag {
+	return &cli.BoolFlag{Name: "allow-external-extents", Usage: "let extents live outside the disk's folder, or on devices (a parent may anyway when it is a disk image)"}
 }
