@@ -106,7 +106,7 @@ func DetectFormat(path string) (string, error) {
 	if kind != "" {
 		return kind, nil
 	}
-	isVMDK, err := IsVMDK(path)
+	isVMDK, err := isVMDKFile(f)
 	if err != nil {
 		return "", wrapErr(ErrFileError, path, err, "read")
 	}

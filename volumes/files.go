@@ -48,10 +48,7 @@ func openDiskFile(path string, vopts vddk.Options) (Disk, io.Closer, error) {
 		}
 		return d, d, nil
 	}
-	if err := vddk.RefuseUnread(path); err != nil {
-		return nil, nil, err
-	}
-	// A raw image: opened in one step, without blocking on a FIFO, without touching its access time.
+	// A raw image (IsDiskImage has refused the formats and files that must not be read as one): opened in one step, without blocking on a FIFO, without touching its access time.
 	d, err := vddk.OpenRaw(path, vopts)
 	if err != nil {
 		return nil, nil, err

@@ -110,14 +110,11 @@ func cmdServe(c *cli.Context) error {
 
 // openServed opens DISK for serving: as it is, or with --rw through a new redo log on top of it.
 func openServed(c *cli.Context, p string, i int, vopts vddk.Options) (d *vddk.Disk, redo string, err error) {
-	isVMDK, err := vddk.IsDiskImage(p) // a VMDK or another format vddk reads
+	isVMDK, err := vddk.IsDiskImage(p) // a VMDK or another format vddk reads; refuses what is neither
 	if err != nil {
 		return nil, "", err
 	}
 	if !isVMDK {
-		if err := vddk.RefuseUnread(p); err != nil {
-			return nil, "", err
-		}
 		if c.Bool("rw") {
 			return nil, "", fmt.Errorf("%s is a raw image: --rw needs a VMDK (convert it with vmdk convert)", p)
 		}

@@ -67,11 +67,8 @@ func cmdConvert(c *cli.Context) error {
 	opts := vddk.Options{AllowExternalPaths: c.Bool("allow-external-extents")}
 	open := vddk.Open
 	if isVMDK, err := vddk.IsDiskImage(c.Args().Get(0)); err != nil {
-		return err
+		return err // also what must not be read as a raw image
 	} else if !isVMDK {
-		if err := vddk.RefuseUnread(c.Args().Get(0)); err != nil {
-			return err
-		}
 		open = vddk.OpenRaw // a raw image: the whole file is the disk
 	}
 	src, err := open(c.Args().Get(0), opts)

@@ -248,14 +248,9 @@ func serve(c *cli.Context, paths []string, mountpoint, volume string, o mountOpt
 			raws = append(raws, fusefs.RawSource{Name: name, R: nd, Size: nd.Size()})
 			continue
 		}
-		isVMDK, err := vddk.IsDiskImage(p)
+		isVMDK, err := vddk.IsDiskImage(p) // refuses what must not be read as a raw image
 		if err != nil {
 			return err
-		}
-		if !isVMDK {
-			if err := vddk.RefuseUnread(p); err != nil {
-				return err
-			}
 		}
 		switch {
 		case writable && isVMDK:
