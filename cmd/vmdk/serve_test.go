@@ -12,7 +12,6 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/vmdkmount/vmdkmount/internal/testfix"
 )
@@ -53,15 +52,8 @@ func startServe(t *testing.T, args ...string) (string, *exec.Cmd) {
 			t.Errorf("vmdk serve: %s", stderr.String())
 		}
 	})
-	for i := 0; ; i++ {
-		if _, err := os.Stat(sock); err == nil {
-			return sock, cmd
-		}
-		if i == 100 {
-			t.Fatalf("vmdk serve did not start: %s", stderr.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testfix.WaitUnixSocket(t, sock, stderr.String)
+	return sock, cmd
 }
 
 func nbdURI(sock, export string) string { return "nbd+unix:///" + export + "?socket=" + sock }

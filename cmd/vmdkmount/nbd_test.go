@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/vmdkmount/vmdkmount/internal/testfix"
 )
 
 // startQemuNBD serves file read-only and persistent on a Unix socket; the returned function kills it.
@@ -33,14 +35,8 @@ func startQemuNBD(t *testing.T, sock, format, file string) func() {
 		}
 	}
 	t.Cleanup(stop)
-	for range 200 {
-		if _, err := os.Stat(sock); err == nil {
-			return stop
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
-	t.Fatal("qemu-nbd did not start")
-	return nil
+	testfix.WaitUnixSocket(t, sock, func() string { return "(qemu-nbd)" })
+	return stop
 }
 
 // treeSums lists every entry under root: path, type, size and content hash of regular files.

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/vmdkmount/vmdkmount/internal/testfix"
 )
 
 // qemuNBD runs qemu-nbd read-only and persistent on a Unix socket for file (format fmt); stop kills it.
@@ -31,14 +33,8 @@ func qemuNBD(t *testing.T, sock, fmt_, file string) (stop func()) {
 		}
 	}
 	t.Cleanup(stop)
-	for i := 0; i < 200; i++ {
-		if _, err := os.Stat(sock); err == nil {
-			return stop
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
-	t.Fatal("qemu-nbd did not start")
-	return nil
+	testfix.WaitUnixSocket(t, sock, func() string { return "(qemu-nbd)" })
+	return stop
 }
 
 type mapEntry struct {
