@@ -3,6 +3,7 @@ package md
 import (
 	"fmt"
 
+	"github.com/vmdkmount/vmdkmount/volumes/internal/parity"
 	"github.com/vmdkmount/vmdkmount/volumes/layout"
 )
 
@@ -132,36 +133,31 @@ func (p *parityArray) ReadAt(b []byte, off int64) (int, error) {
 // rebuild computes the missing data chunk piece of pl.dd at member offset at from the rest of its stripe.
 func (p *parityArray) rebuild(buf []byte, pl place, at int64) error {
 	n := p.g.Members
-	var lost []int // missing data members of this stripe, the wanted one first
-	lost = append(lost, pl.dd)
+	lost := []int{p.slot(pl, pl.dd)} // Q slots of the stripe's missing data members, the wanted one first
 	for i := 0; i < n; i++ {
 		if i != pl.dd && i != pl.pd && i != pl.qd && p.members[i] == nil {
-			lost = append(lost, i)
+			lost = append(lost, p.slot(pl, i))
 		}
 	}
-	havP := p.members[pl.pd] != nil
-	havQ := pl.qd >= 0 && p.members[pl.qd] != nil
-	tmp := make([]byte, len(buf))
+	useP, useQ, ok := parity.Plan(len(lost), p.members[pl.pd] != nil, pl.qd >= 0 && p.members[pl.qd] != nil)
+	if !ok {
+		return fmt.Errorf("raid%d: stripe at %d lost %d data members and its parity: %w", p.g.Level, at, len(lost), layout.ErrMissing)
+	}
 	// pSum = P ^ every present data chunk; qSum = Q ^ Σ g^slot·D over present data chunks.
 	var pSum, qSum []byte
-	if havP {
+	if useP {
 		pSum = make([]byte, len(buf))
 		if err := layout.ReadFull(p.members[pl.pd], pSum, at); err != nil {
 			return fmt.Errorf("raid%d parity member %d: %w", p.g.Level, pl.pd, err)
 		}
 	}
-	useQ := havQ && (len(lost) == 2 || !havP)
 	if useQ {
 		qSum = make([]byte, len(buf))
 		if err := layout.ReadFull(p.members[pl.qd], qSum, at); err != nil {
 			return fmt.Errorf("raid6 Q member %d: %w", pl.qd, err)
 		}
 	}
-	switch {
-	case len(lost) == 1 && havP, len(lost) == 1 && useQ, len(lost) == 2 && havP && useQ:
-	default:
-		return fmt.Errorf("raid%d: stripe at %d lost members %v and its parity: %w", p.g.Level, at, lost, layout.ErrMissing)
-	}
+	tmp := make([]byte, len(buf))
 	for i := 0; i < n; i++ {
 		if i == pl.pd || i == pl.qd || p.members[i] == nil {
 			continue
@@ -169,24 +165,10 @@ func (p *parityArray) rebuild(buf []byte, pl place, at int64) error {
 		if err := layout.ReadFull(p.members[i], tmp, at); err != nil {
 			return fmt.Errorf("raid%d member %d: %w", p.g.Level, i, err)
 		}
-		if pSum != nil {
-			xorInto(pSum, tmp)
-		}
-		if qSum != nil {
-			mulAdd(qSum, tmp, gfPow2(p.slot(pl, i)))
-		}
+		parity.Add(pSum, qSum, tmp, p.slot(pl, i))
 	}
-	switch {
-	case len(lost) == 1 && havP: // D = P ^ the rest
-		copy(buf, pSum)
-	case len(lost) == 1: // D = (Q ^ the rest's syndrome) / g^x
-		copy(buf, qSum)
-		scale(buf, gfInv(gfPow2(p.slot(pl, pl.dd))))
-	default: // two data chunks x, y: Dx = (g^y·P' ^ Q') / (g^x ^ g^y)
-		gx, gy := gfPow2(p.slot(pl, lost[0])), gfPow2(p.slot(pl, lost[1]))
-		copy(buf, qSum)
-		mulAdd(buf, pSum, gy)
-		scale(buf, gfInv(gx^gy))
+	if err := parity.Solve(buf, lost, pSum, qSum); err != nil {
+		return fmt.Errorf("raid%d: stripe at %d: %w", p.g.Level, at, err)
 	}
 	return nil
 }
