@@ -16,10 +16,7 @@ import (
 // devices with mkfs.btrfs and the kernel, and checks that the set assembles them by filesystem UUID
 // into one volume whose tree equals the kernel's ro,subvolid=5 mount.
 func TestBtrfsMultiDevice(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("loop devices need root")
-	}
-	for _, name := range []string{"mkfs.btrfs", "losetup", "mount"} {
+	for _, name := range []string{"mkfs.btrfs", "mount"} {
 		if _, err := exec.LookPath(name); err != nil {
 			t.Skipf("%s not installed", name)
 		}
@@ -30,21 +27,7 @@ func TestBtrfsMultiDevice(t *testing.T) {
 	}{{"raid1", 2}, {"raid10", 4}} {
 		t.Run(c.profile, func(t *testing.T) {
 			dir := t.TempDir()
-			var imgs, loops []string
-			for i := 0; i < c.n; i++ {
-				img := filepath.Join(dir, fmt.Sprintf("dev%d.img", i))
-				if err := os.WriteFile(img, nil, 0o600); err != nil {
-					t.Fatal(err)
-				}
-				os.Truncate(img, 300<<20)
-				out, err := exec.Command("losetup", "-f", "--show", img).Output()
-				if err != nil {
-					t.Skipf("losetup: %v", err)
-				}
-				loop := strings.TrimSpace(string(out))
-				t.Cleanup(func() { _ = exec.Command("losetup", "-d", loop).Run() })
-				imgs, loops = append(imgs, img), append(loops, loop)
-			}
+			imgs, loops := testfix.LoopDevices(t, dir, c.n, 300<<20)
 			run := func(name string, args ...string) {
 				t.Helper()
 				if out, err := exec.Command(name, args...).CombinedOutput(); err != nil {

@@ -55,6 +55,9 @@ func parseChunk(logical uint64, b []byte) (chunk, int, error) {
 	if c.typ&bgRAID10 != 0 && (c.subStripes == 0 || uint64(n)%c.subStripes != 0) {
 		return chunk{}, 0, fmt.Errorf("%w: RAID10 chunk at %d: %d stripes, %d sub-stripes", ErrCorrupt, logical, n, c.subStripes)
 	}
+	if c.typ&(bgRAID5|bgRAID6) != 0 && uint64(n) <= c.parityCount() {
+		return chunk{}, 0, fmt.Errorf("%w: RAID5/6 chunk at %d has %d stripes", ErrCorrupt, logical, n)
+	}
 	for i := 0; i < n; i++ {
 		s := b[chunkItemSize+i*stripeSize:]
 		c.stripes = append(c.stripes, stripe{devid: binary.LittleEndian.Uint64(s), offset: binary.LittleEndian.Uint64(s[8:])})
@@ -93,7 +96,7 @@ func (m *chunkMap) find(logical uint64) (*chunk, error) {
 }
 
 // read fills p from logical address logical, piece by piece across stripes, from the first copy
-// whose device is present.
+// whose device is present (RAID5/6: rebuilt from parity when its device is absent).
 func (m *chunkMap) read(p []byte, logical uint64) error {
 	for len(p) > 0 {
 		c, err := m.find(logical)
@@ -102,12 +105,15 @@ func (m *chunkMap) read(p []byte, logical uint64) error {
 		}
 		off := logical - c.logical
 		n := min(uint64(len(p)), c.length-off)
-		copies, within, err := c.place(off)
-		if err != nil {
-			return err
+		if c.typ&(bgRAID5|bgRAID6) != 0 {
+			n = min(n, c.stripeLen-off%c.stripeLen)
+			err = m.readParity(p[:n], c, off)
+		} else {
+			copies, within := c.place(off)
+			n = min(n, within)
+			err = m.readCopy(p[:n], copies)
 		}
-		n = min(n, within)
-		if err := m.readCopy(p[:n], copies); err != nil {
+		if err != nil {
 			return fmt.Errorf("logical %d: %w", logical, err)
 		}
 		p, logical = p[n:], logical+n
@@ -115,38 +121,41 @@ func (m *chunkMap) read(p []byte, logical uint64) error {
 	return nil
 }
 
+// readCopy reads p from the first of its copies that reads.
 func (m *chunkMap) readCopy(p []byte, copies []stripe) error {
 	var lastErr error
 	for _, s := range copies {
-		d, ok := m.devs[s.devid]
-		if !ok {
-			lastErr = fmt.Errorf("device %d is not in the set", s.devid)
-			continue
+		if lastErr = m.readDev(p, s); lastErr == nil {
+			return nil
 		}
-		if s.offset+uint64(len(p)) > uint64(d.size) {
-			lastErr = fmt.Errorf("%w: device %d read at %d past its %d bytes", ErrCorrupt, s.devid, s.offset, d.size)
-			continue
-		}
-		if _, err := d.r.ReadAt(p, int64(s.offset)); err != nil {
-			lastErr = err
-			continue
-		}
-		return nil
 	}
 	return lastErr
 }
 
+// readDev reads p from one device at s.offset; errAbsent when the set lacks the device.
+func (m *chunkMap) readDev(p []byte, s stripe) error {
+	d, ok := m.devs[s.devid]
+	if !ok {
+		return fmt.Errorf("device %d: %w", s.devid, errAbsent)
+	}
+	if s.offset+uint64(len(p)) > uint64(d.size) || s.offset+uint64(len(p)) < s.offset {
+		return fmt.Errorf("%w: device %d read at %d past its %d bytes", ErrCorrupt, s.devid, s.offset, d.size)
+	}
+	if _, err := d.r.ReadAt(p, int64(s.offset)); err != nil {
+		return fmt.Errorf("device %d: %w", s.devid, err)
+	}
+	return nil
+}
+
 // place maps byte off of the chunk to its copies on the devices and says how many bytes stay in
 // the same stripe from there.
-func (c *chunk) place(off uint64) ([]stripe, uint64, error) {
+func (c *chunk) place(off uint64) ([]stripe, uint64) {
 	n := uint64(len(c.stripes))
 	switch {
-	case c.typ&(bgRAID5|bgRAID6) != 0:
-		return c.parityPlace(off)
 	case c.typ&bgRAID0 != 0:
 		nr, in := off/c.stripeLen, off%c.stripeLen
 		s := c.stripes[nr%n]
-		return []stripe{{s.devid, s.offset + nr/n*c.stripeLen + in}}, c.stripeLen - in, nil
+		return []stripe{{s.devid, s.offset + nr/n*c.stripeLen + in}}, c.stripeLen - in
 	case c.typ&bgRAID10 != 0:
 		factor := n / c.subStripes
 		nr, in := off/c.stripeLen, off%c.stripeLen
@@ -156,30 +165,12 @@ func (c *chunk) place(off uint64) ([]stripe, uint64, error) {
 			s := c.stripes[first+k]
 			out = append(out, stripe{s.devid, s.offset + nr/factor*c.stripeLen + in})
 		}
-		return out, c.stripeLen - in, nil
+		return out, c.stripeLen - in
 	}
 	// SINGLE, DUP, RAID1, RAID1C3/4: every stripe is a full copy.
 	var out []stripe
 	for _, s := range c.stripes {
 		out = append(out, stripe{s.devid, s.offset + off})
 	}
-	return out, c.length - off, nil
-}
-
-// parityPlace maps RAID5/6 data with every device present (no rebuild from parity): row r of the
-// chunk starts its data on stripe r mod n and the data stripes follow in order, parity after them.
-func (c *chunk) parityPlace(off uint64) ([]stripe, uint64, error) {
-	n := uint64(len(c.stripes))
-	parity := uint64(1)
-	if c.typ&bgRAID6 != 0 {
-		parity = 2
-	}
-	if n <= parity {
-		return nil, 0, fmt.Errorf("%w: RAID5/6 chunk with %d stripes", ErrCorrupt, n)
-	}
-	data := n - parity
-	nr, in := off/c.stripeLen, off%c.stripeLen
-	row, k := nr/data, nr%data
-	s := c.stripes[(row+k)%n]
-	return []stripe{{s.devid, s.offset + row*c.stripeLen + in}}, c.stripeLen - in, nil
+	return out, c.length - off
 }

@@ -163,30 +163,13 @@ func TestMatchesKernel(t *testing.T) {
 func checkKinds(t *testing.T, f *FS) {
 	seen := map[string]int{}
 	owners := map[uint64]int{}
-	err := fs.WalkDir(f, ".", func(p string, d fs.DirEntry, err error) error {
-		if err != nil || !d.Type().IsRegular() {
-			return err
+	eachExtent(t, f, func(e extent) {
+		seen[[]string{"inline", "regular", "prealloc"}[e.kind]]++
+		seen[[]string{"plain", "zlib", "lzo", "zstd"}[e.compression]]++
+		if e.disk != 0 {
+			owners[e.disk]++
 		}
-		ip, _, err := f.Resolve("open", p, false)
-		if err != nil {
-			return err
-		}
-		r := &fileReader{f: f, ip: ip}
-		if err := r.load(); err != nil {
-			return err
-		}
-		for _, e := range r.ext {
-			seen[[]string{"inline", "regular", "prealloc"}[e.kind]]++
-			seen[[]string{"plain", "zlib", "lzo", "zstd"}[e.compression]]++
-			if e.disk != 0 {
-				owners[e.disk]++
-			}
-		}
-		return nil
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	for _, o := range owners {
 		if o > 1 {
 			seen["shared"]++
