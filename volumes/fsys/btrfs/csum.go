@@ -6,30 +6,35 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash/crc32"
-	"log/slog"
-	"sync"
+
+	"github.com/cespare/xxhash/v2"
+	"golang.org/x/crypto/blake2b"
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
-var warnOnce sync.Once
-
 // verifyCsum checks the checksum of a superblock or tree block: the first 32 bytes hold the checksum
-// of everything after them.
+// of everything after them (crc32c and xxhash64 little-endian, sha256 and blake2b-256 as digests).
 func verifyCsum(typ uint16, b []byte) error {
+	var want []byte
 	switch typ {
 	case csumCRC32C:
-		if got, want := binary.LittleEndian.Uint32(b), crc32.Checksum(b[32:], castagnoli); got != want {
-			return fmt.Errorf("%w: crc32c %#08x, computed %#08x", ErrCorrupt, got, want)
-		}
+		want = binary.LittleEndian.AppendUint32(nil, crc32.Checksum(b[32:], castagnoli))
+	case csumXXHash:
+		want = binary.LittleEndian.AppendUint64(nil, xxhash.Sum64(b[32:]))
 	case csumSHA256:
-		if sum := sha256.Sum256(b[32:]); !bytes.Equal(sum[:], b[:32]) {
-			return fmt.Errorf("%w: sha256 checksum mismatch", ErrCorrupt)
-		}
-	case csumXXHash, csumBlake2:
-		warnOnce.Do(func() { slog.Warn("btrfs: metadata checksums not verified", "type", typ) })
+		s := sha256.Sum256(b[32:])
+		want = s[:]
+	case csumBlake2:
+		s := blake2b.Sum256(b[32:])
+		want = s[:]
 	default:
 		return fmt.Errorf("%w: checksum type %d", ErrUnsupported, typ)
 	}
+	if got := b[:len(want)]; !bytes.Equal(got, want) {
+		return fmt.Errorf("%w: %s checksum %x, computed %x", ErrCorrupt, csumNames[typ], got, want)
+	}
 	return nil
 }
+
+var csumNames = map[uint16]string{csumCRC32C: "crc32c", csumXXHash: "xxhash64", csumSHA256: "sha256", csumBlake2: "blake2b"}

@@ -3,11 +3,15 @@ package btrfs
 import (
 	"bytes"
 	"compress/zlib"
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"hash/crc32"
 	"strings"
 	"testing"
+
+	"github.com/cespare/xxhash/v2"
+	"golang.org/x/crypto/blake2b"
 
 	"github.com/vmdkmount/vmdkmount/volumes/fsys"
 )
@@ -205,4 +209,33 @@ func FuzzChunkArray(f *testing.F) {
 			fs.cm.read(make([]byte, 8192), k.offset)
 		}
 	})
+}
+
+// TestChecksumTypes checks that each checksum type verifies a tree block and refuses it once a byte
+// of the block changed, naming the checksum.
+func TestChecksumTypes(t *testing.T) {
+	for typ, name := range csumNames {
+		b := make([]byte, testNode)
+		copy(b[100:], "some tree block")
+		switch typ {
+		case csumCRC32C:
+			binary.LittleEndian.PutUint32(b, crc32.Checksum(b[32:], castagnoli))
+		case csumXXHash:
+			binary.LittleEndian.PutUint64(b, xxhash.Sum64(b[32:]))
+		case csumSHA256:
+			s := sha256.Sum256(b[32:])
+			copy(b, s[:])
+		case csumBlake2:
+			s := blake2b.Sum256(b[32:])
+			copy(b, s[:])
+		}
+		if err := verifyCsum(typ, b); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+		b[200] ^= 1
+		wantErr(t, verifyCsum(typ, b), name)
+	}
+	if err := verifyCsum(4, make([]byte, testNode)); !errors.Is(err, ErrUnsupported) {
+		t.Errorf("checksum type 4: %v", err)
+	}
 }

@@ -3,7 +3,7 @@
 // subvolume, shown from the top level as `mount -o subvolid=5` shows it, each subvolume and snapshot a
 // directory. Files read inline, regular and preallocated extents, holes and shared extents, with
 // zlib, LZO and zstd compression; xattrs, symlinks and hard links as stored. Metadata checksums are
-// verified (crc32c, sha256; xxhash64 and blake2b are recognised and not verified). Inode numbers are
+// verified (crc32c, xxhash64, sha256 and blake2b). Inode numbers are
 // the stored ones in the top-level subvolume and are made unique for the others.
 package btrfs
 
