@@ -1,10 +1,11 @@
 // Package btrfs reads Btrfs volumes as an fsys.FS, read-only: the superblock, the system chunk array
-// and chunk tree (single, DUP, RAID 0/1/1C3/1C4/10 mappings), the root tree and the FS tree of every
-// subvolume, shown from the top level as `mount -o subvolid=5` shows it, each subvolume and snapshot a
-// directory. Files read inline, regular and preallocated extents, holes and shared extents, with
-// zlib, LZO and zstd compression; xattrs, symlinks and hard links as stored. Metadata checksums are
-// verified (crc32c, xxhash64, sha256 and blake2b). Inode numbers are
-// the stored ones in the top-level subvolume and are made unique for the others.
+// and chunk tree (single, DUP, RAID 0/1/1C3/1C4/10/5/6 mappings; degraded RAID5/6 rebuilt from
+// parity), the root tree and the FS tree of every subvolume, shown from the top level as
+// `mount -o subvolid=5` shows it, each subvolume and snapshot a directory. Files read inline, regular
+// and preallocated extents, holes and shared extents, with zlib, LZO and zstd compression; xattrs,
+// symlinks and hard links as stored. Metadata checksums are verified (crc32c, xxhash64, sha256 and
+// blake2b). Inode numbers are the stored ones in the top-level subvolume and are made unique for the
+// others.
 package btrfs
 
 import (
