@@ -40,7 +40,7 @@ func hostileImage(t testing.TB, name string) []byte {
 }
 
 // hostileFilesystems are the images of testdata/hostile: the same tree in every format.
-var hostileFilesystems = []string{"ext4", "xfs", "ntfs", "fat", "exfat", "iso", "squashfs"}
+var hostileFilesystems = []string{"ext4", "xfs", "ntfs", "fat", "exfat", "iso", "squashfs", "btrfs"}
 
 // hostileFamilies lists the case families: each filesystem damaged field by field, partition tables,
 // LVM metadata and LDM databases damaged likewise. A family's images are loaded only when it runs, so

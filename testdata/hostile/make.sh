@@ -8,7 +8,7 @@
 #   fan/fanA/…/fanA, each level with an empty fanB   the suite re-points every fanB at its sibling fanA
 # Metadata checksums are left off where mkfs allows (ext4), so a patched field reaches the parser; XFS v5
 # and exFAT checksums are recomputed by the suite. Needs root (loop and FUSE mounts).
-# Output: <fs>.img.gz and fan-<fs>.img.gz next to this script.
+# Output: <fs>.img.gz and fan-<fs>.img.gz next to this script; `make.sh btrfs` builds only the Btrfs ones.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 work=$(mktemp -d)
@@ -51,6 +51,27 @@ for _ in $(seq 1 16); do
 done
 cd "$work"
 
+# btrfs_image TREE PREFIX: a 16 MiB mixed-block-group Btrfs (4 KiB nodes, single profile, so one copy of
+# each tree block) filled through a kernel loop mount, with zstd.txt written under compress-force=zstd
+# for the suite's compressed-extent cases.
+btrfs_image() {
+	local t=$1 p=$2
+	truncate -s 16M btrfs.img
+	mkfs.btrfs -q -f -M -m single -d single -L hostile -U 11111111-2222-3333-4444-555555555555 btrfs.img >/dev/null 2>&1
+	# Copied in name order, so every fanA is indexed before its fanB.
+	mount -o loop btrfs.img "$mnt" && tar --sort=name -C "$t" -cf - . | tar -C "$mnt" -xpf -
+	mount -o remount,compress-force=zstd "$mnt"
+	{ yes "a compressible line of zstd.txt" || true; } | head -c 200000 >"$mnt/zstd.txt"
+	umount "$mnt"
+	gzip -9 -n -c btrfs.img >"$here/${p}btrfs.img.gz"
+	rm btrfs.img
+}
+if [ "${1:-}" = btrfs ]; then
+	btrfs_image t ""
+	btrfs_image fan fan-
+	exit
+fi
+
 # images TREE PLAINTREE PREFIX: one image per filesystem, PREFIX<fs>.img.gz next to this script.
 images() {
 	local t=$1 plain=$2 p=$3
@@ -92,6 +113,7 @@ images() {
 		gzip -9 -n -c "$f.img" >"$here/$p$f.img.gz"
 		rm "$f.img"
 	done
+	btrfs_image "$t" "$p"
 }
 images t plain ""
 images fan fan fan-

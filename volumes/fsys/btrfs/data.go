@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/zlib"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -210,9 +211,13 @@ func (f *FS) decompress(c uint8, src []byte, ram uint64) ([]byte, error) {
 
 func checkInflated(out []byte, ram uint64) ([]byte, error) {
 	if uint64(len(out)) > ram {
-		return nil, fmt.Errorf("%w: a compressed extent inflates past its %d bytes", ErrCorrupt, ram)
+		return nil, inflatesPast(ram)
 	}
 	return out, nil
+}
+
+func inflatesPast(ram uint64) error {
+	return fmt.Errorf("%w: a compressed extent inflates past its %d bytes", ErrCorrupt, ram)
 }
 
 // lzo inflates Btrfs's LZO framing: a 32-bit total length, then per sector-sized piece of output a
@@ -299,7 +304,13 @@ func decompressZstd(src []byte, ram uint64) ([]byte, error) {
 	if err := h.Decode(src); err != nil {
 		return nil, fmt.Errorf("%w: zstd: %w", ErrCorrupt, err)
 	}
+	if h.HasFCS && h.FrameContentSize > ram {
+		return nil, inflatesPast(ram)
+	}
 	out, err := zstdDecoder.DecodeAll(src, make([]byte, 0, ram))
+	if errors.Is(err, zstd.ErrDecoderSizeExceeded) {
+		return nil, inflatesPast(ram)
+	}
 	if err != nil && !(h.HasFCS && uint64(len(out)) == h.FrameContentSize && len(out) > 0) {
 		return nil, fmt.Errorf("%w: zstd: %w", ErrCorrupt, err)
 	}

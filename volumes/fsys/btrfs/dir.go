@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"path"
 	"slices"
 	"sort"
@@ -43,10 +44,12 @@ func parseDirItems(d []byte, fn func(loc key, typ uint8, name, value []byte) err
 	return nil
 }
 
-// dirList is a directory's entries in index order with a name map.
+// dirList is a directory's entries in index order with a name map; second names of a directory an
+// earlier entry names are left out and refused on lookup.
 type dirList struct {
-	ents   []dirent
-	byName map[string]int
+	ents    []dirent
+	byName  map[string]int
+	refused map[string]bool
 }
 
 // readDir lists directory ip from its DIR_INDEX items, through the listing cache.
@@ -98,6 +101,22 @@ func (f *FS) listDir(ip *inode) (*dirList, error) {
 			return nil, err
 		}
 	}
+	second := fsys.SecondDirNames(l.ents, func(e dirent) [2]uint64 { return [2]uint64{e.sub, e.ino} },
+		func(e dirent) bool { return e.typ == ftDir })
+	if second != nil {
+		kept := l.ents[:0]
+		l.byName, l.refused = map[string]int{}, map[string]bool{}
+		for i, e := range l.ents {
+			if second[i] {
+				slog.Debug("btrfs: a second name of a directory left out", "name", e.name, "dir", ip.ino, "ino", e.ino)
+				l.refused[e.name] = true
+				continue
+			}
+			l.byName[e.name] = len(kept)
+			kept = append(kept, e)
+		}
+		l.ents = kept
+	}
 	return l, nil
 }
 
@@ -120,6 +139,9 @@ func (f *FS) walk(name string) (*inode, error) {
 			return nil, err
 		}
 		i, ok := l.byName[c]
+		if l.refused[c] {
+			return nil, fmt.Errorf("%w: %q is a second name of a directory listed under another", ErrCorrupt, c)
+		}
 		if !ok {
 			return nil, fs.ErrNotExist
 		}

@@ -122,6 +122,25 @@ func repointFan(kind string, base, im *Image) (int, error) {
 			}
 			ps = append(ps, got...)
 		}
+	case "btrfs":
+		bi, err := scanBtrfs(base)
+		if err != nil {
+			return 0, err
+		}
+		// Each fanB's DIR_ITEM and DIR_INDEX take the location of the fanA of the same directory.
+		fanA := map[uint64]uint64{} // directory → fanA's inode
+		for _, it := range bi.dirEntries("fanA") {
+			fanA[it.objectid] = base.U64(it.data)
+		}
+		for _, it := range bi.dirEntries("fanB") {
+			if a, ok := fanA[it.objectid]; ok {
+				im.PutLE(it.data, 8, a)
+				fixBtrfsBlock(im, it.block)
+				if it.typ == btrfsDirIndex {
+					ps = append(ps, [2]int64{0, it.data})
+				}
+			}
+		}
 	default:
 		return 0, fmt.Errorf("no fan plan for %q", kind)
 	}

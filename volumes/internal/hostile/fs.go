@@ -25,6 +25,8 @@ type fsPlan struct {
 	maxSize uint64
 	// records are the on-disk records of big.bin and loopdir, damaged field by field.
 	records []record
+	// extra makes cases of the format's own (nil: none).
+	extra func() ([]Case, error)
 }
 
 // record is a span of one on-disk record whose fields the suite sets to extremes one at a time.
@@ -38,7 +40,7 @@ type record struct {
 type span struct{ off, end, step int64 }
 
 // FilesystemCases derives the hostile variants of one filesystem image made by testdata/hostile/make.sh.
-// kind is the image's name there ("ext4", "xfs", "ntfs", "fat", "exfat", "iso", "squashfs").
+// kind is the image's name there ("ext4", "xfs", "ntfs", "fat", "exfat", "iso", "squashfs", "btrfs").
 func FilesystemCases(kind string, b []byte) ([]Case, error) {
 	base := New(b)
 	var plan fsPlan
@@ -58,6 +60,8 @@ func FilesystemCases(kind string, b []byte) ([]Case, error) {
 		plan, err = isoPlan(base)
 	case "squashfs":
 		plan, err = squashfsPlan(base)
+	case "btrfs":
+		plan, err = btrfsPlan(base)
 	default:
 		return nil, fmt.Errorf("hostile: no plan for %q", kind)
 	}
@@ -153,6 +157,13 @@ func FilesystemCases(kind string, b []byte) ([]Case, error) {
 	}
 	for _, c := range sortedKeys(cuts) {
 		cases = append(cases, one(fmt.Sprintf("%s/truncate@%d", kind, c), base.Truncated(c)))
+	}
+	if plan.extra != nil {
+		extra, err := plan.extra()
+		if err != nil {
+			return nil, fmt.Errorf("hostile: %s: %w", kind, err)
+		}
+		cases = append(cases, extra...)
 	}
 	return cases, nil
 }

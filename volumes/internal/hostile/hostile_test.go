@@ -18,36 +18,14 @@ func image(t *testing.T, dir, name string) []byte {
 // The checksum repairs must reproduce what mkfs.exfat, mkfs.xfs (and the kernel) and lvm2 wrote on the
 // undamaged images; otherwise every "repaired" case would stop at a checksum error and test nothing.
 func TestChecksumRepairsMatchTheTools(t *testing.T) {
-	ex := image(t, "hostile", "exfat.img")
-	p, err := exfatPlan(New(ex))
-	if err != nil {
-		t.Fatal(err)
-	}
-	im := New(ex)
-	p.fixSuper(im)
-	for _, r := range p.records {
-		r.fix(im)
-	}
-	if !bytes.Equal(im.Bytes(0, len(ex)), ex) {
+	if same, _ := reapplyFixes(t, "exfat.img", exfatPlan); !same {
 		t.Error("exFAT: the boot-region or entry-set checksum differs from mkfs.exfat's")
 	}
-
-	x := image(t, "hostile", "xfs.img")
-	xp, err := xfsPlan(New(x))
-	if err != nil {
-		t.Fatal(err)
-	}
-	xi := New(x)
-	xp.fixSuper(xi)
-	fixed := 0
-	for _, r := range xp.records {
-		if r.fix != nil {
-			r.fix(xi)
-			fixed++
-		}
-	}
-	if fixed < 3 || !bytes.Equal(xi.Bytes(0, len(x)), x) {
+	if same, fixed := reapplyFixes(t, "xfs.img", xfsPlan); fixed < 3 || !same {
 		t.Errorf("XFS: %d inode CRCs redone; the superblock or an inode CRC differs from the kernel's", fixed)
+	}
+	if same, fixed := reapplyFixes(t, "btrfs.img", btrfsPlan); fixed < 5 || !same {
+		t.Errorf("Btrfs: %d tree blocks redone; the superblock or a tree block crc32c differs from mkfs.btrfs's and the kernel's", fixed)
 	}
 
 	for _, n := range []string{"lvm-d0.img", "lvm-d1.img", "lvm-d2.img"} {
@@ -68,6 +46,27 @@ func TestChecksumRepairsMatchTheTools(t *testing.T) {
 			}
 		}
 	}
+}
+
+// reapplyFixes runs a plan's superblock and record checksum repairs on its undamaged image from
+// testdata/hostile and says whether the image kept the bytes the tools wrote, and how many record
+// repairs ran.
+func reapplyFixes(t *testing.T, name string, plan func(*Image) (fsPlan, error)) (same bool, fixed int) {
+	t.Helper()
+	b := image(t, "hostile", name)
+	p, err := plan(New(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	im := New(b)
+	p.fixSuper(im)
+	for _, r := range p.records {
+		if r.fix != nil {
+			r.fix(im)
+			fixed++
+		}
+	}
+	return bytes.Equal(im.Bytes(0, len(b)), b), fixed
 }
 
 // An Image reads as the base with its patches applied in order and cut at its length, whether the
