@@ -102,7 +102,7 @@ func (f *FS) listDir(ip *inode) (*dirList, error) {
 		}
 	}
 	second := fsys.SecondDirNames(l.ents, func(e dirent) [2]uint64 { return [2]uint64{e.sub, e.ino} },
-		func(e dirent) bool { return e.typ == ftDir })
+		func(e dirent) bool { return e.typ == ftDir && e.ino != emptySubvolDir }) // stand-ins all share one number
 	if second != nil {
 		kept := l.ents[:0]
 		l.byName, l.refused = map[string]int{}, map[string]bool{}
