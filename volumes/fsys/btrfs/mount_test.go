@@ -160,6 +160,7 @@ func TestMatchesKernel(t *testing.T) {
 		t.Errorf("label %q", u.Label)
 	}
 	checkKinds(t, ours.(*FS))
+	checkOpenInode(t, ours.(*FS), mnt)
 }
 
 // checkKinds makes sure the fixture holds every kind of extent the comparison is meant to cover:
