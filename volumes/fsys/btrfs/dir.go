@@ -251,7 +251,11 @@ func (f *FS) Open(name string) (fs.File, error) {
 
 // ListXattr names the extended attributes, sorted.
 func (f *FS) ListXattr(name string) ([]string, error) {
-	x, err := f.xattrs("listxattr", name)
+	ip, _, err := f.Resolve("listxattr", name, false)
+	if err != nil {
+		return nil, err
+	}
+	x, err := f.xattrsOf("listxattr", name, ip)
 	if err != nil {
 		return nil, err
 	}
@@ -265,7 +269,15 @@ func (f *FS) ListXattr(name string) ([]string, error) {
 
 // GetXattr returns one attribute's value.
 func (f *FS) GetXattr(name, attr string) ([]byte, error) {
-	x, err := f.xattrs("getxattr", name)
+	ip, _, err := f.Resolve("getxattr", name, false)
+	if err != nil {
+		return nil, err
+	}
+	return f.xattr(ip, name, attr)
+}
+
+func (f *FS) xattr(ip *inode, name, attr string) ([]byte, error) {
+	x, err := f.xattrsOf("getxattr", name, ip)
 	if err != nil {
 		return nil, err
 	}
@@ -276,11 +288,7 @@ func (f *FS) GetXattr(name, attr string) ([]byte, error) {
 	return v, nil
 }
 
-func (f *FS) xattrs(op, name string) (map[string][]byte, error) {
-	ip, _, err := f.Resolve(op, name, false)
-	if err != nil {
-		return nil, err
-	}
+func (f *FS) xattrsOf(op, name string, ip *inode) (map[string][]byte, error) {
 	_, datas, err := f.items(f.subs[ip.sub], ip.ino, typeXattr)
 	if err != nil {
 		return nil, &fs.PathError{Op: op, Path: name, Err: err}

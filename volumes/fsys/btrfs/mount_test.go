@@ -161,6 +161,7 @@ func TestMatchesKernel(t *testing.T) {
 	}
 	checkKinds(t, ours.(*FS))
 	checkOpenInode(t, ours.(*FS), mnt)
+	checkXattrInode(t, ours.(*FS))
 }
 
 // checkKinds makes sure the fixture holds every kind of extent the comparison is meant to cover:

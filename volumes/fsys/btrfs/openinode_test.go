@@ -60,3 +60,43 @@ func checkOpenInode(t *testing.T, ours *FS, mnt string) {
 		}
 	}
 }
+
+// checkXattrInode: GetXattrInode, given each entry's Stat.Ino, returns the attributes GetXattr returns
+// by path (which treecmp held to the kernel's), and ErrNoXattr for one the entry lacks.
+func checkXattrInode(t *testing.T, ours *FS) {
+	values := 0
+	err := fs.WalkDir(ours, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		st, err := ours.Lstat(p)
+		if err != nil {
+			return err
+		}
+		ino := st.Sys().(*fsys.Stat).Ino
+		names, err := ours.ListXattr(p)
+		if err != nil {
+			return err
+		}
+		for _, n := range names {
+			want, err := ours.GetXattr(p, n)
+			if err != nil {
+				return err
+			}
+			if got, err := ours.GetXattrInode(ino, p, n); err != nil || !bytes.Equal(got, want) {
+				t.Errorf("%s: GetXattrInode(%#x, %s) = %q, %v; by path %q", p, ino, n, got, err, want)
+			}
+			values++
+		}
+		if _, err := ours.GetXattrInode(ino, p, "user.absent"); !errors.Is(err, fsys.ErrNoXattr) {
+			t.Errorf("%s: GetXattrInode(%#x, user.absent): %v", p, ino, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if values < 2 {
+		t.Errorf("%d attribute values compared", values)
+	}
+}
