@@ -12,9 +12,9 @@ import (
 	"github.com/vmdkmount/vmdkmount/internal/treecmp"
 )
 
-// TestBtrfsMultiDevice makes two-device RAID1 and four-device RAID10 Btrfs filesystems on loop
-// devices with mkfs.btrfs and the kernel, and checks that the set assembles them by filesystem UUID
-// into one volume whose tree equals the kernel's ro,subvolid=5 mount.
+// TestBtrfsMultiDevice makes two-device RAID1, four-device RAID10, three-device RAID5 and four-device
+// RAID6 Btrfs filesystems on loop devices with mkfs.btrfs and the kernel, and checks that the set
+// assembles them by filesystem UUID into one volume whose tree equals the kernel's ro,subvolid=5 mount.
 func TestBtrfsMultiDevice(t *testing.T) {
 	for _, name := range []string{"mkfs.btrfs", "mount"} {
 		if _, err := exec.LookPath(name); err != nil {
@@ -24,7 +24,7 @@ func TestBtrfsMultiDevice(t *testing.T) {
 	for _, c := range []struct {
 		profile string
 		n       int
-	}{{"raid1", 2}, {"raid10", 4}} {
+	}{{"raid1", 2}, {"raid10", 4}, {"raid5", 3}, {"raid6", 4}} {
 		t.Run(c.profile, func(t *testing.T) {
 			dir := t.TempDir()
 			imgs, loops := testfix.LoopDevices(t, dir, c.n, 300<<20)
