@@ -6,6 +6,7 @@ import (
 	"math/rand"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -58,7 +59,7 @@ func TestProfiles(t *testing.T) {
 			for _, drop := range c.drops {
 				var keep, keepImgs []string
 				for i := range loops {
-					if !containsInt(drop, i) {
+					if !slices.Contains(drop, i) {
 						keep, keepImgs = append(keep, loops[i]), append(keepImgs, imgs[i])
 						continue
 					}
@@ -79,15 +80,6 @@ func TestProfiles(t *testing.T) {
 			}
 		})
 	}
-}
-
-func containsInt(s []int, v int) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }
 
 // compareSet opens the images as one filesystem and compares it with the kernel's mount at mnt;

@@ -4,7 +4,10 @@
 // its lost data is solved from the survivors.
 package parity
 
-import "errors"
+import (
+	"crypto/subtle"
+	"errors"
+)
 
 // ErrUnsolvable says a stripe lost more than its parity can rebuild.
 var ErrUnsolvable = errors.New("stripe lost more pieces than its parity rebuilds")
@@ -40,31 +43,38 @@ func pow2(n int) byte { return gfExp[n%255] }
 // inv is a^-1 for a != 0.
 func inv(a byte) byte { return gfExp[255-int(gfLog[a])] }
 
+// mulTable[c][x] is c·x: one 256-byte row per constant keeps a stripe's multiply to a lookup a byte.
+var mulTable = func() *[256][256]byte {
+	var t [256][256]byte
+	for c := range 256 {
+		for x := range 256 {
+			t[c][x] = gfMul(byte(c), byte(x))
+		}
+	}
+	return &t
+}()
+
 // mulAdd sets dst ^= c·src.
 func mulAdd(dst, src []byte, c byte) {
 	if c == 0 {
 		return
 	}
-	lc := int(gfLog[c])
+	row := &mulTable[c]
+	dst = dst[:len(src)]
 	for i, s := range src {
-		if s != 0 {
-			dst[i] ^= gfExp[int(gfLog[s])+lc]
-		}
+		dst[i] ^= row[s]
 	}
 }
 
 // scale sets b = c·b.
 func scale(b []byte, c byte) {
+	row := &mulTable[c]
 	for i, s := range b {
-		b[i] = gfMul(s, c)
+		b[i] = row[s]
 	}
 }
 
-func xorInto(dst, src []byte) {
-	for i := range dst {
-		dst[i] ^= src[i]
-	}
-}
+func xorInto(dst, src []byte) { subtle.XORBytes(dst, dst, src) }
 
 // Plan says which parity pieces rebuilding a stripe with lost missing data pieces reads, given which
 // are present: P alone for one lost piece when it can, Q too for two (or when P is gone too). ok is

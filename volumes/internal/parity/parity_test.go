@@ -3,6 +3,7 @@ package parity
 import (
 	"bytes"
 	"math/rand"
+	"slices"
 	"testing"
 )
 
@@ -70,5 +71,44 @@ func TestKnownQ(t *testing.T) {
 	Syndromes(p, q, [][]byte{{1}, {1}, {0x80}})
 	if p[0] != 0x80 || q[0] != 1^2^0x3a {
 		t.Errorf("P %#x Q %#x", p[0], q[0])
+	}
+}
+
+// BenchmarkRebuild times rebuilding one 64 KiB piece of a RAID6 stripe of four data pieces: from P
+// (XOR) and from P and Q (two lost pieces). Compare the two with -bench and see the ratio.
+func BenchmarkRebuild(b *testing.B) {
+	const size = 64 << 10
+	rng := rand.New(rand.NewSource(1))
+	data := make([][]byte, 4)
+	for i := range data {
+		data[i] = make([]byte, size)
+		rng.Read(data[i])
+	}
+	p, q := make([]byte, size), make([]byte, size)
+	Syndromes(p, q, data)
+	out, pSum, qSum := make([]byte, size), make([]byte, size), make([]byte, size)
+	for _, bc := range []struct {
+		name string
+		lost []int
+	}{{"P", []int{1}}, {"PQ", []int{1, 2}}} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.SetBytes(size)
+			for range b.N {
+				copy(pSum, p)
+				var qs []byte
+				if len(bc.lost) == 2 {
+					copy(qSum, q)
+					qs = qSum
+				}
+				for s, d := range data {
+					if !slices.Contains(bc.lost, s) {
+						Add(pSum, qs, d, s)
+					}
+				}
+				if err := Solve(out, bc.lost, pSum, qs); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
