@@ -71,9 +71,6 @@ func OpenDevices(devs []Device) (*FS, error) {
 		}
 		cm.devs[s.devid] = device{d.R, d.Size}
 	}
-	if sb.numDevices > uint64(len(cm.devs)) {
-		slog.Warn("btrfs: devices missing", "have", len(devs), "filesystem has", sb.numDevices)
-	}
 	f := &FS{sb: sb, cm: cm, nodes: fsys.NewLRU[uint64, *node](nodeCacheSize), data: fsys.NewLRU[uint64, []byte](dataCacheSize),
 		subs: map[uint64]tree{}, dirs: fsys.NewLRU[[2]uint64, *dirList](dirCacheEntries)}
 	f.Linked = fsys.Linked[*inode]{Walk: f.walk, Info: f.info, Link: f.readLink}
@@ -94,7 +91,11 @@ func OpenDevices(devs []Device) (*FS, error) {
 		cm.add(c)
 		b = b[17+n:]
 	}
+	var missing []uint64 // device ids the chunk tree lists and the set lacks
 	err := f.search(tree{sb.chunkRoot, sb.chunkLevel}, key{}, func(k key, d []byte) (bool, error) {
+		if _, ok := cm.devs[k.offset]; k.typ == typeDevItem && !ok && len(missing) < 16 {
+			missing = append(missing, k.offset)
+		}
 		if k.typ == typeChunkItem {
 			c, _, err := parseChunk(k.offset, d)
 			if err != nil {
@@ -106,6 +107,10 @@ func OpenDevices(devs []Device) (*FS, error) {
 	})
 	if err != nil {
 		return nil, fmt.Errorf("btrfs: %w", err)
+	}
+	if len(missing) > 0 || sb.numDevices > uint64(len(cm.devs)) {
+		slog.Warn("btrfs: devices missing, reading degraded (from the copies and parity left)", "fsid", f.Usage().UUID,
+			"have", len(cm.devs), "filesystem has", sb.numDevices, "missing devids", missing)
 	}
 	f.root = tree{sb.root, sb.rootLevel}
 	// Every subvolume's tree, from the ROOT_ITEMs of the root tree (the newest of each id).
