@@ -49,7 +49,8 @@ func parseChunk(logical uint64, b []byte) (chunk, int, error) {
 	if n == 0 || len(b) < size {
 		return chunk{}, 0, fmt.Errorf("%w: chunk at %d has %d stripes in %d bytes", ErrCorrupt, logical, n, len(b))
 	}
-	if c.length == 0 || c.stripeLen == 0 || c.stripeLen&(c.stripeLen-1) != 0 || logical+c.length < logical {
+	// The kernel's tree checker takes 64 KiB stripes only; a tiny one would split every read into bytes.
+	if c.length == 0 || c.stripeLen != 64<<10 || logical+c.length < logical {
 		return chunk{}, 0, fmt.Errorf("%w: chunk at %d: length %d, stripe length %d", ErrCorrupt, logical, c.length, c.stripeLen)
 	}
 	if c.typ&bgRAID10 != 0 && (c.subStripes == 0 || uint64(n)%c.subStripes != 0) {
