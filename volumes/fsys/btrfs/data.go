@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"sort"
 	"sync"
 
@@ -98,6 +99,9 @@ func (r *fileReader) load() error {
 			e, err := parseExtent(keys[i], d)
 			if err != nil {
 				r.err = fmt.Errorf("inode %d extent at %d: %w", r.ip.ino, keys[i].offset, err)
+				if errors.Is(err, ErrUnsupported) {
+					slog.Warn("btrfs: file data cannot be read here", "subvolume", r.ip.sub, "inode", r.ip.ino, "reason", err)
+				}
 				return
 			}
 			r.ext = append(r.ext, e)

@@ -157,8 +157,8 @@ func TestHostileExtents(t *testing.T) {
 		t.Errorf("a 1 GiB compressed extent was taken: %v", err)
 	}
 	d[17] = 1 // encrypted
-	if _, err := parseExtent(key{}, d); !errors.Is(err, ErrUnsupported) {
-		t.Errorf("encryption: %v", err)
+	if _, err := parseExtent(key{}, d); !errors.Is(err, ErrUnsupported) || !errors.Is(err, errors.ErrUnsupported) {
+		t.Errorf("encryption: %v, want ErrUnsupported wrapping errors.ErrUnsupported (EOPNOTSUPP)", err)
 	}
 	if _, err := f.lzo([]byte{0xff, 0xff, 0xff, 0x7f}, 4096); !errors.Is(err, ErrCorrupt) {
 		t.Errorf("lzo length past the data: %v", err)

@@ -98,6 +98,17 @@ func TestHostileNamedCases(t *testing.T) {
 		_, err = open(t, fmt.Sprintf("chunk@%d-past-disk", c.logical))
 		wantCorrupt(t, err, "past its")
 	})
+	t.Run("unknown compression", func(t *testing.T) {
+		// compression, encryption and other-encoding bytes of zstd.txt's first extent all ones
+		f, err := open(t, "zstd.txt-extent+16=ffffffff")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = fs.ReadFile(f, "zstd.txt")
+		if !errors.Is(err, ErrUnsupported) || !errors.Is(err, errors.ErrUnsupported) {
+			t.Errorf("zstd.txt: %v, want an unsupported-content error (EOPNOTSUPP)", err)
+		}
+	})
 	t.Run("zstd-inflates-past-its-size", func(t *testing.T) {
 		f, err := open(t, "zstd-inflates-past-its-size")
 		if err != nil {

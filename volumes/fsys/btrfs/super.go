@@ -19,8 +19,14 @@ import (
 // ErrCorrupt marks structures that contradict each other or the volume's bounds.
 var ErrCorrupt = errors.New("corrupt Btrfs file system")
 
-// ErrUnsupported marks content this reader does not handle (it fails with EOPNOTSUPP upstream).
-var ErrUnsupported = errors.New("unsupported Btrfs feature")
+// ErrUnsupported marks content this reader does not handle. It wraps errors.ErrUnsupported, which a
+// FUSE layer reports as EOPNOTSUPP (EIO stays for damage).
+var ErrUnsupported error = unsupported{}
+
+type unsupported struct{}
+
+func (unsupported) Error() string { return "unsupported Btrfs feature" }
+func (unsupported) Unwrap() error { return errors.ErrUnsupported }
 
 const (
 	superOffset = 0x10000
