@@ -1,6 +1,8 @@
 package volumes
 
 import (
+	"fmt"
+
 	"github.com/vmdkmount/vmdkmount/volumes/fsys"
 	"github.com/vmdkmount/vmdkmount/volumes/fsys/btrfs"
 	"github.com/vmdkmount/vmdkmount/volumes/layout"
@@ -23,6 +25,13 @@ func (s *Set) assembleBtrfs() {
 	}
 	for _, u := range order {
 		g := groups[u]
+		if n, err := btrfs.DeviceCount(g[0].dev, g[0].dev.Size()); err == nil && n > uint64(len(g)) {
+			name := u
+			if l := g[0].Filesystem.Label; l != "" {
+				name += fmt.Sprintf(" (%q)", l)
+			}
+			s.problemf("btrfs %s: %d of its %d devices in the set; it reads degraded, from the copies and parity left", name, len(g), n)
+		}
 		if len(g) < 2 {
 			continue
 		}

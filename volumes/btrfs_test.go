@@ -70,6 +70,22 @@ func TestBtrfsMultiDevice(t *testing.T) {
 			for _, d := range treecmp.Compare(tree, mnt, treecmp.Options{MaxDiffs: 30}) {
 				t.Error(d)
 			}
+
+			// One device left out: every profile here survives that, and the tree reads the same.
+			s = open(t, imgs[:len(imgs)-1]...)
+			vs = s.Volumes()
+			want := fmt.Sprintf("%d of its %d devices in the set", c.n-1, c.n)
+			if len(vs) != 1 || len(s.Problems()) != 1 || !strings.Contains(s.Problems()[0], want) {
+				t.Fatalf("degraded: volumes %s, problems %q; want one btrfs and a note of %q", ids(vs), s.Problems(), want)
+			}
+			degraded, err := vs[0].OpenTree(TreeOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer degraded.Close()
+			for _, d := range treecmp.Compare(degraded, mnt, treecmp.Options{MaxDiffs: 30}) {
+				t.Error("degraded:", d)
+			}
 		})
 	}
 }

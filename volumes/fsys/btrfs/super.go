@@ -102,3 +102,13 @@ func readSuper(r io.ReaderAt, size int64) (*superblock, error) {
 	sb.sysChunkArray = append([]byte(nil), b[0x32b:0x32b+n]...)
 	return sb, nil
 }
+
+// DeviceCount is the number of devices the filesystem on r says it has (its superblock's
+// num_devices), for a caller that gathers them.
+func DeviceCount(r io.ReaderAt, size int64) (uint64, error) {
+	sb, err := readSuper(r, size)
+	if err != nil {
+		return 0, err
+	}
+	return sb.numDevices, nil
+}
