@@ -98,7 +98,34 @@ func (m *chunkMap) find(logical uint64) (*chunk, error) {
 
 // read fills p from logical address logical, piece by piece across stripes, from the first copy
 // whose device is present (RAID5/6: rebuilt from parity when its device is absent).
-func (m *chunkMap) read(p []byte, logical uint64) error {
+func (m *chunkMap) read(p []byte, logical uint64) error { return m.readMirror(p, logical, -1) }
+
+// maxMirrors bounds the ways a block is read: RAID1C4 keeps four copies.
+const maxMirrors = 4
+
+// mirrors is how many independent ways logical reads: the copies of a mirrored profile, or for
+// RAID5/6 the data stripe, its rebuild from P and (RAID6) its rebuild from Q.
+func (m *chunkMap) mirrors(logical uint64) int {
+	c, err := m.find(logical)
+	if err != nil {
+		return 1
+	}
+	switch {
+	case c.typ&bgRAID5 != 0:
+		return 2
+	case c.typ&bgRAID6 != 0:
+		return 3
+	case c.typ&bgRAID0 != 0:
+		return 1
+	case c.typ&bgRAID10 != 0:
+		return int(min(c.subStripes, maxMirrors))
+	}
+	return min(len(c.stripes), maxMirrors)
+}
+
+// readMirror is read from one way of mirrors (mirror >= 0) or from the first that reads (-1): a
+// caller that finds a block damaged (a checksum) tries the next way, as the kernel does.
+func (m *chunkMap) readMirror(p []byte, logical uint64, mirror int) error {
 	for len(p) > 0 {
 		c, err := m.find(logical)
 		if err != nil {
@@ -108,11 +135,18 @@ func (m *chunkMap) read(p []byte, logical uint64) error {
 		n := min(uint64(len(p)), c.length-off)
 		if c.typ&(bgRAID5|bgRAID6) != 0 {
 			n = min(n, c.stripeLen-off%c.stripeLen)
-			err = m.readParity(p[:n], c, off)
+			err = m.readParity(p[:n], c, off, max(mirror, 0))
 		} else {
 			copies, within := c.place(off)
 			n = min(n, within)
-			err = m.readCopy(p[:n], copies)
+			switch {
+			case mirror < 0:
+				err = m.readCopy(p[:n], copies)
+			case mirror < len(copies):
+				err = m.readDev(p[:n], copies[mirror])
+			default:
+				err = fmt.Errorf("no copy %d of %d", mirror, len(copies))
+			}
 		}
 		if err != nil {
 			return fmt.Errorf("logical %d: %w", logical, err)

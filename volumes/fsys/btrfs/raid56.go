@@ -21,7 +21,9 @@ func (c *chunk) parityCount() uint64 {
 // readParity fills p, which stays inside one stripe element, from chunk offset off of a RAID5/6
 // chunk. Row r of the chunk puts data element k on stripe (r+k) mod n, P after the data and Q after
 // P, as the kernel rotates them; an element on an absent device is rebuilt from the rest of its row.
-func (m *chunkMap) readParity(p []byte, c *chunk, off uint64) error {
+// mirror 1 rebuilds the element even when its device is present (from P), mirror 2 without P too
+// (from Q): the ways to read a block whose first read was damaged.
+func (m *chunkMap) readParity(p []byte, c *chunk, off uint64, mirror int) error {
 	n := uint64(len(c.stripes))
 	data := n - c.parityCount()
 	nr, in := off/c.stripeLen, off%c.stripeLen
@@ -30,21 +32,27 @@ func (m *chunkMap) readParity(p []byte, c *chunk, off uint64) error {
 		s := c.stripes[(row+i)%n]
 		return stripe{s.devid, s.offset + row*c.stripeLen + in}
 	}
-	err := m.readDev(p, at(k))
-	if !errors.Is(err, errAbsent) {
-		return err
+	if mirror >= 2 && data+1 >= n {
+		return fmt.Errorf("no rebuild %d of a RAID5 element", mirror)
+	}
+	present := func(i uint64) bool {
+		_, ok := m.devs[at(i).devid]
+		return ok && !(i == k && mirror >= 1) && !(i == data && mirror >= 2)
+	}
+	err := fmt.Errorf("rebuild %d: %w", mirror, errAbsent)
+	if mirror == 0 {
+		if err = m.readDev(p, at(k)); !errors.Is(err, errAbsent) {
+			return err
+		}
 	}
 	lost := []int{int(k)}
 	for j := uint64(0); j < data; j++ {
-		if _, ok := m.devs[at(j).devid]; !ok && j != k {
+		if !present(j) && j != k {
 			lost = append(lost, int(j))
 		}
 	}
-	_, haveP := m.devs[at(data).devid]
-	haveQ := false
-	if data+1 < n {
-		_, haveQ = m.devs[at(data+1).devid]
-	}
+	haveP := present(data)
+	haveQ := data+1 < n && present(data+1)
 	useP, useQ, ok := parity.Plan(len(lost), haveP, haveQ)
 	if !ok {
 		return fmt.Errorf("row %d of the chunk at %d lost %d data stripes and its parity: %w", row, c.logical, len(lost), err)
@@ -65,7 +73,7 @@ func (m *chunkMap) readParity(p []byte, c *chunk, off uint64) error {
 	tmp := make([]byte, len(p))
 	for j := uint64(0); j < data; j++ {
 		s := at(j)
-		if _, ok := m.devs[s.devid]; !ok {
+		if j == k || !present(j) {
 			continue
 		}
 		if err := m.readDev(tmp, s); err != nil {

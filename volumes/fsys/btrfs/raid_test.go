@@ -1,8 +1,11 @@
 package btrfs
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"io/fs"
+	"log/slog"
 	"math/rand"
 	"os"
 	"path/filepath"
@@ -51,6 +54,7 @@ func TestProfiles(t *testing.T) {
 
 			mount("ro,noatime,subvolid=5", loops)
 			all := compareSet(t, imgs, mnt, 0)
+			checkFirstCopyDamaged(t, all, imgs, mnt)
 			if got := all.sb.csumType; got != map[string]uint16{"crc32c": csumCRC32C, "xxhash": csumXXHash, "sha256": csumSHA256, "blake2": csumBlake2}[c.csum] {
 				t.Errorf("checksum type %d, made with %s", got, c.csum)
 			}
@@ -86,6 +90,10 @@ func TestProfiles(t *testing.T) {
 // with devs > 0 it first checks that the kernel mounted that many devices, not more.
 func compareSet(t *testing.T, imgs []string, mnt string, devs int) *FS {
 	t.Helper()
+	return compareDevices(t, openImages(t, imgs), mnt, devs)
+}
+
+func openImages(t *testing.T, imgs []string) []Device {
 	var ds []Device
 	for _, img := range imgs {
 		fi, err := os.Open(img)
@@ -96,6 +104,11 @@ func compareSet(t *testing.T, imgs []string, mnt string, devs int) *FS {
 		st, _ := fi.Stat()
 		ds = append(ds, Device{R: fi, Size: st.Size()})
 	}
+	return ds
+}
+
+func compareDevices(t *testing.T, ds []Device, mnt string, devs int) *FS {
+	t.Helper()
 	f, err := OpenDevices(ds)
 	if err != nil {
 		t.Fatal(err)
@@ -111,6 +124,94 @@ func compareSet(t *testing.T, imgs []string, mnt string, devs int) *FS {
 		t.Error(d)
 	}
 	return f
+}
+
+// Block group types of a chunk.
+const (
+	bgSystem   = 1 << 1
+	bgMetadata = 1 << 2
+)
+
+// damaged reads a device with every byte of some ranges inverted.
+type damaged struct {
+	r      io.ReaderAt
+	ranges [][2]int64
+}
+
+func (d *damaged) ReadAt(p []byte, off int64) (int, error) {
+	n, err := d.r.ReadAt(p, off)
+	for _, rg := range d.ranges {
+		for i := max(rg[0], off); i < min(rg[1], off+int64(n)); i++ {
+			p[i-off] ^= 0xff
+		}
+	}
+	return n, err
+}
+
+// checkFirstCopyDamaged inverts, on the device of each metadata and system chunk's first stripe, that
+// stripe's bytes, and compares the tree read through the damage with the kernel's mount: every tree
+// block must come from its other copies, or be rebuilt from parity. On RAID6 the root tree's block
+// loses its element and P instead, so it must be rebuilt from Q.
+func checkFirstCopyDamaged(t *testing.T, f *FS, imgs []string, mnt string) {
+	ds := openImages(t, imgs)
+	byID := map[uint64]int{}
+	for i, d := range ds {
+		sb, err := readSuper(d.R, d.Size)
+		if err != nil {
+			t.Fatal(err)
+		}
+		byID[sb.devid] = i
+	}
+	dmg := make([]*damaged, len(ds))
+	for i := range ds {
+		dmg[i] = &damaged{r: ds[i].R}
+		ds[i].R = dmg[i]
+	}
+	for _, c := range f.cm.chunks {
+		if c.typ&(bgSystem|bgMetadata) == 0 {
+			continue
+		}
+		n := uint64(len(c.stripes))
+		perDev := c.length
+		switch {
+		case c.typ&bgRAID5 != 0:
+			perDev = c.length / (n - 1)
+		case c.typ&bgRAID6 != 0:
+			perDev = c.length / (n - 2)
+		}
+		s := c.stripes[0]
+		d := dmg[byID[s.devid]]
+		rootRow := ^uint64(0)
+		if off := f.sb.root - c.logical; c.typ&bgRAID6 != 0 && f.sb.root >= c.logical && off < c.length {
+			// The root tree's block loses its own element and P, so it is rebuilt from Q; the first
+			// stripe is left whole in that row, which must keep Q and one data element intact.
+			data := n - 2
+			nr := off / c.stripeLen
+			rootRow = nr / data
+			for _, e := range []uint64{nr % data, data} {
+				se := c.stripes[(rootRow+e)%n]
+				at := int64(se.offset + rootRow*c.stripeLen)
+				dmg[byID[se.devid]].ranges = append(dmg[byID[se.devid]].ranges, [2]int64{at, at + int64(c.stripeLen)})
+			}
+		}
+		for r := uint64(0); r < perDev/c.stripeLen; r++ {
+			if r != rootRow {
+				at := int64(s.offset + r*c.stripeLen)
+				d.ranges = append(d.ranges, [2]int64{at, at + int64(c.stripeLen)})
+			}
+		}
+	}
+	fromQ := &countCopies{copy: 2}
+	defer slog.SetDefault(slog.Default())
+	slog.SetDefault(slog.New(fromQ))
+	g := compareDevices(t, ds, mnt, 0)
+	if f.cm.chunks[len(f.cm.chunks)-1].typ&bgRAID6 != 0 && fromQ.n == 0 {
+		t.Error("no tree block was rebuilt from Q")
+	}
+	b := make([]byte, g.sb.nodeSize)
+	if err := g.cm.readMirror(b, g.sb.chunkRoot, 0); err == nil && g.checkBlock(b, g.sb.chunkRoot, g.sb.chunkLevel) == nil {
+		t.Error("the chunk tree's root reads intact from its first copy: the damage missed it")
+	}
 }
 
 // populateSmall writes files that span many stripe rows (random, so incompressible, and text under
@@ -197,4 +298,23 @@ func eachExtent(t *testing.T, f *FS, fn func(extent)) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// countCopies counts the log records of tree blocks read from another copy, that copy.
+type countCopies struct {
+	copy int64
+	n    int
+}
+
+func (h *countCopies) Enabled(context.Context, slog.Level) bool { return true }
+func (h *countCopies) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h *countCopies) WithGroup(string) slog.Handler            { return h }
+func (h *countCopies) Handle(_ context.Context, r slog.Record) error {
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key == "copy" && a.Value.Int64() == h.copy && strings.Contains(r.Message, "another copy") {
+			h.n++
+		}
+		return true
+	})
+	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"log/slog"
 )
 
 const (
@@ -64,23 +65,37 @@ func (f *FS) readNode(addr uint64, level uint8) (*node, error) {
 		}
 		return n, nil
 	}
-	b := make([]byte, f.sb.nodeSize)
-	if err := f.cm.read(b, addr); err != nil {
-		return nil, fmt.Errorf("tree block %d: %w", addr, err)
+	// A copy that fails its checks is damage in that copy: the next copy (or parity rebuild) may hold
+	// the block intact, as the kernel finds it.
+	var b []byte
+	var firstErr error
+	ways := f.cm.mirrors(addr)
+	for mirror := 0; mirror < ways; mirror++ {
+		b = make([]byte, f.sb.nodeSize)
+		err := f.cm.readMirror(b, addr, mirror)
+		if err != nil {
+			err = fmt.Errorf("tree block %d: %w", addr, err)
+		} else {
+			err = f.checkBlock(b, addr, level)
+		}
+		if err == nil {
+			if mirror > 0 {
+				slog.Warn("btrfs: tree block read from another copy", "block", addr, "copy", mirror, "first copy", firstErr)
+			}
+			firstErr = nil
+			break
+		}
+		if firstErr == nil {
+			firstErr = err
+		}
 	}
-	if err := verifyCsum(f.sb.csumType, b); err != nil {
-		return nil, fmt.Errorf("tree block %d: %w", addr, err)
+	if firstErr != nil {
+		if ways > 1 {
+			return nil, fmt.Errorf("%w (and its %d other copies)", firstErr, ways-1)
+		}
+		return nil, firstErr
 	}
-	if got := binary.LittleEndian.Uint64(b[0x30:]); got != addr {
-		return nil, fmt.Errorf("%w: tree block at %d says it is at %d", ErrCorrupt, addr, got)
-	}
-	if !bytes.Equal(b[0x20:0x30], f.sb.metadataUUID[:]) {
-		return nil, fmt.Errorf("%w: tree block %d belongs to another filesystem", ErrCorrupt, addr)
-	}
-	n := &node{level: b[0x64]}
-	if n.level != level {
-		return nil, fmt.Errorf("%w: tree block %d is level %d, expected %d", ErrCorrupt, addr, n.level, level)
-	}
+	n := &node{level: level}
 	count := int(binary.LittleEndian.Uint32(b[0x60:]))
 	body := b[headerSize:]
 	per := itemSize
@@ -109,6 +124,23 @@ func (f *FS) readNode(addr uint64, level uint8) (*node, error) {
 	}
 	f.nodes.Put(addr, n, int(f.sb.nodeSize))
 	return n, nil
+}
+
+// checkBlock verifies a tree block read from addr: checksum, address, filesystem and level.
+func (f *FS) checkBlock(b []byte, addr uint64, level uint8) error {
+	if err := verifyCsum(f.sb.csumType, b); err != nil {
+		return fmt.Errorf("tree block %d: %w", addr, err)
+	}
+	if got := binary.LittleEndian.Uint64(b[0x30:]); got != addr {
+		return fmt.Errorf("%w: tree block at %d says it is at %d", ErrCorrupt, addr, got)
+	}
+	if !bytes.Equal(b[0x20:0x30], f.sb.metadataUUID[:]) {
+		return fmt.Errorf("%w: tree block %d belongs to another filesystem", ErrCorrupt, addr)
+	}
+	if b[0x64] != level {
+		return fmt.Errorf("%w: tree block %d is level %d, expected %d", ErrCorrupt, addr, b[0x64], level)
+	}
+	return nil
 }
 
 // tree is a B-tree root.
