@@ -187,17 +187,32 @@ func FuzzNode(f *testing.F) {
 	})
 }
 
-// FuzzChunkArray parses arbitrary system chunk arrays and reads through the chunks they map.
+// FuzzChunkArray parses arbitrary system chunk arrays and reads through the chunks they map, from
+// three 256 KiB devices (ids 1-3; id 4 absent, so RAID5/6 and mirrored chunks naming it read degraded),
+// every way a tree block would be read.
 func FuzzChunkArray(f *testing.F) {
-	b := make([]byte, 17+chunkItemSize+stripeSize)
-	putKey(b, key{256, typeChunkItem, 0})
-	binary.LittleEndian.PutUint64(b[17:], 1<<16)
-	binary.LittleEndian.PutUint64(b[17+16:], 65536)
-	binary.LittleEndian.PutUint16(b[17+44:], 1)
-	binary.LittleEndian.PutUint64(b[17+chunkItemSize:], 1)
-	f.Add(b)
+	chunkSeed := func(typ uint64, devids ...uint64) []byte {
+		b := make([]byte, 17+chunkItemSize+len(devids)*stripeSize)
+		putKey(b, key{256, typeChunkItem, 0})
+		binary.LittleEndian.PutUint64(b[17:], 1<<17)
+		binary.LittleEndian.PutUint64(b[17+16:], 65536)
+		binary.LittleEndian.PutUint64(b[17+24:], typ)
+		binary.LittleEndian.PutUint16(b[17+44:], uint16(len(devids)))
+		for i, id := range devids {
+			binary.LittleEndian.PutUint64(b[17+chunkItemSize+i*stripeSize:], id)
+		}
+		return b
+	}
+	f.Add(chunkSeed(0, 1))
+	f.Add(chunkSeed(bgRAID5, 1, 2, 4))
+	f.Add(chunkSeed(bgRAID6, 4, 1, 2, 3))
+	f.Add(chunkSeed(bgRAID1C3, 4, 2, 3))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		fs := memFS(make([]byte, 1<<16))
+		for id := uint64(1); id <= 3; id++ {
+			dev := bytes.Repeat([]byte{byte(id)}, 1<<18)
+			fs.cm.devs[id] = device{bytes.NewReader(dev), int64(len(dev))}
+		}
 		for len(b) >= 17 {
 			k := readKey(b)
 			c, n, err := parseChunk(k.offset, b[17:])
@@ -206,7 +221,11 @@ func FuzzChunkArray(f *testing.F) {
 			}
 			fs.cm.add(c)
 			b = b[17+n:]
-			fs.cm.read(make([]byte, 8192), k.offset)
+			p := make([]byte, 8192)
+			fs.cm.read(p, k.offset)
+			for m := range fs.cm.mirrors(k.offset) {
+				fs.cm.readMirror(p, k.offset, m)
+			}
 		}
 	})
 }
