@@ -153,7 +153,7 @@ func (f *FS) readExtent(e *extent, b []byte, rel uint64) error {
 		clear(b)
 		return nil
 	case e.compression == compNone && e.kind == extRegular:
-		return f.cm.read(b, e.disk+e.offset+rel)
+		return f.readData(b, e.disk+e.offset+rel)
 	}
 	data, err := f.extentData(e)
 	if err != nil {
@@ -181,7 +181,7 @@ func (f *FS) extentData(e *extent) ([]byte, error) {
 		return d, nil
 	}
 	raw := make([]byte, e.diskLen)
-	if err := f.cm.read(raw, e.disk); err != nil {
+	if err := f.readData(raw, e.disk); err != nil {
 		return nil, err
 	}
 	d, err := f.decompress(e.compression, raw, e.ram)

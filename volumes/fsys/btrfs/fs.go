@@ -12,6 +12,7 @@ import (
 
 const (
 	fsTreeID      = 5
+	csumTreeID    = 7
 	firstSubvolID = 256
 	lastSubvolID  = 1<<64 - 256 // ids above are internal trees (tree log, reloc…)
 	rootDirIno    = 256
@@ -33,6 +34,7 @@ type FS struct {
 	data  *fsys.LRU[uint64, []byte] // decompressed extents by disk address
 	subs  map[uint64]tree           // subvolume id → its FS tree
 	dirs  *fsys.LRU[[2]uint64, *dirList]
+	csums *tree // the data checksum tree (nil: none, data is read unverified)
 }
 
 // Open reads the Btrfs filesystem on one device of size bytes.
@@ -118,7 +120,7 @@ func OpenDevices(devs []Device) (*FS, error) {
 		if k.objectid > lastSubvolID {
 			return false, nil
 		}
-		if k.typ != typeRootItem || (k.objectid != fsTreeID && k.objectid < firstSubvolID) {
+		if k.typ != typeRootItem || (k.objectid != fsTreeID && k.objectid != csumTreeID && k.objectid < firstSubvolID) {
 			return true, nil
 		}
 		if len(d) < 239 {
@@ -128,7 +130,12 @@ func OpenDevices(devs []Device) (*FS, error) {
 		if level >= maxLevel {
 			return false, fmt.Errorf("%w: subvolume %d tree level %d", ErrCorrupt, k.objectid, level)
 		}
-		f.subs[k.objectid] = tree{binary.LittleEndian.Uint64(d[176:]), level}
+		t := tree{binary.LittleEndian.Uint64(d[176:]), level}
+		if k.objectid == csumTreeID {
+			f.csums = &t
+			return true, nil
+		}
+		f.subs[k.objectid] = t
 		return true, nil
 	})
 	if err != nil {

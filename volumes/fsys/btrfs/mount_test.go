@@ -16,7 +16,7 @@ import (
 	"github.com/vmdkmount/vmdkmount/internal/treecmp"
 )
 
-func need(t *testing.T, tools ...string) {
+func need(t testing.TB, tools ...string) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("loop mounts need root")
@@ -28,14 +28,14 @@ func need(t *testing.T, tools ...string) {
 	}
 }
 
-func run(t *testing.T, name string, args ...string) {
+func run(t testing.TB, name string, args ...string) {
 	t.Helper()
 	if out, err := exec.Command(name, args...).CombinedOutput(); err != nil {
 		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
 	}
 }
 
-func write(t *testing.T, p string, b []byte) {
+func write(t testing.TB, p string, b []byte) {
 	t.Helper()
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		t.Fatal(err)

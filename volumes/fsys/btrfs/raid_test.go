@@ -126,12 +126,6 @@ func compareDevices(t *testing.T, ds []Device, mnt string, devs int) *FS {
 	return f
 }
 
-// Block group types of a chunk.
-const (
-	bgSystem   = 1 << 1
-	bgMetadata = 1 << 2
-)
-
 // damaged reads a device with every byte of some ranges inverted.
 type damaged struct {
 	r      io.ReaderAt
@@ -148,9 +142,10 @@ func (d *damaged) ReadAt(p []byte, off int64) (int, error) {
 	return n, err
 }
 
-// checkFirstCopyDamaged inverts, on the device of each metadata and system chunk's first stripe, that
-// stripe's bytes, and compares the tree read through the damage with the kernel's mount: every tree
-// block must come from its other copies, or be rebuilt from parity. On RAID6 the root tree's block
+// checkFirstCopyDamaged inverts, on the device of every chunk's first stripe (data, metadata and
+// system), that stripe's bytes, and compares the tree read through the damage with the kernel's mount:
+// every tree block, and every data sector by its checksum, must come from its other copies, or be
+// rebuilt from parity. On RAID6 the root tree's block
 // loses its element and P instead, so it must be rebuilt from Q.
 func checkFirstCopyDamaged(t *testing.T, f *FS, imgs []string, mnt string) {
 	ds := openImages(t, imgs)
@@ -168,9 +163,6 @@ func checkFirstCopyDamaged(t *testing.T, f *FS, imgs []string, mnt string) {
 		ds[i].R = dmg[i]
 	}
 	for _, c := range f.cm.chunks {
-		if c.typ&(bgSystem|bgMetadata) == 0 {
-			continue
-		}
 		n := uint64(len(c.stripes))
 		perDev := c.length
 		switch {

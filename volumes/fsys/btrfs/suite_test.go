@@ -98,6 +98,38 @@ func TestHostileNamedCases(t *testing.T) {
 		_, err = open(t, fmt.Sprintf("chunk@%d-past-disk", c.logical))
 		wantCorrupt(t, err, "past its")
 	})
+	t.Run("data fails its checksum", func(t *testing.T) {
+		// One byte of big.bin's data inverted on the disk: the read fails as damage (one copy only).
+		f, err := open(t, "unchanged")
+		if err != nil {
+			t.Fatal(err)
+		}
+		g := f.(*FS)
+		ip, _, err := g.Resolve("open", "big.bin", false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := &fileReader{f: g, ip: ip}
+		if err := r.load(); err != nil || len(r.ext) == 0 || r.ext[0].disk == 0 {
+			t.Fatalf("big.bin extents %v, %v", r.ext, err)
+		}
+		c, err := g.cm.find(r.ext[0].disk + 5000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		copies, _ := c.place(r.ext[0].disk + 5000 - c.logical)
+		img := byName["unchanged"].Disks[0]
+		bad := &damaged{r: img, ranges: [][2]int64{{int64(copies[0].offset), int64(copies[0].offset) + 1}}}
+		h, err := Open(bad, img.Size())
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = fs.ReadFile(h, "big.bin")
+		wantCorrupt(t, err, "fails its checksum")
+		if b, err := fs.ReadFile(h, "hello.txt"); err != nil || string(b) != "hello, hostile world\n" {
+			t.Errorf("hello.txt: %q, %v", b, err)
+		}
+	})
 	t.Run("unknown compression", func(t *testing.T) {
 		// compression, encryption and other-encoding bytes of zstd.txt's first extent all ones
 		f, err := open(t, "zstd.txt-extent+16=ffffffff")

@@ -151,18 +151,35 @@ type tree struct {
 
 // search calls fn for every item with key >= from, in key order, until fn returns false.
 func (f *FS) search(t tree, from key, fn func(k key, data []byte) (bool, error)) error {
-	_, err := f.searchNode(t.addr, t.level, from, fn)
+	_, err := f.searchNode(t.addr, t.level, from, false, fn)
 	return err
 }
 
-func (f *FS) searchNode(addr uint64, level uint8, from key, fn func(key, []byte) (bool, error)) (bool, error) {
+// searchFloor is search from the greatest key <= from (when there is one) instead: the item that
+// covers a range starting before from.
+func (f *FS) searchFloor(t tree, from key, fn func(k key, data []byte) (bool, error)) error {
+	_, err := f.searchNode(t.addr, t.level, from, true, fn)
+	return err
+}
+
+func (f *FS) searchNode(addr uint64, level uint8, from key, floor bool, fn func(key, []byte) (bool, error)) (bool, error) {
 	n, err := f.readNode(addr, level)
 	if err != nil {
 		return false, err
 	}
 	if n.level == 0 {
-		for i, k := range n.keys {
-			if k.less(from) {
+		first := 0
+		if floor {
+			for i, k := range n.keys {
+				if from.less(k) {
+					break
+				}
+				first = i
+			}
+		}
+		for i, k := range n.keys[first:] {
+			i += first
+			if k.less(from) && !(floor && i == first) {
 				continue
 			}
 			more, err := fn(k, n.data[i])
@@ -181,7 +198,7 @@ func (f *FS) searchNode(addr uint64, level uint8, from key, fn func(key, []byte)
 		start = i
 	}
 	for i := start; i < len(n.children); i++ {
-		more, err := f.searchNode(n.children[i], level-1, from, fn)
+		more, err := f.searchNode(n.children[i], level-1, from, floor, fn)
 		if err != nil || !more {
 			return false, err
 		}
