@@ -4,8 +4,8 @@
 // `mount -o subvolid=5` shows it, each subvolume and snapshot a directory. Files read inline, regular
 // and preallocated extents, holes and shared extents, with zlib, LZO and zstd compression; xattrs,
 // symlinks and hard links as stored. Checksums of metadata and file data are verified (crc32c,
-// xxhash64, sha256 and blake2b); a block or sector that fails is read from its other copies. Inode numbers are the stored ones in the top-level subvolume and are made unique for the
-// others.
+// xxhash64, sha256 and blake2b); a block or sector that fails is read from its other copies. Inode
+// numbers are the stored ones in the top-level subvolume and are made unique for the others.
 package btrfs
 
 import (
