@@ -69,3 +69,23 @@ type Dev struct{ *bytes.Reader }
 
 // NewDev wraps b as a disk.
 func NewDev(b []byte) Dev { return Dev{bytes.NewReader(b)} }
+
+// ExecutablePrefix returns the first n bytes (or all, when shorter) of the running test binary:
+// real x86 machine code, for the codecs that treat code specially (BCJ filters, LZX, WOF).
+func ExecutablePrefix(t testing.TB, n int64) []byte {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(exe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, n))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}

@@ -3,12 +3,12 @@ package squashfs
 import (
 	"bytes"
 	"encoding/binary"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
 
+	"github.com/vmdkmount/vmdkmount/internal/testfix"
 	"github.com/vmdkmount/vmdkmount/internal/treecmp"
 )
 
@@ -26,7 +26,7 @@ func TestXzBranchFilters(t *testing.T) {
 		id   byte
 		make func() []byte
 	}{
-		{"x86", xzFilterX86, func() []byte { return executablePrefix(t, 1<<20) }},
+		{"x86", xzFilterX86, func() []byte { return testfix.ExecutablePrefix(t, 1<<20) }},
 		{"arm", xzFilterARM, func() []byte {
 			return calls(blockSize, 4, func(p uint32) []byte {
 				return binary.LittleEndian.AppendUint32(nil, 0xeb000000|((callTarget-(p+8))>>2)&0xffffff)
@@ -94,24 +94,6 @@ func calls(blockSize, w int, insn func(pos uint32) []byte) []byte {
 		out = append(out, insn(uint32(len(out)%blockSize))...)
 	}
 	return out
-}
-
-// executablePrefix returns the first n bytes of this test binary: real x86 machine code.
-func executablePrefix(t *testing.T, n int64) []byte {
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.Open(exe)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, n))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
 }
 
 // filteredBlocks counts the xz streams in an image whose block applies filter id before LZMA2.

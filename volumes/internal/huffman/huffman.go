@@ -75,9 +75,18 @@ func (d *Decoder) Init(lens []uint8) error {
 		}
 	}
 	code, idx := uint32(0), uint16(0)
+	// The short codes fill the direct table from its start, shortest first.
+	at := 0
+	var next [32]uint32 // 32: indexed by a length masked to 5 bits, which the bounds check sees
 	for l := 1; l <= MaxLen; l++ {
 		d.first[l] = code
 		d.index[l] = idx
+		if l <= fastBits {
+			next[l] = uint32(at)
+			at += int(d.count[l]) << (fastBits - l)
+		} else {
+			next[l] = uint32(idx)
+		}
 		code = (code + uint32(d.count[l])) << 1
 		idx += d.count[l]
 	}
@@ -85,25 +94,37 @@ func (d *Decoder) Init(lens []uint8) error {
 		d.sorted = make([]uint16, idx, max(int(idx), 512))
 	}
 	d.sorted = d.sorted[:idx]
-	next := d.index
+	// One pass in symbol order, which is canonical order within each length: a short code's
+	// entries go straight to its span of the direct table, a long one to sorted for Slow. Canonical
+	// codes increase with their length, so the short codes fill the table's start; the rest
+	// (prefixes of longer codes, or no code) is cleared for the search in Slow.
 	for s, l := range lens {
-		if l != 0 {
-			d.sorted[next[l]] = uint16(s)
-			next[l]++
-		}
-	}
-	// Canonical codes increase with their length, so the short codes fill the start of the table;
-	// the rest (prefixes of longer codes, or no code) is cleared for the search in slow.
-	at := 0
-	for l := 1; l <= min(d.maxLen, fastBits); l++ {
-		span := 1 << (fastBits - l)
-		for i := 0; i < int(d.count[l]); i++ {
-			e := d.sorted[int(d.index[l])+i]<<5 | uint16(l)
-			f := d.fast[at : at+span]
-			for j := range f {
-				f[j] = e
+		switch {
+		case l == 0:
+		case l <= fastBits:
+			span := uint32(1) << (fastBits - l)
+			f := d.fast[next[l&31]&(1<<fastBits-1):]
+			next[l&31] += span
+			e := uint16(s)<<5 | uint16(l)
+			// Most codes are a few bits short of the table: spans of 1 to 4 entries, stored
+			// without a loop.
+			switch span {
+			case 1:
+				f[0] = e
+			case 2:
+				f = f[:2]
+				f[0], f[1] = e, e
+			case 4:
+				f = f[:4]
+				f[0], f[1], f[2], f[3] = e, e, e, e
+			default:
+				for f = f[:span]; len(f) >= 8; f = f[8:] {
+					f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[7] = e, e, e, e, e, e, e, e
+				}
 			}
-			at += span
+		default:
+			d.sorted[next[l&31]] = uint16(s)
+			next[l&31]++
 		}
 	}
 	clear(d.fast[at:])
@@ -124,6 +145,9 @@ func (d *Decoder) Decode(bits uint32) (sym, n int) {
 // Slow) or there is none.
 func (d *Decoder) Entry(bits uint32) uint16 { return d.fast[uint16(bits)>>(16-fastBits)] }
 
+// Top is Entry for a bit buffer whose next bit is bit 63 of buf, the form the decoding loops keep.
+func (d *Decoder) Top(buf uint64) uint16 { return d.fast[buf>>(64-fastBits)] }
+
 // Slow finds a code longer than the direct table.
 func (d *Decoder) Slow(bits uint32) (sym, n int) {
 	for l := fastBits + 1; l <= d.maxLen; l++ {
@@ -133,4 +157,20 @@ func (d *Decoder) Slow(bits uint32) (sym, n int) {
 		}
 	}
 	return 0, 0
+}
+
+// TailWords is the bit readers' load of the two 16-bit little-endian words at pos, the first in
+// the high half, for the end of the input, which reads as zeros past it (both formats' compressors
+// stop writing once the output is complete). Kept out of line: the decoding loops call it rarely.
+//
+//go:noinline
+func TailWords(src []byte, pos int) uint32 {
+	var w uint32
+	for k := 0; k < 2; k++ {
+		w <<= 16
+		if p := pos + 2*k; p >= 0 && p+2 <= len(src) {
+			w |= uint32(src[p]) | uint32(src[p+1])<<8
+		}
+	}
+	return w
 }

@@ -161,13 +161,13 @@ loop:
 	for out < end {
 		if nb < 32 {
 			if pos+4 <= len(src) { // refill's common case, inline
-				buf |= uint64(bits.RotateLeft32(binary.LittleEndian.Uint32(src[pos:]), 16)) << (32 - nb)
+				buf |= uint64(bits.RotateLeft32(binary.LittleEndian.Uint32(src[pos:]), 16)) << ((32 - nb) & 63)
 				pos, nb = pos+4, nb+32
 			} else {
 				pos, buf, nb = refill(src, pos, buf, nb)
 			}
 		}
-		e := d.main.Entry(uint32(buf >> 48))
+		e := d.main.Top(buf)
 		sym, n := int(e>>5), int(e&31)
 		if n == 0 {
 			if sym, n = d.main.Slow(uint32(buf >> 48)); n == 0 {
@@ -175,7 +175,7 @@ loop:
 				break loop
 			}
 		}
-		buf <<= n
+		buf <<= n & 63
 		nb -= n
 		if sym < numChars {
 			dst[out] = byte(sym)
@@ -190,7 +190,7 @@ loop:
 				err = corrupt("no length code matches the input at output byte %d", out)
 				break loop
 			}
-			buf <<= n
+			buf <<= n & 63
 			nb -= n
 			length += ls
 		}
@@ -211,20 +211,20 @@ loop:
 			eb := int(extraBits[slot])
 			v := slotBase[slot]
 			if aligned && eb >= 3 {
-				v += uint32(buf>>(64-(eb-3))) << 3 // buf>>64 is 0 for eb 3
-				buf <<= eb - 3
+				v += uint32(buf>>1>>((66-eb)&63)) << 3 // 0 bits for eb 3
+				buf <<= (eb - 3) & 63
 				nb -= eb - 3
 				a, n := d.aligned.Decode(uint32(buf >> 48))
 				if n == 0 {
 					err = corrupt("no aligned code matches the input at output byte %d", out)
 					break loop
 				}
-				buf <<= n
+				buf <<= n & 63
 				nb -= n
 				v += uint32(a)
 			} else {
-				v += uint32(buf >> (64 - eb))
-				buf <<= eb
+				v += uint32(buf >> 1 >> ((63 - eb) & 63)) // 0 bits for eb 0
+				buf <<= eb & 63
 				nb -= eb
 			}
 			offset = v - 2
@@ -238,16 +238,7 @@ loop:
 			err = corrupt("match of %d bytes at output byte %d overruns its block", length, out)
 			break loop
 		}
-		if from := out - int(offset); offset >= 8 && out+length+8 <= len(dst) {
-			// lzcopy.Match's common case, inline: 8-byte words from bytes already final.
-			// Most matches are short: the first word without the loop.
-			binary.LittleEndian.PutUint64(dst[out:], binary.LittleEndian.Uint64(dst[from:]))
-			for i := 8; i < length; i += 8 {
-				binary.LittleEndian.PutUint64(dst[out+i:], binary.LittleEndian.Uint64(dst[from+i:]))
-			}
-		} else {
-			lzcopy.Match(dst, out, int(offset), length)
-		}
+		lzcopy.Match(dst, out, int(offset), length)
 		out += length
 	}
 	d.br = bitReader{src: src, pos: pos, buf: buf, n: nb}
@@ -260,23 +251,9 @@ func refill(src []byte, pos int, buf uint64, nb int) (int, uint64, int) {
 	if pos+4 <= len(src) {
 		w = bits.RotateLeft32(binary.LittleEndian.Uint32(src[pos:]), 16) // the first word first
 	} else {
-		w = tailWords(src, pos)
+		w = huffman.TailWords(src, pos)
 	}
 	return pos + 4, buf | uint64(w)<<(32-nb), nb + 32
-}
-
-// tailWords is refill's load at the end of the input, which reads as zeros past it.
-//
-//go:noinline
-func tailWords(src []byte, pos int) uint32 {
-	var w uint32
-	for k := 0; k < 2; k++ {
-		w <<= 16
-		if p := pos + 2*k; p >= 0 && p+2 <= len(src) {
-			w |= uint32(binary.LittleEndian.Uint16(src[p:]))
-		}
-	}
-	return w
 }
 
 // readLens reads the code lengths lens[from:to] through a pretree, as deltas against their

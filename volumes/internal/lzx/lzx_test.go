@@ -3,6 +3,7 @@ package lzx_test
 import (
 	"testing"
 
+	"github.com/vmdkmount/vmdkmount/internal/testfix"
 	"github.com/vmdkmount/vmdkmount/internal/wimres"
 	"github.com/vmdkmount/vmdkmount/volumes/internal/lzx"
 )
@@ -17,6 +18,16 @@ func TestAgainstWimlib(t *testing.T) {
 		if n := wimres.CheckChunks(t, data, res, lzx.WindowSize, lzx.Decompress); n < 5 {
 			t.Fatalf("%s: only %d compressed chunks", level, n)
 		}
+	}
+}
+
+// TestMachineCode decodes wimlib's chunks of real machine code (this test's own binary), with its
+// E8 calls and aligned-offset blocks.
+func TestMachineCode(t *testing.T) {
+	data := testfix.ExecutablePrefix(t, 1<<20)
+	res := wimres.Capture(t, data, "lzx", lzx.WindowSize)
+	if n := wimres.CheckChunks(t, data, res, lzx.WindowSize, lzx.Decompress); n < 5 {
+		t.Fatalf("only %d compressed chunks", n)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/bits"
 
 	"github.com/vmdkmount/vmdkmount/volumes/internal/huffman"
 	"github.com/vmdkmount/vmdkmount/volumes/internal/lzcopy"
@@ -45,19 +46,14 @@ func corrupt(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrCorrupt, fmt.Sprintf(format, args...))
 }
 
-// word reads the 16-bit little-endian word at pos; past the end the stream reads as zeros (the
-// compressor stops writing once the output is complete).
-func word(src []byte, pos int) uint32 {
-	if pos >= 0 && pos+2 <= len(src) {
-		return uint32(src[pos]) | uint32(src[pos+1])<<8
-	}
-	return 0
-}
-
-// run decodes blocks until dst is full. The bit state lives in local variables (bits holds the next
-// bits, most significant first; more counts the valid bits beyond the top 16, MS-XCA's
-// ExtraBitCount; pos is the next input byte, after the words already in bits), so that the loop
-// keeps it in registers.
+// run decodes blocks until dst is full. The bit state lives in local variables, so that the loop
+// keeps it in registers: buf holds the next nb bits, most significant first, and pos is the next
+// input byte after them. buf is refilled two words at a time once fewer than 32 bits are left,
+// which covers a symbol's code (at most 15 bits) and its offset bits (at most 15).
+//
+// MS-XCA's decoder holds only 16 to 31 bits after each code; the match length bytes it reads
+// between codes come from the input after the words it has loaded. msxcaPos finds that position
+// under the words buf holds beyond it, which are dropped and loaded again after the length bytes.
 func (*decoder) run(h *huffman.Decoder, dst, src []byte) error {
 	out, pos := 0, 0
 	var lens [numSymbols]uint8
@@ -72,33 +68,45 @@ func (*decoder) run(h *huffman.Decoder, dst, src []byte) error {
 			return corrupt("block at output byte %d: %v", out, err)
 		}
 		pos += tableBytes
-		bits := word(src, pos)<<16 | word(src, pos+2)
-		pos += 4
-		more := 16
+		var buf uint64
+		nb := 0
 		end := min(out+blockSize, len(dst))
 		for out < end {
-			e := h.Entry(bits >> 16)
-			sym, n := int(e>>5), int(e&31)
+			if nb < 32 {
+				var w uint32
+				if pos+4 <= len(src) { // refill's common case
+					w = bits.RotateLeft32(binary.LittleEndian.Uint32(src[pos:]), 16)
+				} else {
+					w = huffman.TailWords(src, pos)
+				}
+				buf |= uint64(w) << ((32 - nb) & 63)
+				pos, nb = pos+4, nb+32
+			}
+			e := h.Top(buf)
+			n := int(e & 31)
 			if n == 0 {
-				if sym, n = h.Slow(bits >> 16); n == 0 {
+				var sym int
+				if sym, n = h.Slow(uint32(buf >> 48)); n == 0 {
 					return corrupt("no Huffman code matches the input at output byte %d", out)
 				}
+				e = uint16(sym<<5 | n)
 			}
-			// Consume n bits, refilling one word whenever fewer than 16 remain (MS-XCA).
-			bits <<= n
-			if more -= n; more < 0 {
-				bits |= word(src, pos) << -more
-				pos += 2
-				more += 16
-			}
-			if sym < 256 {
-				dst[out] = byte(sym)
+			buf <<= n & 63
+			nb -= n
+			if e < 256<<5 {
+				dst[out] = byte(e >> 5)
 				out++
 				continue
 			}
-			sym -= 256
+			sym := int(e>>5) - 256
 			length, offBits := sym&15, sym>>4
 			if length == 15 {
+				// The length bytes sit where MS-XCA's decoder is in the input: drop the words
+				// loaded past it and resume after them.
+				extra := (nb - 16) >> 4
+				pos -= 2 * extra
+				nb -= 16 * extra
+				buf &^= ^uint64(0) >> (nb & 63)
 				if pos >= len(src) {
 					return corrupt("match length byte past the input")
 				}
@@ -118,30 +126,21 @@ func (*decoder) run(h *huffman.Decoder, dst, src []byte) error {
 				length += 15
 			}
 			length += minMatch
-			offset := int(bits>>(32-offBits)) | 1<<offBits // bits>>32 is 0 for offBits 0
-			bits <<= offBits
-			if more -= offBits; more < 0 {
-				bits |= word(src, pos) << -more
-				pos += 2
-				more += 16
-			}
+			offset := int(buf>>1>>((63-offBits)&63)) | 1<<(offBits&63) // 0 bits for offBits 0
+			buf <<= offBits & 63
+			nb -= offBits
 			if offset > out {
 				return corrupt("match at output byte %d reaches %d bytes back", out, offset)
 			}
 			if length > len(dst)-out {
 				return corrupt("match of %d bytes at output byte %d overruns the %d-byte output", length, out, len(dst))
 			}
-			if from := out - offset; offset >= 8 && out+length+8 <= len(dst) {
-				// lzcopy.Match's common case, inline: 8-byte words from bytes already final.
-				// Most matches are short: the first word without the loop.
-				binary.LittleEndian.PutUint64(dst[out:], binary.LittleEndian.Uint64(dst[from:]))
-				for i := 8; i < length; i += 8 {
-					binary.LittleEndian.PutUint64(dst[out+i:], binary.LittleEndian.Uint64(dst[from+i:]))
-				}
-			} else {
-				lzcopy.Match(dst, out, offset, length)
-			}
+			lzcopy.Match(dst, out, offset, length)
 			out += length
+		}
+		// The next block's table, like the length bytes, follows the words MS-XCA has loaded.
+		if nb >= 16 {
+			pos -= 2 * ((nb - 16) >> 4)
 		}
 		if pos > len(src)+4 {
 			return corrupt("input of %d bytes ends before the output is complete", len(src))

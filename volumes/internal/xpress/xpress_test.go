@@ -3,6 +3,7 @@ package xpress_test
 import (
 	"testing"
 
+	"github.com/vmdkmount/vmdkmount/internal/testfix"
 	"github.com/vmdkmount/vmdkmount/internal/wimres"
 	"github.com/vmdkmount/vmdkmount/volumes/internal/xpress"
 )
@@ -12,6 +13,18 @@ import (
 func TestAgainstWimlib(t *testing.T) {
 	data := wimres.Sample(t, 300_001)
 	for _, cs := range []int{4096, 8192, 16384, 65536} {
+		res := wimres.Capture(t, data, "xpress", cs)
+		if n := wimres.CheckChunks(t, data, res, cs, xpress.Decompress); n < 5 {
+			t.Fatalf("chunk size %d: only %d compressed chunks", cs, n)
+		}
+	}
+}
+
+// TestMachineCode decodes wimlib's chunks of real machine code (this test's own binary), whose
+// matches and length escapes fall at other bit positions than the sample's.
+func TestMachineCode(t *testing.T) {
+	data := testfix.ExecutablePrefix(t, 1<<20)
+	for _, cs := range []int{4096, 16384} {
 		res := wimres.Capture(t, data, "xpress", cs)
 		if n := wimres.CheckChunks(t, data, res, cs, xpress.Decompress); n < 5 {
 			t.Fatalf("chunk size %d: only %d compressed chunks", cs, n)
