@@ -81,6 +81,7 @@ type Reader struct {
 	entry     int64 // bytes per chunk-table entry
 	tableSize int64
 	cache     Cache
+	ahead     ahead
 }
 
 // NewReader reads the compressed stream src (srcSize bytes) as size bytes compressed with alg.
@@ -113,7 +114,8 @@ func (r *Reader) Size() int64 { return r.size }
 
 // ReadAt reads uncompressed bytes; io.EOF at and past the end. The compressed bytes of the chunks a
 // read needs come in with one read of the stream, and chunks the read covers whole are decoded
-// straight into p, several at a time.
+// straight into p, several at a time. Reads in order also start the decoding of the chunks after
+// them (see ahead.go).
 func (r *Reader) ReadAt(p []byte, off int64) (int, error) {
 	if off < 0 {
 		return 0, fmt.Errorf("wof: negative offset %d", off)
@@ -124,6 +126,12 @@ func (r *Reader) ReadAt(p []byte, off int64) (int, error) {
 	var eof error
 	if int64(len(p)) > r.size-off {
 		p, eof = p[:r.size-off], io.EOF
+	}
+	if r.cache != nil {
+		// A batch decoding some of these chunks ahead: wait for it, then take them from the cache.
+		if b := r.begin(off, len(p), off/r.chunk, (off+int64(len(p))+r.chunk-1)/r.chunk); b != nil {
+			<-b.done
+		}
 	}
 	var jobs []job
 	for i := off / r.chunk; i*r.chunk < off+int64(len(p)); i++ {

@@ -19,11 +19,11 @@ var algs = []struct {
 	{wof.XPRESS4K, "xpress"}, {wof.XPRESS8K, "xpress"}, {wof.XPRESS16K, "xpress"}, {wof.LZX, "lzx"},
 }
 
-// mapCache is a test Cache that counts its hits.
+// mapCache is a test Cache that counts its hits, and those of chunks (not table pages).
 type mapCache struct {
-	mu   sync.Mutex
-	m    map[int64][]byte
-	hits int
+	mu              sync.Mutex
+	m               map[int64][]byte
+	hits, chunkHits int
 }
 
 func (c *mapCache) Get(k int64) ([]byte, bool) {
@@ -32,6 +32,9 @@ func (c *mapCache) Get(k int64) ([]byte, bool) {
 	b, ok := c.m[k]
 	if ok {
 		c.hits++
+		if k >= 0 {
+			c.chunkHits++
+		}
 	}
 	return b, ok
 }
@@ -40,6 +43,19 @@ func (c *mapCache) Put(k int64, b []byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.m[k] = b
+}
+
+// chunks returns the chunks in the cache.
+func (c *mapCache) chunks() map[int64]bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := map[int64]bool{}
+	for k := range c.m {
+		if k >= 0 {
+			out[k] = true
+		}
+	}
+	return out
 }
 
 // TestResources reads wimlib's resources of every WOF algorithm whole and at scattered offsets,
