@@ -1,7 +1,8 @@
 // Command wofimage builds the NTFS image bench/wof-read.sh reads: the source file three times, as
 // plain.bin (uncompressed) and as xpress4k.bin and lzx.bin, compressed the way Windows' WOF
-// provider (CompactOS) stores files, with wimlib's compressors. It needs root, mkntfs, ntfs-3g and
-// wimcapture.
+// provider (CompactOS) stores files, with wimlib's compressors. Each compressed stream is also
+// written beside the image, as IMAGE.xpress4k.res and IMAGE.lzx.res. It needs root, mkntfs,
+// ntfs-3g and wimcapture.
 //
 //	wofimage SRC IMAGE
 package main
@@ -13,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 
 	"github.com/vmdkmount/vmdkmount/internal/wimres"
 	"golang.org/x/sys/unix"
@@ -54,6 +56,10 @@ func build(src, img string) error {
 	res := make([][]byte, len(files))
 	for i, f := range files {
 		if res[i], err = wimres.CaptureFile(src, tmp, f.compress, f.chunk); err != nil {
+			return err
+		}
+		// The bare resource too, beside the image, for the decoder-only comparison.
+		if err := os.WriteFile(img+"."+strings.TrimSuffix(f.name, ".bin")+".res", res[i], 0o644); err != nil {
 			return err
 		}
 	}
