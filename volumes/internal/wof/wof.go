@@ -67,8 +67,8 @@ type Cache interface {
 	Put(key int64, b []byte)
 }
 
-// tablePage is how many bytes of the chunk table one read brings in.
-const tablePage = 4096
+// tablePageSize is how many bytes of the chunk table one read brings in.
+const tablePageSize = 4096
 
 // Reader is the uncompressed view of one compressed stream; ReadAt is safe for concurrent use.
 type Reader struct {
@@ -166,9 +166,10 @@ func (r *Reader) decode(jobs []job) error {
 	if len(jobs) == 0 {
 		return nil
 	}
+	var t tablePage
 	for k := range jobs {
 		var err error
-		if jobs[k].start, jobs[k].end, err = r.bounds(jobs[k].i); err != nil {
+		if jobs[k].start, jobs[k].end, err = r.bounds(&t, jobs[k].i); err != nil {
 			return err
 		}
 	}
@@ -257,10 +258,11 @@ func (r *Reader) decodeOne(j *job, src []byte) error {
 }
 
 // bounds returns where chunk i's compressed bytes start and end, relative to the end of the table.
-func (r *Reader) bounds(i int64) (int64, int64, error) {
+// t keeps the table page last used, for the next chunks of the same read.
+func (r *Reader) bounds(t *tablePage, i int64) (int64, int64, error) {
 	var start int64
 	if i > 0 {
-		v, err := r.tableEntry(i - 1)
+		v, err := r.tableEntry(t, i-1)
 		if err != nil {
 			return 0, 0, err
 		}
@@ -268,7 +270,7 @@ func (r *Reader) bounds(i int64) (int64, int64, error) {
 	}
 	end := r.srcSize - r.tableSize
 	if i < r.nchunks-1 {
-		v, err := r.tableEntry(i)
+		v, err := r.tableEntry(t, i)
 		if err != nil {
 			return 0, 0, err
 		}
@@ -280,25 +282,37 @@ func (r *Reader) bounds(i int64) (int64, int64, error) {
 	return start, end, nil
 }
 
-// tableEntry returns entry k of the chunk table (the start of chunk k+1), through the cache.
-func (r *Reader) tableEntry(k int64) (int64, error) {
+// tablePage is a page of the chunk table (tablePageSize bytes) a read has in hand: each holds
+// the bounds of 1024 chunks (512 with 8-byte entries), which a read then finds without going
+// through the shared cache.
+type tablePage struct {
+	n int64 // page number + 1; 0 for none
+	b []byte
+}
+
+// tableEntry returns entry k of the chunk table (the start of chunk k+1), through t and the cache.
+func (r *Reader) tableEntry(t *tablePage, k int64) (int64, error) {
 	at := k * r.entry
-	page := at / tablePage
-	var b []byte
-	if r.cache != nil {
+	page := at / tablePageSize
+	b := t.b
+	if t.n != page+1 {
+		b = nil
+	}
+	if b == nil && r.cache != nil {
 		b, _ = r.cache.Get(-1 - page)
 	}
 	if b == nil {
-		n := min(tablePage, r.tableSize-page*tablePage)
+		n := min(tablePageSize, r.tableSize-page*tablePageSize)
 		b = make([]byte, n)
-		if k, err := r.src.ReadAt(b, page*tablePage); k < len(b) {
+		if k, err := r.src.ReadAt(b, page*tablePageSize); k < len(b) {
 			return 0, fmt.Errorf("wof: chunk table: %w", shortRead(err))
 		}
 		if r.cache != nil {
 			r.cache.Put(-1-page, b)
 		}
 	}
-	in := at - page*tablePage
+	t.n, t.b = page+1, b
+	in := at - page*tablePageSize
 	if r.entry == 8 {
 		v := binary.LittleEndian.Uint64(b[in:])
 		if v > 1<<62 {
