@@ -59,6 +59,11 @@ type Decoder struct {
 	mainLens                   [numMainSyms + lensSlack]uint8
 	lenLens                    [numLenSyms + lensSlack]uint8
 	br                         bitReader
+	// The state of the block being decoded that its loop uses only for matches, kept here rather
+	// than in registers the literals need: the three repeated offsets, and whether the block
+	// has aligned offsets.
+	rep      [3]uint32
+	aligned1 bool
 }
 
 // Decompress expands one chunk (src) into dst, whose length is the chunk's decompressed size
@@ -119,7 +124,10 @@ func (d *Decoder) Decompress(dst, src []byte) error {
 				return corrupt("length code: %v", err)
 			}
 			var err error
-			if out, r0, r1, r2, err = d.block(dst, out, end, typ == blockAligned, r0, r1, r2); err != nil {
+			d.rep = [3]uint32{r0, r1, r2}
+			out, err = d.block(dst[:end], out, typ == blockAligned)
+			r0, r1, r2 = d.rep[0], d.rep[1], d.rep[2]
+			if err != nil {
 				return err
 			}
 		case blockUncompressed:
@@ -154,18 +162,21 @@ func (d *Decoder) Decompress(dst, src []byte) error {
 // state lives in local variables while it runs, so that the loop keeps it in registers: each
 // symbol takes at most 49 bits (main and length codes of 16, then up to 17 for the offset), read
 // after two refills of 32.
-func (d *Decoder) block(dst []byte, out, end int, aligned bool, r0, r1, r2 uint32) (int, uint32, uint32, uint32, error) {
+func (d *Decoder) block(dst []byte, out int, aligned bool) (int, error) {
 	src, pos, buf, nb := d.br.src, d.br.pos, d.br.buf, d.br.n
+	d.aligned1 = aligned
 	var err error
 loop:
-	for out < end {
+	for out < len(dst) {
 		if nb < 32 {
-			if pos+4 <= len(src) { // refill's common case, inline
-				buf |= uint64(bits.RotateLeft32(binary.LittleEndian.Uint32(src[pos:]), 16)) << ((32 - nb) & 63)
-				pos, nb = pos+4, nb+32
+			var w uint32
+			if pos+4 <= len(src) { // refill's common case
+				w = bits.RotateLeft32(binary.LittleEndian.Uint32(src[pos:]), 16) // the first word first
 			} else {
-				pos, buf, nb = refill(src, pos, buf, nb)
+				w = huffman.TailWords(src, pos)
 			}
+			buf |= uint64(w) << ((32 - nb) & 63)
+			pos, nb = pos+4, nb+32
 		}
 		e := d.main.Top(buf)
 		sym, n := int(e>>5), int(e&31)
@@ -185,10 +196,13 @@ loop:
 		sym -= numChars
 		length := sym&7 + minMatch
 		if sym&7 == 7 {
-			ls, n := d.length.Decode(uint32(buf >> 48))
+			e := d.length.Top(buf)
+			ls, n := int(e>>5), int(e&31)
 			if n == 0 {
-				err = corrupt("no length code matches the input at output byte %d", out)
-				break loop
+				if ls, n = d.length.Slow(uint32(buf >> 48)); n == 0 {
+					err = corrupt("no length code matches the input at output byte %d", out)
+					break loop
+				}
 			}
 			buf <<= n & 63
 			nb -= n
@@ -197,44 +211,52 @@ loop:
 		var offset uint32
 		switch slot := sym >> 3; slot {
 		case 0:
-			offset = r0
+			offset = d.rep[0]
 		case 1:
-			offset, r1 = r1, r0
-			r0 = offset
+			offset, d.rep[1] = d.rep[1], d.rep[0]
+			d.rep[0] = offset
 		case 2:
-			offset, r2 = r2, r0
-			r0 = offset
+			offset, d.rep[2] = d.rep[2], d.rep[0]
+			d.rep[0] = offset
 		default:
 			if nb < 17 {
-				pos, buf, nb = refill(src, pos, buf, nb)
+				var w uint32
+				if pos+4 <= len(src) {
+					w = bits.RotateLeft32(binary.LittleEndian.Uint32(src[pos:]), 16)
+				} else {
+					w = huffman.TailWords(src, pos)
+				}
+				buf |= uint64(w) << ((32 - nb) & 63)
+				pos, nb = pos+4, nb+32
 			}
 			eb := int(extraBits[slot])
 			v := slotBase[slot]
-			if aligned && eb >= 3 {
+			if d.aligned1 && eb >= 3 {
 				v += uint32(buf>>1>>((66-eb)&63)) << 3 // 0 bits for eb 3
 				buf <<= (eb - 3) & 63
 				nb -= eb - 3
-				a, n := d.aligned.Decode(uint32(buf >> 48))
+				a := d.aligned.Top(buf) // codes of at most 7 bits: all in the direct table
+				n := int(a & 31)
 				if n == 0 {
 					err = corrupt("no aligned code matches the input at output byte %d", out)
 					break loop
 				}
 				buf <<= n & 63
 				nb -= n
-				v += uint32(a)
+				v += uint32(a >> 5)
 			} else {
 				v += uint32(buf >> 1 >> ((63 - eb) & 63)) // 0 bits for eb 0
 				buf <<= eb & 63
 				nb -= eb
 			}
 			offset = v - 2
-			r2, r1, r0 = r1, r0, offset
+			d.rep = [3]uint32{offset, d.rep[0], d.rep[1]}
 		}
 		if offset == 0 || int64(offset) > int64(out) {
 			err = corrupt("match at output byte %d reaches %d bytes back", out, offset)
 			break loop
 		}
-		if length > end-out {
+		if length > len(dst)-out {
 			err = corrupt("match of %d bytes at output byte %d overruns its block", length, out)
 			break loop
 		}
@@ -242,18 +264,7 @@ loop:
 		out += length
 	}
 	d.br = bitReader{src: src, pos: pos, buf: buf, n: nb}
-	return out, r0, r1, r2, err
-}
-
-// refill loads the next two 16-bit words below the nb (at most 32) bits left in buf.
-func refill(src []byte, pos int, buf uint64, nb int) (int, uint64, int) {
-	var w uint32
-	if pos+4 <= len(src) {
-		w = bits.RotateLeft32(binary.LittleEndian.Uint32(src[pos:]), 16) // the first word first
-	} else {
-		w = huffman.TailWords(src, pos)
-	}
-	return pos + 4, buf | uint64(w)<<(32-nb), nb + 32
+	return out, err
 }
 
 // readLens reads the code lengths lens[from:to] through a pretree, as deltas against their
