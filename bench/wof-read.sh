@@ -9,9 +9,10 @@
 # Beside them, the peer decoder: wimlib's wimextract of the same data from a WIM with the same chunks
 # (its time includes the SHA-1 check it always makes), and the decoders alone on the same chunks,
 # one thread each: ours (a Go benchmark) and wimlib's library (bench/wofdecode), whose CPU ratio the
-# machine's load hardly moves. Last, the floor on this machine's cores: the least wall time the
-# work measured (daemon CPU plus the reader's) allows when every core is busy, as a ratio to the
-# uncompressed read, with our decoder and with wimlib's decoding speed in its place.
+# machine's load hardly moves. Last, the floor: the uncompressed read keeps every core busy already
+# (its daemon and reader CPU add up to about its wall time times the cores), so no read can beat
+# the ratio of the CPU work (daemon plus reader) of the compressed read to that of the uncompressed
+# one; it is printed with our decoder, and with wimlib's decoding time in place of ours.
 # Needs root, fuse3, ntfs-3g, mkntfs, wimtools, libwim (its .so), a C compiler and bc.
 # Usage: bench/wof-read.sh [WORKDIR]
 set -euo pipefail
@@ -96,14 +97,14 @@ unmount
 printf '%-14s %8s s  daemon CPU %6s s  reader CPU %6s s\n' "uncompressed" "${best[plain.bin]}" "${cpu[plain.bin]}" "${rcpu[plain.bin]}"
 for f in xpress4k.bin lzx.bin; do
 	n=${f%.bin}
-	printf '%-14s %8s s  daemon CPU %6s s  ratio to uncompressed %.2fx (daemon CPU %.2fx)\n' "$n" "${best[$f]}" "${cpu[$f]}" \
-		"$(echo "${best[$f]} / ${best[plain.bin]}" | bc -l)" "$(echo "${cpu[$f]} / ${cpu[plain.bin]}" | bc -l)"
+	printf '%-14s %8s s  daemon CPU %6s s  reader CPU %6s s  ratio to uncompressed %.2fx (daemon CPU %.2fx)\n' "$n" \
+		"${best[$f]}" "${cpu[$f]}" "${rcpu[$f]}" "$(echo "${best[$f]} / ${best[plain.bin]}" | bc -l)" \
+		"$(echo "${cpu[$f]} / ${cpu[plain.bin]}" | bc -l)"
 	printf '%-14s wimextract CPU %6s s (decode + SHA-1); our daemon CPU / wimlib CPU %.2fx\n' "  wimlib" "${peer[$n]}" \
 		"$(echo "${cpu[$f]} / ${peer[$n]}" | bc -l)"
 	printf '%-14s decoders alone, one thread: ours %s s, wimlib %s s: ours / wimlib %.2fx\n' "" "${dec[$n]}" "${wdec[$n]}" \
 		"$(echo "${dec[$n]} / ${wdec[$n]}" | bc -l)"
-	# The floor: all the CPU work of the read spread over every core, never below the uncompressed read.
-	floor() { echo "r = ($1 + ${rcpu[$f]}) / $cores / ${best[plain.bin]}; if (r < 1) r = 1; r" | bc -l; }
-	printf '%-14s floor on %d cores: %.2fx with our decoder, %.2fx at wimlib decoding speed\n' "" "$cores" \
-		"$(floor "${cpu[$f]}")" "$(floor "${cpu[$f]} - ${dec[$n]} + ${wdec[$n]}")"
+	floor() { echo "r = ($1 + ${rcpu[$f]}) / (${cpu[plain.bin]} + ${rcpu[plain.bin]}); if (r < 1) r = 1; r" | bc -l; }
+	printf '%-14s floor on %d cores (CPU work / uncompressed): %.2fx with our decoder, %.2fx at wimlib decoding speed\n' \
+		"" "$cores" "$(floor "${cpu[$f]}")" "$(floor "${cpu[$f]} - ${dec[$n]} + ${wdec[$n]}")"
 done
