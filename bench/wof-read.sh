@@ -9,10 +9,10 @@
 # Beside them, the peer decoder: wimlib's wimextract of the same data from a WIM with the same chunks
 # (its time includes the SHA-1 check it always makes), and the decoders alone on the same chunks,
 # one thread each: ours (a Go benchmark) and wimlib's library (bench/wofdecode), whose CPU ratio the
-# machine's load hardly moves. Last, the floor: the uncompressed read keeps every core busy already
-# (its daemon and reader CPU add up to about its wall time times the cores), so no read can beat
-# the ratio of the CPU work (daemon plus reader) of the compressed read to that of the uncompressed
-# one; it is printed with our decoder, and with wimlib's decoding time in place of ours.
+# machine's load hardly moves. Last, the floor: no read can take less wall time than its CPU work
+# (daemon plus reader) spread over every core; it is printed in seconds and as a ratio to the
+# uncompressed read, with our decoder and with wimlib's decoding time in place of ours. (On a
+# loaded machine the uncompressed read slows down more than the floor, so read the seconds.)
 # Needs root, fuse3, ntfs-3g, mkntfs, wimtools, libwim (its .so), a C compiler and bc.
 # Usage: bench/wof-read.sh [WORKDIR]
 set -euo pipefail
@@ -104,7 +104,10 @@ for f in xpress4k.bin lzx.bin; do
 		"$(echo "${cpu[$f]} / ${peer[$n]}" | bc -l)"
 	printf '%-14s decoders alone, one thread: ours %s s, wimlib %s s: ours / wimlib %.2fx\n' "" "${dec[$n]}" "${wdec[$n]}" \
 		"$(echo "${dec[$n]} / ${wdec[$n]}" | bc -l)"
-	floor() { echo "r = ($1 + ${rcpu[$f]}) / (${cpu[plain.bin]} + ${rcpu[plain.bin]}); if (r < 1) r = 1; r" | bc -l; }
-	printf '%-14s floor on %d cores (CPU work / uncompressed): %.2fx with our decoder, %.2fx at wimlib decoding speed\n' \
-		"" "$cores" "$(floor "${cpu[$f]}")" "$(floor "${cpu[$f]} - ${dec[$n]} + ${wdec[$n]}")"
+	floor() { echo "($1 + ${rcpu[$f]}) / $cores" | bc -l; }
+	ratio() { echo "r = $1 / ${best[plain.bin]}; if (r < 1) r = 1; r" | bc -l; }
+	ours_floor=$(floor "${cpu[$f]}")
+	wim_floor=$(floor "${cpu[$f]} - ${dec[$n]} + ${wdec[$n]}")
+	printf '%-14s floor on %d cores: %.3f s (%.2fx) with our decoder, %.3f s (%.2fx) at wimlib decoding speed\n' \
+		"" "$cores" "$ours_floor" "$(ratio "$ours_floor")" "$wim_floor" "$(ratio "$wim_floor")"
 done
