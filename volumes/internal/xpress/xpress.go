@@ -51,9 +51,10 @@ func corrupt(format string, args ...any) error {
 // input byte after them. buf is refilled two words at a time once fewer than 32 bits are left,
 // which covers a symbol's code (at most 15 bits) and its offset bits (at most 15).
 //
-// MS-XCA's decoder holds only 16 to 31 bits after each code; the match length bytes it reads
-// between codes come from the input after the words it has loaded. msxcaPos finds that position
-// under the words buf holds beyond it, which are dropped and loaded again after the length bytes.
+// MS-XCA's decoder holds 16 to 31 bits after each code, and the match length bytes it reads
+// between codes (and the next block's table) come from the input after the words it has loaded.
+// There, pos steps back over the words buf holds beyond those bits (or on by the one word it
+// lacks): (nb-16)>>4 words, an arithmetic shift, so -1 for fewer than 16 bits.
 func (*decoder) run(h *huffman.Decoder, dst, src []byte) error {
 	out, pos := 0, 0
 	var lens [numSymbols]uint8
@@ -139,9 +140,7 @@ func (*decoder) run(h *huffman.Decoder, dst, src []byte) error {
 			out += length
 		}
 		// The next block's table, like the length bytes, follows the words MS-XCA has loaded.
-		if nb >= 16 {
-			pos -= 2 * ((nb - 16) >> 4)
-		}
+		pos -= 2 * ((nb - 16) >> 4)
 		if pos > len(src)+4 {
 			return corrupt("input of %d bytes ends before the output is complete", len(src))
 		}
