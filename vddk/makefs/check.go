@@ -42,13 +42,8 @@ func unsupported(fsType string, e entry, seen map[string]bool) string {
 	key := path.Dir(e.rel) + "/" + name
 	switch fsType {
 	case "fat32":
-		// go-diskfs v1.9.4 sizes a long name by its UTF-8 bytes and stores each rune as one UTF-16 unit,
-		// so it holds 255 bytes of name and no rune beyond the Basic Multilingual Plane.
-		if len(name) > 255 {
-			return fmt.Sprintf("name of %d UTF-8 bytes, the FAT32 writer holds 255", len(name))
-		}
-		if i := strings.IndexFunc(name, func(r rune) bool { return r > 0xffff }); i >= 0 {
-			return fmt.Sprintf("character %q is outside the UTF-16 range the FAT32 writer stores", []rune(name[i:])[0])
+		if n := utf16Len(name); n > 255 {
+			return fmt.Sprintf("name of %d UTF-16 units, FAT32 holds 255", n)
 		}
 		if i := strings.IndexFunc(name, func(r rune) bool { return r < 0x20 || strings.ContainsRune(`"*/:<>?\|`, r) }); i >= 0 {
 			return fmt.Sprintf("character %q is not allowed in a FAT32 name", name[i:i+1])
