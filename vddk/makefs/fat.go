@@ -617,15 +617,15 @@ func (s *stream) copyFile(root string, e entry) error {
 	defer f.Close()
 	left := e.size
 	for left > 0 {
-		room := s.buf[len(s.buf):min(cap(s.buf), len(s.buf)+int(min(left, int64(cap(s.buf)))))]
-		n, err := f.Read(room)
-		s.buf = s.buf[:len(s.buf)+n]
-		left -= int64(n)
 		if len(s.buf) == cap(s.buf) {
 			if err := s.flush(); err != nil {
 				return err
 			}
 		}
+		room := s.buf[len(s.buf):min(cap(s.buf), len(s.buf)+int(min(left, int64(cap(s.buf)))))]
+		n, err := f.Read(room)
+		s.buf = s.buf[:len(s.buf)+n]
+		left -= int64(n)
 		if err == io.EOF || (err == nil && n == 0) {
 			return fmt.Errorf("the file ended %d bytes short of the %d it had when listed", left, e.size)
 		}
