@@ -36,8 +36,8 @@ func TestDiskfsSquashfsSymlinkNeedsCwd(t *testing.T) {
 	if err := inDir(sq.Workspace(), func() error { return sq.Finalize(squashfs.FinalizeOptions{NoCompressInodes: true}) }); err != nil {
 		t.Fatal(err)
 	}
-	// Each folder's parent inode is left 0; sqFixParents writes them.
-	if err := sqFixParents(f, 0); err != nil {
+	// Each folder's parent inode is left 0; sqRewrite writes them.
+	if err := sqRewrite(f, 0); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -338,6 +338,10 @@ func (p *progress) finish() {
 	}
 }
 
+// sqGzipLevel is the zlib level of the squashfs data: gzip's default. go-diskfs's zero value is level 0,
+// which stores every block uncompressed (a squashfs as large as its files).
+const sqGzipLevel = 6
+
 // buildSquashfs writes a squashfs of the kept entries at start and returns the bytes it spans.
 func buildSquashfs(st backend.Storage, f *os.File, start int64, o Options, root string, own bool, kept []entry) (int64, error) {
 	sq, err := squashfs.Create(st, 0, start, 0)
@@ -352,14 +356,11 @@ func buildSquashfs(st backend.Storage, f *os.File, start int64, o Options, root 
 		return 0, fmt.Errorf("stage: %w", err)
 	}
 	if err := inDir(ws, func() error {
-		return sq.Finalize(squashfs.FinalizeOptions{Compression: &squashfs.CompressorGzip{}, NoCompressInodes: true})
+		return sq.Finalize(squashfs.FinalizeOptions{Compression: &squashfs.CompressorGzip{CompressionLevel: sqGzipLevel}})
 	}); err != nil {
 		return 0, err
 	}
-	if err := sqFixDirTable(f, start); err != nil {
-		return 0, fmt.Errorf("fix the squashfs: %w", err)
-	}
-	if err := sqFixParents(f, start); err != nil {
+	if err := sqRewrite(f, start); err != nil {
 		return 0, fmt.Errorf("fix the squashfs: %w", err)
 	}
 	// bytes_used (superblock offset 40), padded to 4 KiB as mksquashfs pads.
