@@ -1,59 +1,89 @@
 #!/usr/bin/env bash
-# Times `vmdk make-fs` against the usual pipeline for the same tree, side by side, best of RUNS runs,
-# and prints the ratios (peer time / our time: above 1 means vmdk is faster):
-#   --fs squashfs   vs  mksquashfs (gzip) + qemu-img convert -O vmdk
+# Times `vmdk make-fs` against the usual pipeline for the same tree, runs of both taking turns (the load
+# of a shared machine then weighs on both alike), and prints the ratios (peer time / our time: above 1
+# means vmdk is faster), per run, their median, and best against best:
+#   --fs squashfs   vs  mksquashfs -comp gzip -Xcompression-level 6 (our level; its default threads)
+#                       + qemu-img convert -O vmdk
 #   --fs fat32      vs  truncate + mkfs.vfat -F 32 + mcopy -s -m + qemu-img convert -O vmdk
-# Sources: SQ_SRC (default /usr/share) and FAT_SRC (default /usr/share/zoneinfo: go-diskfs v1.9.4's FAT32
-# writer re-reads a folder per file added, so a whole /usr/share takes very long; set FAT_SRC to see it).
+# Both sides of a comparison read the same input: a copy of SRC (default /usr/share) from which what
+# `vmdk make-fs --skip-unsupported` reports it leaves out (symlinks and names FAT32 cannot hold; the
+# squashfs writer's limits: big folders, files over ~254 MiB, dangling links) is deleted first, and
+# listed. Then vmdk builds without --skip-unsupported, so nothing is silently left out. The sizes the
+# two VMDKs take on disk are printed too (mksquashfs also folds duplicate files into one).
 # Usage: bench/make-fs.sh   (needs qemu-utils, squashfs-tools, dosfstools, mtools, bc)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-3}
-SQ_SRC=${SQ_SRC:-/usr/share}
-FAT_SRC=${FAT_SRC:-/usr/share/zoneinfo}
+SRC=${SRC:-/usr/share}
 work=$(mktemp -d /var/tmp/make-fs.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 go build -o "$work/vmdk" ./cmd/vmdk
 export MTOOLS_SKIP_CHECK=1
+shopt -s dotglob
 
-best() {
-	local b=999999 t s e
-	for _ in $(seq "$RUNS"); do
-		rm -rf "${work:?}"/out && mkdir "$work/out"
-		s=$(date +%s.%N)
-		"$@" >/dev/null 2>&1
-		e=$(date +%s.%N)
-		t=$(echo "$e - $s" | bc)
-		b=$(echo "if ($t < $b) $t else $b" | bc)
+# input FS: a copy of SRC holding only what vmdk's FS writer takes; says what it removed.
+input() {
+	local fs=$1 dir=$work/in-$1 round n
+	cp -a "$SRC" "$dir"
+	for round in 1 2 3; do # removing a link target can leave another link dangling
+		rm -f "$work/probe.raw"
+		"$work/vmdk" make-fs --fs "$fs" -t raw --skip-unsupported "$dir" "$work/probe.raw" 2>&1 >/dev/null |
+			sed -n 's/^left out \(.*\): \(.*\)$/\1\t\2/p' >"$work/left-$fs.$round"
+		n=$(wc -l <"$work/left-$fs.$round")
+		[ "$n" = 0 ] && break
+		echo "$fs: removed $n entries from the copy that the writer cannot hold, e.g.:" >&2
+		cut -f2 "$work/left-$fs.$round" | sed 's/[0-9][0-9]*/N/g' | sort | uniq -c | sort -rn | head -5 >&2
+		cut -f1 "$work/left-$fs.$round" | while IFS= read -r p; do rm -rf "${dir:?}/$p"; done
 	done
-	echo "$b"
+	rm -f "$work/probe.raw"
+	echo "$fs input: $(find "$dir" | wc -l) of the $(find "$SRC" | wc -l) entries of $SRC, $(du -sh "$dir" | cut -f1)" >&2
+}
+
+secs() { # CMD...: wall seconds of one run, output thrown away
+	local s e
+	s=$(date +%s.%N)
+	"$@" >/dev/null 2>&1 || { echo "failed: $*" >&2; exit 1; }
+	e=$(date +%s.%N)
+	echo "$e - $s" | bc
 }
 
 peer_squashfs() {
-	mksquashfs "$SQ_SRC" "$work/out/sq.img" -comp gzip -noappend -quiet &&
+	mksquashfs "$work/in-squashfs" "$work/out/sq.img" -comp gzip -Xcompression-level 6 -noappend -quiet &&
 		qemu-img convert -O vmdk "$work/out/sq.img" "$work/out/sq.vmdk"
 }
 peer_fat() {
 	local kb
-	kb=$(du -sk "$FAT_SRC" | cut -f1)
+	kb=$(du -sk "$work/in-fat32" | cut -f1)
 	truncate -s $(((kb * 11 / 10 + 65536) * 1024)) "$work/out/fat.img" &&
 		mkfs.vfat -F 32 "$work/out/fat.img" &&
-		mcopy -s -m -i "$work/out/fat.img" "$FAT_SRC"/* ::/ &&
+		mcopy -s -m -i "$work/out/fat.img" "$work/in-fat32"/* ::/ &&
 		qemu-img convert -O vmdk "$work/out/fat.img" "$work/out/fat.vmdk"
 }
 
-files() { find "$1" | wc -l; }
-report() { # name ours peer
-	printf '%-9s ours %6.2fs  peer %6.2fs  ratio peer/ours %.2f\n' "$1" "$2" "$3" "$(echo "$3 / $2" | bc -l)"
+compare() { # name ourcmd... -- peercmd...
+	local name=$1 ours=() peer=() o p ratios=() bo=999999 bp=999999
+	shift
+	while [ "$1" != -- ]; do ours+=("$1") && shift; done
+	shift
+	peer=("$@")
+	for i in $(seq "$RUNS"); do
+		rm -f "$work/o.vmdk"
+		o=$(secs "${ours[@]}")
+		rm -rf "${work:?}/out" && mkdir "$work/out"
+		p=$(secs "${peer[@]}")
+		[ "$i" = 1 ] && echo "$name: VMDKs on disk: ours $(du -k "$work/o.vmdk" | cut -f1) KiB, peer $(du -k "$work"/out/*.vmdk | cut -f1) KiB" >&2
+		ratios+=("$(echo "$p / $o" | bc -l)")
+		bo=$(echo "if ($o < $bo) $o else $bo" | bc)
+		bp=$(echo "if ($p < $bp) $p else $bp" | bc)
+		printf '%-9s run %d: ours %6.2fs  peer %6.2fs  ratio %.2f\n' "$name" "$i" "$o" "$p" "${ratios[-1]}" >&2
+	done
+	printf '%-9s best ours %6.2fs  best peer %6.2fs  ratio peer/ours: best %.2f, median of runs %.2f\n' \
+		"$name" "$bo" "$bp" "$(echo "$bp / $bo" | bc -l)" \
+		"$(printf '%s\n' "${ratios[@]}" | sort -g | sed -n "$(((RUNS + 1) / 2))p")"
 }
 
-echo "squashfs: $SQ_SRC ($(files "$SQ_SRC") entries)" >&2
-ours=$(best "$work/vmdk" make-fs --fs squashfs --skip-unsupported "$SQ_SRC" "$work/out/o.vmdk")
-"$work/vmdk" make-fs --fs squashfs --skip-unsupported "$SQ_SRC" "$work/out/check.vmdk" # fail loudly if it fails
-peer=$(best peer_squashfs)
-report squashfs "$ours" "$peer"
-
-echo "fat32: $FAT_SRC ($(files "$FAT_SRC") entries)" >&2
-ours=$(best "$work/vmdk" make-fs --fs fat32 --skip-unsupported "$FAT_SRC" "$work/out/o.vmdk")
-peer=$(best peer_fat)
-report fat32 "$ours" "$peer"
+input squashfs
+compare squashfs "$work/vmdk" make-fs --fs squashfs "$work/in-squashfs" "$work/o.vmdk" -- peer_squashfs
+rm -rf "${work:?}/in-squashfs"
+input fat32
+compare fat32 "$work/vmdk" make-fs --fs fat32 "$work/in-fat32" "$work/o.vmdk" -- peer_fat

@@ -42,13 +42,8 @@ func unsupported(fsType string, e entry, seen map[string]bool) string {
 	key := path.Dir(e.rel) + "/" + name
 	switch fsType {
 	case "fat32":
-		// go-diskfs v1.9.4 sizes a long name by its UTF-8 bytes and stores each rune as one UTF-16 unit,
-		// so it holds 255 bytes of name and no rune beyond the Basic Multilingual Plane.
-		if len(name) > 255 {
-			return fmt.Sprintf("name of %d UTF-8 bytes, the FAT32 writer holds 255", len(name))
-		}
-		if i := strings.IndexFunc(name, func(r rune) bool { return r > 0xffff }); i >= 0 {
-			return fmt.Sprintf("character %q is outside the UTF-16 range the FAT32 writer stores", []rune(name[i:])[0])
+		if n := utf16Len(name); n > 255 {
+			return fmt.Sprintf("name of %d UTF-16 units, FAT32 holds 255", n)
 		}
 		if i := strings.IndexFunc(name, func(r rune) bool { return r < 0x20 || strings.ContainsRune(`"*/:<>?\|`, r) }); i >= 0 {
 			return fmt.Sprintf("character %q is not allowed in a FAT32 name", name[i:i+1])
@@ -86,10 +81,17 @@ func unsupported(fsType string, e entry, seen map[string]bool) string {
 // hold is an error naming it. Everything under a left-out folder is left out with it.
 func filter(fsType string, entries []entry, skip bool) (kept []entry, skipped []Skipped, err error) {
 	seen := map[string]bool{}
-	big := map[string]int{} // squashfs: folders whose listing passes what go-diskfs can store
-	if fsType == "squashfs" {
+	big := map[string]int{}     // squashfs: folders whose listing passes what go-diskfs can store
+	slots := map[string]int64{} // fat32: folders with more entries than FAT counts
+	switch fsType {
+	case "squashfs":
 		for _, e := range entries {
 			big[path.Dir(e.rel)] += 8 + 2 + len(path.Base(e.rel)) // entry, name, and room for headers
+		}
+	case "fat32":
+		for _, e := range entries {
+			_, short := fatExactShort(path.Base(e.rel))
+			slots[path.Dir(e.rel)] += fatSlots(path.Base(e.rel), !short)
 		}
 	}
 	var gone []string // left-out folders, as "rel/" prefixes
@@ -108,6 +110,9 @@ func filter(fsType string, entries []entry, skip bool) (kept []entry, skipped []
 		if n := big[e.rel]; why == "" && e.mode.IsDir() && n > sqMaxListing {
 			why = fmt.Sprintf("folder whose listing takes about %d bytes; the squashfs writer (go-diskfs v1.9.4) "+
 				"stores %d (about 2,000 names)", n, sqMaxListing)
+		}
+		if n := slots[e.rel] + 2; why == "" && e.mode.IsDir() && n > fatMaxSlots { // with "." and ".."
+			why = fmt.Sprintf("folder whose names take %d entries, FAT32 holds %d in a folder", n, fatMaxSlots)
 		}
 		if why == "" {
 			kept = append(kept, e)

@@ -20,6 +20,7 @@ import (
 	"github.com/diskfs/go-diskfs/partition/gpt"
 	"github.com/diskfs/go-diskfs/partition/mbr"
 	"github.com/vmdkmount/vmdkmount/vddk"
+	"github.com/vmdkmount/vmdkmount/vddk/makefs/untar"
 )
 
 // Filesystems lists the filesystems Make builds.
@@ -73,17 +74,17 @@ func Make(src, out string, o Options) (res *Result, err error) {
 	if err != nil {
 		return nil, err
 	}
-	root := src
+	root, own := src, false
 	if !fi.IsDir() {
 		tmp, err := os.MkdirTemp("", "makefs-tar-")
 		if err != nil {
 			return nil, err
 		}
 		defer os.RemoveAll(tmp)
-		if err := extractTar(src, tmp); err != nil {
+		if err := untar.Extract(src, tmp); err != nil {
 			return nil, err
 		}
-		root = tmp
+		root, own = tmp, true
 	}
 	all, err := scan(root)
 	if err != nil {
@@ -148,11 +149,14 @@ func Make(src, out string, o Options) (res *Result, err error) {
 	}
 	switch o.FS {
 	case "fat32":
-		res.FSSize, err = buildFAT(st, f, start, fixed, o, root, kept)
+		var w backend.WritableFile
+		if w, err = st.Writable(); err == nil {
+			res.FSSize, err = buildFAT(w, start, fixed, o, root, kept)
+		}
 	case "iso9660":
-		res.FSSize, err = buildISO(st, f, start, o, root, kept)
+		res.FSSize, err = buildISO(st, f, start, o, root, own, kept)
 	case "squashfs":
-		res.FSSize, err = buildSquashfs(st, f, start, o, root, kept)
+		res.FSSize, err = buildSquashfs(st, f, start, o, root, own, kept)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", out, err)
@@ -286,7 +290,7 @@ type countingFile struct {
 // zeros, so a sparse source file stays a hole instead of taking its size on disk (go-diskfs copies
 // file data once and never clears what it wrote before).
 func (f countingFile) WriteAt(p []byte, off int64) (int, error) {
-	if len(p) >= 512 && allZero(p) {
+	if len(p) >= 512 && untar.AllZero(p) {
 		f.written(int64(len(p)))
 		return len(p), nil
 	}
@@ -334,8 +338,12 @@ func (p *progress) finish() {
 	}
 }
 
+// sqGzipLevel is the zlib level of the squashfs data: gzip's default. go-diskfs's zero value is level 0,
+// which stores every block uncompressed (a squashfs as large as its files).
+const sqGzipLevel = 6
+
 // buildSquashfs writes a squashfs of the kept entries at start and returns the bytes it spans.
-func buildSquashfs(st backend.Storage, f *os.File, start int64, o Options, root string, kept []entry) (int64, error) {
+func buildSquashfs(st backend.Storage, f *os.File, start int64, o Options, root string, own bool, kept []entry) (int64, error) {
 	sq, err := squashfs.Create(st, 0, start, 0)
 	if err != nil {
 		return 0, err
@@ -344,18 +352,15 @@ func buildSquashfs(st backend.Storage, f *os.File, start int64, o Options, root 
 	ws := sq.Workspace()
 	defer os.RemoveAll(ws)
 	defer sq.Close()
-	if err := stage(root, ws, kept); err != nil {
+	if err := stage(root, ws, kept, own); err != nil {
 		return 0, fmt.Errorf("stage: %w", err)
 	}
 	if err := inDir(ws, func() error {
-		return sq.Finalize(squashfs.FinalizeOptions{Compression: &squashfs.CompressorGzip{}, NoCompressInodes: true})
+		return sq.Finalize(squashfs.FinalizeOptions{Compression: &squashfs.CompressorGzip{CompressionLevel: sqGzipLevel}})
 	}); err != nil {
 		return 0, err
 	}
-	if err := sqFixDirTable(f, start); err != nil {
-		return 0, fmt.Errorf("fix the squashfs: %w", err)
-	}
-	if err := sqFixParents(f, start); err != nil {
+	if err := sqRewrite(f, start); err != nil {
 		return 0, fmt.Errorf("fix the squashfs: %w", err)
 	}
 	// bytes_used (superblock offset 40), padded to 4 KiB as mksquashfs pads.
@@ -387,13 +392,13 @@ func inDir(dir string, fn func() error) error {
 }
 
 // buildISO writes an ISO9660 filesystem with Rock Ridge and Joliet names at start.
-func buildISO(st backend.Storage, f *os.File, start int64, o Options, root string, kept []entry) (int64, error) {
+func buildISO(st backend.Storage, f *os.File, start int64, o Options, root string, own bool, kept []entry) (int64, error) {
 	ws, err := os.MkdirTemp("", "makefs-iso-")
 	if err != nil {
 		return 0, err
 	}
 	defer os.RemoveAll(ws)
-	if err := stage(root, ws, kept); err != nil {
+	if err := stage(root, ws, kept, own); err != nil {
 		return 0, fmt.Errorf("stage: %w", err)
 	}
 	// go-diskfs v1.9.4's ISO writer ignores start when it finalizes: give it a storage that begins there.

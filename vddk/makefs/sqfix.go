@@ -13,298 +13,307 @@ import (
 // sqMeta is the data size of a squashfs metadata block.
 const sqMeta = 8192
 
-// sqFixParents writes each directory inode's parent inode number, which go-diskfs v1.9.4 leaves 0
-// (mksquashfs writes the parent's number, and the root's is the inode count + 1). The kernel only shows
-// it as ".."'s inode number, but readers that check a directory is reached from its one parent (ours
-// does, to refuse hard-linked directories) reject the image. The inode table must be uncompressed
-// (FinalizeOptions.NoCompressInodes) so the numbers can be written in place.
-func sqFixParents(f *os.File, start int64) error {
+// sqRewrite rewrites the metadata go-diskfs v1.9.4 writes after the data (inode, directory, fragment,
+// export and id tables) as uncompressed 8 KiB blocks, in mksquashfs's order, repairing on the way:
+//   - the directory table is mis-addressed once the listings pass one metadata block: a folder inode
+//     holds the index of its listing's logical 8 KiB block, not the block's byte offset, and a listing
+//     larger than 8 KiB lands in one oversized block whose 15-bit length is truncated;
+//   - every folder's parent inode number is 0 (mksquashfs writes the parent's number, the root's is
+//     the inode count + 1): the kernel only shows it as ".."'s number, but readers that check a folder
+//     is reached from its one parent (ours does, to refuse hard-linked folders) reject the image.
+//
+// Repairing in place needs uncompressed metadata, and go-diskfs compresses it with the data's
+// compressor whatever NoCompressInodes says; so it is decoded, repaired and written anew. Inode
+// references (block byte offset << 16 | offset) are moved to the new blocks' offsets wherever they
+// are held: the root reference, the listings' headers and the export table. The data and fragment
+// blocks before the inode table stay where they are.
+func sqRewrite(f *os.File, start int64) error {
+	le := binary.LittleEndian
 	sb := make([]byte, 96)
 	if _, err := f.ReadAt(sb, start); err != nil {
 		return err
 	}
-	le := binary.LittleEndian
 	if le.Uint32(sb) != 0x73717368 {
 		return fmt.Errorf("no squashfs superblock at %d", start)
 	}
-	count := le.Uint32(sb[4:])
-	size := int64(le.Uint64(sb[40:]))
-	rootRef := le.Uint64(sb[32:])
-	inodeStart := start + int64(le.Uint64(sb[64:]))
-	dirStart := start + int64(le.Uint64(sb[72:]))
-	meta := func(table int64, block int64, off, n int) ([]byte, error) {
-		var out []byte
-		pos := table + block
-		for len(out) < off+n {
-			if pos >= start+size {
-				return nil, fmt.Errorf("metadata at %d runs past the image", pos)
-			}
-			var h [2]byte
-			if _, err := f.ReadAt(h[:], pos); err != nil {
-				return nil, err
-			}
-			l := int64(le.Uint16(h[:]) & 0x7fff)
-			raw := make([]byte, l)
-			if _, err := f.ReadAt(raw, pos+2); err != nil {
-				return nil, fmt.Errorf("metadata block at %d (%d bytes): %w", pos-start, l, err)
-			}
-			if le.Uint16(h[:])&0x8000 == 0 {
-				zr, err := zlib.NewReader(bytes.NewReader(raw))
-				if err != nil {
-					return nil, fmt.Errorf("metadata block at %d (%d bytes, header %#x): %w", pos-start, l, le.Uint16(h[:]), err)
-				}
-				if raw, err = io.ReadAll(io.LimitReader(zr, sqMeta)); err != nil {
-					return nil, fmt.Errorf("metadata block at %d: %w", pos-start, err)
-				}
-			}
-			out = append(out, raw...)
-			pos += 2 + l
-		}
-		return out[off : off+n], nil
-	}
-	// inode reads n bytes of the inode at ref; put writes v at byte at of it (the table is uncompressed:
-	// every block but the last holds exactly sqMeta bytes after its 2-byte header).
-	inode := func(ref uint64, n int) ([]byte, error) {
-		return meta(inodeStart, int64(ref>>16), int(ref&0xffff), n)
-	}
-	put := func(ref uint64, at int, v uint32) error {
-		var b [4]byte
-		le.PutUint32(b[:], v)
-		for i := range b {
-			logical := int64(ref&0xffff) + int64(at+i)
-			pos := inodeStart + int64(ref>>16) + logical/sqMeta*(2+sqMeta) + 2 + logical%sqMeta
-			if _, err := f.WriteAt(b[i:i+1], pos); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	seen := 0
-	var walk func(ref uint64, parent uint32) error
-	walk = func(ref uint64, parent uint32) error {
-		if seen++; seen > int(count) {
-			return fmt.Errorf("more directories than inodes")
-		}
-		in, err := inode(ref, 36)
-		if err != nil {
-			return err
-		}
-		number := le.Uint32(in[12:])
-		var block, listSize int64
-		var off int
-		switch le.Uint16(in) {
-		case 1:
-			block, listSize, off = int64(le.Uint32(in[16:])), int64(le.Uint16(in[24:])), int(le.Uint16(in[26:]))
-		case 8:
-			listSize, block, off = int64(le.Uint32(in[20:])), int64(le.Uint32(in[24:])), int(le.Uint16(in[34:]))
-		default:
-			return fmt.Errorf("inode %d is not a directory", number)
-		}
-		if err := put(ref, 28, parent); err != nil {
-			return err
-		}
-		if listSize <= 3 {
-			return nil
-		}
-		if listSize > size {
-			return fmt.Errorf("directory %d lists %d bytes", number, listSize)
-		}
-		l, err := meta(dirStart, block, off, int(listSize-3))
-		if err != nil {
-			return err
-		}
-		for len(l) >= 12 {
-			n, startBlk := le.Uint32(l), le.Uint32(l[4:])
-			l = l[12:]
-			for i := uint32(0); i <= n && len(l) >= 8; i++ {
-				eoff, typ, nameLen := le.Uint16(l), le.Uint16(l[4:]), int(le.Uint16(l[6:]))+1
-				if len(l) < 8+nameLen {
-					return fmt.Errorf("directory %d: entry runs past its listing", number)
-				}
-				l = l[8+nameLen:]
-				if typ == 1 || typ == 8 {
-					if err := walk(uint64(startBlk)<<16|uint64(eoff), number); err != nil {
-						return err
-					}
-				}
-			}
-		}
-		return nil
-	}
-	return walk(rootRef, count+1)
-}
-
-// sqFixDirTable rewrites the directory table go-diskfs v1.9.4 mis-addresses once the listings pass one
-// 8 KiB metadata block: it records a folder's place as the index of its logical 8 KiB block (not the
-// block's byte offset) and writes a block larger than 8 KiB when one folder's listing is. The listings
-// themselves are right, so the table is re-cut into 8 KiB uncompressed blocks, each folder inode is
-// pointed at its block's byte offset, and the tables after it (fragments, export, ids) move by the
-// change in size, their index entries with them. The inode table must be uncompressed.
-func sqFixDirTable(f *os.File, start int64) error {
-	le := binary.LittleEndian
-	sb := make([]byte, 96)
-	if _, err := f.ReadAt(sb, start); err != nil {
-		return err
-	}
-	inodes, frags, ids := int64(le.Uint32(sb[4:])), int64(le.Uint32(sb[16:])), int64(le.Uint16(sb[26:]))
-	used := int64(le.Uint64(sb[40:]))
+	inodes, blockSize, frags := int64(le.Uint32(sb[4:])), int(le.Uint32(sb[12:])), int64(le.Uint32(sb[16:]))
+	ids := int64(le.Uint16(sb[26:]))
+	rootRef, used := le.Uint64(sb[32:]), int64(le.Uint64(sb[40:]))
 	idTable, xattr := int64(le.Uint64(sb[48:])), le.Uint64(sb[56:])
 	inodeTable, dirTable := int64(le.Uint64(sb[64:])), int64(le.Uint64(sb[72:]))
 	fragTable, exportTable := int64(le.Uint64(sb[80:])), int64(le.Uint64(sb[88:]))
 	if xattr != ^uint64(0) {
 		return fmt.Errorf("an xattr table is not expected")
 	}
-	u64 := func(at int64) (int64, error) {
-		var b [8]byte
-		_, err := f.ReadAt(b[:], start+at)
-		return int64(le.Uint64(b[:])), err
+	if !(0 < inodeTable && inodeTable < dirTable && dirTable < used) {
+		return fmt.Errorf("tables out of place (inodes at %d, folders at %d, %d bytes used)", inodeTable, dirTable, used)
 	}
-	// The listings end where the next table's metadata blocks begin (each table's index follows them).
-	type index struct {
-		at, n int64 // where the index lies (superblock value), its entry count
-		sbOff int   // superblock field holding it
+	// Read the whole tail once: it is metadata only, a small part of the image.
+	tail := make([]byte, used-inodeTable)
+	if _, err := f.ReadAt(tail, start+inodeTable); err != nil {
+		return err
 	}
-	idxs := []index{{idTable, (ids*4 + sqMeta - 1) / sqMeta, 48}}
-	if frags > 0 {
-		idxs = append(idxs, index{fragTable, (frags*16 + sqMeta - 1) / sqMeta, 80})
+	at := func(pos int64) []byte { return tail[pos-inodeTable:] }
+	// A table's index: n block positions at pos.
+	index := func(pos, entries, size int64) ([]int64, error) {
+		n := (entries*size + sqMeta - 1) / sqMeta
+		if pos < dirTable || pos+8*n > used {
+			return nil, fmt.Errorf("table index at %d out of place", pos)
+		}
+		out := make([]int64, n)
+		for i := range out {
+			out[i] = int64(le.Uint64(at(pos)[8*i:]))
+			if out[i] < dirTable || out[i] >= pos {
+				return nil, fmt.Errorf("table block at %d out of place", out[i])
+			}
+		}
+		return out, nil
 	}
+	fragIdx, err := index(fragTable, frags, 16)
+	if err != nil && frags > 0 {
+		return fmt.Errorf("fragment table: %w", err)
+	}
+	exportIdx := []int64(nil)
 	if exportTable != -1 {
-		idxs = append(idxs, index{exportTable, (inodes*8 + sqMeta - 1) / sqMeta, 88})
-	}
-	dirEnd := used
-	for _, ix := range idxs {
-		first, err := u64(ix.at)
-		if err != nil {
-			return err
+		if exportIdx, err = index(exportTable, inodes, 8); err != nil {
+			return fmt.Errorf("export table: %w", err)
 		}
-		dirEnd = min(dirEnd, first)
 	}
-	if dirEnd <= dirTable || dirEnd > used {
-		return fmt.Errorf("directory table [%d, %d) out of place", dirTable, dirEnd)
-	}
-	// The logical listing stream.
-	var stream []byte
-	for pos := dirTable; pos < dirEnd; {
-		var h [2]byte
-		if _, err := f.ReadAt(h[:], start+pos); err != nil {
-			return err
-		}
-		l := int64(le.Uint16(h[:]) & 0x7fff)
-		// go-diskfs writes what is left as one last block, whose length can pass the 15 bits of its
-		// header: then the block runs to the end of the table, and the header holds its low bits.
-		if rest := dirEnd - pos - 2; rest != l && rest > sqMeta && rest&0x7fff == l {
-			l = rest
-		}
-		raw := make([]byte, l)
-		if _, err := f.ReadAt(raw, start+pos+2); err != nil {
-			return err
-		}
-		if le.Uint16(h[:])&0x8000 == 0 {
-			zr, err := zlib.NewReader(bytes.NewReader(raw))
-			if err != nil {
-				return fmt.Errorf("directory block at %d: %w", pos, err)
-			}
-			if raw, err = io.ReadAll(io.LimitReader(zr, 256<<20)); err != nil {
-				return fmt.Errorf("directory block at %d: %w", pos, err)
-			}
-		}
-		stream = append(stream, raw...)
-		pos += 2 + l
-	}
-	// Re-cut it.
-	var table []byte
-	for i := 0; i < len(stream); i += sqMeta {
-		chunk := stream[i:min(i+sqMeta, len(stream))]
-		table = binary.LittleEndian.AppendUint16(table, 0x8000|uint16(len(chunk)))
-		table = append(table, chunk...)
-	}
-	tail := make([]byte, used-dirEnd)
-	if _, err := f.ReadAt(tail, start+dirEnd); err != nil {
-		return err
-	}
-	delta := dirTable + int64(len(table)) - dirEnd
-	for _, ix := range idxs {
-		rel := ix.at - dirEnd
-		for i := int64(0); i < ix.n; i++ {
-			p := tail[rel+8*i:]
-			le.PutUint64(p, uint64(int64(le.Uint64(p))+delta))
-		}
-		le.PutUint64(sb[ix.sbOff:], uint64(ix.at+delta))
-	}
-	le.PutUint64(sb[40:], uint64(used+delta))
-	if _, err := f.WriteAt(append(table, tail...), start+dirTable); err != nil {
-		return err
-	}
-	if _, err := f.WriteAt(sb, start); err != nil {
-		return err
-	}
-	// Point each folder inode at its listing's new block. Walk the inode table (uncompressed, so the
-	// stream is the blocks' data back to back) by each inode's own length.
-	it, err := readUncompressed(f, start+inodeTable, start+dirTable)
+	idIdx, err := index(idTable, ids, 4)
 	if err != nil {
-		return err
+		return fmt.Errorf("id table: %w", err)
 	}
+	dirEnd := idIdx[0]
+	for _, l := range [][]int64{fragIdx, exportIdx} {
+		if len(l) > 0 {
+			dirEnd = min(dirEnd, l[0])
+		}
+	}
+	// decode reads the metadata blocks in [from, to) as one stream, and maps each block's byte offset
+	// (from the table start) to its number.
+	decode := func(from, to int64, oversized bool) ([]byte, map[uint32]int, error) {
+		var stream []byte
+		blocks := map[uint32]int{}
+		for pos := from; pos < to; {
+			if pos+2 > to {
+				return nil, nil, fmt.Errorf("metadata block header at %d runs past its table", pos)
+			}
+			h := le.Uint16(at(pos))
+			l := int64(h & 0x7fff)
+			// go-diskfs writes the rest of a directory table as one block whose length can pass the
+			// 15 bits of its header: then it runs to the end of the table, and the header has its low bits.
+			if rest := to - pos - 2; oversized && rest != l && rest > sqMeta && rest&0x7fff == l {
+				l = rest
+			}
+			if pos+2+l > to {
+				return nil, nil, fmt.Errorf("metadata block at %d runs past its table", pos)
+			}
+			raw := at(pos + 2)[:l]
+			if h&0x8000 == 0 {
+				zr, err := zlib.NewReader(bytes.NewReader(raw))
+				if err != nil {
+					return nil, nil, fmt.Errorf("metadata block at %d: %w", pos, err)
+				}
+				if raw, err = io.ReadAll(io.LimitReader(zr, 256<<20)); err != nil {
+					return nil, nil, fmt.Errorf("metadata block at %d: %w", pos, err)
+				}
+			}
+			if len(stream)%sqMeta != 0 {
+				return nil, nil, fmt.Errorf("metadata block before %d holds %d bytes, not %d", pos, len(stream)%sqMeta, sqMeta)
+			}
+			blocks[uint32(pos-from)] = len(stream) / sqMeta
+			stream = append(stream, raw...)
+			pos += 2 + l
+		}
+		return stream, blocks, nil
+	}
+	inodeStream, inodeBlocks, err := decode(inodeTable, dirTable, false)
+	if err != nil {
+		return fmt.Errorf("inode table: %w", err)
+	}
+	dirStream, _, err := decode(dirTable, dirEnd, true)
+	if err != nil {
+		return fmt.Errorf("directory table: %w", err)
+	}
+	// An inode reference, as a position in the inode stream and as it reads once rewritten.
+	logical := func(ref uint64) (int, error) {
+		b, ok := inodeBlocks[uint32(ref>>16)]
+		if !ok || ref>>48 != 0 {
+			return 0, fmt.Errorf("inode reference %#x names no metadata block", ref)
+		}
+		return b*sqMeta + int(ref&0xffff), nil
+	}
+	newRef := func(ref uint64) (uint64, error) {
+		p, err := logical(ref)
+		return uint64(p/sqMeta*(2+sqMeta))<<16 | uint64(p%sqMeta), err
+	}
+	// Folder inodes: where each lies, and its listing.
+	type dirInode struct {
+		pos, listing, size int // listing: position in the directory stream
+		blockAt, offAt     int // fields to rewrite, as positions in the inode stream
+	}
+	dirs := map[int]*dirInode{} // by position in the inode stream
+	posRef := func(p int) uint64 { return uint64(p/sqMeta*(2+sqMeta))<<16 | uint64(p%sqMeta) }
+	byNumber := make([]uint64, inodes) // the export table: references by inode number
 	for pos, n := 0, int64(0); n < inodes; n++ {
-		if pos+32 > len(it.data) {
+		if pos+16 > len(inodeStream) {
 			return fmt.Errorf("inode table ends at inode %d of %d", n, inodes)
 		}
-		in := it.data[pos:]
-		size, fixAt, err := sqInodeSize(in, int(le.Uint32(sb[12:])))
+		in := inodeStream[pos:]
+		if len(in) < 64 { // the last inodes: room for sqInodeSize's reads
+			in = append(in[:len(in):len(in)], make([]byte, 64)...)
+		}
+		size, _, err := sqInodeSize(in, blockSize)
 		if err != nil {
 			return fmt.Errorf("inode %d: %w", n, err)
 		}
-		if fixAt > 0 {
-			blockAt, offAt := pos+fixAt, pos+fixAt+10
-			logical := int64(le.Uint32(it.data[blockAt:]))*sqMeta + int64(le.Uint16(it.data[offAt:]))
-			var b [4]byte
-			le.PutUint32(b[:], uint32(logical/sqMeta*(2+sqMeta)))
-			if err := it.write(f, blockAt, b[:]); err != nil {
-				return err
+		if pos+size > len(inodeStream) {
+			return fmt.Errorf("inode %d runs past the inode table", n)
+		}
+		if num := int64(le.Uint32(in[12:])); num < 1 || num > inodes || byNumber[num-1] != 0 {
+			return fmt.Errorf("inode %d has number %d (of %d), or a number another has", n, num, inodes)
+		} else {
+			byNumber[num-1] = posRef(pos) | 1<<63 // marked as seen; cleared below
+		}
+		switch le.Uint16(in) {
+		case 1: // block_idx +16, size u16 +24, offset u16 +26
+			d := &dirInode{pos: pos, size: int(le.Uint16(in[24:])), blockAt: pos + 16, offAt: pos + 26}
+			dirs[pos] = d
+		case 8: // size +20, block_idx +24, offset u16 +34
+			d := &dirInode{pos: pos, size: int(le.Uint32(in[20:])), blockAt: pos + 24, offAt: pos + 34}
+			dirs[pos] = d
+		}
+		if d := dirs[pos]; d != nil {
+			// go-diskfs holds the logical block's number where the byte offset belongs.
+			d.listing = int(le.Uint32(inodeStream[d.blockAt:]))*sqMeta + int(le.Uint16(inodeStream[d.offAt:]))
+			if d.size < 3 || d.listing+d.size-3 > len(dirStream) {
+				return fmt.Errorf("inode %d: listing of %d bytes at %d runs past the directory table", n, d.size, d.listing)
 			}
+			le.PutUint32(inodeStream[d.blockAt:], uint32(d.listing/sqMeta*(2+sqMeta)))
+			le.PutUint16(inodeStream[d.offAt:], uint16(d.listing%sqMeta))
 		}
 		pos += size
 	}
-	return nil
-}
-
-type uncompressedTable struct {
-	data []byte
-	pos  []int64 // file position of each 8 KiB block's data
-}
-
-func readUncompressed(f *os.File, from, to int64) (*uncompressedTable, error) {
-	t := &uncompressedTable{}
-	for pos := from; pos < to; {
-		var h [2]byte
-		if _, err := f.ReadAt(h[:], pos); err != nil {
-			return nil, err
-		}
-		v := binary.LittleEndian.Uint16(h[:])
-		if v&0x8000 == 0 {
-			return nil, fmt.Errorf("inode block at %d is compressed", pos)
-		}
-		l := int64(v & 0x7fff)
-		b := make([]byte, l)
-		if _, err := f.ReadAt(b, pos+2); err != nil {
-			return nil, err
-		}
-		t.pos = append(t.pos, pos+2)
-		t.data = append(t.data, b...)
-		pos += 2 + l
+	// Listings: move their inode references, and give each child folder its parent's number.
+	root, err := logical(rootRef)
+	if err != nil {
+		return err
 	}
-	return t, nil
-}
-
-// write puts b at stream offset at, through the block boundaries.
-func (t *uncompressedTable) write(f *os.File, at int, b []byte) error {
-	for i := range b {
-		p := at + i
-		if _, err := f.WriteAt(b[i:i+1], t.pos[p/sqMeta]+int64(p%sqMeta)); err != nil {
-			return err
-		}
-		t.data[p] = b[i]
+	if dirs[root] == nil {
+		return fmt.Errorf("the root inode is not a folder")
 	}
-	return nil
+	le.PutUint32(inodeStream[root+28:], uint32(inodes+1))
+	for _, d := range dirs {
+		number := le.Uint32(inodeStream[d.pos+12:])
+		l := dirStream[d.listing : d.listing+d.size-3]
+		for off := 0; off < len(l); {
+			if off+12 > len(l) {
+				return fmt.Errorf("folder %d: listing header runs past it", number)
+			}
+			count, blk := le.Uint32(l[off:]), le.Uint32(l[off+4:])
+			moved, err := newRef(uint64(blk) << 16)
+			if err != nil {
+				return fmt.Errorf("folder %d: %w", number, err)
+			}
+			le.PutUint32(l[off+4:], uint32(moved>>16))
+			off += 12
+			for i := uint32(0); i <= count; i++ {
+				if off+8 > len(l) || off+8+int(le.Uint16(l[off+6:]))+1 > len(l) {
+					return fmt.Errorf("folder %d: entry runs past its listing", number)
+				}
+				if typ := le.Uint16(l[off+4:]); typ == 1 || typ == 8 {
+					child, err := logical(uint64(blk)<<16 | uint64(le.Uint16(l[off:])))
+					if err != nil {
+						return fmt.Errorf("folder %d: %w", number, err)
+					}
+					if dirs[child] == nil {
+						return fmt.Errorf("folder %d: entry of folder type names no folder inode", number)
+					}
+					le.PutUint32(inodeStream[child+28:], number)
+				}
+				off += 8 + int(le.Uint16(l[off+6:])) + 1
+			}
+		}
+	}
+	// Tables after the directory table, decoded by their indexes.
+	table := func(idx []int64, entries, size int64) ([]byte, error) {
+		var out []byte
+		for _, p := range idx {
+			blk, _, err := decode(p, p+2+int64(le.Uint16(at(p))&0x7fff), false)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, blk...)
+		}
+		if int64(len(out)) < entries*size {
+			return nil, fmt.Errorf("table holds %d bytes, %d entries need %d", len(out), entries, entries*size)
+		}
+		return out[:entries*size], nil
+	}
+	fragData, err := table(fragIdx, frags, 16)
+	if err != nil {
+		return fmt.Errorf("fragment table: %w", err)
+	}
+	// go-diskfs writes the export table's references with the offset in the top 16 bits, where
+	// readers (the kernel, for NFS handles) expect it in the low ones: it is made anew from the inodes.
+	var exportData []byte
+	if exportIdx != nil {
+		for _, ref := range byNumber {
+			exportData = le.AppendUint64(exportData, ref&^(1<<63))
+		}
+	}
+	idData, err := table(idIdx, ids, 4)
+	if err != nil {
+		return fmt.Errorf("id table: %w", err)
+	}
+	newRoot, err := newRef(rootRef)
+	if err != nil {
+		return err
+	}
+	// Write it all anew from the inode table on.
+	var out []byte
+	cut := func(stream []byte) {
+		for i := 0; i < len(stream); i += sqMeta {
+			chunk := stream[i:min(i+sqMeta, len(stream))]
+			out = le.AppendUint16(out, 0x8000|uint16(len(chunk)))
+			out = append(out, chunk...)
+		}
+	}
+	// indexed writes a table's blocks, then its index, and returns where the index lies.
+	indexed := func(data []byte) int64 {
+		first := inodeTable + int64(len(out))
+		cut(data)
+		pos := inodeTable + int64(len(out))
+		for i := 0; i < len(data); i += sqMeta {
+			out = le.AppendUint64(out, uint64(first+int64(i/sqMeta)*(2+sqMeta)))
+		}
+		return pos
+	}
+	cut(inodeStream)
+	newDir := inodeTable + int64(len(out))
+	cut(dirStream)
+	newFrag := indexed(fragData)
+	newExport := int64(-1)
+	if exportData != nil {
+		newExport = indexed(exportData)
+	}
+	newID := indexed(idData)
+	newUsed := inodeTable + int64(len(out))
+	if old := used - inodeTable; int64(len(out)) < old { // clear what the old tables leave past the new end
+		out = append(out, make([]byte, old-int64(len(out)))...)
+	}
+	if _, err := f.WriteAt(out, start+inodeTable); err != nil {
+		return err
+	}
+	le.PutUint64(sb[32:], newRoot)
+	le.PutUint64(sb[40:], uint64(newUsed))
+	le.PutUint64(sb[48:], uint64(newID))
+	le.PutUint64(sb[72:], uint64(newDir))
+	le.PutUint64(sb[80:], uint64(newFrag))
+	le.PutUint64(sb[88:], uint64(newExport))
+	le.PutUint16(sb[24:], le.Uint16(sb[24:])|0x0001|0x0800) // inodes and ids uncompressed
+	_, err = f.WriteAt(sb, start)
+	return err
 }
 
 // sqInodeSize is an inode's length, and for a folder inode the offset of its block_idx field (the
