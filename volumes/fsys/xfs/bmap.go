@@ -49,6 +49,9 @@ func parseExtentList(b []byte, n uint64, out []extent) ([]extent, error) {
 // forkExtents returns the sorted, checked extent map of one fork of ip.
 func (f *FS) forkExtents(ip *inode, attr bool) ([]extent, error) {
 	key := extentKey{ino: ip.ino, attr: attr}
+	if ex, ok := f.redone[key]; ok {
+		return ex, nil
+	}
 	if ex, ok := f.extents.Get(key); ok {
 		return ex, nil
 	}

@@ -20,6 +20,8 @@ const (
 	inodeCoreV3    = 176
 	inodeCRCOff    = 100
 	diflagRealtime = 0x1
+	diflagPrealloc = 0x2
+	diflagAppend   = 0x10
 	diflag2Bigtime = 0x8
 	diflag2Nrext64 = 0x10
 	// bigtime counts nanoseconds from the smallest 32-bit Unix time.

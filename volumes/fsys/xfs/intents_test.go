@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/vmdkmount/vmdkmount/internal/testfix"
@@ -31,17 +32,20 @@ func TestUnfinishedIntents(t *testing.T) {
 		{items: []*item{logItem(0x1245, 3), logItem(0x1240, 5), {regions: [][]byte{{0x44, 0x12}}}}},
 	}
 	got := unfinishedIntents(trans)
-	want := map[string]int{treeIntents[0x1244].what: 1, treeIntents[0x1246].what: 1, treeIntents[0x1248].what: 1}
+	want := []uint16{0x1244, 0x1246, 0x1248} // in log order: BUI 2, ATTRI 7, XMI 9
 	if len(got) != len(want) {
 		t.Fatalf("unfinished %v, want %v", got, want)
 	}
-	for k, v := range want {
-		if got[k] != v {
-			t.Errorf("%s: %d unfinished, want %d", k, got[k], v)
+	for i, typ := range want {
+		if got[i].typ != typ {
+			t.Errorf("unfinished intent %d is of type %#x, want %#x", i, got[i].typ, typ)
 		}
 	}
-	if d := describeIntents(got); d == "" || describeIntents(nil) != "" {
+	if d := describeIntents(got); !strings.Contains(d, "1 bmap") || !strings.Contains(d, "1 extended") || !strings.Contains(d, "1 file mapping") {
 		t.Errorf("description %q", d)
+	}
+	if d := describeIntents(got, liBUI); strings.Contains(d, "bmap") || describeIntents(nil) != "" {
+		t.Errorf("description without BUIs %q", d)
 	}
 }
 

@@ -20,9 +20,10 @@ import (
 // items (the core, data and attribute forks, device numbers) and inode-create items. Skipped, because
 // they only concern free space, quotas, reverse mappings, reference counts or in-flight unlinked lists,
 // none of which the file tree reads: EFI/EFD, RUI/RUD, CUI/CUD, dquot and quotaoff items, iunlink items
-// and the di_next_unlinked updates of inode buffers. Not done yet: finishing unfinished intents
-// (BUI, logged xattrs, exchange-range), which the kernel completes after replay (a replay that leaves
-// one makes the volume's state dirty, naming them: intents.go); and bmbt owner changes.
+// and the di_next_unlinked updates of inode buffers. Unfinished bmap intents are finished after the replay
+// (redo.go). Not done yet: unfinished logged-xattr and exchange-range intents, which the kernel
+// completes after replay (a replay that leaves one makes the volume's state dirty, naming them:
+// intents.go); and bmbt owner changes.
 const (
 	clientTrans = 0x69
 	clientLog   = 0xaa
@@ -720,7 +721,7 @@ func (f *FS) recoverLog(l *xlog, head int64) (io.ReaderAt, int, error) {
 	if len(committed) == 0 {
 		return nil, 0, nil
 	}
-	f.unfinished = describeIntents(unfinishedIntents(committed))
+	f.intents = unfinishedIntents(committed)
 	rc := &recovery{f: f, bufs: map[[2]int64]*rbuf{}, owner: map[int64]*rbuf{}, cancels: map[[2]int64]int{},
 		dirty: map[[2]int64]uint64{}, limit: 2*l.bbs*bbSize + 64<<20}
 	if err := rc.replay(committed); err != nil {

@@ -34,9 +34,13 @@ type FS struct {
 	state   fsys.VolumeState
 	log     *xlog // the internal log and its head, when it needs recovery
 	head    int64
-	// unfinished names the tree-changing intents the replayed log left unfinished, "" when none.
-	unfinished string
-	view       io.ReaderAt
+	// intents are the tree-changing intents the replayed log left unfinished, in log order.
+	intents []openIntent
+	// redone and blocksDelta are the finished bmap intents (redo.go): the extent maps of the forks
+	// they changed and the change of each inode's block count.
+	redone      map[extentKey][]extent
+	blocksDelta map[uint64]int64
+	view        io.ReaderAt
 }
 
 type extentKey struct {
@@ -91,8 +95,17 @@ func OpenWith(r io.ReaderAt, size int64, opt Options) (*FS, error) {
 	}
 	g.view = view
 	g.state = fsys.VolumeState{State: fsys.StateReplayed, Detail: fmt.Sprintf("XFS log replayed in memory: %d transactions", n)}
-	if f.unfinished != "" {
-		g.state = fsys.VolumeState{State: fsys.StateDirty, Detail: g.state.Detail + "; not redone: " + f.unfinished +
+	redone, err := g.redoBmaps(f.intents)
+	switch {
+	case err != nil:
+		g.state = fsys.VolumeState{State: fsys.StateDirty, Detail: g.state.Detail + "; the unfinished bmap intents were not finished: " +
+			err.Error() + "; files they change may show their extents from before"}
+		slog.Warn("xfs: "+g.state.Detail, "label", f.sb.label)
+	case redone > 0:
+		g.state.Detail += fmt.Sprintf(", %d unfinished bmap intents finished", redone)
+	}
+	if rest := describeIntents(f.intents, liBUI); rest != "" {
+		g.state = fsys.VolumeState{State: fsys.StateDirty, Detail: g.state.Detail + "; not redone: " + rest +
 			", which the kernel finishes after its replay: files they change may show their extents or attributes from before"}
 		slog.Warn("xfs: "+g.state.Detail, "label", f.sb.label)
 	}
@@ -191,6 +204,9 @@ func (f *FS) inode(ino uint64) (*inode, error) {
 	ip, err := parseInode(f.sb, ino, b)
 	if err != nil {
 		return nil, err
+	}
+	if d, ok := f.blocksDelta[ino]; ok {
+		ip.nblocks = uint64(int64(ip.nblocks) + d) // redoBmaps checked it stays positive
 	}
 	f.inodes.Put(ino, ip, 1)
 	return ip, nil
