@@ -386,3 +386,170 @@ func TestRedoBmaps(t *testing.T) {
 		})
 	}
 }
+
+// budRegion is a BUD's format region: it releases the BUI id.
+func budRegion(id uint64) []byte {
+	r := make([]byte, 16)
+	binary.LittleEndian.PutUint16(r, liBUI+1)
+	binary.LittleEndian.PutUint16(r[2:], 1)
+	binary.LittleEndian.PutUint64(r[8:], id)
+	return r
+}
+
+// items makes one log item of each region.
+func items(regions ...[]byte) [][][]byte {
+	var out [][][]byte
+	for _, r := range regions {
+		out = append(out, [][]byte{r})
+	}
+	return out
+}
+
+// TestLogReplayHostileBUI appends a transaction to the v5 fixture's clean log: valid intents are
+// finished on open (one released by its BUD in the same transaction is not), and a log holding a
+// hostile one opens dirty with the reason and a readable tree, never a panic.
+func TestLogReplayHostileBUI(t *testing.T) {
+	base := fixtureFS(t, "v5")
+	frag, err := base.walk("fragmented")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ex, err := base.forkExtents(frag, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := ex[1]
+	agEnd := uint64(base.sb.agBlocks) - 1
+	openWith := func(t *testing.T, regions ...[]byte) *FS {
+		img := memImage(gunzipFixture(t, "v5.img.gz"))
+		appendTransaction(t, img, int64(len(img)), items(regions...))
+		f, err := OpenWith(img, int64(len(img)), Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.ReadDir("."); err != nil {
+			t.Error(err)
+		}
+		return f
+	}
+	t.Run("finished", func(t *testing.T) {
+		f := openWith(t, buiRegion(1, frag.ino, e.block, e.off, uint32(e.count), bmapUnmap),
+			buiRegion(2, frag.ino, e.block, e.off+1, 1, bmapMap), budRegion(2))
+		if st := f.VolumeState(); st.State != fsys.StateReplayed || !strings.Contains(st.Detail, "1 unfinished bmap intents finished") {
+			t.Errorf("state %+v", st)
+		}
+		got, err := f.forkExtents(must(f.walk("fragmented")), false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got[1] != ex[2] || len(got) != len(ex)-1 {
+			t.Errorf("extents after the redo start %v, want the second one gone", got[:3])
+		}
+	})
+	for _, c := range []struct {
+		name, want string
+		region     []byte
+	}{
+		{"bad inode", "outside AG geometry", buiRegion(1, 1<<60, e.block, e.off, 1, bmapMap)},
+		{"not an inode", "bad magic", buiRegion(1, frag.ino+60, e.block, e.off, 1, bmapMap)},
+		{"extent past its AG", "outside AG geometry", buiRegion(1, frag.ino, agEnd, 1<<20, 2, bmapMap)},
+		{"absurd length", "bad length", buiRegion(1, frag.ino, e.block, 1<<20, 1<<31, bmapMap)},
+		{"map over a mapping", "not a hole", buiRegion(1, frag.ino, e.block, e.off, 1, bmapMap)},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			st := openWith(t, c.region).VolumeState()
+			if st.State != fsys.StateDirty || !strings.Contains(st.Detail, "bmap intents were not finished") || !strings.Contains(st.Detail, c.want) {
+				t.Errorf("state %+v, want dirty saying %q", st, c.want)
+			}
+		})
+	}
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
+
+// TestLogReplaySyntheticBUI appends a committed transaction of bmap intents to the clean log of a
+// volume the kernel made: unmaps and maps in an extent-format file and in a btree-format one, a map
+// past the end of file (which the kernel's inactivation trims again), and an intent its BUD releases
+// in the same transaction (not redone). The kernel replays what it finds, so its mount of a writable
+// copy judges ours.
+func TestLogReplaySyntheticBUI(t *testing.T) {
+	t.Parallel()
+	img, mnt := testfix.MountLive(t, 300<<20, []string{"mkfs.xfs", "-q", "-f", "-m", "reflink=1"}, "")
+	fragmented(t, filepath.Join(mnt, "ext"), 8)
+	fragmented(t, filepath.Join(mnt, "tree"), 300)
+	donor := make([]byte, 16*4096)
+	for i := range 16 {
+		copy(donor[i*4096:], fmt.Sprintf("donor block %d", i))
+	}
+	if err := os.WriteFile(filepath.Join(mnt, "donor"), donor, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	testfix.Unmount(t, mnt)
+	fh, err := os.OpenFile(img, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := fh.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := open(fh, st.Size())
+	if err != nil {
+		t.Fatal(err)
+	}
+	extents := func(name string) (*inode, []extent) {
+		ip, err := f.walk(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ex, err := f.forkExtents(ip, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ip, ex
+	}
+	ext, extEx := extents("ext")
+	tree, treeEx := extents("tree")
+	_, donorEx := extents("donor")
+	if ext.format != fmtExtents || tree.format != fmtBtree || len(donorEx) != 1 {
+		t.Fatalf("formats %d and %d, donor in %d extents", ext.format, tree.format, len(donorEx))
+	}
+	d := donorEx[0].block
+	e3, t100 := extEx[3], treeEx[100]
+	hole := t100.off + t100.count // the first hole after the 101st extent
+	for i := 101; i < len(treeEx) && treeEx[i].off == hole; i++ {
+		hole = treeEx[i].off + treeEx[i].count
+	}
+	if e3.off != 6 || e3.count != 1 || extEx[4].off != 8 {
+		t.Fatalf("ext maps %v", extEx)
+	}
+	appendTransaction(t, fh, st.Size(), items(
+		buiRegion(1, ext.ino, e3.block, e3.off, 1, bmapUnmap),
+		buiRegion(2, ext.ino, d, e3.off, 1, bmapMap),
+		buiRegion(3, ext.ino, d+1, e3.off+1, 1, bmapMap),
+		buiRegion(4, ext.ino, d+2, 100000, 1, bmapMap),
+		buiRegion(5, tree.ino, t100.block, t100.off, 1, bmapUnmap),
+		buiRegion(6, tree.ino, d+3, hole, 1, bmapMap),
+		buiRegion(7, ext.ino, d+4, 9, 1, bmapMap),
+		budRegion(7),
+	))
+	fh.Close()
+	ours := judgeReplay(t, img, 4)
+	if st := ours.VolumeState(); !strings.Contains(st.Detail, "6 unfinished bmap intents finished") {
+		t.Errorf("state %+v", st)
+	}
+	b, err := fs.ReadFile(ours, "ext")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for blk, want := range map[int][]byte{6: donor[:4096], 7: donor[4096:8192], 9: make([]byte, 4096)} {
+		if !bytes.Equal(b[blk*4096:(blk+1)*4096], want) {
+			t.Errorf("ext block %d reads %q..., want %q...", blk, b[blk*4096:blk*4096+16], want[:16])
+		}
+	}
+}
