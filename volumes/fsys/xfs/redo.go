@@ -26,6 +26,10 @@ const (
 	bmapRealtime  = 1 << 29
 	buiSize       = 16 + 32 // xfs_bui_log_format with its one xfs_map_extent
 	maxBmbtExtLen = 1<<21 - 1
+	// maxRedoWork bounds the extent records the redo copies in all (each intent rewrites its fork's
+	// map): a log of crafted intents against a file of a million extents must not take minutes. Real
+	// logs hold a few unfinished intents, one or two per remap chain in flight.
+	maxRedoWork = 1 << 26
 )
 
 // bmapIntent is one BUI's extent: map or unmap count blocks of a fork from file block off.
@@ -88,7 +92,7 @@ func (f *FS) redoBmaps(intents []openIntent) (int, error) {
 	maps := map[extentKey][]extent{}
 	delta := map[uint64]int64{}
 	blocks := map[uint64]uint64{}
-	n := 0
+	n, work := 0, 0
 	for _, o := range intents {
 		if o.typ != liBUI {
 			continue
@@ -118,6 +122,9 @@ func (f *FS) redoBmaps(intents []openIntent) (int, error) {
 				return 0, fmt.Errorf("%v: %w", bi, err)
 			}
 			blocks[bi.ino] = ip.nblocks
+		}
+		if work += len(ex); work > maxRedoWork {
+			return 0, fmt.Errorf("%d bmap intents over files of up to %d extents: more work than the redo allows", n+1, len(ex))
 		}
 		ex, d, err := applyBmap(ex, bi)
 		if err != nil {
