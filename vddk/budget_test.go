@@ -2,7 +2,6 @@ package vddk
 
 import (
 	"bytes"
-	"encoding/binary"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -12,34 +11,8 @@ import (
 	"time"
 
 	"github.com/vmdkmount/vmdkmount/internal/memlimit"
+	"github.com/vmdkmount/vmdkmount/internal/testfix"
 )
-
-// bigGDFile writes a hosted sparse file whose header asks for a grain directory of gdEntries entries
-// (all empty) and which is just large enough to hold it: a host sparse file of a few KiB on disk.
-func bigGDFile(t testing.TB, path string, gdEntries uint64) {
-	t.Helper()
-	const grain, gtes = 8, 512
-	le := binary.LittleEndian
-	h := make([]byte, SectorSize)
-	le.PutUint32(h[0:], sparseMagic)
-	le.PutUint32(h[4:], 1)
-	le.PutUint64(h[12:], gdEntries*gtes*grain) // capacity
-	le.PutUint64(h[20:], grain)
-	le.PutUint32(h[44:], gtes)
-	le.PutUint64(h[56:], 1) // grain directory at sector 1
-	le.PutUint64(h[64:], 1)
-	if err := os.WriteFile(path, h, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Truncate(path, SectorSize+int64(gdEntries)*4); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func manyLines(createType string, lines []string) string {
-	return "# Disk DescriptorFile\nversion=1\nCID=fffffffe\nparentCID=ffffffff\ncreateType=\"" + createType + "\"\n" +
-		strings.Join(lines, "\n") + "\n"
-}
 
 // openBounded opens path and reads it a little, failing t past the time and allocation bounds.
 func openBounded(t *testing.T, path string, timeout time.Duration, allocBound uint64) (*Disk, error) {
@@ -77,13 +50,13 @@ func openBounded(t *testing.T, path string, timeout time.Duration, allocBound ui
 func TestHostileManyLinesOneFile(t *testing.T) {
 	defer memlimit.ReportChildPeak()
 	dir := t.TempDir()
-	bigGDFile(t, filepath.Join(dir, "big.vmdk"), 8<<20)
+	testfix.SparseGrainDirFile(t, filepath.Join(dir, "big.vmdk"), 8<<20)
 	lines := make([]string, maxExtents)
 	for i := range lines {
 		lines[i] = `RW 1048576 SPARSE "big.vmdk"`
 	}
 	desc := filepath.Join(dir, "bomb.vmdk")
-	if err := os.WriteFile(desc, []byte(manyLines("monolithicSparse", lines)), 0o644); err != nil {
+	if err := os.WriteFile(desc, []byte(testfix.ManyLinesDescriptor("monolithicSparse", lines)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	d, err := openBounded(t, desc, 20*time.Second, 96<<20)
@@ -104,11 +77,11 @@ func TestHostileGrainDirectoryBudget(t *testing.T) {
 	var lines []string
 	for i := range 6 {
 		name := fmt.Sprintf("big%d.vmdk", i)
-		bigGDFile(t, filepath.Join(dir, name), 8<<20) // 32 MiB each
+		testfix.SparseGrainDirFile(t, filepath.Join(dir, name), 8<<20) // 32 MiB each
 		lines = append(lines, fmt.Sprintf(`RW 1048576 SPARSE %q`, name))
 	}
 	desc := filepath.Join(dir, "bomb.vmdk")
-	if err := os.WriteFile(desc, []byte(manyLines("custom", lines)), 0o644); err != nil {
+	if err := os.WriteFile(desc, []byte(testfix.ManyLinesDescriptor("custom", lines)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	d, err := openBounded(t, desc, 20*time.Second, maxGDBytesPerDisk+(32<<20))
@@ -141,7 +114,7 @@ func TestLinesSharingAFileMatchQemu(t *testing.T) {
 		lines = append(lines, fmt.Sprintf(`RW 256 SPARSE %q`, []string{"plain", "zeroed"}[i%3%2]+".vmdk"))
 	}
 	desc := filepath.Join(dir, "shared.vmdk")
-	if err := os.WriteFile(desc, []byte(manyLines("twoGbMaxExtentSparse", lines)), 0o644); err != nil {
+	if err := os.WriteFile(desc, []byte(testfix.ManyLinesDescriptor("twoGbMaxExtentSparse", lines)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	d, got := openAndReadAll(t, desc)
@@ -181,10 +154,10 @@ func FuzzDescriptorExtents(f *testing.F) {
 	}
 	// 512 lines on one file (the 4,096-line case is TestHostileManyLinesOneFile: an input that large
 	// stalls the fuzz engine's mutator).
-	f.Add(manyLines("monolithicSparse", rep(`RW 256 SPARSE "plain.vmdk"`, 512)))
-	f.Add(manyLines("streamOptimized", rep(`RW 256 SPARSE "stream.vmdk"`, 64)))
-	f.Add(manyLines("vmfsSparse", rep(`RW 2048 VMFSSPARSE "cowd"`, 300)))
-	f.Add(manyLines("custom", []string{`RW 256 SPARSE "plain.vmdk"`, `RDONLY 16 FLAT "flat.bin" 0`, `RW 256 SPARSE "stream.vmdk"`,
+	f.Add(testfix.ManyLinesDescriptor("monolithicSparse", rep(`RW 256 SPARSE "plain.vmdk"`, 512)))
+	f.Add(testfix.ManyLinesDescriptor("streamOptimized", rep(`RW 256 SPARSE "stream.vmdk"`, 64)))
+	f.Add(testfix.ManyLinesDescriptor("vmfsSparse", rep(`RW 2048 VMFSSPARSE "cowd"`, 300)))
+	f.Add(testfix.ManyLinesDescriptor("custom", []string{`RW 256 SPARSE "plain.vmdk"`, `RDONLY 16 FLAT "flat.bin" 0`, `RW 256 SPARSE "stream.vmdk"`,
 		`RW 8 ZERO`, `RW 2048 VMFSSPARSE "cowd"`, `NOACCESS 8 SPARSE "plain.vmdk"`, `RW 256 SPARSE "plain.vmdk"`}))
 	f.Fuzz(func(t *testing.T, text string) {
 		p := filepath.Join(work, "fuzz.vmdk")
@@ -209,7 +182,7 @@ func TestStreamLinesShareGrainCache(t *testing.T) {
 	}
 	desc := filepath.Join(dir, "twice.vmdk")
 	lines := []string{`RW 256 SPARSE "stream.vmdk"`, `RW 256 SPARSE "stream.vmdk"`}
-	if err := os.WriteFile(desc, []byte(manyLines("streamOptimized", lines)), 0o644); err != nil {
+	if err := os.WriteFile(desc, []byte(testfix.ManyLinesDescriptor("streamOptimized", lines)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	d, got := openAndReadAll(t, desc)

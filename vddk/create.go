@@ -66,12 +66,9 @@ func create(path string, p CreateParams, parent *createdLink, _ string) error {
 	if !contains(CreateTypes, p.Type) {
 		return newErr(ErrInvalidArg, path, "disk type %q is not one of %s", p.Type, strings.Join(CreateTypes, ", "))
 	}
-	sectors := (p.Capacity + SectorSize - 1) / SectorSize
-	if sectors <= 0 || sectors > maxCapacitySectors {
-		return newErr(ErrInvalidArg, path, "capacity %d bytes is out of range", p.Capacity)
-	}
-	if p.Type != TypeStreamOptimized && isSparseType(p.Type) && sectors >= 1<<32 {
-		return newErr(ErrInvalidArg, path, "a hosted sparse disk holds less than 2 TiB (its tables use 32-bit sector numbers)")
+	sectors, err := capacitySectors(path, p)
+	if err != nil {
+		return err
 	}
 	base := strings.TrimSuffix(filepath.Base(path), filepath.Ext(path))
 	dir := filepath.Dir(path)
@@ -146,6 +143,18 @@ func create(path string, p CreateParams, parent *createdLink, _ string) error {
 		}
 	}
 	return nil
+}
+
+// capacitySectors is p's capacity in sectors, when a disk of p's type can hold it.
+func capacitySectors(path string, p CreateParams) (int64, error) {
+	sectors := (p.Capacity + SectorSize - 1) / SectorSize
+	if sectors <= 0 || sectors > maxCapacitySectors {
+		return 0, newErr(ErrInvalidArg, path, "capacity %d bytes is out of range", p.Capacity)
+	}
+	if p.Type != TypeStreamOptimized && isSparseType(p.Type) && sectors >= 1<<32 {
+		return 0, newErr(ErrInvalidArg, path, "a hosted sparse disk holds less than 2 TiB (its tables use 32-bit sector numbers)")
+	}
+	return sectors, nil
 }
 
 // extentFile is one extent file of a new disk.
@@ -310,9 +319,19 @@ func (l sparseLayout) header(flags, version uint32, gd uint64) []byte {
 // writeSparseExtent creates a hosted sparse extent with every grain table preallocated (VMware needs
 // them), an empty redundant copy, and, for monolithic disks, the embedded descriptor.
 func writeSparseExtent(path string, sectors int64, desc string) error {
+	img, err := sparseExtentImage(sectors, desc)
+	if err != nil {
+		return err
+	}
+	return writeNew(path, img, 0)
+}
+
+// sparseExtentImage is the start of a new hosted sparse extent, up to its first grain: header,
+// descriptor, grain directories and empty tables.
+func sparseExtentImage(sectors int64, desc string) ([]byte, error) {
 	l := newSparseLayout(sectors, desc != "")
 	if desc != "" && len(desc) > int(l.descSize)*SectorSize {
-		return fmt.Errorf("descriptor is %d bytes, more than its %d-sector room", len(desc), l.descSize)
+		return nil, fmt.Errorf("descriptor is %d bytes, more than its %d-sector room", len(desc), l.descSize)
 	}
 	img := make([]byte, l.overhead*SectorSize)
 	copy(img, l.header(flagNewlineCheck|flagRedundantGD, 1, l.gd))
@@ -321,7 +340,7 @@ func writeSparseExtent(path string, sectors int64, desc string) error {
 		binary.LittleEndian.PutUint32(img[l.rgd*SectorSize+4*i:], uint32(l.firstRGT+i*l.gtSectorsPerTable))
 		binary.LittleEndian.PutUint32(img[l.gd*SectorSize+4*i:], uint32(l.firstGT+i*l.gtSectorsPerTable))
 	}
-	return writeNew(path, img, 0)
+	return img, nil
 }
 
 // writeEmptyStream creates a stream-optimized file holding no grain: header with the directory at the

@@ -41,7 +41,6 @@ func Open(path string, opts Options) (*Disk, error) {
 	if err != nil {
 		return nil, wrapErr(ErrFileNotFound, path, err, "folder")
 	}
-	o := &opener{opts: opts, seen: map[fileID]string{}, writable: opts.Writable, tables: newDiskTables()}
 	// The named file itself is the user's choice: a symlink is followed, a block device is taken.
 	f, err := confine.OpenPath(abs, openFlag(opts.Writable), true)
 	if err != nil {
@@ -51,7 +50,14 @@ func Open(path string, opts Options) (*Disk, error) {
 		}
 		return nil, wrapErr(ErrFileAccessError, abs, err, "open disk")
 	}
-	top, err := o.openLink(opened{f: f, dir: root, rel: filepath.Base(abs), path: abs})
+	return openChain(opened{f: f, dir: root, rel: filepath.Base(abs), path: abs}, opts)
+}
+
+// openChain opens the disk whose first link is the open file op (which it then owns, with its folder).
+func openChain(op opened, opts Options) (*Disk, error) {
+	abs := op.path
+	o := &opener{opts: opts, seen: map[fileID]string{}, writable: opts.Writable, tables: newDiskTables()}
+	top, err := o.openLink(op)
 	if err != nil {
 		return nil, err
 	}

@@ -125,8 +125,8 @@ func openServed(c *cli.Context, p string, i int, vopts vddk.Options) (d *vddk.Di
 		d, err := vddk.Open(p, vopts)
 		return d, "", err
 	}
-	// As vmdkmount --rw: a temporary redo log lives in a folder of its own, both unlinked once open
-	// (nothing is left even after kill -9); one at --redo PATH is removed at exit unless --keep-redo.
+	// As vmdkmount --rw: a temporary redo log never has a name (O_TMPFILE: nothing is left even after
+	// kill -9); one at --redo PATH is removed at exit unless --keep-redo.
 	wopts := vopts
 	wopts.Writable = true
 	if redo = c.String("redo"); redo != "" {
@@ -140,16 +140,7 @@ func openServed(c *cli.Context, p string, i int, vopts vddk.Options) (d *vddk.Di
 		d, err = vddk.Open(redo, wopts)
 		return d, redo, err
 	}
-	dir, err := os.MkdirTemp("", "vmdk-serve-redo-")
-	if err != nil {
-		return nil, "", err
-	}
-	defer os.RemoveAll(dir)
-	tmp := filepath.Join(dir, strings.TrimSuffix(filepath.Base(p), filepath.Ext(p))+"-redo.vmdk")
-	if err := vddk.CreateChildWith(p, tmp, "", vopts); err != nil {
-		return nil, "", err
-	}
-	d, err = vddk.Open(tmp, wopts)
+	d, err = vddk.CreateTemporaryChild(p, os.TempDir(), vopts)
 	return d, "", err
 }
 

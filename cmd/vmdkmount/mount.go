@@ -374,9 +374,9 @@ func serve(c *cli.Context, paths []string, mountpoint, volume string, o mountOpt
 	return nil
 }
 
-// openRedo makes the redo log of disk i for --rw and opens it for writing. A temporary one is made in a
-// folder of its own and both are removed as soon as it is open, so nothing is left even after kill -9;
-// one at --redo PATH is listed in redos, to be removed at unmount unless --keep-redo.
+// openRedo makes the redo log of disk i for --rw and opens it for writing. A temporary one never has a
+// name in the temporary folder (O_TMPFILE), so nothing is left even after kill -9; one at --redo PATH
+// is listed in redos, to be removed at unmount unless --keep-redo.
 func openRedo(c *cli.Context, disk string, i int, vopts vddk.Options, redos *[]string) (*vddk.Disk, error) {
 	wopts := vopts
 	wopts.Writable = true
@@ -391,17 +391,7 @@ func openRedo(c *cli.Context, disk string, i int, vopts vddk.Options, redos *[]s
 		*redos = append(*redos, p)
 		return vddk.Open(p, wopts)
 	}
-	dir, err := os.MkdirTemp("", "vmdkmount-redo-")
-	if err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(dir)
-	base := strings.TrimSuffix(filepath.Base(disk), filepath.Ext(disk))
-	redo := filepath.Join(dir, base+"-redo.vmdk")
-	if err := vddk.CreateChildWith(disk, redo, "", vopts); err != nil {
-		return nil, err
-	}
-	return vddk.Open(redo, wopts) // the deferred RemoveAll unlinks it while open: it lives on in its descriptor
+	return vddk.CreateTemporaryChild(disk, os.TempDir(), vopts)
 }
 
 func cmdUmount(c *cli.Context) error {

@@ -160,13 +160,24 @@ func ReportChildPeak() {
 	if os.Getenv(ChildEnv) == "" {
 		return
 	}
-	b, _ := os.ReadFile("/proc/self/status")
+	if peak, err := PeakRSS(os.Getpid()); err == nil {
+		fmt.Printf("\n%s%d\n", peakTag, peak)
+	}
+}
+
+// PeakRSS is the peak resident size (VmHWM) of process pid, in bytes.
+func PeakRSS(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
 	for _, l := range strings.Split(string(b), "\n") {
 		if f := strings.Fields(l); len(f) == 3 && f[0] == "VmHWM:" {
-			kb, _ := strconv.ParseInt(f[1], 10, 64)
-			fmt.Printf("\n%s%d\n", peakTag, kb<<10)
+			kb, err := strconv.ParseInt(f[1], 10, 64)
+			return kb << 10, err
 		}
 	}
+	return 0, fmt.Errorf("no VmHWM in /proc/%d/status", pid)
 }
 
 func reportedPeak(out string) int64 {

@@ -1,74 +1,19 @@
 package ext4
 
 import (
-	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
+	"github.com/vmdkmount/vmdkmount/internal/testfix"
 	"github.com/vmdkmount/vmdkmount/volumes/fsys"
 )
 
-const bigDirEntries = 100000
-
-// makeBigDirImage builds an ext4 image holding one directory of bigDirEntries empty files, created
-// through a loop mount so the kernel builds the htree index as it goes (mke2fs -d is quadratic here).
-func makeBigDirImage(t *testing.T) string {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("building the image needs a loop mount, which needs root")
-	}
-	dir := t.TempDir()
-	img := filepath.Join(dir, "big.img")
-	if out, err := exec.Command("mke2fs", "-q", "-F", "-t", "ext4", "-O", "^has_journal", "-N", "110000", img, "64M").CombinedOutput(); err != nil {
-		t.Fatalf("mke2fs: %v: %s", err, out)
-	}
-	mnt := filepath.Join(dir, "rw")
-	if err := os.Mkdir(mnt, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command("mount", "-o", "loop", img, mnt).CombinedOutput(); err != nil {
-		t.Fatalf("mount: %v: %s", err, out)
-	}
-	mounted := true
-	unmount := func() {
-		if mounted {
-			mounted = false
-			if out, err := exec.Command("umount", mnt).CombinedOutput(); err != nil {
-				t.Fatalf("umount: %v: %s", err, out)
-			}
-		}
-	}
-	defer unmount()
-	big := filepath.Join(mnt, "big")
-	if err := os.Mkdir(big, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	// touch via xargs: far quicker than creating the files from race-instrumented Go code.
-	var names strings.Builder
-	for i := range bigDirEntries {
-		names.WriteString(bigName(i))
-		names.WriteByte(0)
-	}
-	touch := exec.Command("xargs", "-0", "touch")
-	touch.Dir = big
-	touch.Stdin = strings.NewReader(names.String())
-	if out, err := touch.CombinedOutput(); err != nil {
-		t.Fatalf("creating the entries: %v: %s", err, out)
-	}
-	unmount()
-	return img
-}
-
-func bigName(i int) string { return fmt.Sprintf("file-%06d-%x", i, i*2654435761%1000003) }
-
 func TestHugeDirectory(t *testing.T) {
 	t.Parallel() // mostly waiting on the kernel: overlap it with the other mount tests
-	img := makeBigDirImage(t)
+	img := testfix.BigDirImage(t)
 	f := openImage(t, img)
 	if in := in0(t, f, "big"); in.flags&flagIndex == 0 {
 		t.Fatal("fixture directory has no htree index; the test would not cover one")
@@ -79,12 +24,12 @@ func TestHugeDirectory(t *testing.T) {
 		t.Fatal(err)
 	}
 	list := time.Since(start)
-	if len(ents) != bigDirEntries {
-		t.Fatalf("listed %d entries, want %d", len(ents), bigDirEntries)
+	if len(ents) != testfix.BigDirEntries {
+		t.Fatalf("listed %d entries, want %d", len(ents), testfix.BigDirEntries)
 	}
-	want := make(map[string]bool, bigDirEntries)
-	for i := range bigDirEntries {
-		want[bigName(i)] = true
+	want := make(map[string]bool, testfix.BigDirEntries)
+	for i := range testfix.BigDirEntries {
+		want[testfix.BigDirName(i)] = true
 	}
 	for _, e := range ents {
 		if !want[e.Name()] || !e.Type().IsRegular() {
@@ -94,7 +39,7 @@ func TestHugeDirectory(t *testing.T) {
 	// Lookups of single names, on a warm and on a cold cache.
 	start = time.Now()
 	for range 10000 {
-		name := "big/" + bigName(rand.IntN(bigDirEntries))
+		name := "big/" + testfix.BigDirName(rand.IntN(testfix.BigDirEntries))
 		if _, err := f.Lstat(name); err != nil {
 			t.Fatal(err)
 		}
@@ -102,7 +47,7 @@ func TestHugeDirectory(t *testing.T) {
 	warm := time.Since(start)
 	cold := openImage(t, img)
 	start = time.Now()
-	if _, err := cold.Lstat("big/" + bigName(77777)); err != nil {
+	if _, err := cold.Lstat("big/" + testfix.BigDirName(77777)); err != nil {
 		t.Fatal(err)
 	}
 	first := time.Since(start)
@@ -114,7 +59,7 @@ func TestHugeDirectory(t *testing.T) {
 		t.Errorf("index depth %d: the test does not cover interior index nodes", blk[30])
 	}
 	for range 3000 {
-		name := bigName(rand.IntN(bigDirEntries))
+		name := testfix.BigDirName(rand.IntN(testfix.BigDirEntries))
 		if e, found, usable := cold.htreeLookup(big, name); !found || !usable || e.name != name {
 			t.Fatalf("index lookup of %s: found %v usable %v", name, found, usable)
 		}

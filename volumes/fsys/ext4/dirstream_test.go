@@ -1,16 +1,13 @@
 package ext4
 
 import (
-	"encoding/binary"
-	"fmt"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"testing"
 	"time"
 
 	"github.com/vmdkmount/vmdkmount/internal/memlimit"
+	"github.com/vmdkmount/vmdkmount/internal/testfix"
 	"github.com/vmdkmount/vmdkmount/internal/treecmp"
 )
 
@@ -40,7 +37,7 @@ func TestDirStreamMatchesReadDir(t *testing.T) {
 
 // Streaming a 100,000-entry directory holds about one block of it, where ReadDir holds all of it.
 func TestDirStreamHugeDirectoryMemory(t *testing.T) {
-	img := makeBigDirImage(t)
+	img := testfix.BigDirImage(t)
 	f := openImage(t, img)
 	heap := func() uint64 {
 		runtime.GC()
@@ -48,9 +45,9 @@ func TestDirStreamHugeDirectoryMemory(t *testing.T) {
 		runtime.ReadMemStats(&m)
 		return m.HeapAlloc
 	}
-	want := make(map[string]bool, bigDirEntries) // made before the baseline: marking it allocates nothing
-	for i := range bigDirEntries {
-		want[bigName(i)] = true
+	want := make(map[string]bool, testfix.BigDirEntries) // made before the baseline: marking it allocates nothing
+	for i := range testfix.BigDirEntries {
+		want[testfix.BigDirName(i)] = true
 	}
 	base := heap()
 	s, err := f.OpenDirStream("big")
@@ -74,13 +71,13 @@ func TestDirStreamHugeDirectoryMemory(t *testing.T) {
 			}
 			cookie = e.Next
 		}
-		if held == 0 && count >= bigDirEntries/2 {
+		if held == 0 && count >= testfix.BigDirEntries/2 {
 			held = max(heap(), base) - base
 		}
 	}
 	s.Close()
-	if count != bigDirEntries {
-		t.Fatalf("streamed %d names, want %d", count, bigDirEntries)
+	if count != testfix.BigDirEntries {
+		t.Fatalf("streamed %d names, want %d", count, testfix.BigDirEntries)
 	}
 	base = heap()
 	ents, _ := f.ReadDir("big")
@@ -92,66 +89,12 @@ func TestDirStreamHugeDirectoryMemory(t *testing.T) {
 	}
 }
 
-// repeatedBlockDirImage builds a 4 GiB-class sparse ext3-layout image (block maps) whose directory d's
-// single-indirect block points 1,024 times at d's one data block, and whose double-indirect block
-// points 1,024 times at that indirect block: a directory of a million blocks that are all one.
-//
-// With distinct, the double-indirect block points at 1,024 distinct indirect blocks instead, each
-// pointing 1,024 times at the data block: no indirect block repeats, the data block does.
+// repeatedBlockDirImage is testfix.RepeatedBlockDirImage, checked to map d by blocks (not extents).
 func repeatedBlockDirImage(t *testing.T, distinct bool) string {
 	t.Helper()
-	for _, tool := range []string{"mke2fs", "debugfs"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skip(tool + " not installed")
-		}
-	}
-	tmp := t.TempDir()
-	src := filepath.Join(tmp, "src", "d")
-	os.MkdirAll(src, 0o755)
-	for i := range 50 {
-		os.WriteFile(filepath.Join(src, fmt.Sprintf("file-%02d", i)), nil, 0o644)
-	}
-	img := filepath.Join(tmp, "img")
-	if out, err := exec.Command("mke2fs", "-q", "-F", "-t", "ext4", "-b", "4096", "-N", "256",
-		"-O", "^extent,^64bit,^flex_bg,^has_journal,^dir_index,^metadata_csum,^resize_inode", "-E", "lazy_itable_init=1",
-		"-d", filepath.Join(tmp, "src"), img, "4200M").CombinedOutput(); err != nil {
-		t.Fatalf("mke2fs: %v: %s", err, out)
-	}
-	f := openImage(t, img)
-	in := in0(t, f, "d")
-	if in.flags&flagExtents != 0 {
+	img := testfix.RepeatedBlockDirImage(t, distinct)
+	if in := in0(t, openImage(t, img), "d"); in.flags&flagExtents != 0 {
 		t.Fatal("d is extent-mapped")
-	}
-	data := binary.LittleEndian.Uint32(in.block[:])
-	ind, dind := uint32(f.volumeBlocks()-2), uint32(f.volumeBlocks()-3)
-	h, err := os.OpenFile(img, os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fill := func(at uint32, ptr func(i int) uint32) {
-		blk := make([]byte, 4096)
-		for i := range 1024 {
-			binary.LittleEndian.PutUint32(blk[4*i:], ptr(i))
-		}
-		if _, err := h.WriteAt(blk, int64(at)*4096); err != nil {
-			t.Fatal(err)
-		}
-	}
-	fill(ind, func(int) uint32 { return data })
-	fill(dind, func(int) uint32 { return ind })
-	if distinct {
-		// Indirect blocks at the end of the volume, below dind.
-		fill(dind, func(i int) uint32 { return dind - 1 - uint32(i) })
-		for i := range 1024 {
-			fill(dind-1-uint32(i), func(int) uint32 { return data })
-		}
-	}
-	h.Close()
-	size := uint64(1<<32 - 4096)
-	for _, cmd := range []string{fmt.Sprintf("sif d block[IND] %d", ind), fmt.Sprintf("sif d block[DIND] %d", dind), fmt.Sprintf("sif d size %d", size)} {
-		if out, err := exec.Command("debugfs", "-w", "-R", cmd, img).CombinedOutput(); err != nil {
-			t.Fatalf("debugfs %s: %v: %s", cmd, err, out)
-		}
 	}
 	return img
 }
@@ -176,8 +119,8 @@ func TestRepeatedBlockDirectory(t *testing.T) {
 		runtime.ReadMemStats(&after)
 		a := after.TotalAlloc - before.TotalAlloc
 		t.Logf("distinct indirect blocks %v: listed %d and streamed %d entries in %v, %d MiB allocated", distinct, len(ents), len(streamed), el.Round(time.Millisecond), a>>20)
-		if len(ents) != 50 || len(streamed) != 50 {
-			t.Errorf("listed %d and streamed %d entries, want 50", len(ents), len(streamed))
+		if want := testfix.RepeatedBlockDirEntries; len(ents) != want || len(streamed) != want {
+			t.Errorf("listed %d and streamed %d entries, want %d", len(ents), len(streamed), want)
 		}
 		if el > 20*time.Second {
 			t.Errorf("listing took %v", el)

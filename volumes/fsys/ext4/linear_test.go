@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/vmdkmount/vmdkmount/internal/testfix"
 	"github.com/vmdkmount/vmdkmount/volumes/fsys"
 )
 
@@ -45,7 +46,7 @@ func TestLinearLookupInListingOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range entries {
-		if err := os.WriteFile(filepath.Join(big, bigName(i)), nil, 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(big, testfix.BigDirName(i)), nil, 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}

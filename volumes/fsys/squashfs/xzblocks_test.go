@@ -11,6 +11,8 @@ import (
 	"runtime"
 	"testing"
 	"time"
+
+	"github.com/vmdkmount/vmdkmount/internal/testfix"
 )
 
 // xzTool compresses data with the xz command line tool and the given options.
@@ -157,12 +159,7 @@ func TestXzImageSecondBlockDictionary(t *testing.T) {
 	}
 	want := textOf(t, orig.(*FS), "hello.txt")
 	old := int(n.in.blocks[0] & blockSizeMask)
-	stream := []byte{0xfd, '7', 'z', 'X', 'Z', 0, 0, 0, 0xff, 0x12, 0xd9, 0x41} // no check
-	for _, prop := range []byte{12, 40} {
-		block := []byte{2, 0x00, xzFilterLZMA2, 1, prop, 0, 0, 0, 0, 0, 0, 0}
-		binary.LittleEndian.PutUint32(block[8:], crc32.ChecksumIEEE(block[:8]))
-		stream = append(append(stream, block...), 0x01, 0x00, 0x05, 'h', 'e', 'l', 'l', 'o', '!', 0x00, 0, 0)
-	}
+	stream := testfix.XzDictionaryBomb()
 	if len(stream) > old {
 		t.Fatalf("the stream (%d bytes) is longer than the block it replaces (%d)", len(stream), old)
 	}
