@@ -65,7 +65,8 @@ func decodeBounded(t *testing.T, x decompressor, src []byte, limit int) ([]byte,
 	if a := after.TotalAlloc - before.TotalAlloc; a > uint64(6*limit+(4<<20)) {
 		t.Errorf("decoding %d bytes allocated %d MiB", len(src), a>>20)
 	}
-	if el > 2*time.Second {
+	// A hang, not slowness: CI machines run this under -race beside other work; memory is checked above.
+	if el > 20*time.Second {
 		t.Errorf("decoding %d bytes took %v", len(src), el)
 	}
 	return out, err
