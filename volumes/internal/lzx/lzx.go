@@ -38,12 +38,12 @@ const (
 )
 
 var (
-	extraBits [numOffsetSlots]uint8
-	slotBase  [numOffsetSlots]uint32
+	extraBits [32]uint8 // 32: indexed by a slot masked to 5 bits (the main code has 30)
+	slotBase  [32]uint32
 )
 
 func init() {
-	for i := range extraBits {
+	for i := range numOffsetSlots {
 		if i >= 4 {
 			extraBits[i] = uint8(min((i-2)/2, 17))
 		}
@@ -167,7 +167,7 @@ func (d *Decoder) block(dst []byte, out int, aligned bool) (int, error) {
 	d.aligned1 = aligned
 	var err error
 loop:
-	for out < len(dst) {
+	for uint(out) < uint(len(dst)) { // unsigned: lets the compiler drop dst[out]'s bounds check
 		if nb < 32 {
 			var w uint32
 			if pos+4 <= len(src) { // refill's common case
@@ -229,8 +229,8 @@ loop:
 				buf |= uint64(w) << ((32 - nb) & 63)
 				pos, nb = pos+4, nb+32
 			}
-			eb := int(extraBits[slot])
-			v := slotBase[slot]
+			eb := int(extraBits[slot&31])
+			v := slotBase[slot&31]
 			if d.aligned1 && eb >= 3 {
 				v += uint32(buf>>1>>((66-eb)&63)) << 3 // 0 bits for eb 3
 				buf <<= (eb - 3) & 63
