@@ -145,8 +145,9 @@ func (d *Decoder) Decode(bits uint32) (sym, n int) {
 // Slow) or there is none.
 func (d *Decoder) Entry(bits uint32) uint16 { return d.fast[uint16(bits)>>(16-fastBits)] }
 
-// Top is Entry for a bit buffer whose next bit is bit 63 of buf, the form the decoding loops keep.
-func (d *Decoder) Top(buf uint64) uint16 { return d.fast[buf>>(64-fastBits)] }
+// Top is Entry for a bit buffer whose next bit is bit 63 of buf, the form the decoding loops keep,
+// widened as it loads so that splitting it takes no 16-bit operations.
+func (d *Decoder) Top(buf uint64) uint32 { return uint32(d.fast[buf>>(64-fastBits)]) }
 
 // Slow finds a code longer than the direct table.
 func (d *Decoder) Slow(bits uint32) (sym, n int) {

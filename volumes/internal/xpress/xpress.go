@@ -90,7 +90,7 @@ func (*decoder) run(h *huffman.Decoder, dst, src []byte) error {
 				if sym, n = h.Slow(uint32(buf >> 48)); n == 0 {
 					return corrupt("no Huffman code matches the input at output byte %d", out)
 				}
-				e = uint16(sym<<5 | n)
+				e = uint32(sym<<5 | n)
 			}
 			buf <<= n & 63
 			nb -= n
