@@ -171,7 +171,7 @@ loop:
 		if nb < 32 {
 			var w uint32
 			if pos+4 <= len(src) { // refill's common case
-				w = bits.RotateLeft32(binary.LittleEndian.Uint32(src[pos:]), 16) // the first word first
+				w = bits.RotateLeft32(binary.LittleEndian.Uint32(src[pos:pos+4]), 16) // the first word first
 			} else {
 				w = huffman.TailWords(src, pos)
 			}
@@ -222,7 +222,7 @@ loop:
 			if nb < 17 {
 				var w uint32
 				if pos+4 <= len(src) {
-					w = bits.RotateLeft32(binary.LittleEndian.Uint32(src[pos:]), 16)
+					w = bits.RotateLeft32(binary.LittleEndian.Uint32(src[pos:pos+4]), 16)
 				} else {
 					w = huffman.TailWords(src, pos)
 				}

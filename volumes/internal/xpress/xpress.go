@@ -76,7 +76,7 @@ func (*decoder) run(h *huffman.Decoder, dst, src []byte) error {
 			if nb < 32 {
 				var w uint32
 				if pos+4 <= len(src) { // refill's common case
-					w = bits.RotateLeft32(binary.LittleEndian.Uint32(src[pos:]), 16)
+					w = bits.RotateLeft32(binary.LittleEndian.Uint32(src[pos:pos+4]), 16)
 				} else {
 					w = huffman.TailWords(src, pos)
 				}
