@@ -278,16 +278,8 @@ func (d *Decoder) readLens(lens []uint8, from, to int) error {
 	if err := d.pre.Init(pl[:]); err != nil {
 		return corrupt("pretree: %v", err)
 	}
-	pre := func() (int, error) {
-		s, n := d.pre.Decode(br.peek16())
-		if n == 0 {
-			return 0, corrupt("no pretree code matches the input")
-		}
-		br.consume(n)
-		return s, nil
-	}
 	for i := from; i < to; {
-		s, err := pre()
+		s, err := d.preSym()
 		if err != nil {
 			return err
 		}
@@ -295,7 +287,7 @@ func (d *Decoder) readLens(lens []uint8, from, to int) error {
 		var v uint8
 		switch {
 		case s < 17:
-			lens[i] = uint8((int(lens[i]) + 17 - s) % 17)
+			lens[i] = delta(lens[i], s)
 			i++
 			continue
 		case s == 17:
@@ -304,14 +296,14 @@ func (d *Decoder) readLens(lens []uint8, from, to int) error {
 			run = 20 + int(br.read(5))
 		default:
 			run = 4 + int(br.read(1))
-			s2, err := pre()
+			s2, err := d.preSym()
 			if err != nil {
 				return err
 			}
 			if s2 >= 17 {
 				return corrupt("pretree symbol %d inside a run", s2)
 			}
-			v = uint8((int(lens[i]) + 17 - s2) % 17)
+			v = delta(lens[i], s2)
 		}
 		if i+run > len(lens) {
 			return corrupt("code length run past the table")
@@ -322,6 +314,33 @@ func (d *Decoder) readLens(lens []uint8, from, to int) error {
 		i += run
 	}
 	return nil
+}
+
+// preSym reads one pretree symbol.
+func (d *Decoder) preSym() (int, error) {
+	br := &d.br
+	if br.n < 16 {
+		br.fill()
+	}
+	e := d.pre.Entry(uint32(br.buf >> 48))
+	s, n := int(e>>5), int(e&31)
+	if n == 0 {
+		if s, n = d.pre.Slow(uint32(br.buf >> 48)); n == 0 {
+			return 0, corrupt("no pretree code matches the input")
+		}
+	}
+	br.consume(n)
+	return s, nil
+}
+
+// delta is a code length l (0 to 16) less the pretree's delta s (0 to 16), modulo 17, without
+// a division.
+func delta(l uint8, s int) uint8 {
+	v := int(l) - s
+	if v < 0 {
+		v += 17
+	}
+	return uint8(v)
 }
 
 // undoE8 turns the absolute targets the compressor wrote into x86 CALL (E8) instructions back
@@ -366,14 +385,6 @@ func (b *bitReader) fill() {
 		b.buf |= w << (48 - b.n)
 		b.n += 16
 	}
-}
-
-// peek16 returns the next 16 bits, the next bit most significant.
-func (b *bitReader) peek16() uint32 {
-	if b.n < 16 {
-		b.fill()
-	}
-	return uint32(b.buf >> 48)
 }
 
 func (b *bitReader) consume(n int) {
