@@ -62,7 +62,7 @@ type Decoder struct {
 	// The state of the block being decoded that its loop uses only for matches, kept here rather
 	// than in registers the literals need: the three repeated offsets, and whether the block
 	// has aligned offsets.
-	rep      [3]uint32
+	rep      [4]uint32 // 4: indexed by a slot masked to 2 bits
 	aligned1 bool
 }
 
@@ -124,7 +124,7 @@ func (d *Decoder) Decompress(dst, src []byte) error {
 				return corrupt("length code: %v", err)
 			}
 			var err error
-			d.rep = [3]uint32{r0, r1, r2}
+			d.rep = [4]uint32{r0, r1, r2}
 			out, err = d.block(dst[:end], out, typ == blockAligned)
 			r0, r1, r2 = d.rep[0], d.rep[1], d.rep[2]
 			if err != nil {
@@ -209,16 +209,13 @@ loop:
 			length += ls
 		}
 		var offset uint32
-		switch slot := sym >> 3; slot {
-		case 0:
-			offset = d.rep[0]
-		case 1:
-			offset, d.rep[1] = d.rep[1], d.rep[0]
+		if slot := sym >> 3; slot < 3 {
+			// A repeated offset swaps with the first (slot 0 with itself): one branch for
+			// the three, whose choice the processor cannot predict.
+			offset = d.rep[slot&3]
+			d.rep[slot&3] = d.rep[0]
 			d.rep[0] = offset
-		case 2:
-			offset, d.rep[2] = d.rep[2], d.rep[0]
-			d.rep[0] = offset
-		default:
+		} else {
 			if nb < 17 {
 				var w uint32
 				if pos+4 <= len(src) {
@@ -250,7 +247,7 @@ loop:
 				nb -= eb
 			}
 			offset = v - 2
-			d.rep = [3]uint32{offset, d.rep[0], d.rep[1]}
+			d.rep[0], d.rep[1], d.rep[2] = offset, d.rep[0], d.rep[1]
 		}
 		if offset == 0 || int64(offset) > int64(out) {
 			err = corrupt("match at output byte %d reaches %d bytes back", out, offset)
