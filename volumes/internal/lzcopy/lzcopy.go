@@ -9,8 +9,8 @@ import "encoding/binary"
 //
 // It is small enough to inline into a decoding loop and makes no call on any path (a call there
 // makes the loop keep its state in memory): the common case copies 8-byte words, each from bytes
-// already final since the source trails by 8 or more, the first without a loop as most matches are
-// that short; overlapping and end-of-output matches go byte by byte.
+// already final since the source trails by 8 or more; overlapping and end-of-output matches go byte
+// by byte.
 func Match(dst []byte, out, offset, length int) {
 	if from := out - offset; offset >= 8 && out+length+8 <= len(dst) {
 		// Slices of a constant length: no check of an empty result (its pointer masked), and the
