@@ -64,7 +64,17 @@ type Decoder struct {
 	// has aligned offsets.
 	rep      [4]uint32 // 4: indexed by a slot masked to 2 bits
 	aligned1 bool
+	// The chunk's input, then zeros, which the symbol loop reads at its position masked to the
+	// array: neither a bounds check nor a branch for the input's end (past which a valid stream
+	// reads at most a few zero bytes; a stream that reads further fails the check after its
+	// block, whatever it read).
+	in [inMask + 1 + inPad]byte
 }
+
+const (
+	inMask = 1<<16 - 1 // the largest input, less inPad: twice a chunk, of any valid stream
+	inPad  = 16
+)
 
 // Decompress expands one chunk (src) into dst, whose length is the chunk's decompressed size
 // (at most WindowSize). It never writes past dst.
@@ -83,6 +93,10 @@ func (d *Decoder) Decompress(dst, src []byte) error {
 	}
 	d.mainLens = [len(d.mainLens)]uint8{}
 	d.lenLens = [len(d.lenLens)]uint8{}
+	if len(src) > inMask+1-inPad {
+		return corrupt("chunk of %d compressed bytes exceeds %d", len(src), inMask+1-inPad)
+	}
+	clear(d.in[copy(d.in[:], src):][:inPad])
 	d.br = bitReader{src: src}
 	br := &d.br
 	r0, r1, r2 := uint32(1), uint32(1), uint32(1)
@@ -163,18 +177,14 @@ func (d *Decoder) Decompress(dst, src []byte) error {
 // symbol takes at most 49 bits (main and length codes of 16, then up to 17 for the offset), read
 // after two refills of 32.
 func (d *Decoder) block(dst []byte, out int, aligned bool) (int, error) {
-	src, pos, buf, nb := d.br.src, d.br.pos, d.br.buf, d.br.n
+	pos, buf, nb := d.br.pos, d.br.buf, d.br.n
 	d.aligned1 = aligned
 	var err error
 loop:
 	for uint(out) < uint(len(dst)) { // unsigned: lets the compiler drop dst[out]'s bounds check
 		if nb < 32 {
-			var w uint32
-			if pos+4 <= len(src) { // refill's common case
-				w = bits.RotateLeft32(binary.LittleEndian.Uint32(src[pos:pos+4]), 16) // the first word first
-			} else {
-				w = huffman.TailWords(src, pos)
-			}
+			p := pos & inMask
+			w := bits.RotateLeft32(binary.LittleEndian.Uint32(d.in[p:p+4]), 16) // the first word first
 			buf |= uint64(w) << ((32 - nb) & 63)
 			pos, nb = pos+4, nb+32
 		}
@@ -217,12 +227,8 @@ loop:
 			d.rep[0] = offset
 		} else {
 			if nb < 17 {
-				var w uint32
-				if pos+4 <= len(src) {
-					w = bits.RotateLeft32(binary.LittleEndian.Uint32(src[pos:pos+4]), 16)
-				} else {
-					w = huffman.TailWords(src, pos)
-				}
+				p := pos & inMask
+				w := bits.RotateLeft32(binary.LittleEndian.Uint32(d.in[p:p+4]), 16)
 				buf |= uint64(w) << ((32 - nb) & 63)
 				pos, nb = pos+4, nb+32
 			}
@@ -260,7 +266,7 @@ loop:
 		lzcopy.Match(dst, out, int(offset), length)
 		out += length
 	}
-	d.br = bitReader{src: src, pos: pos, buf: buf, n: nb}
+	d.br = bitReader{src: d.br.src, pos: pos, buf: buf, n: nb}
 	return out, err
 }
 
