@@ -179,7 +179,19 @@ func (d *Decoder) Decompress(dst, src []byte) error {
 func (d *Decoder) block(dst []byte, out int, aligned bool) (int, error) {
 	pos, buf, nb := d.br.pos, d.br.buf, d.br.n
 	d.aligned1 = aligned
-	var err error
+	// A damaged stream leaves the loop with what is wrong in bad (and the match in badOff or
+	// badLen); the error is made after it, so that the loop makes no call on any path, which
+	// would make it keep its state in memory.
+	const (
+		badMain = iota + 1
+		badLength
+		badAligned
+		badOffset
+		badOverrun
+	)
+	var bad int
+	var badOff uint32
+	var badLen int
 loop:
 	for uint(out) < uint(len(dst)) { // unsigned: lets the compiler drop dst[out]'s bounds check
 		if nb < 32 {
@@ -192,7 +204,7 @@ loop:
 		sym, n := int(e>>5), int(e&31)
 		if n == 0 {
 			if sym, n = d.main.Slow(uint32(buf >> 48)); n == 0 {
-				err = corrupt("no main code matches the input at output byte %d", out)
+				bad = badMain
 				break loop
 			}
 		}
@@ -210,7 +222,7 @@ loop:
 			ls, n := int(e>>5), int(e&31)
 			if n == 0 {
 				if ls, n = d.length.Slow(uint32(buf >> 48)); n == 0 {
-					err = corrupt("no length code matches the input at output byte %d", out)
+					bad = badLength
 					break loop
 				}
 			}
@@ -241,7 +253,7 @@ loop:
 				a := d.aligned.Top(buf) // codes of at most 7 bits: all in the direct table
 				n := int(a & 31)
 				if n == 0 {
-					err = corrupt("no aligned code matches the input at output byte %d", out)
+					bad = badAligned
 					break loop
 				}
 				buf <<= n & 63
@@ -256,18 +268,30 @@ loop:
 			d.rep[0], d.rep[1], d.rep[2] = offset, d.rep[0], d.rep[1]
 		}
 		if offset == 0 || int64(offset) > int64(out) {
-			err = corrupt("match at output byte %d reaches %d bytes back", out, offset)
+			bad, badOff = badOffset, offset
 			break loop
 		}
 		if length > len(dst)-out {
-			err = corrupt("match of %d bytes at output byte %d overruns its block", length, out)
+			bad, badLen = badOverrun, length
 			break loop
 		}
 		lzcopy.Match(dst, out, int(offset), length)
 		out += length
 	}
 	d.br = bitReader{src: d.br.src, pos: pos, buf: buf, n: nb}
-	return out, err
+	switch bad {
+	case badMain:
+		return out, corrupt("no main code matches the input at output byte %d", out)
+	case badLength:
+		return out, corrupt("no length code matches the input at output byte %d", out)
+	case badAligned:
+		return out, corrupt("no aligned code matches the input at output byte %d", out)
+	case badOffset:
+		return out, corrupt("match at output byte %d reaches %d bytes back", out, badOff)
+	case badOverrun:
+		return out, corrupt("match of %d bytes at output byte %d overruns its block", badLen, out)
+	}
+	return out, nil
 }
 
 // readLens reads the code lengths lens[from:to] through a pretree, as deltas against their
