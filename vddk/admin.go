@@ -450,7 +450,7 @@ func copyRanges(src, dst *Disk, ranges [][2]int64, dropZeros bool, progress Prog
 	for _, r := range ranges {
 		total += r[1]
 	}
-	skip := func(b []byte) bool { return dropZeros && isZero(b) }
+	skip := func(b []byte) bool { return dropZeros && IsZero(b) }
 	buf := make([]byte, copyChunkSize)
 	for _, r := range ranges {
 		for o := r[0]; o < r[0]+r[1]; o += copyChunkSize {

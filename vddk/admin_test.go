@@ -143,7 +143,7 @@ func TestShrinkAndDefrag(t *testing.T) {
 	img, _ := os.ReadFile(raw)
 	d, _ := Open(frag, Options{Writable: true})
 	for off := int64(len(img)) - 65536; off >= 0; off -= 65536 {
-		if !isZero(img[off : off+65536]) {
+		if !IsZero(img[off : off+65536]) {
 			d.WriteAt(img[off:off+65536], off)
 		}
 	}

@@ -115,7 +115,8 @@ func (d *Disk) copyInto(out *Disk, progress Progress) error {
 	return copyRanges(d, out, ranges, true, progress)
 }
 
-func isZero(b []byte) bool {
+// IsZero says whether b holds only zero bytes; it stops at the first other byte.
+func IsZero(b []byte) bool {
 	var z [4096]byte
 	for len(b) > 0 {
 		n := min(len(b), len(z))
@@ -211,7 +212,7 @@ func (d *Disk) writeStream(dst string, p CreateParams, progress Progress) error 
 			for j := range jobs {
 				n := min(gb, d.size-j.g*gb)
 				clear(raw)
-				if j.err = d.readLink(0, raw[:n], j.g*gb); j.err == nil && !isZero(raw[:n]) {
+				if j.err = d.readLink(0, raw[:n], j.g*gb); j.err == nil && !IsZero(raw[:n]) {
 					zbuf.Reset()
 					zw.Reset(&zbuf)
 					zw.Write(raw[:n])

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -81,7 +80,8 @@ func infoNBD(c *cli.Context, asJSON bool) error {
 	return w.Flush()
 }
 
-const nbdCopyChunk = 1 << 20 // smaller pieces keep more requests in flight: 1 MiB beat 2 and 4 against qemu-nbd
+// nbdCopyChunk is the piece cat reads at once: 1 MiB beat 2 and 4 against qemu-nbd.
+const nbdCopyChunk = 1 << 20
 
 // catNBD is vmdk cat of an NBD export: data ranges read several at once and written in order, holes
 // skipped (a sparse file when the output is an empty regular file, zeros otherwise).
@@ -191,7 +191,12 @@ func copyNBD(d *nbd.Disk, w io.Writer, progress vddk.Progress) error {
 // copyNBDSparse copies the data ranges into an empty regular file at their offsets, several at once and
 // in any order (the file's pages are filled in parallel); holes and all-zero chunks stay holes.
 func copyNBDSparse(d *nbd.Disk, f *os.File, ext []nbd.Extent, progress vddk.Progress) error {
-	const workers = 8
+	// Over several connections fewer readers do as well: the 2-core machine measured spends less on
+	// switching between them (4 beat 8 and 16 against qemu-nbd's 4 connections).
+	workers := 8
+	if d.Conns() > 1 {
+		workers = 4
+	}
 	work := make(chan nbd.Extent)
 	errs := make(chan error, workers)
 	var mu sync.Mutex
@@ -203,7 +208,7 @@ func copyNBDSparse(d *nbd.Disk, f *os.File, ext []nbd.Extent, progress vddk.Prog
 			for e := range work {
 				b := buf[:e.Length]
 				_, err := d.ReadAt(b, e.Offset)
-				if err == nil && !allZero(b) {
+				if err == nil && !vddk.IsZero(b) {
 					_, err = f.WriteAt(b, e.Offset)
 				}
 				if err != nil {
@@ -249,5 +254,3 @@ feed:
 	}
 	return f.Truncate(d.Size())
 }
-
-func allZero(b []byte) bool { return bytes.Count(b, []byte{0}) == len(b) }

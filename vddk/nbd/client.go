@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -28,8 +29,11 @@ func IsURI(s string) bool {
 type Options struct {
 	TLS      *tls.Config   // for nbds: URIs (default: the system's roots, the URI's host name)
 	Timeout  time.Duration // connecting, and waiting for any one reply (default 30 s)
-	InFlight int           // requests on the wire at once (default 16)
-	Log      *slog.Logger
+	InFlight int           // requests on the wire at once per connection (default 16, qemu-nbd's own limit)
+	// Conns is how many connections to open when the server advertises multi-conn (default 4); requests are
+	// spread across them. One connection when the server does not advertise it.
+	Conns int
+	Log   *slog.Logger
 }
 
 // ErrConnection marks a request lost with its connection (after the one reconnection attempt). The
@@ -48,8 +52,17 @@ type Disk struct {
 	size     int64
 	minBlock int64
 	maxReq   int64
+	reqSize  int64 // the size ReadAt cuts large reads into, so that they spread over requests and connections
+	alloc    bool  // the first connection negotiated base:allocation
+	readOnly bool
 	sem      chan struct{}
 
+	slots []*slot
+	next  atomic.Uint32 // round robin over slots
+}
+
+// slot is one connection of the disk, remade when it dies.
+type slot struct {
 	mu     sync.Mutex
 	c      *conn
 	closed bool
@@ -64,6 +77,9 @@ func Dial(uri string, opts Options) (*Disk, error) {
 	if opts.InFlight <= 0 {
 		opts.InFlight = 16
 	}
+	if opts.Conns <= 0 {
+		opts.Conns = 4
+	}
 	if opts.Log == nil {
 		opts.Log = slog.Default()
 	}
@@ -75,15 +91,54 @@ func Dial(uri string, opts Options) (*Disk, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", d.name, err)
 	}
-	d.c = c
 	d.size = c.size
+	d.alloc = c.metaCtx
+	d.readOnly = c.flags&tflagReadOnly != 0
 	d.minBlock = max(1, int64(c.minBlock))
 	d.maxReq = defaultMaxRequest
 	if c.maxBlock > 0 {
 		d.maxReq = min(d.maxReq, int64(c.maxBlock)/d.minBlock*d.minBlock)
 	}
-	d.sem = make(chan struct{}, opts.InFlight)
+	d.reqSize = max(d.minBlock, min(d.maxReq, readRequest/d.minBlock*d.minBlock))
+	d.slots = []*slot{{c: c}}
+	if c.flags&tflagCanMultiConn != 0 {
+		d.slots = append(d.slots, d.more(opts.Conns-1)...)
+	}
+	d.sem = make(chan struct{}, opts.InFlight*len(d.slots))
 	return d, nil
+}
+
+// readRequest is the request size ReadAt cuts big reads into: large enough that per-request costs vanish,
+// small enough that one ReadAt of a few MiB keeps every connection busy.
+const readRequest = 1 << 20
+
+// more opens up to n further connections to a multi-conn export, at once; those that fail or differ
+// from the first are dropped (the disk works on fewer).
+func (d *Disk) more(n int) []*slot {
+	got := make([]*conn, n)
+	var wg sync.WaitGroup
+	for i := range got {
+		wg.Go(func() {
+			c, err := d.connect()
+			if err != nil {
+				d.opts.Log.Debug("nbd: an extra connection failed", "export", d.name, "err", err)
+				return
+			}
+			if c.size != d.size || c.metaCtx != d.alloc {
+				c.disconnect()
+				return
+			}
+			got[i] = c
+		})
+	}
+	wg.Wait()
+	var out []*slot
+	for _, c := range got {
+		if c != nil {
+			out = append(out, &slot{c: c})
+		}
+	}
+	return out
 }
 
 func (d *Disk) parse(uri string) error {
@@ -122,44 +177,41 @@ func (d *Disk) String() string { return d.name }
 func (d *Disk) Size() int64 { return d.size }
 
 // HasAllocation says whether the server reports base:allocation.
-func (d *Disk) HasAllocation() bool {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.c != nil && d.c.metaCtx
-}
+func (d *Disk) HasAllocation() bool { return d.alloc }
 
 // ReadOnly says whether the server refuses writes to the export.
-func (d *Disk) ReadOnly() bool {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.c != nil && d.c.flags&tflagReadOnly != 0
-}
+func (d *Disk) ReadOnly() bool { return d.readOnly }
 
-// Close ends the connection.
+// Conns is the number of connections the disk spreads its requests over.
+func (d *Disk) Conns() int { return len(d.slots) }
+
+// Close ends the connections.
 func (d *Disk) Close() error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.closed = true
-	if d.c != nil {
-		d.c.disconnect()
-		d.c = nil
+	for _, s := range d.slots {
+		s.mu.Lock()
+		s.closed = true
+		if s.c != nil {
+			s.c.disconnect()
+			s.c = nil
+		}
+		s.mu.Unlock()
 	}
 	return nil
 }
 
-// current returns the live connection, making a new one when the last one died and retry says so.
-func (d *Disk) current(dead *conn) (*conn, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.closed {
+// current returns the slot's live connection, making a new one when the last one (dead) died.
+func (d *Disk) current(s *slot, dead *conn) (*conn, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
 		return nil, fmt.Errorf("%s: %w", d.name, net.ErrClosed)
 	}
-	if d.c != nil && d.c != dead && d.c.alive() {
-		return d.c, nil
+	if s.c != nil && s.c != dead && s.c.alive() {
+		return s.c, nil
 	}
 	why := errors.New("no connection")
-	if d.c != nil {
-		why = d.c.why()
+	if s.c != nil {
+		why = s.c.why()
 	}
 	d.opts.Log.Warn("nbd connection lost, reconnecting", "export", d.name, "err", why)
 	c, err := d.connect()
@@ -170,7 +222,11 @@ func (d *Disk) current(dead *conn) (*conn, error) {
 		c.disconnect()
 		return nil, fmt.Errorf("%s: %w: the export's size changed from %d to %d on reconnection", d.name, ErrConnection, d.size, c.size)
 	}
-	d.c = c
+	if c.metaCtx != d.alloc {
+		c.disconnect()
+		return nil, fmt.Errorf("%s: %w: base:allocation changed on reconnection", d.name, ErrConnection)
+	}
+	s.c = c
 	return c, nil
 }
 
@@ -178,9 +234,10 @@ func (d *Disk) current(dead *conn) (*conn, error) {
 func (d *Disk) do(cl *call) error {
 	d.sem <- struct{}{}
 	defer func() { <-d.sem }()
+	s := d.slots[int(d.next.Add(1))%len(d.slots)]
 	var last *conn
 	for attempt := 0; ; attempt++ {
-		c, err := d.current(last)
+		c, err := d.current(s, last)
 		if err != nil {
 			return err
 		}
@@ -213,7 +270,7 @@ func (d *Disk) ReadAt(p []byte, off int64) (int, error) {
 	var emu sync.Mutex
 	var first error
 	for done := 0; done < n; {
-		k := int(min(int64(n-done), d.maxReq))
+		k := int(min(int64(n-done), d.reqSize))
 		q, o := p[done:done+k], off+int64(done)
 		wg.Go(func() {
 			if err := d.readAligned(q, o); err != nil {
@@ -391,7 +448,7 @@ func (c *conn) roundTrip(cl *call, timeout time.Duration) error {
 // readLoop reads replies until the connection fails.
 func (c *conn) readLoop() {
 	defer close(c.exited)
-	br := bufio.NewReaderSize(c.nc, 256<<10)
+	br := bufio.NewReaderSize(c.nc, 16<<10) // small: read data past it goes straight into the caller's buffer
 	for {
 		if err := c.readReply(br); err != nil {
 			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {

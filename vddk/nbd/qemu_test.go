@@ -96,6 +96,9 @@ func TestClientAgainstQemuNBD(t *testing.T) {
 		if !d.HasAllocation() {
 			t.Errorf("%s: qemu-nbd offers base:allocation, not negotiated", name)
 		}
+		if d.Conns() != 4 {
+			t.Errorf("%s: %d connections to a read-only qemu-nbd export (it advertises multi-conn), want 4", name, d.Conns())
+		}
 		ext, err := d.Extents(0, d.Size())
 		if err != nil {
 			t.Fatal(err)

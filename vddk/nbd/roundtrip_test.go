@@ -49,6 +49,9 @@ func TestClientAgainstServer(t *testing.T) {
 		if d.Size() != int64(len(img)) {
 			t.Fatalf("size %d, want %d", d.Size(), len(img))
 		}
+		if d.Conns() != 4 {
+			t.Errorf("%d connections to a read-only export, want 4 (multi-conn)", d.Conns())
+		}
 		var wg sync.WaitGroup
 		for i := range 32 {
 			wg.Go(func() {
@@ -177,5 +180,31 @@ func TestNoHostInLogs(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "nbd connection lost") {
 		t.Errorf("no log of the lost connection:\n%s", logs.String())
+	}
+}
+
+// memWriter takes writes into a byte slice.
+type memWriter struct{ b []byte }
+
+func (m *memWriter) WriteAt(p []byte, off int64) (int, error) { return copy(m.b[off:], p), nil }
+func (m *memWriter) Flush() error                             { return nil }
+
+// A writable export does not advertise multi-conn (a write on one connection need not be seen on
+// another): the client keeps to one connection there.
+func TestOneConnWithoutMultiConn(t *testing.T) {
+	img, data := testImage(2 << 20)
+	e := memExport("w", img, data)
+	e.W = &memWriter{img}
+	d, err := Dial(unixURI(startServer(t, &Server{Exports: []*Export{e}}), "w"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if d.Conns() != 1 || d.ReadOnly() {
+		t.Errorf("writable export: %d connections, read-only %v; want 1, false", d.Conns(), d.ReadOnly())
+	}
+	buf := make([]byte, len(img))
+	if _, err := d.ReadAt(buf, 0); err != nil || !bytes.Equal(buf, img) {
+		t.Errorf("ReadAt: %v, content equal %v", err, bytes.Equal(buf, img))
 	}
 }
