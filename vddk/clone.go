@@ -28,7 +28,10 @@ func CreateChildWith(parentPath, childPath string, typ string, opts Options) err
 	if typ != TypeMonolithicSparse && typ != TypeTwoGbMaxExtentSparse {
 		return newErr(ErrInvalidArg, childPath, "a child is monolithicSparse or twoGbMaxExtentSparse, not %s", typ)
 	}
-	opts = Options{AllowExternalPaths: opts.AllowExternalPaths, IgnoreCIDMismatch: opts.IgnoreCIDMismatch}
+	opts = Options{AllowExternalPaths: opts.AllowExternalPaths, IgnoreCIDMismatch: opts.IgnoreCIDMismatch, RemoteParent: opts.RemoteParent}
+	if IsRemote(parentPath) {
+		opts.RemoteParent = parentPath
+	}
 	parent, err := Open(parentPath, opts)
 	if err != nil {
 		return err
@@ -41,6 +44,9 @@ func CreateChildWith(parentPath, childPath string, typ string, opts Options) err
 	hint, err := filepath.Rel(filepath.Dir(absChild), parent.Path())
 	if err != nil {
 		hint = parent.Path()
+	}
+	if parent.remoteURI != "" {
+		hint = parent.remoteURI // reconnected by, when the child opens with Options.RemoteParent
 	}
 	err = create(childPath, CreateParams{Type: typ, Capacity: parent.Size(), Adapter: "ide"},
 		&createdLink{parentCID: parent.links[0].desc.CID, hint: filepath.ToSlash(hint), parentMeta: parent.Metadata()}, "")

@@ -29,10 +29,16 @@ type Disk struct {
 	touched []string // files read without O_NOATIME
 	cidOnce sync.Once
 	cidErr  error
+	// remoteURI is the URI a network disk was opened by, credentials included (path has them removed):
+	// the parent hint of a child made over it.
+	remoteURI string
 }
 
 // Open opens the disk at path and, unless opts.SingleLink, its parents (VixDiskLib_Open).
 func Open(path string, opts Options) (*Disk, error) {
+	if IsRemote(path) {
+		return openRemoteDisk(path, opts)
+	}
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return nil, wrapErr(ErrInvalidArg, path, err, "path")
@@ -92,6 +98,9 @@ func (o *opener) openParent(child *link) (*link, error) {
 		return o.openForeignParent(child)
 	}
 	hint := child.desc.ParentFileNameHint
+	if IsRemote(hint) {
+		return o.openRemoteParent(child, hint)
+	}
 	fail := func(err error) error {
 		return &Error{Code: ErrDiskOpenParent, Path: child.path, Msg: fmt.Sprintf("cannot open parent %q", hint), Err: err}
 	}

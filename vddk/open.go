@@ -31,6 +31,9 @@ type Options struct {
 	// must not be able to make us read /etc/shadow or a host block device. Without it a parent may still
 	// lie in another folder when it is itself a VMDK (linked clones); its own extents stay in its folder.
 	AllowExternalPaths bool
+	// RemoteParent is the URI of a network disk (see RegisterRemote) a link may name as its parent: the
+	// base of a redo log made over that disk. Any other URI a descriptor names as parent is refused.
+	RemoteParent string
 }
 
 // MaxChainLength bounds the links of a chain (VixDiskLib: too many redo logs past 255).

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"golang.org/x/sys/unix"
 
@@ -27,12 +28,20 @@ func createTemporaryChild(parentPath, dir string, opts Options, tmpfile int) (*D
 	if err != nil {
 		return nil, err
 	}
-	defer parent.Close()
+	// Closed before the chain opens it again: a server serving one client at a time (qemu-nbd without
+	// -e) would not answer a second connection.
+	closeParent := sync.OnceValue(parent.Close)
+	defer closeParent()
 	absDir, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, wrapErr(ErrInvalidArg, dir, err, "path")
 	}
 	name := strings.TrimSuffix(filepath.Base(parent.Path()), filepath.Ext(parent.Path())) + "-redo.vmdk"
+	hint := parent.Path()
+	if parent.remoteURI != "" {
+		// A network disk: the child names its URI, and the chain reconnects to it by that name.
+		name, hint, opts.RemoteParent = "nbd-redo.vmdk", parent.remoteURI, parentPath
+	}
 	path := filepath.Join(absDir, name)
 	p := CreateParams{Type: TypeMonolithicSparse, Capacity: parent.Size(), Adapter: "ide", HWVersion: 4}
 	sectors, err := capacitySectors(path, p)
@@ -40,7 +49,7 @@ func createTemporaryChild(parentPath, dir string, opts Options, tmpfile int) (*D
 		return nil, err
 	}
 	// The hint is absolute: the child is never seen by anything that could move it with its parent.
-	link := &createdLink{parentCID: parent.links[0].desc.CID, hint: filepath.ToSlash(parent.Path()), parentMeta: parent.Metadata(), cid: newCID()}
+	link := &createdLink{parentCID: parent.links[0].desc.CID, hint: filepath.ToSlash(hint), parentMeta: parent.Metadata(), cid: newCID()}
 	img, err := sparseExtentImage(sectors, descriptorText(p, sectors, link, "SPARSE", []extentFile{{name, sectors}}))
 	if err != nil {
 		return nil, wrapErr(ErrInvalidArg, path, err, "create temporary child")
@@ -60,6 +69,7 @@ func createTemporaryChild(parentPath, dir string, opts Options, tmpfile int) (*D
 	}
 	wopts := opts
 	wopts.Writable = true
+	closeParent()
 	return openChain(opened{f: f, dir: root, rel: name, path: path}, wopts)
 }
 

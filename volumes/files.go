@@ -4,7 +4,7 @@ import (
 	"io"
 
 	"github.com/vmdkmount/vmdkmount/vddk"
-	"github.com/vmdkmount/vmdkmount/vddk/nbd"
+	_ "github.com/vmdkmount/vmdkmount/vddk/nbd" // NBD URIs open as disks
 )
 
 // OpenFiles opens each path as a disk of the set — a VMDK (with its whole chain, through vddk) or a raw
@@ -30,16 +30,12 @@ func OpenFiles(paths []string, vopts vddk.Options, opts Options) (*Set, io.Close
 }
 
 func openDiskFile(path string, vopts vddk.Options) (Disk, io.Closer, error) {
-	if nbd.IsURI(path) {
-		d, err := nbd.Dial(path, nbd.Options{})
-		if err != nil {
-			return nil, nil, err
+	isVMDK := vddk.IsRemote(path) // a network disk opens through vddk, as a raw link
+	if !isVMDK {
+		var err error
+		if isVMDK, err = vddk.IsDiskImage(path); err != nil {
+			return nil, nil, err // names the file already
 		}
-		return d, d, nil
-	}
-	isVMDK, err := vddk.IsDiskImage(path)
-	if err != nil {
-		return nil, nil, err // names the file already
 	}
 	if isVMDK {
 		d, err := vddk.Open(path, vopts)

@@ -110,10 +110,7 @@ func cmdBlocks(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	if nbd.IsURI(c.Args().First()) {
-		return blocksNBD(c, asJSON)
-	}
-	d, err := openDisk(c)
+	d, err := openDisk(c) // a URI too: its allocation map is the server's base:allocation
 	if err != nil {
 		return err
 	}

@@ -21,38 +21,6 @@ func dialNBD(c *cli.Context) (*nbd.Disk, error) {
 	return nbd.Dial(c.Args().First(), nbd.Options{})
 }
 
-// blocksNBD is vmdk blocks of an NBD export: its base:allocation map, in chunks as for a file.
-func blocksNBD(c *cli.Context, asJSON bool) error {
-	d, err := dialNBD(c)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	chunk := c.Uint64("chunk")
-	if chunk == 0 {
-		return cliutil.Usage(c, "--chunk must be at least one sector")
-	}
-	ext, err := d.Extents(0, d.Size())
-	if err != nil {
-		return err
-	}
-	var blocks []vddk.Block
-	for _, e := range ext {
-		if e.Hole {
-			continue
-		}
-		first := uint64(e.Offset) / vddk.SectorSize / chunk * chunk
-		last := (uint64(e.Offset+e.Length) + vddk.SectorSize - 1) / vddk.SectorSize
-		last = (last + chunk - 1) / chunk * chunk
-		if k := len(blocks); k > 0 && blocks[k-1].Offset+blocks[k-1].Length >= first {
-			blocks[k-1].Length = max(blocks[k-1].Length, last-blocks[k-1].Offset)
-			continue
-		}
-		blocks = append(blocks, vddk.Block{Offset: first, Length: last - first})
-	}
-	return printBlocks(c, asJSON, blocks, d.Size())
-}
-
 // infoNBD is vmdk info of an NBD export: what the protocol tells (size, allocation map, read-only).
 func infoNBD(c *cli.Context, asJSON bool) error {
 	d, err := dialNBD(c)

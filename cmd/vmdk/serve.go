@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/urfave/cli/v2"
 	"github.com/vmdkmount/vmdkmount/internal/cliutil"
@@ -34,6 +35,7 @@ var serveCommand = &cli.Command{
 		&cli.StringFlag{Name: "tls-cert", Usage: "certificate `FILE` (PEM): clients must use TLS (nbds://)"},
 		&cli.StringFlag{Name: "tls-key", Usage: "private key `FILE` (PEM) of --tls-cert"},
 		&cli.IntFlag{Name: "max-connections", Value: 64, Usage: "connections served at once"},
+		&cli.DurationFlag{Name: "idle-timeout", Value: 30 * time.Minute, Usage: "close a connection that sends no request for this `DURATION` (0: never; the kernel's nbd client does not reconnect)"},
 	}, openFlags...),
 	Action: cmdServe,
 }
@@ -52,7 +54,7 @@ func cmdServe(c *cli.Context) error {
 	if len(names) > c.NArg() {
 		return cliutil.Usage(c, "%d export names for %d disks", len(names), c.NArg())
 	}
-	srv := &nbd.Server{MaxConns: c.Int("max-connections")}
+	srv := &nbd.Server{MaxConns: c.Int("max-connections"), IdleTimeout: c.Duration("idle-timeout")}
 	if c.String("tls-cert") != "" {
 		cert, err := tls.LoadX509KeyPair(c.String("tls-cert"), c.String("tls-key"))
 		if err != nil {
@@ -110,9 +112,13 @@ func cmdServe(c *cli.Context) error {
 
 // openServed opens DISK for serving: as it is, or with --rw through a new redo log on top of it.
 func openServed(c *cli.Context, p string, i int, vopts vddk.Options) (d *vddk.Disk, redo string, err error) {
-	isVMDK, err := vddk.IsDiskImage(p) // a VMDK or another format vddk reads; refuses what is neither
-	if err != nil {
-		return nil, "", err
+	// A VMDK or another format vddk reads, or a network disk; IsDiskImage refuses what is neither.
+	remote := vddk.IsRemote(p)
+	isVMDK := remote
+	if !remote {
+		if isVMDK, err = vddk.IsDiskImage(p); err != nil {
+			return nil, "", err
+		}
 	}
 	if !isVMDK {
 		if c.Bool("rw") {
@@ -129,6 +135,9 @@ func openServed(c *cli.Context, p string, i int, vopts vddk.Options) (d *vddk.Di
 	// kill -9); one at --redo PATH is removed at exit unless --keep-redo.
 	wopts := vopts
 	wopts.Writable = true
+	if remote {
+		wopts.RemoteParent = p // the redo log's parent is the export: reconnected by its URI
+	}
 	if redo = c.String("redo"); redo != "" {
 		if i > 0 {
 			ext := filepath.Ext(redo)

@@ -20,7 +20,7 @@ import (
 	"github.com/vmdkmount/vmdkmount/fusefs"
 	"github.com/vmdkmount/vmdkmount/internal/cliutil"
 	"github.com/vmdkmount/vmdkmount/vddk"
-	"github.com/vmdkmount/vmdkmount/vddk/nbd"
+	_ "github.com/vmdkmount/vmdkmount/vddk/nbd" // NBD URIs open as disks
 	"github.com/vmdkmount/vmdkmount/volumes"
 	"github.com/vmdkmount/vmdkmount/volumes/fsys"
 )
@@ -239,18 +239,14 @@ func serve(c *cli.Context, paths []string, mountpoint, volume string, o mountOpt
 		}
 		var d volumes.Disk
 		var w io.WriterAt
-		if nbd.IsURI(p) {
-			nd, err := openNBD(p, writable)
-			if err != nil {
+		// A network disk opens through vddk (read-only, or under a redo log with --rw); of a file,
+		// IsDiskImage refuses what must not be read as a raw image.
+		isVMDK := vddk.IsRemote(p)
+		if !isVMDK {
+			var err error
+			if isVMDK, err = vddk.IsDiskImage(p); err != nil {
 				return err
 			}
-			closers, disks = append(closers, nd), append(disks, nd)
-			raws = append(raws, fusefs.RawSource{Name: name, R: nd, Size: nd.Size()})
-			continue
-		}
-		isVMDK, err := vddk.IsDiskImage(p) // refuses what must not be read as a raw image
-		if err != nil {
-			return err
 		}
 		switch {
 		case writable && isVMDK:
@@ -380,6 +376,9 @@ func serve(c *cli.Context, paths []string, mountpoint, volume string, o mountOpt
 func openRedo(c *cli.Context, disk string, i int, vopts vddk.Options, redos *[]string) (*vddk.Disk, error) {
 	wopts := vopts
 	wopts.Writable = true
+	if vddk.IsRemote(disk) {
+		wopts.RemoteParent = disk // the redo log's parent is the export: reconnected by its URI
+	}
 	if p := c.String("redo"); p != "" {
 		if i > 0 {
 			ext := filepath.Ext(p)

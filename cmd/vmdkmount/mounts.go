@@ -11,6 +11,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/urfave/cli/v2"
+	"github.com/vmdkmount/vmdkmount/vddk"
 )
 
 // fsType is the type our mounts show in /proc/mounts: FUSE with the subtype vmdkmount.
@@ -114,7 +115,7 @@ func listMounts(c *cli.Context, asJSON bool) error {
 }
 
 // fsName is the source column of our mounts in /proc/mounts: -o fsname=, or the disks' absolute paths
-// (joined by ":"), which `vmdkmount list --mounts` shows.
+// and network disks' URIs (joined by ":"), which `vmdkmount list --mounts` shows.
 func fsName(paths []string, o mountOpts) string {
 	if o.fsName != "" {
 		return o.fsName
@@ -122,7 +123,9 @@ func fsName(paths []string, o mountOpts) string {
 	abs := make([]string, len(paths))
 	for i, p := range paths {
 		abs[i] = p
-		if a, err := filepath.Abs(p); err == nil {
+		if vddk.IsRemote(p) {
+			abs[i] = vddk.RedactURI(p) // the URI as given, less its user name and password
+		} else if a, err := filepath.Abs(p); err == nil {
 			abs[i] = a
 		}
 	}

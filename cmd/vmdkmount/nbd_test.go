@@ -18,25 +18,9 @@ import (
 	"github.com/vmdkmount/vmdkmount/internal/testfix"
 )
 
-// startQemuNBD serves file read-only and persistent on a Unix socket; the returned function kills it.
 func startQemuNBD(t *testing.T, sock, format, file string) func() {
 	t.Helper()
-	cmd := exec.Command("qemu-nbd", "-r", "-t", "-e", "8", "-k", sock, "-f", format, file)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := false
-	stop := func() {
-		if !done {
-			done = true
-			cmd.Process.Signal(syscall.SIGKILL)
-			cmd.Wait()
-			os.Remove(sock)
-		}
-	}
-	t.Cleanup(stop)
-	testfix.WaitUnixSocket(t, sock, func() string { return "(qemu-nbd)" })
-	return stop
+	return testfix.QemuNBD(t, sock, format, file)
 }
 
 // treeSums lists every entry under root: path, type, size and content hash of regular files.

@@ -2,6 +2,9 @@ package testfix
 
 import (
 	"net"
+	"os"
+	"os/exec"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -22,4 +25,26 @@ func WaitUnixSocket(tb testing.TB, sock string, what func() string) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// QemuNBD runs qemu-nbd serving file (of format) read-only and persistent on the Unix socket sock until
+// the test ends; stop kills it (SIGKILL, as a crashed server) and removes the socket.
+func QemuNBD(tb testing.TB, sock, format, file string) (stop func()) {
+	tb.Helper()
+	cmd := exec.Command("qemu-nbd", "-r", "-t", "-e", "8", "-k", sock, "-f", format, file)
+	if err := cmd.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	stopped := false
+	stop = func() {
+		if !stopped {
+			stopped = true
+			cmd.Process.Signal(syscall.SIGKILL)
+			cmd.Wait()
+			os.Remove(sock)
+		}
+	}
+	tb.Cleanup(stop)
+	WaitUnixSocket(tb, sock, func() string { return "(qemu-nbd)" })
+	return stop
 }

@@ -6,10 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -17,24 +15,9 @@ import (
 )
 
 // qemuNBD runs qemu-nbd read-only and persistent on a Unix socket for file (format fmt); stop kills it.
-func qemuNBD(t *testing.T, sock, fmt_, file string) (stop func()) {
+func qemuNBD(t *testing.T, sock, format, file string) (stop func()) {
 	t.Helper()
-	cmd := exec.Command("qemu-nbd", "-r", "-t", "-e", "8", "-k", sock, "-f", fmt_, file)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	stopped := false
-	stop = func() {
-		if !stopped {
-			stopped = true
-			cmd.Process.Signal(syscall.SIGKILL)
-			cmd.Wait()
-			os.Remove(sock)
-		}
-	}
-	t.Cleanup(stop)
-	testfix.WaitUnixSocket(t, sock, func() string { return "(qemu-nbd)" })
-	return stop
+	return testfix.QemuNBD(t, sock, format, file)
 }
 
 type mapEntry struct {

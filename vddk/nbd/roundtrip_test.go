@@ -11,6 +11,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/big"
 	"net"
@@ -207,4 +208,67 @@ func TestOneConnWithoutMultiConn(t *testing.T) {
 	if _, err := d.ReadAt(buf, 0); err != nil || !bytes.Equal(buf, img) {
 		t.Errorf("ReadAt: %v, content equal %v", err, bytes.Equal(buf, img))
 	}
+}
+
+// slowReader delays every read, so that a request outlasts the server's idle timeout.
+type slowReader struct {
+	r     io.ReaderAt
+	delay time.Duration
+}
+
+func (s slowReader) ReadAt(p []byte, off int64) (int, error) {
+	time.Sleep(s.delay)
+	return s.r.ReadAt(p, off)
+}
+
+// A connection that sends nothing for the idle timeout is closed by the server (our client reconnects,
+// and says so); one whose request is still being served is not, however long it takes.
+func TestServerIdleTimeout(t *testing.T) {
+	img, data := testImage(2 << 20)
+	slow := memExport("slow", img, data)
+	slow.R = slowReader{bytes.NewReader(img), 600 * time.Millisecond}
+	var srvLogs syncBuffer
+	srv := &Server{Exports: []*Export{memExport("idle", img, data), slow}, IdleTimeout: 200 * time.Millisecond,
+		Log: slog.New(slog.NewTextHandler(&srvLogs, nil))}
+	sock := startServer(t, srv)
+	for _, name := range []string{"idle", "slow"} {
+		var logs syncBuffer
+		d, err := Dial(unixURI(sock, name), Options{Conns: 1, Log: slog.New(slog.NewTextHandler(&logs, nil))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 4096)
+		if name == "idle" {
+			time.Sleep(500 * time.Millisecond)
+		}
+		if _, err := d.ReadAt(buf, 0); err != nil || !bytes.Equal(buf, img[:4096]) {
+			t.Errorf("%s: read: %v", name, err)
+		}
+		lost := strings.Contains(logs.String(), "nbd connection lost")
+		if lost != (name == "idle") {
+			t.Errorf("%s: the client saw its connection closed: %v, want %v\n%s", name, lost, name == "idle", logs.String())
+		}
+		d.Close()
+	}
+	if !strings.Contains(srvLogs.String(), "closed after being idle") {
+		t.Errorf("the server did not log the idle connection it closed:\n%s", srvLogs.String())
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the concurrent writes of a logger.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

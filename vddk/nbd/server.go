@@ -43,7 +43,11 @@ type Server struct {
 	MemBudget        int64       // bytes of request buffers held across all connections (default 256 MiB)
 	HandshakeTimeout time.Duration
 	WriteTimeout     time.Duration // a reply not taken by the client in this time closes the connection
-	Log              *slog.Logger
+	// IdleTimeout closes a connection that sends no request for this long while none of its requests is
+	// in progress (0: never). Its slot goes to another client; a client that reconnects (ours, qemu's
+	// with reconnect-delay) does not notice, the kernel's nbd client does not reconnect.
+	IdleTimeout time.Duration
+	Log         *slog.Logger
 
 	once  sync.Once
 	mem   chan struct{} // one token per MiB of MemBudget

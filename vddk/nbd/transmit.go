@@ -3,6 +3,7 @@ package nbd
 import (
 	"errors"
 	"io"
+	"net"
 	"sync"
 	"syscall"
 	"time"
@@ -44,7 +45,17 @@ func (s *session) transmit() {
 	}
 	hdr := make([]byte, 28)
 	for {
-		if _, err := io.ReadFull(s.br, hdr); err != nil {
+		if idle := s.srv.IdleTimeout; idle > 0 {
+			s.conn.SetReadDeadline(time.Now().Add(idle))
+		}
+		if n, err := io.ReadFull(s.br, hdr); err != nil {
+			var ne net.Error
+			if n == 0 && errors.As(err, &ne) && ne.Timeout() {
+				if len(slots) > 0 {
+					continue // waiting for our replies is not idleness
+				}
+				s.srv.Log.Info("nbd connection closed after being idle", "export", s.exp.Name, "idle", s.srv.IdleTimeout)
+			}
 			return
 		}
 		r, err := parseRequest(hdr)
@@ -61,6 +72,9 @@ func (s *session) transmit() {
 			// The payload follows the header whatever the answer: read it (bounded by check) to stay in step.
 			tokens := s.acquire(int(r.length))
 			payload = make([]byte, r.length)
+			if idle := s.srv.IdleTimeout; idle > 0 {
+				s.conn.SetReadDeadline(time.Now().Add(idle)) // the payload's own time, not what is left of the header's
+			}
 			_, err := io.ReadFull(s.br, payload)
 			if err != nil {
 				s.release(tokens)
