@@ -113,9 +113,8 @@ func cmdServe(c *cli.Context) error {
 // openServed opens DISK for serving: as it is, or with --rw through a new redo log on top of it.
 func openServed(c *cli.Context, p string, i int, vopts vddk.Options) (d *vddk.Disk, redo string, err error) {
 	// A VMDK or another format vddk reads, or a network disk; IsDiskImage refuses what is neither.
-	remote := vddk.IsRemote(p)
-	isVMDK := remote
-	if !remote {
+	isVMDK := vddk.IsRemote(p)
+	if !isVMDK {
 		if isVMDK, err = vddk.IsDiskImage(p); err != nil {
 			return nil, "", err
 		}
@@ -133,24 +132,11 @@ func openServed(c *cli.Context, p string, i int, vopts vddk.Options) (d *vddk.Di
 	}
 	// As vmdkmount --rw: a temporary redo log never has a name (O_TMPFILE: nothing is left even after
 	// kill -9); one at --redo PATH is removed at exit unless --keep-redo.
-	wopts := vopts
-	wopts.Writable = true
-	if remote {
-		wopts.RemoteParent = p // the redo log's parent is the export: reconnected by its URI
+	redo = vddk.NumberedPath(c.String("redo"), i)
+	if d, err = vddk.OpenRedo(p, redo, vopts); err != nil {
+		return nil, "", err
 	}
-	if redo = c.String("redo"); redo != "" {
-		if i > 0 {
-			ext := filepath.Ext(redo)
-			redo = fmt.Sprintf("%s-%d%s", strings.TrimSuffix(redo, ext), i, ext)
-		}
-		if err := vddk.CreateChildWith(p, redo, "", vopts); err != nil {
-			return nil, "", err
-		}
-		d, err = vddk.Open(redo, wopts)
-		return d, redo, err
-	}
-	d, err = vddk.CreateTemporaryChild(p, os.TempDir(), vopts)
-	return d, "", err
+	return d, redo, nil
 }
 
 func listen(c *cli.Context) (net.Listener, error) {

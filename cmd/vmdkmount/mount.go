@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
-	"path/filepath"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -374,23 +373,12 @@ func serve(c *cli.Context, paths []string, mountpoint, volume string, o mountOpt
 // name in the temporary folder (O_TMPFILE), so nothing is left even after kill -9; one at --redo PATH
 // is listed in redos, to be removed at unmount unless --keep-redo.
 func openRedo(c *cli.Context, disk string, i int, vopts vddk.Options, redos *[]string) (*vddk.Disk, error) {
-	wopts := vopts
-	wopts.Writable = true
-	if vddk.IsRemote(disk) {
-		wopts.RemoteParent = disk // the redo log's parent is the export: reconnected by its URI
-	}
-	if p := c.String("redo"); p != "" {
-		if i > 0 {
-			ext := filepath.Ext(p)
-			p = fmt.Sprintf("%s-%d%s", strings.TrimSuffix(p, ext), i, ext)
-		}
-		if err := vddk.CreateChildWith(disk, p, "", vopts); err != nil {
-			return nil, err
-		}
+	p := vddk.NumberedPath(c.String("redo"), i)
+	d, err := vddk.OpenRedo(disk, p, vopts) // "": a temporary one, without a name
+	if err == nil && p != "" {
 		*redos = append(*redos, p)
-		return vddk.Open(p, wopts)
 	}
-	return vddk.CreateTemporaryChild(disk, os.TempDir(), vopts)
+	return d, err
 }
 
 func cmdUmount(c *cli.Context) error {
