@@ -3,7 +3,8 @@
 #   serve: qemu-img convert of a streamOptimized disk read over `vmdk serve` against over qemu-nbd
 #          serving the same file (qemu-nbd time / ours);
 #   client: `vmdk cat` of a qemu-nbd export against `qemu-img convert` of the same export
-#          (qemu-img time / ours), for the raw image and the streamOptimized disk.
+#          (qemu-img time / ours), for the raw image and the streamOptimized disk; and `vmdk convert`
+#          of the raw export to a monolithicSparse VMDK against `qemu-img convert -O vmdk` of it.
 # Best of RUNS runs each, warm page cache; outputs go to OUT (default /dev/shm) and are compared first.
 # Usage: bench/nbd.sh [WORKDIR]   (SIZE_MB, default 2048; needs qemu-utils, openssl, bc)
 set -euo pipefail
@@ -16,7 +17,7 @@ out=${OUT:-/dev/shm/nbd-bench-$$.raw}
 pids=()
 cleanup() {
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	rm -f "$out" "$out.ref"
+	rm -f "$out" "$out.ref" "$out.vmdk"
 }
 trap cleanup EXIT
 go build -o "$work/vmdk" ./cmd/vmdk
@@ -33,10 +34,12 @@ serve_ours() { rm -f "$2"; "$work/vmdk" serve --socket "$2" "$1" & pids+=($!); w
 serve_qemu() { rm -f "$3"; qemu-nbd -r -t -e 8 -k "$3" -f "$1" "$2" & pids+=($!); wait_sock "$3"; }
 uri() { echo "nbd+unix:///?socket=$1"; }
 
-before_run() { rm -f "$out"; }
+before_run() { rm -f "$out" "$out.vmdk"; }
 best() { best_time "$@"; }
 convert() { qemu-img convert -O raw "$(uri "$1")" "$out"; }
 cat_() { "$work/vmdk" cat "$(uri "$1")" >"$out"; }
+to_vmdk() { "$work/vmdk" convert "$(uri "$1")" "$out.vmdk"; }
+qemu_to_vmdk() { qemu-img convert -O vmdk "$(uri "$1")" "$out.vmdk"; }
 # same CMD SOCK: the output equals the source before anything is timed.
 same() {
 	rm -f "$out"
@@ -62,3 +65,9 @@ for s in "$raw_sock" "$qemu_sock"; do
 	[ "$s" = "$qemu_sock" ] && name=streamOptimized
 	row "qemu-nbd $name: vmdk cat vs qemu-img convert" "$(best cat_ "$s")" "$(best convert "$s")"
 done
+for f in to_vmdk qemu_to_vmdk; do
+	before_run
+	"$f" "$raw_sock"
+	qemu-img compare -q -F raw "$out.vmdk" "$src" || { echo "$f: the VMDK differs from the source" >&2; exit 1; }
+done
+row "qemu-nbd raw: vmdk convert vs qemu-img convert -O vmdk" "$(best to_vmdk "$raw_sock")" "$(best qemu_to_vmdk "$raw_sock")"
