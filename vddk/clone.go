@@ -36,7 +36,8 @@ func CreateChildWith(parentPath, childPath string, typ string, opts Options) err
 	if err != nil {
 		return err
 	}
-	defer parent.Close()
+	closeParent := sync.OnceValue(parent.Close)
+	defer closeParent()
 	absChild, err := filepath.Abs(childPath)
 	if err != nil {
 		return wrapErr(ErrInvalidArg, childPath, err, "path")
@@ -53,6 +54,9 @@ func CreateChildWith(parentPath, childPath string, typ string, opts Options) err
 	if err != nil {
 		return err
 	}
+	// Closed before the child opens it again: a server serving one client at a time (qemu-nbd without
+	// -e) would not answer a second connection.
+	closeParent()
 	child, err := Open(childPath, opts)
 	if err != nil {
 		if uerr := Unlink(childPath); uerr != nil {

@@ -105,11 +105,7 @@ func (o *opener) openRemoteParent(child *link, hint string) (*link, error) {
 	if err != nil {
 		return nil, &Error{Code: ErrDiskOpenParent, Path: child.path, Msg: fmt.Sprintf("cannot open parent %q", RedactURI(hint)), Err: err}
 	}
-	if p.size < child.size {
-		p.close()
-		return nil, newErr(ErrDiskOpenParent, child.path, "the network parent %s has %d bytes, less than the child's %d", p.path, p.size, child.size)
-	}
-	return p, nil
+	return p, nil // a parent shorter than the child reads as zeros past its end, as a file's does
 }
 
 // remoteExtent is a network disk read whole: all of it is this link's (no parent below it).

@@ -112,14 +112,18 @@ func Dial(uri string, opts Options) (*Disk, error) {
 // small enough that one ReadAt of a few MiB keeps every connection busy.
 const readRequest = 1 << 20
 
-// more opens up to n further connections to a multi-conn export, at once; those that fail or differ
-// from the first are dropped (the disk works on fewer).
+// extraConnTimeout bounds the handshake of the connections past the first.
+const extraConnTimeout = time.Second
+
+// more opens up to n further connections to a multi-conn export, at once; those that fail, differ from
+// the first or are not greeted within a second are dropped (the disk works on fewer): qemu-nbd serving
+// one client at a time still advertises multi-conn, and leaves the others waiting in its backlog.
 func (d *Disk) more(n int) []*slot {
 	got := make([]*conn, n)
 	var wg sync.WaitGroup
 	for i := range got {
 		wg.Go(func() {
-			c, err := d.connect()
+			c, err := d.connectWithin(min(d.opts.Timeout, extraConnTimeout))
 			if err != nil {
 				d.opts.Log.Debug("nbd: an extra connection failed", "export", d.name, "err", err)
 				return

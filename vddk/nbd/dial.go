@@ -68,13 +68,16 @@ func optError(opt, typ uint32, p []byte) error {
 }
 
 // connect dials and negotiates: TLS if asked, structured replies, base:allocation, then the export.
-func (d *Disk) connect() (*conn, error) {
-	nc, err := net.DialTimeout(d.network, d.addr, d.opts.Timeout)
+func (d *Disk) connect() (*conn, error) { return d.connectWithin(d.opts.Timeout) }
+
+// connectWithin is connect with its own bound on dialling and negotiating.
+func (d *Disk) connectWithin(timeout time.Duration) (*conn, error) {
+	nc, err := net.DialTimeout(d.network, d.addr, timeout)
 	if err != nil {
 		// The dial error names the host or socket: keep it out and say what failed.
 		return nil, fmt.Errorf("cannot connect to the nbd server: %w", unwrapOp(err))
 	}
-	c, err := d.negotiate(nc)
+	c, err := d.negotiate(nc, timeout)
 	if err != nil {
 		nc.Close()
 		return nil, unwrapAll(err)
@@ -101,8 +104,8 @@ func unwrapAll(err error) error {
 	return &redacted{msg: strings.ReplaceAll(err.Error(), oe.Error(), oe.Err.Error()), cause: err}
 }
 
-func (d *Disk) negotiate(nc net.Conn) (*conn, error) {
-	nc.SetDeadline(time.Now().Add(d.opts.Timeout))
+func (d *Disk) negotiate(nc net.Conn, timeout time.Duration) (*conn, error) {
+	nc.SetDeadline(time.Now().Add(timeout))
 	o := &optConn{nc: nc, br: bufio.NewReader(nc)}
 	h, err := readFull(o.br, 18)
 	if err != nil {

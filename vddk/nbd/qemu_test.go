@@ -6,12 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/vmdkmount/vmdkmount/internal/testfix"
+	"github.com/vmdkmount/vmdkmount/vddk"
 )
 
 // qemuNBD runs qemu-nbd read-only and persistent on a Unix socket for file (format fmt); stop kills it.
@@ -143,5 +145,47 @@ func TestClientReconnect(t *testing.T) {
 	}
 	if time.Since(start) > 5*time.Second {
 		t.Errorf("the dead server took %v to report", time.Since(start))
+	}
+}
+
+// qemu-nbd serving one client at a time (no -e) advertises multi-conn yet leaves a second connection
+// waiting: the client goes on with one, soon, and a redo log over the export (which opens it twice in
+// turn) is made and written.
+func TestClientSingleClientServer(t *testing.T) {
+	needTool(t, "qemu-nbd", "qemu-img", "qemu-io")
+	dir := t.TempDir()
+	raw := filepath.Join(dir, "d.raw")
+	run(t, "qemu-img", "create", "-q", "-f", "raw", raw, "4M")
+	run(t, "qemu-io", "-f", "raw", "-c", "write -P 0x42 0 1M", raw)
+	sock := filepath.Join(dir, "s")
+	cmd := exec.Command("qemu-nbd", "-r", "-t", "-k", sock, "-f", "raw", raw)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	testfix.WaitUnixSocket(t, sock, func() string { return "(qemu-nbd)" })
+	start := time.Now()
+	d, err := Dial(unixURI(sock, ""), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Conns() != 1 || time.Since(start) > 5*time.Second {
+		t.Errorf("%d connections after %v, want 1 within seconds", d.Conns(), time.Since(start))
+	}
+	buf := make([]byte, 4096)
+	if _, err := d.ReadAt(buf, 4096); err != nil || buf[0] != 0x42 {
+		t.Errorf("ReadAt: %v", err)
+	}
+	d.Close()
+	r, err := vddk.OpenRedo(unixURI(sock, ""), filepath.Join(dir, "redo.vmdk"), vddk.Options{})
+	if err != nil {
+		t.Fatalf("a redo log over a one-client export: %v", err)
+	}
+	defer r.Close()
+	if _, err := r.WriteAt([]byte{7}, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.ReadAt(buf[:2], 0); err != nil || buf[0] != 7 || buf[1] != 0x42 {
+		t.Errorf("read through the redo log: %v %v", buf[:2], err)
 	}
 }
