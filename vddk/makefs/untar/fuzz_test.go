@@ -8,9 +8,10 @@ import (
 	"testing"
 
 	"github.com/klauspost/compress/gzip"
+	"github.com/ulikunitz/xz"
 )
 
-// FuzzExtract: a hostile archive (plain or gzip) gives an error or a tree, never a panic and never
+// FuzzExtract: a hostile archive (plain, gzip or xz) gives an error or a tree, never a panic and never
 // a file outside the extraction folder.
 func FuzzExtract(f *testing.F) {
 	var b bytes.Buffer
@@ -27,6 +28,11 @@ func FuzzExtract(f *testing.F) {
 	zw.Write(b.Bytes())
 	zw.Close()
 	f.Add(gz.Bytes())
+	var xzb bytes.Buffer
+	xw, _ := xz.NewWriter(&xzb)
+	xw.Write(b.Bytes())
+	xw.Close()
+	f.Add(xzb.Bytes())  // the xz framing guard's paths
 	maxMember = 1 << 20 // a sparse member may claim any size: keep each run short
 	// One folder for every input, the archive read from memory: a file and two folders made and
 	// removed per input cost more than the extraction (ext4 looks for recently deleted inodes).

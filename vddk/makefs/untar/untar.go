@@ -53,7 +53,7 @@ func ExtractFrom(in io.Reader, src, dir string) error {
 		defer zr.Close()
 		r = zr
 	case bytes.HasPrefix(magic, []byte{0xfd, '7', 'z', 'X', 'Z', 0}):
-		xr, err := xz.NewReader(br)
+		xr, err := xz.NewReader(newXZGuard(br))
 		if err != nil {
 			return fmt.Errorf("%s: xz: %w", src, err)
 		}
