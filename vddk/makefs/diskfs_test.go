@@ -37,7 +37,7 @@ func TestDiskfsSquashfsSymlinkNeedsCwd(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Each folder's parent inode is left 0; sqRewrite writes them.
-	if err := sqRewrite(f, 0); err != nil {
+	if err := sqRewrite(f, 0, 0); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -338,8 +338,8 @@ func (p *progress) finish() {
 	}
 }
 
-// sqGzipLevel is the zlib level of the squashfs data: gzip's default. go-diskfs's zero value is level 0,
-// which stores every block uncompressed (a squashfs as large as its files).
+// sqGzipLevel is the zlib level of the squashfs data: gzip's default. go-diskfs writes the data raw and
+// sqRewrite compresses it at this level over all cores (go-diskfs compresses on one thread).
 const sqGzipLevel = 6
 
 // buildSquashfs writes a squashfs of the kept entries at start and returns the bytes it spans.
@@ -356,11 +356,13 @@ func buildSquashfs(st backend.Storage, f *os.File, start int64, o Options, root 
 		return 0, fmt.Errorf("stage: %w", err)
 	}
 	if err := inDir(ws, func() error {
-		return sq.Finalize(squashfs.FinalizeOptions{Compression: &squashfs.CompressorGzip{CompressionLevel: sqGzipLevel}})
+		// The data is written raw and compressed by sqRewrite over all cores.
+		return sq.Finalize(squashfs.FinalizeOptions{Compression: &squashfs.CompressorGzip{CompressionLevel: sqGzipLevel},
+			NoCompressData: true, NoCompressFragments: true})
 	}); err != nil {
 		return 0, err
 	}
-	if err := sqRewrite(f, start); err != nil {
+	if err := sqRewrite(f, start, sqGzipLevel); err != nil {
 		return 0, fmt.Errorf("fix the squashfs: %w", err)
 	}
 	// bytes_used (superblock offset 40), padded to 4 KiB as mksquashfs pads.

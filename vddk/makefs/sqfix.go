@@ -25,9 +25,10 @@ const sqMeta = 8192
 // Repairing in place needs uncompressed metadata, and go-diskfs compresses it with the data's
 // compressor whatever NoCompressInodes says; so it is decoded, repaired and written anew. Inode
 // references (block byte offset << 16 | offset) are moved to the new blocks' offsets wherever they
-// are held: the root reference, the listings' headers and the export table. The data and fragment
-// blocks before the inode table stay where they are.
-func sqRewrite(f *os.File, start int64) error {
+// are held: the root reference, the listings' headers and the export table. With level > 0 the
+// data and fragment blocks, which go-diskfs then writes uncompressed, are compressed at that zlib
+// level and laid out anew (sqCompress), the tables after them; with 0 they stay where they are.
+func sqRewrite(f *os.File, start int64, level int) error {
 	le := binary.LittleEndian
 	sb := make([]byte, 96)
 	if _, err := f.ReadAt(sb, start); err != nil {
@@ -155,6 +156,7 @@ func sqRewrite(f *os.File, start int64) error {
 	dirs := map[int]*dirInode{} // by position in the inode stream
 	posRef := func(p int) uint64 { return uint64(p/sqMeta*(2+sqMeta))<<16 | uint64(p%sqMeta) }
 	byNumber := make([]uint64, inodes) // the export table: references by inode number
+	var files []int                    // positions of file inodes
 	for pos, n := 0, int64(0); n < inodes; n++ {
 		if pos+16 > len(inodeStream) {
 			return fmt.Errorf("inode table ends at inode %d of %d", n, inodes)
@@ -182,6 +184,9 @@ func sqRewrite(f *os.File, start int64) error {
 		case 8: // size +20, block_idx +24, offset u16 +34
 			d := &dirInode{pos: pos, size: int(le.Uint32(in[20:])), blockAt: pos + 24, offAt: pos + 34}
 			dirs[pos] = d
+		}
+		if t := le.Uint16(in); t == 2 || t == 9 {
+			files = append(files, pos)
 		}
 		if d := dirs[pos]; d != nil {
 			// go-diskfs holds the logical block's number where the byte offset belongs.
@@ -254,6 +259,25 @@ func sqRewrite(f *os.File, start int64) error {
 	if err != nil {
 		return fmt.Errorf("fragment table: %w", err)
 	}
+	// The data: compressed when go-diskfs wrote it raw (level > 0), the tables then follow it.
+	base := inodeTable
+	if level > 0 {
+		var runs []sqRun
+		for _, p := range files {
+			size, _, _ := sqInodeSize(inodeStream[p:], blockSize) // checked above
+			if le.Uint16(inodeStream[p:]) == 2 {
+				runs = append(runs, sqRun{start: inodeStream[p+16:], sizes: inodeStream[p+32 : p+size]})
+			} else {
+				runs = append(runs, sqRun{start: inodeStream[p+16:], wide: true, sizes: inodeStream[p+56 : p+size]})
+			}
+		}
+		for i := 0; i < len(fragData); i += 16 {
+			runs = append(runs, sqRun{start: fragData[i:], wide: true, sizes: fragData[i+8 : i+12]})
+		}
+		if base, err = sqCompress(f, start, 96, inodeTable, blockSize, level, runs); err != nil {
+			return err
+		}
+	}
 	// go-diskfs writes the export table's references with the offset in the top 16 bits, where
 	// readers (the kernel, for NFS handles) expect it in the low ones: it is made anew from the inodes.
 	var exportData []byte
@@ -281,16 +305,16 @@ func sqRewrite(f *os.File, start int64) error {
 	}
 	// indexed writes a table's blocks, then its index, and returns where the index lies.
 	indexed := func(data []byte) int64 {
-		first := inodeTable + int64(len(out))
+		first := base + int64(len(out))
 		cut(data)
-		pos := inodeTable + int64(len(out))
+		pos := base + int64(len(out))
 		for i := 0; i < len(data); i += sqMeta {
 			out = le.AppendUint64(out, uint64(first+int64(i/sqMeta)*(2+sqMeta)))
 		}
 		return pos
 	}
 	cut(inodeStream)
-	newDir := inodeTable + int64(len(out))
+	newDir := base + int64(len(out))
 	cut(dirStream)
 	newFrag := indexed(fragData)
 	newExport := int64(-1)
@@ -298,20 +322,27 @@ func sqRewrite(f *os.File, start int64) error {
 		newExport = indexed(exportData)
 	}
 	newID := indexed(idData)
-	newUsed := inodeTable + int64(len(out))
-	if old := used - inodeTable; int64(len(out)) < old { // clear what the old tables leave past the new end
-		out = append(out, make([]byte, old-int64(len(out)))...)
-	}
-	if _, err := f.WriteAt(out, start+inodeTable); err != nil {
+	newUsed := base + int64(len(out))
+	if _, err := f.WriteAt(out, start+base); err != nil {
 		return err
+	}
+	if newUsed < used { // what the old data and tables leave past the new end reads as zeros
+		if err := f.Truncate(start + newUsed); err != nil {
+			return err
+		}
 	}
 	le.PutUint64(sb[32:], newRoot)
 	le.PutUint64(sb[40:], uint64(newUsed))
+	le.PutUint64(sb[64:], uint64(base))
 	le.PutUint64(sb[48:], uint64(newID))
 	le.PutUint64(sb[72:], uint64(newDir))
 	le.PutUint64(sb[80:], uint64(newFrag))
 	le.PutUint64(sb[88:], uint64(newExport))
-	le.PutUint16(sb[24:], le.Uint16(sb[24:])|0x0001|0x0800) // inodes and ids uncompressed
+	flags := le.Uint16(sb[24:]) | 0x0001 | 0x0800 // inodes and ids uncompressed
+	if level > 0 {
+		flags &^= 0x0002 | 0x0008 // data and fragments compressed
+	}
+	le.PutUint16(sb[24:], flags)
 	_, err = f.WriteAt(sb, start)
 	return err
 }
