@@ -1,6 +1,7 @@
 package makefs
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -8,6 +9,8 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vmdkmount/vmdkmount/vddk/makefs/untar"
@@ -77,8 +80,8 @@ func resolves(root, rel, target string) bool {
 // hard-linked, which would change a source file's link count and ctime. Only an own tree (a tar
 // archive we extracted) is linked.
 func stage(root, ws string, entries []entry, own bool) error {
+	var files []entry
 	for _, e := range entries {
-		src := filepath.Join(root, filepath.FromSlash(e.rel))
 		dst := filepath.Join(ws, filepath.FromSlash(e.rel))
 		switch {
 		case e.mode.IsDir():
@@ -93,19 +96,34 @@ func stage(root, ws string, entries []entry, own bool) error {
 				return err
 			}
 		default:
-			if own && os.Link(src, dst) == nil {
-				continue
-			}
-			if err := copyFile(src, dst); err != nil {
-				return err
-			}
-			if err := os.Chmod(dst, e.mode.Perm()); err != nil {
-				return err
-			}
-			if err := setTimes(dst, e.mtime); err != nil {
-				return err
-			}
+			files = append(files, e)
 		}
+	}
+	// The files, once their folders are in, by several workers: a tree of small files costs mostly
+	// the opens and creates, which wait on the filesystem rather than the CPU.
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		first error
+		next  atomic.Int64
+	)
+	for range min(8, len(files)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := next.Add(1) - 1; i < int64(len(files)); i = next.Add(1) - 1 {
+				if err := stageFile(root, ws, files[i], own); err != nil {
+					mu.Lock()
+					first = cmp.Or(first, err)
+					mu.Unlock()
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if first != nil {
+		return first
 	}
 	for i := len(entries) - 1; i >= 0; i-- {
 		if e := entries[i]; e.mode.IsDir() {
@@ -126,6 +144,22 @@ func stage(root, ws string, entries []entry, own bool) error {
 		return err
 	}
 	return setTimes(ws, fi.ModTime())
+}
+
+// stageFile links (own tree) or copies one file into the workspace with its mode and time.
+func stageFile(root, ws string, e entry, own bool) error {
+	src := filepath.Join(root, filepath.FromSlash(e.rel))
+	dst := filepath.Join(ws, filepath.FromSlash(e.rel))
+	if own && os.Link(src, dst) == nil {
+		return nil
+	}
+	if err := copyFile(src, dst); err != nil {
+		return err
+	}
+	if err := os.Chmod(dst, e.mode.Perm()); err != nil {
+		return err
+	}
+	return setTimes(dst, e.mtime)
 }
 
 func setTimes(p string, t time.Time) error {

@@ -16,6 +16,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/klauspost/compress/gzip"
@@ -194,7 +195,9 @@ func safeParents(dir, rel string) error {
 
 // CopySparse copies r to out, seeking over all-zero blocks so they stay holes.
 func CopySparse(out *os.File, r io.Reader) error {
-	buf := make([]byte, 1<<20)
+	bp := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(bp)
+	buf := *bp
 	var off int64
 	for {
 		n, rerr := io.ReadFull(r, buf)
@@ -214,6 +217,10 @@ func CopySparse(out *os.File, r io.Reader) error {
 		}
 	}
 }
+
+// copyBufs keeps CopySparse's buffers: a new 1 MiB buffer per file, cleared by the allocator, cost
+// more than copying a tree of small files.
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 1<<20); return &b }}
 
 // AllZero tells whether b holds only zero bytes.
 func AllZero(b []byte) bool {
