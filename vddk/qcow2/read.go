@@ -178,6 +178,12 @@ func (im *Image) ReadAt(p []byte, off int64, parent layer.ReadFunc) error {
 			case layer.Zero:
 				clear(q)
 			case layer.Data:
+				if r.n == im.clusterSize { // a whole cluster (a copy): inflate in place, no cache
+					if err := im.inflateInto(q, r.compressed, off>>im.clusterBits); err != nil {
+						return err
+					}
+					break
+				}
 				c, err := im.inflate(r.compressed, off>>im.clusterBits)
 				if err != nil {
 					return err
@@ -212,24 +218,50 @@ var (
 	}}
 )
 
-// inflate returns the cluster a compressed L2 entry describes.
+// inflate returns the cluster a compressed L2 entry describes, from the cache when it was read before
+// (reads of parts of one cluster come in a row).
 func (im *Image) inflate(e uint64, vc int64) ([]byte, error) {
-	x := 62 - (im.clusterBits - 8)
-	coff := int64(e & (1<<x - 1))
+	coff, _ := im.compressedRange(e)
 	if c, ok := im.clusterCache.Get(coff); ok {
 		return c, nil
 	}
-	sectors := int64(e>>x&(1<<(im.clusterBits-8)-1)) + 1
-	csize := sectors*512 - coff&511
-	if coff <= 0 || coff >= im.fileSize {
-		return nil, fmt.Errorf("qcow2 compressed cluster %d at byte %d lies outside the %d-byte file", vc, coff, im.fileSize)
-	}
-	csize = min(csize, im.fileSize-coff)
-	src := make([]byte, csize)
-	if err := layer.ReadFull(im.r, src, coff, "qcow2 compressed cluster"); err != nil {
+	out := make([]byte, im.clusterSize)
+	if err := im.inflateInto(out, e, vc); err != nil {
 		return nil, err
 	}
-	out := make([]byte, im.clusterSize)
+	im.clusterCache.Put(coff, out)
+	return out, nil
+}
+
+// compressedRange returns where the compressed bytes of an L2 entry lie: the offset and the size its
+// sector count allows (the stream may end before).
+func (im *Image) compressedRange(e uint64) (off, n int64) {
+	x := 62 - (im.clusterBits - 8)
+	off = int64(e & (1<<x - 1))
+	sectors := int64(e>>x&(1<<(im.clusterBits-8)-1)) + 1
+	return off, sectors*512 - off&511
+}
+
+// srcPool holds the buffers compressed clusters are read into (grown to the largest asked: at most
+// twice a cluster, the most an L2 entry's sector count can say).
+var srcPool = sync.Pool{New: func() any { return new([]byte) }}
+
+// inflateInto decompresses the cluster a compressed L2 entry describes into out (one cluster).
+func (im *Image) inflateInto(out []byte, e uint64, vc int64) error {
+	coff, csize := im.compressedRange(e)
+	if coff <= 0 || coff >= im.fileSize {
+		return fmt.Errorf("qcow2 compressed cluster %d at byte %d lies outside the %d-byte file", vc, coff, im.fileSize)
+	}
+	csize = min(csize, im.fileSize-coff)
+	bp := srcPool.Get().(*[]byte)
+	defer srcPool.Put(bp)
+	if int64(cap(*bp)) < csize {
+		*bp = make([]byte, csize)
+	}
+	src := (*bp)[:csize]
+	if err := layer.ReadFull(im.r, src, coff, "qcow2 compressed cluster"); err != nil {
+		return err
+	}
 	var err error
 	if im.zstd {
 		d := zstdPool.Get().(*zstd.Decoder)
@@ -246,10 +278,9 @@ func (im *Image) inflate(e uint64, vc int64) ([]byte, error) {
 		flatePool.Put(fr)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("qcow2 compressed cluster %d at byte %d does not inflate to %d bytes: %v", vc, coff, im.clusterSize, err)
+		return fmt.Errorf("qcow2 compressed cluster %d at byte %d does not inflate to %d bytes: %v", vc, coff, im.clusterSize, err)
 	}
-	im.clusterCache.Put(coff, out)
-	return out, nil
+	return nil
 }
 
 // Span says where [off, off+n) lies when it is one state throughout: unallocated, or stored
