@@ -34,3 +34,74 @@ best_time() {
 	done
 	echo "$b"
 }
+
+# FORMAT_IMAGES: the images format_images makes, as FILE:QEMU-FORMAT; the VMDKs, the references, last.
+FORMAT_IMAGES="qcow2.qcow2:qcow2 qcow2-zlib.qcow2:qcow2 qcow2-zstd.qcow2:qcow2 qcow2-extl2.qcow2:qcow2
+qcow2-top.qcow2:qcow2 vhd-fixed.vhd:vpc vhd-dynamic.vhd:vpc vhdx-fixed.vhdx:vhdx vhdx-dynamic.vhdx:vhdx
+vdi-static.vdi:vdi vdi-dynamic.vdi:vdi sparse.vmdk:vmdk stream.vmdk:vmdk"
+
+# format_images DIR SRC: the raw image SRC in every format vmdkmount reads besides VMDK (qcow2 plain,
+# zlib and zstd compressed, with extended L2 entries, a two-link qcow2 chain; VHD fixed and dynamic;
+# VHDX fixed and dynamic; VDI static and dynamic) and as monolithicSparse and streamOptimized VMDKs
+# (uncompressed and compressed), made by qemu-img
+# into DIR under the names of FORMAT_IMAGES. Kept when present.
+format_images() {
+	local dir=$1 src=$2
+	mk() { # mk NAME FORMAT [qemu-img convert options...]
+		local name=$1 fmt=$2
+		shift 2
+		[ -f "$dir/$name" ] || qemu-img convert -f raw -O "$fmt" "$@" "$src" "$dir/$name"
+	}
+	mk qcow2.qcow2 qcow2
+	mk qcow2-zlib.qcow2 qcow2 -c
+	mk qcow2-zstd.qcow2 qcow2 -c -o compression_type=zstd
+	mk qcow2-extl2.qcow2 qcow2 -o extended_l2=on,cluster_size=128k
+	mk vhd-fixed.vhd vpc -o subformat=fixed,force_size=on
+	mk vhd-dynamic.vhd vpc -o subformat=dynamic,force_size=on
+	mk vhdx-fixed.vhdx vhdx -o subformat=fixed
+	mk vhdx-dynamic.vhdx vhdx -o subformat=dynamic
+	mk vdi-static.vdi vdi -o static=on
+	mk vdi-dynamic.vdi vdi
+	mk sparse.vmdk vmdk -o subformat=monolithicSparse
+	mk stream.vmdk vmdk -o subformat=streamOptimized
+	if [ ! -f "$dir/qcow2-top.qcow2" ]; then
+		qemu-img create -q -f qcow2 -b qcow2.qcow2 -F qcow2 "$dir/qcow2-top.qcow2"
+		qemu-io -f qcow2 -c "write -P 0x11 100M 200M" "$dir/qcow2-top.qcow2" >/dev/null
+	fi
+}
+
+# secs_of CMD...: the wall time of one run of CMD, in seconds (after `before_run`, when defined).
+secs_of() {
+	local s e
+	if declare -F before_run >/dev/null; then before_run; fi
+	s=$(date +%s.%N)
+	"$@"
+	e=$(date +%s.%N)
+	echo "$e - $s" | bc
+}
+
+# median NUMBERS...: their median (the lower middle one of an even count).
+median() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
+
+# floor_copy SRC OUT: copies the raw image SRC to a new sparse OUT as cheaply as the kernel allows: its
+# data ranges (SEEK_DATA) by sendfile, one copy inside the kernel, the holes left. No converter that
+# writes the same file can beat it, so a peer's time over this one bounds the ratio anyone can reach.
+floor_copy() {
+	python3 - "$1" "$2" <<'PY'
+import os, sys
+src = os.open(sys.argv[1], os.O_RDONLY)
+size = os.fstat(src).st_size
+out = os.open(sys.argv[2], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+off = 0
+while off < size:
+    try:
+        off = os.lseek(src, off, os.SEEK_DATA)
+    except OSError:
+        break
+    end = os.lseek(src, off, os.SEEK_HOLE)
+    os.lseek(out, off, os.SEEK_SET)
+    while off < end:
+        off += os.sendfile(out, src, off, end - off)
+os.ftruncate(out, size)
+PY
+}
