@@ -76,8 +76,8 @@ func TestCopyRawKeepsFileHoles(t *testing.T) {
 	}
 }
 
-// The file copier moves ranges of a file, skipping its holes, whether the kernel splices them or they
-// go through memory; a source that ends early is an error naming it.
+// The file copier moves ranges of a file, skipping its holes, whether the kernel copies them
+// (copy_file_range, splice) or they go through memory; a source that ends early is an error naming it.
 func TestFileCopier(t *testing.T) {
 	dir := t.TempDir()
 	srcPath := filepath.Join(dir, "src")
@@ -101,14 +101,14 @@ func TestFileCopier(t *testing.T) {
 	if err := syscall.Fallocate(int(src.Fd()), punch, 2<<20, 2<<20); err != nil {
 		t.Logf("no hole punched (%v): copying data only", err)
 	}
-	for _, noSplice := range []bool{false, true} {
+	for _, mode := range []struct{ noCFR, noSplice bool }{{false, false}, {true, false}, {true, true}} {
 		dstPath := filepath.Join(dir, "dst")
 		dst, err := os.Create(dstPath)
 		if err != nil {
 			t.Fatal(err)
 		}
 		cp := newFileCopier(dst)
-		cp.noSplice = noSplice
+		cp.noCFR, cp.noSplice = mode.noCFR, mode.noSplice
 		// The file in three odd pieces, out of order, each to a shifted offset.
 		const shift = 12345
 		for _, p := range [][2]int64{{3<<20 + 7, 3<<20 - 7}, {0, 1<<20 + 1}, {1<<20 + 1, 2<<20 + 6}} {
@@ -124,17 +124,17 @@ func TestFileCopier(t *testing.T) {
 		}
 		want := append(make([]byte, shift), b...)
 		if !bytes.Equal(got, want) {
-			t.Errorf("noSplice=%v: the copy differs from the source", noSplice)
+			t.Errorf("%+v: the copy differs from the source", mode)
 		}
 		other, err := os.Create(filepath.Join(dir, "other"))
 		if err != nil {
 			t.Fatal(err)
 		}
 		cp = newFileCopier(other)
-		cp.noSplice = noSplice
+		cp.noCFR, cp.noSplice = mode.noCFR, mode.noSplice
 		err = cp.copyRange(src, 6<<20-100, 0, 200)
 		if err == nil || !strings.Contains(err.Error(), srcPath) {
-			t.Errorf("noSplice=%v: a range past the end of the source: %v, want an error naming it", noSplice, err)
+			t.Errorf("%+v: a range past the end of the source: %v, want an error naming it", mode, err)
 		}
 		cp.close()
 		other.Close()

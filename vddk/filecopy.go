@@ -10,13 +10,15 @@ import (
 )
 
 // fileCopier copies ranges of image files into one destination file at given offsets inside the
-// kernel: splice through a pipe of its own, so that several copiers fill one file at once (sendfile
-// writes at the file position, which they would share). Holes of the source stay holes. Where a file
-// system refuses splice, it falls back to pread and pwrite.
+// kernel, so that several copiers fill one file at once (sendfile writes at the file position, which
+// they would share): copy_file_range, which shares the blocks on file systems that can (btrfs, XFS)
+// and copies inside the kernel on the others; between file systems, splice through a pipe of its own;
+// where a file system refuses that too, pread and pwrite. Holes of the source stay holes.
 type fileCopier struct {
 	dst      *os.File
 	pr, pw   int // the pipe; -1 until first used
 	pipeSize int
+	noCFR    bool // copy_file_range refused this pair of files
 	noSplice bool
 	buf      []byte // the fallback's buffer
 }
@@ -82,14 +84,32 @@ func dataRun(fd int, off, end int64) (data, hole int64, err error) {
 	return data, hole, nil
 }
 
+// refused tells the errors of a kernel copy that mean "not between these files", as opposed to damage.
+func refused(err error) bool {
+	return errors.Is(err, unix.EXDEV) || errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS) ||
+		errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.EBADF)
+}
+
 // move copies n bytes of data at srcOff of src to dstOff.
 func (c *fileCopier) move(src *os.File, srcOff, dstOff, n int64) error {
+	if !c.noCFR {
+		moved, err := c.copyFileRange(src, srcOff, dstOff, n)
+		switch {
+		case err == nil:
+			return nil
+		case refused(err):
+			c.noCFR = true
+			srcOff, dstOff, n = srcOff+moved, dstOff+moved, n-moved
+		default:
+			return err
+		}
+	}
 	if !c.noSplice {
 		moved, err := c.splice(src, srcOff, dstOff, n)
 		switch {
 		case err == nil:
 			return nil
-		case errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.EOPNOTSUPP):
+		case refused(err):
 			c.noSplice = true // this pair of file systems cannot splice: copy the rest through memory
 			srcOff, dstOff, n = srcOff+moved, dstOff+moved, n-moved
 		default:
@@ -114,6 +134,26 @@ func (c *fileCopier) move(src *os.File, srcOff, dstOff, n int64) error {
 		srcOff, dstOff, n = srcOff+int64(k), dstOff+int64(k), n-int64(k)
 	}
 	return nil
+}
+
+// copyFileRange copies n bytes with copy_file_range and says how many it copied.
+func (c *fileCopier) copyFileRange(src *os.File, srcOff, dstOff, n int64) (moved int64, err error) {
+	in, out := srcOff, dstOff
+	sfd, dfd := int(src.Fd()), int(c.dst.Fd())
+	for moved < n {
+		k, err := unix.CopyFileRange(sfd, &in, dfd, &out, int(min(n-moved, 1<<30)), 0)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return moved, err
+		}
+		if k == 0 {
+			return moved, fmt.Errorf("%s: the file ends at byte %d, before the %d bytes to copy at %d", src.Name(), in, n, srcOff)
+		}
+		moved += int64(k)
+	}
+	return moved, nil
 }
 
 // splice moves n bytes through the pipe and says how many reached the destination.
