@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Times `vmdk cat DISK > FILE` against `qemu-img convert -O raw DISK FILE` on the same disk (SIZE_MIB,
 # default 2 GiB) in each other format vmdkmount reads (see format_images in lib.sh) and, for reference,
-# as monolithicSparse and streamOptimized VMDKs. Prints the ratios (qemu time / our time: above 1 means vmdk is faster) of
-# the median times of RUNS runs each, ours and qemu-img's taking turns (these machines are shared and
-# noisy: a single run can be off by 2x), warm page cache. Both write a new sparse raw file to OUT
+# as monolithicSparse and streamOptimized VMDKs. Prints the ratios (qemu time / our time: above 1
+# means vmdk is faster) of the median times of RUNS runs each, ours and qemu-img's taking turns (these
+# machines are shared and noisy: a single run can be off by 2x), warm page cache, and of their CPU times. Both write a new sparse raw file to OUT
 # (default: in /dev/shm, so that the conversion is timed rather than a busy disk's write-back).
-# Usage: bench/formats-cat.sh [WORKDIR]   (needs qemu-utils, openssl, bc; about 16 GiB free disk)
+# Usage: bench/formats-cat.sh [WORKDIR]   (needs qemu-utils, openssl, bc, time; about 16 GiB free disk)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-5}
@@ -14,7 +14,7 @@ work=${1:-$(mktemp -d)}
 mkdir -p "$work"
 out=${OUT:-/dev/shm/vmdk-formats-bench-$$.raw}
 trap 'rm -f "$out" "$out.qemu"' EXIT
-go build -o "$work/vmdk" ./cmd/vmdk
+go build -o "$work/" ./cmd/vmdk ./bench/copyfloor
 
 . bench/lib.sh
 src=$work/src.raw
@@ -22,29 +22,31 @@ make_mix "$src" $((SIZE_MIB / 64))
 format_images "$work" "$src"
 
 before_run() { rm -f "$out"; }
-ours() { "$work/vmdk" cat "$1" >"$out"; }
-qemu() { qemu-img convert -f "$2" -O raw "$1" "$out"; }
+ours() { wall_cpu sh -c '"$0" cat "$1" >"$2"' "$work/vmdk" "$1" "$out"; }
+qemu() { wall_cpu qemu-img convert -f "$2" -O raw "$1" "$out"; }
 
-# Beside each image, the floor: the raw image's data copied by the kernel alone (floor_copy).
+# Beside each image, the floor: the raw image's data copied by the kernel alone (bench/copyfloor).
 # "reachable" is qemu-img's time over it, the best ratio any converter writing this output could show.
-printf '%-20s %10s %10s %8s %10s   (median of %d)\n' image "vmdk s" "qemu-img s" "ratio" "reachable" "$RUNS"
+printf '%-20s %8s %10s %8s %10s %12s   (median of %d)\n' image "vmdk s" "qemu-img s" "ratio" "reachable" "CPU ratio" "$RUNS"
 for v in $FORMAT_IMAGES; do
 	name=${v%%:*} fmt=${v##*:}
 	d="$work/$name"
 	# Both outputs must be identical before either is timed.
-	qemu "$d" "$fmt" && cp --sparse=always "$out" "$out.qemu"
-	ours "$d"
+	qemu-img convert -f "$fmt" -O raw "$d" "$out.qemu"
+	"$work/vmdk" cat "$d" >"$out"
 	cmp -s "$out" "$out.qemu" || { echo "$name: vmdk cat and qemu-img convert differ" >&2; exit 1; }
 	rm -f "$out.qemu"
-	to=() tq=() tf=()
+	to=() tq=() tf=() co=() cq=()
 	for r in $(seq "$RUNS"); do
 		if [ $((r % 2)) = 1 ]; then
-			to+=("$(secs_of ours "$d")") tq+=("$(secs_of qemu "$d" "$fmt")")
+			a=$(ours "$d") b=$(qemu "$d" "$fmt")
 		else
-			tq+=("$(secs_of qemu "$d" "$fmt")") to+=("$(secs_of ours "$d")")
+			b=$(qemu "$d" "$fmt") a=$(ours "$d")
 		fi
-		tf+=("$(secs_of floor_copy "$src" "$out")")
+		to+=("${a% *}") co+=("${a#* }") tq+=("${b% *}") cq+=("${b#* }")
+		tf+=("$(secs_of "$work/copyfloor" "$src" "$out")")
 	done
 	mo=$(median "${to[@]}") mq=$(median "${tq[@]}") floor=$(median "${tf[@]}")
-	printf '%-20s %10.3f %10.3f %7.2fx %9.2fx\n' "$name" "$mo" "$mq" "$(echo "$mq / $mo" | bc -l)" "$(echo "$mq / $floor" | bc -l)"
+	printf '%-20s %8.2f %10.2f %7.2fx %9.2fx %11.2fx\n' "$name" "$mo" "$mq" "$(echo "$mq / $mo" | bc -l)" \
+		"$(echo "$mq / $floor" | bc -l)" "$(echo "$(median "${cq[@]}") / $(median "${co[@]}")" | bc -l)"
 done

@@ -24,23 +24,35 @@ make_mix "$src" $((SIZE_MIB / 64))
 format_images "$work" "$src"
 for v in $FORMAT_IMAGES; do cat "$work/${v%%:*}" >/dev/null; done
 
-# read_once IMAGE: mounts it, times one sequential read of raw/disk, unmounts; prints the seconds.
+# daemon_cpu: CPU seconds used so far by the daemon serving $m (a steadier figure than wall time on a
+# busy machine).
+daemon_cpu() {
+	local p
+	p=$(pgrep -f -- "[ ]$m\$" | head -1)
+	awk -v t="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / t}' "/proc/$p/stat"
+}
+# read_once IMAGE: mounts it, times one sequential read of raw/disk, unmounts; prints the seconds and
+# the daemon's CPU seconds.
 read_once() {
 	"$work/vmdkmount" --raw "$1" "$m"
-	secs_of dd if="$m/raw/disk" of=/dev/null bs=1M status=none
+	local t
+	t=$(secs_of dd if="$m/raw/disk" of=/dev/null bs=1M status=none)
+	echo "$t $(daemon_cpu)"
 	"$work/vmdkmount" umount "$m"
 }
-declare -A times
+declare -A times cpus
 for r in $(seq "$RUNS"); do
 	for v in $FORMAT_IMAGES; do
 		name=${v%%:*}
-		times[$name]+=" $(read_once "$work/$name")"
+		x=$(read_once "$work/$name")
+		times[$name]+=" ${x% *}" cpus[$name]+=" ${x#* }"
 	done
 done
-printf '%-20s %10s %12s %-12s  (median of %d; goal: 1.20x or less)\n' image "mount s" "over VMDK" "" "$RUNS"
+printf '%-20s %10s %10s %10s %10s %-12s  (median of %d; goal: 1.20x or less)\n' image "mount s" "over VMDK" "CPU s" "over VMDK" "" "$RUNS"
 for v in $FORMAT_IMAGES; do
 	name=${v%%:*}
 	case $name in *-zlib.* | *-zstd.* | stream.vmdk) ref=stream.vmdk ;; *) ref=sparse.vmdk ;; esac
-	t=$(median ${times[$name]})
-	printf '%-20s %10.3f %11.2fx %-12s\n' "$name" "$t" "$(echo "$t / $(median ${times[$ref]})" | bc -l)" "($ref)"
+	t=$(median ${times[$name]}) c=$(median ${cpus[$name]})
+	printf '%-20s %10.3f %9.2fx %10.2f %9.2fx %-12s\n' "$name" "$t" "$(echo "$t / $(median ${times[$ref]})" | bc -l)" \
+		"$c" "$(echo "$c / $(median ${cpus[$ref]})" | bc -l)" "($ref)"
 done

@@ -80,28 +80,17 @@ secs_of() {
 	echo "$e - $s" | bc
 }
 
+# wall_cpu CMD...: "WALL CPU", the seconds one run of CMD (after `before_run`, when defined) took and
+# the CPU seconds it and its children used (steadier than wall time on a busy machine).
+wall_cpu() {
+	local f
+	f=$(mktemp)
+	if declare -F before_run >/dev/null; then before_run; fi
+	/usr/bin/time -f '%e %U %S' -o "$f" "$@"
+	awk '{printf "%s %.2f\n", $1, $2 + $3}' "$f"
+	rm -f "$f"
+}
+
 # median NUMBERS...: their median (the lower middle one of an even count).
 median() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
 
-# floor_copy SRC OUT: copies the raw image SRC to a new sparse OUT as cheaply as the kernel allows: its
-# data ranges (SEEK_DATA) by sendfile, one copy inside the kernel, the holes left. No converter that
-# writes the same file can beat it, so a peer's time over this one bounds the ratio anyone can reach.
-floor_copy() {
-	python3 - "$1" "$2" <<'PY'
-import os, sys
-src = os.open(sys.argv[1], os.O_RDONLY)
-size = os.fstat(src).st_size
-out = os.open(sys.argv[2], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-off = 0
-while off < size:
-    try:
-        off = os.lseek(src, off, os.SEEK_DATA)
-    except OSError:
-        break
-    end = os.lseek(src, off, os.SEEK_HOLE)
-    os.lseek(out, off, os.SEEK_SET)
-    while off < end:
-        off += os.sendfile(out, src, off, end - off)
-os.ftruncate(out, size)
-PY
-}
