@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -138,5 +139,50 @@ func TestFileCopier(t *testing.T) {
 		}
 		cp.close()
 		other.Close()
+	}
+}
+
+// A copy reads compressed qcow2 clusters whole: each inflates straight into the caller's buffer, with
+// no cluster-sized allocation (which would fault in fresh pages for every cluster), and matches qemu.
+func TestQcow2WholeClusterReadsDoNotAllocate(t *testing.T) {
+	needTool(t, "qemu-img")
+	dir := t.TempDir()
+	src := sourceRaw(t, dir, 8<<20)
+	// The compressed clusters: those of the text pieces of sourceRaw (192 KiB, one in four).
+	var offs []int64
+	for p := int64(192 << 10); p < 8<<20; p += 4 * 192 << 10 {
+		offs = append(offs, p, p+64<<10, p+128<<10)
+	}
+	for _, typ := range []string{"zlib", "zstd"} {
+		img := filepath.Join(dir, typ+".qcow2")
+		run(t, "qemu-img", "convert", "-q", "-f", "raw", "-O", "qcow2", "-c", "-o", "compression_type="+typ, src, img)
+		want, err := os.ReadFile(qemuRaw(t, img))
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := Open(img, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 64<<10)
+		read := func(off int64) {
+			if _, err := d.ReadAt(buf, off); err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(buf, want[off:off+int64(len(buf))]) {
+				t.Fatalf("%s: the cluster at %d reads differently from qemu-img's", typ, off)
+			}
+		}
+		read(offs[0]) // pools and tables warmed
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		for _, off := range offs[1:] { // each cluster once: none is in a cache
+			read(off)
+		}
+		runtime.ReadMemStats(&after)
+		if per := (after.TotalAlloc - before.TotalAlloc) / uint64(len(offs)-1); per > 8<<10 {
+			t.Errorf("%s: %d bytes allocated per whole-cluster read of 64 KiB", typ, per)
+		}
+		d.Close()
 	}
 }
