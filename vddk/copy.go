@@ -38,10 +38,7 @@ func (d *Disk) CopyRawProgress(w io.Writer, progress Progress) error {
 			o = e
 		}
 	}
-	if f := sparseTarget(w); f != nil {
-		return d.copyToFile(f, plan, progress)
-	}
-	return d.copyToStream(w, plan, progress)
+	return d.copyChunks(w, sparseTarget(w), plan, progress)
 }
 
 // sparseTarget returns w as a file when it is an empty regular file positioned at its start: then the
@@ -60,114 +57,12 @@ func sparseTarget(w io.Writer) *os.File {
 	return f
 }
 
-// copyToFile copies the planned chunks into the empty file f, copyDepth at once in any order: each
-// worker reads and writes its own chunk at its own offset. Ranges that lie in one file (flat extents,
-// runs of uncompressed grains or clusters, in any link) go file to file inside the kernel, and holes
-// of that file stay holes; the rest is read and written without its zero runs.
-func (d *Disk) copyToFile(f *os.File, plan []*chunk, progress Progress) error {
-	for i, c := range plan {
-		c.index = i
-	}
-	work := make(chan *chunk)
-	results := make(chan *chunk, copyDepth)
-	var stop atomic.Bool
-	go func() {
-		for _, c := range plan {
-			if stop.Load() {
-				break
-			}
-			work <- c
-		}
-		close(work)
-	}()
-	var wg sync.WaitGroup
-	for range copyDepth {
-		wg.Go(func() {
-			cp := newFileCopier(f)
-			defer cp.close()
-			buf := make([]byte, copyChunkSize) // one buffer per worker for the whole copy
-			for c := range work {
-				c.err = d.copyChunk(cp, buf, c)
-				results <- c
-			}
-		})
-	}
-	go func() { wg.Wait(); close(results) }()
-	var first error
-	// Progress is where the disk is copied up to: the end of the last chunk that all before it followed.
-	finished := make([]bool, len(plan))
-	next := 0
-	for c := range results {
-		if c.err != nil && first == nil {
-			first = c.err
-			stop.Store(true)
-		}
-		finished[c.index] = true
-		moved := false
-		for next < len(plan) && finished[next] {
-			next, moved = next+1, true
-		}
-		if progress != nil && first == nil && moved {
-			progress(plan[next-1].off+plan[next-1].n, d.size)
-		}
-	}
-	if first != nil {
-		return first
-	}
-	if err := f.Truncate(d.size); err != nil {
-		return err
-	}
-	_, err := f.Seek(d.size, io.SeekStart) // where sequential writes of the whole disk would have left it
-	return err
-}
-
-// copyChunk copies one chunk into the file at the same offset: as one file span when it is one, else
-// split into copyUnit pieces, consecutive spans of one file merged, the others read through the chain.
-func (d *Disk) copyChunk(cp *fileCopier, buf []byte, c *chunk) error {
-	if src, srcOff, ok := d.FileSpan(c.off, c.n); ok {
-		return cp.copyRange(src, srcOff, c.off, c.n)
-	}
-	end := c.off + c.n
-	var src *os.File // the current span's file; nil for a run to read
-	var srcOff int64
-	runStart := c.off
-	flush := func(to int64) error {
-		if to == runStart {
-			return nil
-		}
-		var err error
-		if src != nil {
-			err = cp.copyRange(src, srcOff, runStart, to-runStart)
-		} else {
-			b := buf[:to-runStart]
-			if err = d.readLink(0, b, runStart); err == nil {
-				err = writeSparseAt(cp.dst, b, runStart)
-			}
-		}
-		runStart = to
-		return err
-	}
-	for u := c.off; u < end; {
-		ue := min(end, (u/copyUnit+1)*copyUnit)
-		sf, fo, ok := d.FileSpan(u, ue-u)
-		continues := ok && sf == src && fo == srcOff+(u-runStart) || !ok && src == nil
-		if !continues {
-			if err := flush(u); err != nil {
-				return err
-			}
-			src, srcOff = nil, 0
-			if ok {
-				src, srcOff = sf, fo
-			}
-		}
-		u = ue
-	}
-	return flush(end)
-}
-
-// copyToStream writes the planned chunks to w in order, with zeros between them: copyDepth readers run
-// ahead of the writer.
-func (d *Disk) copyToStream(w io.Writer, plan []*chunk, progress Progress) error {
+// copyChunks writes the planned chunks in order: copyDepth readers run ahead of the one writer (writes
+// to one file are serialized by the kernel anyway: more writers only contend for its lock). Into a
+// file f, ranges that lie in one file (flat extents, runs of uncompressed grains or clusters, in any
+// link) are not read here: the writer has the kernel copy them file to file, skipping that file's
+// holes, and what is read is written without its zero runs. Into a stream w, zeros fill the gaps.
+func (d *Disk) copyChunks(w io.Writer, f *os.File, plan []*chunk, progress Progress) error {
 	// A fixed ring of buffers, reused for the whole copy: fresh memory would page-fault inside every read.
 	free := make(chan []byte, copyDepth+2)
 	for range copyDepth + 2 {
@@ -183,7 +78,7 @@ func (d *Disk) copyToStream(w io.Writer, plan []*chunk, progress Progress) error
 		wg.Go(func() {
 			for c := range work {
 				if !stop.Load() {
-					c.err = d.readLink(0, c.buf, c.off)
+					c.err = d.prepareChunk(c, f != nil)
 				}
 				close(c.done)
 			}
@@ -200,6 +95,10 @@ func (d *Disk) copyToStream(w io.Writer, plan []*chunk, progress Progress) error
 	}()
 	defer wg.Wait()
 
+	var cp *fileCopier
+	if f != nil {
+		cp = &fileCopier{dst: f}
+	}
 	zeros := make([]byte, 1<<20)
 	writeZeros := func(n int64) error {
 		for n > 0 {
@@ -218,11 +117,14 @@ func (d *Disk) copyToStream(w io.Writer, plan []*chunk, progress Progress) error
 		if werr == nil {
 			werr = c.err
 		}
-		if werr == nil {
-			werr = writeZeros(c.off - pos)
-		}
-		if werr == nil {
-			_, werr = w.Write(c.buf)
+		switch {
+		case werr != nil:
+		case f != nil:
+			werr = cp.writeChunk(c)
+		default:
+			if werr = writeZeros(c.off - pos); werr == nil {
+				_, werr = w.Write(c.buf)
+			}
 		}
 		if werr != nil {
 			stop.Store(true)
@@ -233,19 +135,69 @@ func (d *Disk) copyToStream(w io.Writer, plan []*chunk, progress Progress) error
 			progress(pos, d.size)
 		}
 	}
-	if werr == nil {
+	switch {
+	case werr != nil:
+	case f != nil:
+		if werr = f.Truncate(d.size); werr == nil {
+			_, werr = f.Seek(d.size, io.SeekStart) // where sequential writes of the whole disk leave it
+		}
+	default:
 		werr = writeZeros(d.size - pos)
 	}
 	return werr
 }
 
+// prepareChunk cuts a chunk into segments and reads those that must be read into its buffer. With
+// spans, a chunk that is not one file span as a whole is split into copyUnit pieces, consecutive
+// spans of one file merged, the other pieces read through the chain.
+func (d *Disk) prepareChunk(c *chunk, spans bool) error {
+	c.segs = c.segs[:0]
+	if spans {
+		if src, srcOff, ok := d.FileSpan(c.off, c.n); ok {
+			c.segs = append(c.segs, segment{off: c.off, n: c.n, src: src, srcOff: srcOff})
+			return nil
+		}
+		end := c.off + c.n
+		for u := c.off; u < end; {
+			ue := min(end, (u/copyUnit+1)*copyUnit)
+			src, srcOff, ok := d.FileSpan(u, ue-u)
+			if !ok {
+				src, srcOff = nil, 0
+			}
+			if k := len(c.segs) - 1; k >= 0 && c.segs[k].src == src && (!ok || c.segs[k].srcOff+c.segs[k].n == srcOff) {
+				c.segs[k].n += ue - u // continues the last segment
+			} else {
+				c.segs = append(c.segs, segment{off: u, n: ue - u, src: src, srcOff: srcOff})
+			}
+			u = ue
+		}
+	} else {
+		c.segs = append(c.segs, segment{off: c.off, n: c.n})
+	}
+	for _, s := range c.segs {
+		if s.src == nil {
+			if err := d.readLink(0, c.buf[s.off-c.off:][:s.n], s.off); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 // chunk is one allocated piece of a CopyRaw plan.
 type chunk struct {
 	off, n int64
-	index  int // in the plan
+	segs   []segment
 	buf    []byte
 	err    error
 	done   chan struct{}
+}
+
+// segment is a range of a chunk: in the file src at srcOff, or (src nil) read into the chunk's buffer.
+type segment struct {
+	off, n int64
+	src    *os.File
+	srcOff int64
 }
 
 // release gives the chunk's buffer back to the ring.

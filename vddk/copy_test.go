@@ -78,7 +78,7 @@ func TestCopyRawKeepsFileHoles(t *testing.T) {
 }
 
 // The file copier moves ranges of a file, skipping its holes, whether the kernel copies them
-// (copy_file_range, splice) or they go through memory; a source that ends early is an error naming it.
+// (copy_file_range, sendfile) or they go through memory; a source that ends early is an error naming it.
 func TestFileCopier(t *testing.T) {
 	dir := t.TempDir()
 	srcPath := filepath.Join(dir, "src")
@@ -102,14 +102,14 @@ func TestFileCopier(t *testing.T) {
 	if err := syscall.Fallocate(int(src.Fd()), punch, 2<<20, 2<<20); err != nil {
 		t.Logf("no hole punched (%v): copying data only", err)
 	}
-	for _, mode := range []struct{ noCFR, noSplice bool }{{false, false}, {true, false}, {true, true}} {
+	for _, mode := range []struct{ noCFR, noSend bool }{{false, false}, {true, false}, {true, true}} {
 		dstPath := filepath.Join(dir, "dst")
 		dst, err := os.Create(dstPath)
 		if err != nil {
 			t.Fatal(err)
 		}
-		cp := newFileCopier(dst)
-		cp.noCFR, cp.noSplice = mode.noCFR, mode.noSplice
+		cp := &fileCopier{dst: dst}
+		cp.noCFR, cp.noSend = mode.noCFR, mode.noSend
 		// The file in three odd pieces, out of order, each to a shifted offset.
 		const shift = 12345
 		for _, p := range [][2]int64{{3<<20 + 7, 3<<20 - 7}, {0, 1<<20 + 1}, {1<<20 + 1, 2<<20 + 6}} {
@@ -117,7 +117,6 @@ func TestFileCopier(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		cp.close()
 		dst.Close()
 		got, err := os.ReadFile(dstPath)
 		if err != nil {
@@ -131,13 +130,12 @@ func TestFileCopier(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		cp = newFileCopier(other)
-		cp.noCFR, cp.noSplice = mode.noCFR, mode.noSplice
+		cp = &fileCopier{dst: other}
+		cp.noCFR, cp.noSend = mode.noCFR, mode.noSend
 		err = cp.copyRange(src, 6<<20-100, 0, 200)
 		if err == nil || !strings.Contains(err.Error(), srcPath) {
 			t.Errorf("%+v: a range past the end of the source: %v, want an error naming it", mode, err)
 		}
-		cp.close()
 		other.Close()
 	}
 }
@@ -180,7 +178,8 @@ func TestQcow2WholeClusterReadsDoNotAllocate(t *testing.T) {
 			read(off)
 		}
 		runtime.ReadMemStats(&after)
-		if per := (after.TotalAlloc - before.TotalAlloc) / uint64(len(offs)-1); per > 8<<10 {
+		// Under the race detector sync.Pool drops buffers on purpose: only the bytes are checked there.
+		if per := (after.TotalAlloc - before.TotalAlloc) / uint64(len(offs)-1); per > 8<<10 && !raceOn {
 			t.Errorf("%s: %d bytes allocated per whole-cluster read of 64 KiB", typ, per)
 		}
 		d.Close()

@@ -9,28 +9,32 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// fileCopier copies ranges of image files into one destination file at given offsets inside the
-// kernel, so that several copiers fill one file at once (sendfile writes at the file position, which
-// they would share): copy_file_range, which shares the blocks on file systems that can (btrfs, XFS)
-// and copies inside the kernel on the others; between file systems, splice through a pipe of its own;
-// where a file system refuses that too, pread and pwrite. Holes of the source stay holes.
+// fileCopier writes the chunks of a copy into a new file at their offsets. Ranges of image files go
+// file to file inside the kernel: copy_file_range, which shares the blocks on file systems that can
+// (btrfs, XFS) and copies inside the kernel on the others; between file systems, sendfile; where a file
+// system refuses both, pread and pwrite. Holes of the source stay holes.
 type fileCopier struct {
-	dst      *os.File
-	pr, pw   int // the pipe; -1 until first used
-	pipeSize int
-	noCFR    bool // copy_file_range refused this pair of files
-	noSplice bool
-	buf      []byte // the fallback's buffer
+	dst    *os.File
+	noCFR  bool // copy_file_range refused this pair of files
+	noSend bool // so did sendfile
+	buf    []byte
 }
 
-func newFileCopier(dst *os.File) *fileCopier { return &fileCopier{dst: dst, pr: -1, pw: -1} }
-
-func (c *fileCopier) close() {
-	if c.pr >= 0 {
-		unix.Close(c.pr)
-		unix.Close(c.pw)
-		c.pr, c.pw = -1, -1
+// writeChunk writes a prepared chunk: its spans copied from their files, its read bytes without their
+// zero runs.
+func (c *fileCopier) writeChunk(ch *chunk) error {
+	for _, s := range ch.segs {
+		var err error
+		if s.src != nil {
+			err = c.copyRange(s.src, s.srcOff, s.off, s.n)
+		} else {
+			err = writeSparseAt(c.dst, ch.buf[s.off-ch.off:][:s.n], s.off)
+		}
+		if err != nil {
+			return err
+		}
 	}
+	return nil
 }
 
 // copyRange copies n bytes at srcOff of src to dstOff of the destination, skipping src's holes.
@@ -92,29 +96,19 @@ func refused(err error) bool {
 
 // move copies n bytes of data at srcOff of src to dstOff.
 func (c *fileCopier) move(src *os.File, srcOff, dstOff, n int64) error {
-	if !c.noCFR {
-		moved, err := c.copyFileRange(src, srcOff, dstOff, n)
-		switch {
-		case err == nil:
-			return nil
-		case refused(err):
-			c.noCFR = true
-			srcOff, dstOff, n = srcOff+moved, dstOff+moved, n-moved
-		default:
+	for _, k := range []struct {
+		off  *bool
+		copy func(sfd, dfd int, in, out *int64, n int) (int, error)
+	}{{&c.noCFR, copyFileRange}, {&c.noSend, sendfileAt}} {
+		if *k.off {
+			continue
+		}
+		moved, err := kernelCopy(src, c.dst, srcOff, dstOff, n, k.copy)
+		if err == nil || !refused(err) {
 			return err
 		}
-	}
-	if !c.noSplice {
-		moved, err := c.splice(src, srcOff, dstOff, n)
-		switch {
-		case err == nil:
-			return nil
-		case refused(err):
-			c.noSplice = true // this pair of file systems cannot splice: copy the rest through memory
-			srcOff, dstOff, n = srcOff+moved, dstOff+moved, n-moved
-		default:
-			return err
-		}
+		*k.off = true // this pair of file systems cannot: the next way for the rest
+		srcOff, dstOff, n = srcOff+moved, dstOff+moved, n-moved
 	}
 	if c.buf == nil {
 		c.buf = make([]byte, 1<<20)
@@ -136,12 +130,28 @@ func (c *fileCopier) move(src *os.File, srcOff, dstOff, n int64) error {
 	return nil
 }
 
-// copyFileRange copies n bytes with copy_file_range and says how many it copied.
-func (c *fileCopier) copyFileRange(src *os.File, srcOff, dstOff, n int64) (moved int64, err error) {
+func copyFileRange(sfd, dfd int, in, out *int64, n int) (int, error) {
+	return unix.CopyFileRange(sfd, in, dfd, out, n, 0)
+}
+
+// sendfileAt is sendfile to the offset *out of the destination (sendfile writes at the file position).
+func sendfileAt(sfd, dfd int, in, out *int64, n int) (int, error) {
+	if _, err := unix.Seek(dfd, *out, io.SeekStart); err != nil {
+		return 0, err
+	}
+	k, err := unix.Sendfile(dfd, sfd, in, n)
+	if k > 0 {
+		*out += int64(k)
+	}
+	return k, err
+}
+
+// kernelCopy moves n bytes with copy and says how many it moved.
+func kernelCopy(src, dst *os.File, srcOff, dstOff, n int64, copy func(sfd, dfd int, in, out *int64, n int) (int, error)) (moved int64, err error) {
 	in, out := srcOff, dstOff
-	sfd, dfd := int(src.Fd()), int(c.dst.Fd())
+	sfd, dfd := int(src.Fd()), int(dst.Fd())
 	for moved < n {
-		k, err := unix.CopyFileRange(sfd, &in, dfd, &out, int(min(n-moved, 1<<30)), 0)
+		k, err := copy(sfd, dfd, &in, &out, int(min(n-moved, 1<<30)))
 		if err == unix.EINTR {
 			continue
 		}
@@ -154,74 +164,4 @@ func (c *fileCopier) copyFileRange(src *os.File, srcOff, dstOff, n int64) (moved
 		moved += int64(k)
 	}
 	return moved, nil
-}
-
-// splice moves n bytes through the pipe and says how many reached the destination.
-func (c *fileCopier) splice(src *os.File, srcOff, dstOff, n int64) (moved int64, err error) {
-	if c.pr < 0 {
-		var p [2]int
-		if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
-			return 0, err
-		}
-		c.pr, c.pw = p[0], p[1]
-		// A bigger pipe means fewer calls; the default 64 KiB serves when the system refuses.
-		sz, err := unix.FcntlInt(uintptr(c.pw), unix.F_SETPIPE_SZ, 1<<20)
-		if err != nil {
-			sz, err = unix.FcntlInt(uintptr(c.pw), unix.F_GETPIPE_SZ, 0)
-		}
-		if err != nil || sz <= 0 {
-			sz = 64 << 10
-		}
-		c.pipeSize = sz
-	}
-	in, out := srcOff, dstOff
-	sfd, dfd := int(src.Fd()), int(c.dst.Fd())
-	for moved < n {
-		k, err := unix.Splice(sfd, &in, c.pw, nil, int(min(n-moved, int64(c.pipeSize))), unix.SPLICE_F_MOVE)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return moved, err
-		}
-		if k == 0 {
-			return moved, fmt.Errorf("%s: the file ends at byte %d, before the %d bytes to copy at %d", src.Name(), in, n, srcOff)
-		}
-		for left := k; left > 0; {
-			j, err := unix.Splice(c.pr, nil, dfd, &out, int(left), unix.SPLICE_F_MOVE)
-			if err == unix.EINTR {
-				continue
-			}
-			if err != nil {
-				// Bytes are left in the pipe: put them where they belong before giving up on splice.
-				if derr := c.drain(left, out); derr != nil {
-					return moved, derr
-				}
-				return moved + k, err
-			}
-			left -= j
-		}
-		moved += k
-	}
-	return moved, nil
-}
-
-// drain writes the n bytes left in the pipe to dstOff through memory.
-func (c *fileCopier) drain(n, dstOff int64) error {
-	b := make([]byte, n)
-	for got := 0; got < len(b); {
-		k, err := unix.Read(c.pr, b[got:])
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		if k == 0 {
-			return io.ErrUnexpectedEOF
-		}
-		got += k
-	}
-	_, err := c.dst.WriteAt(b, dstOff)
-	return err
 }
