@@ -85,6 +85,7 @@ func matchQemu(t *testing.T, path string, opts Options, qemuFmt ...string) *Disk
 	st, _ := want.Stat()
 	compareReads(t, d, want, st.Size(), 400, nil)
 	t.Logf("%d ranges served by FileSpan", checkFileSpans(t, d, 65536, 61440))
+	t.Logf("%d ranges of several blocks served by FileSpan", checkFileSpans(t, d, 5<<19, 1<<20+4096))
 	out := filepath.Join(t.TempDir(), "ours.raw")
 	f, err := os.Create(out)
 	if err != nil {

@@ -181,8 +181,20 @@ type Spanner interface {
 	Span(off, n int64) (st State, host int64, ok bool)
 }
 
-// SpanRuns serves Span for a layer described by run (whose runs never cross a block).
+// SpanRuns serves Span for a layer described by run: the runs from off on must share one state and,
+// for Data, follow each other in the file (blocks stored in order, as a fixed or freshly converted
+// image has them), so that a range crossing block edges still maps to one stretch of the file.
 func SpanRuns(run RunFunc, off, n int64) (State, int64, bool) {
 	st, m, host, err := run(off, n)
-	return st, host, err == nil && m == n
+	if err != nil {
+		return 0, 0, false
+	}
+	for pos := off + m; pos < off+n; {
+		st2, m2, host2, err := run(pos, off+n-pos)
+		if err != nil || st2 != st || st == Data && host2 != host+(pos-off) {
+			return 0, 0, false
+		}
+		pos += m2
+	}
+	return st, host, true
 }
