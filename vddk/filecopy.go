@@ -18,6 +18,10 @@ type fileCopier struct {
 	noCFR  bool // copy_file_range refused this pair of files
 	noSend bool // so did sendfile
 	buf    []byte
+	// The last stretch of data found in a source file: later ranges inside it need no lseek (a
+	// SEEK_HOLE walks the file's extents up to the next hole: all of them in a file without holes).
+	known              *os.File
+	knownFrom, knownTo int64
 }
 
 // writeChunk writes a prepared chunk: its spans copied from their files, its read bytes without their
@@ -42,9 +46,15 @@ func (c *fileCopier) copyRange(src *os.File, srcOff, dstOff, n int64) error {
 	fd := int(src.Fd())
 	end := srcOff + n
 	for srcOff < end {
-		data, hole, err := dataRun(fd, srcOff, end)
-		if err != nil {
-			return fmt.Errorf("%s: %w", src.Name(), err)
+		data, hole := srcOff, c.knownTo
+		if src != c.known || srcOff < c.knownFrom || srcOff >= c.knownTo {
+			var err error
+			if data, hole, err = dataRun(fd, srcOff, end); err != nil {
+				return fmt.Errorf("%s: %w", src.Name(), err)
+			}
+			if data < end {
+				c.known, c.knownFrom, c.knownTo = src, data, hole
+			}
 		}
 		if data >= end {
 			return nil
