@@ -1,6 +1,7 @@
 package vddk
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"testing"
@@ -66,8 +67,9 @@ func FuzzOpenImage(f *testing.F) {
 	})
 }
 
-// fuzzOpenAndRead opens p and, when it opens, reads its start, middle and end, maps its first 64 MiB
-// and builds its Info: an error is fine as long as it carries a VixDiskLib code.
+// fuzzOpenAndRead opens p and, when it opens, reads its start, middle and end (each range it maps to
+// a file must hold what ReadAt read), maps its first 64 MiB and builds its Info: an error is fine as
+// long as it carries a VixDiskLib code.
 func fuzzOpenAndRead(t *testing.T, p string, bufSize int) {
 	d, err := Open(p, Options{})
 	if err != nil {
@@ -78,8 +80,16 @@ func fuzzOpenAndRead(t *testing.T, p string, bufSize int) {
 	}
 	defer d.Close()
 	buf := make([]byte, bufSize)
+	span := make([]byte, bufSize)
 	for _, off := range []int64{0, d.Size() / 2, d.Size() - int64(len(buf))} {
-		d.ReadAt(buf, max(0, off))
+		off = max(0, off)
+		n, err := d.ReadAt(buf, off)
+		// A range mapped to a file (what copies and the mount hand to the kernel) holds what ReadAt reads.
+		if f, fo, ok := d.FileSpan(off, int64(n)); ok && err == nil {
+			if k, _ := f.ReadAt(span[:n], fo); k == n && !bytes.Equal(span[:n], buf[:n]) {
+				t.Fatalf("FileSpan(%d, %d) maps to bytes at %d that differ from ReadAt", off, n, fo)
+			}
+		}
 	}
 	sectors := uint64(min(d.Size(), 64<<20) / SectorSize)
 	d.AllocatedBlocks(0, sectors, 128)
