@@ -88,6 +88,15 @@ func (d *Disk) copyChunks(w io.Writer, f *os.File, plan []*chunk, progress Progr
 		// Feed in order, giving each chunk its buffer before it is read: the writer frees buffers in the
 		// same order, so a chunk never waits for a buffer held by a later one.
 		for _, c := range plan {
+			// A chunk that is one file span as a whole (most of a flat or freshly converted image) needs
+			// neither a buffer nor a reader: the writer need not wait for one to be scheduled.
+			if f != nil && !stop.Load() {
+				if src, srcOff, ok := d.FileSpan(c.off, c.n); ok {
+					c.segs = append(c.segs[:0], segment{off: c.off, n: c.n, src: src, srcOff: srcOff})
+					close(c.done)
+					continue
+				}
+			}
 			c.buf = (<-free)[:c.n]
 			work <- c
 		}
@@ -148,15 +157,11 @@ func (d *Disk) copyChunks(w io.Writer, f *os.File, plan []*chunk, progress Progr
 }
 
 // prepareChunk cuts a chunk into segments and reads those that must be read into its buffer. With
-// spans, a chunk that is not one file span as a whole is split into copyUnit pieces, consecutive
-// spans of one file merged, the other pieces read through the chain.
+// spans, the chunk (not one file span as a whole) is split into copyUnit pieces, consecutive spans of
+// one file merged, the other pieces read through the chain.
 func (d *Disk) prepareChunk(c *chunk, spans bool) error {
 	c.segs = c.segs[:0]
-	if spans {
-		if src, srcOff, ok := d.FileSpan(c.off, c.n); ok {
-			c.segs = append(c.segs, segment{off: c.off, n: c.n, src: src, srcOff: srcOff})
-			return nil
-		}
+	if spans { // the feeder found the chunk is not one span as a whole
 		end := c.off + c.n
 		for u := c.off; u < end; {
 			ue := min(end, (u/copyUnit+1)*copyUnit)
