@@ -153,6 +153,10 @@ func (d *Disk) copyChunks(w io.Writer, f *os.File, plan []*chunk, progress Progr
 	default:
 		werr = writeZeros(d.size - pos)
 	}
+	// The tail after the last allocated chunk (all of an empty disk) is done too: say so.
+	if progress != nil && werr == nil && pos < d.size {
+		progress(d.size, d.size)
+	}
 	return werr
 }
 
