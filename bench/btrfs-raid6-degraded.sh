@@ -8,6 +8,7 @@
 # the ratio kernel/ours (1.00 is as fast) and the daemon's peak RSS. Needs root and btrfs-progs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 work=$(mktemp -d /var/tmp/btrfs-raid6.XXXXXX)
 km=$work/kernel
 om=$work/ours
@@ -39,37 +40,23 @@ umount "$km"
 for i in 1 2; do btrfs device scan --forget "${loops[$i]}"; losetup -d "${loops[$i]}"; done
 loops=("${loops[0]}" "${loops[3]}")
 
-drop() { sync; echo 3 >/proc/sys/vm/drop_caches; }
-walk() { (cd "$1" && find . -type f -print0 | xargs -0 -n 256 cat 2>/dev/null | wc -c >"$work/bytes.$2"; find . >/dev/null); }
-secs() { local t0 t1; t0=$(date +%s.%N); walk "$1" "$2"; t1=$(date +%s.%N); echo "$t1 - $t0" | bc; }
 walk_kernel() {
 	mount -o "ro,noatime,degraded,device=${loops[1]}" "${loops[0]}" "$km"
-	drop
-	secs "$km" kernel
+	drop_caches
+	walk_secs "$km" kernel
 	umount "$km"
 }
-peak=0
 walk_ours() {
 	"$work/bin/vmdkmount" -f "${imgs[0]}" "${imgs[3]}" "$om" 2>/dev/null &
 	local pid=$!
 	for _ in $(seq 100); do mountpoint -q "$om" && break; sleep 0.1; done
-	drop
-	secs "$om/d0" ours
+	drop_caches
+	walk_secs "$om/d0" ours
 	awk '/VmHWM/ { print $2 }' "/proc/$pid/status" >"$work/hwm"
 	"$work/bin/vmdkmount" umount "$om"
 	wait "$pid" || true
 }
 rounds=${ROUNDS:-2}
-best_k="" best_o=""
-for r in $(seq "$rounds"); do
-	if [ $((r % 2)) = 1 ]; then o=$(walk_ours); k=$(walk_kernel); else k=$(walk_kernel); o=$(walk_ours); fi
-	p=$(cat "$work/hwm"); [ "$p" -gt "$peak" ] && peak=$p
-	if [ -z "$best_k" ] || [ "$(echo "$k < $best_k" | bc)" = 1 ]; then best_k=$k; fi
-	if [ -z "$best_o" ] || [ "$(echo "$o < $best_o" | bc)" = 1 ]; then best_o=$o; fi
-done
-if [ "$(cat "$work/bytes.kernel")" != "$(cat "$work/bytes.ours")" ]; then
-	echo "the walks read different amounts: kernel $(cat "$work/bytes.kernel"), ours $(cat "$work/bytes.ours") bytes" >&2
-	exit 1
-fi
+walk_rounds "$rounds"
 printf 'degraded RAID6 (2 of 4 devices): kernel %.2fs  ours %.2fs  speed ours/kernel %.2fx  daemon peak RSS %d MiB  (%s bytes, best of %d)\n' \
 	"$best_k" "$best_o" "$(echo "$best_k / $best_o" | bc -l)" "$((peak / 1024))" "$(cat "$work/bytes.ours")" "$rounds"

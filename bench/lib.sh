@@ -94,3 +94,27 @@ wall_cpu() {
 # median NUMBERS...: their median (the lower middle one of an even count).
 median() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
 
+
+# Cold walk-and-read of a mounted tree, for the kernel-against-ours walks. They need $work.
+drop_caches() { sync; echo 3 >/proc/sys/vm/drop_caches; }
+# walk DIR NAME: lstat every entry and read every file; the bytes read go to $work/bytes.NAME.
+walk() { (cd "$1" && find . -type f -print0 | xargs -0 -n 256 cat 2>/dev/null | wc -c >"$work/bytes.$2"; find . >/dev/null); }
+walk_secs() { local t0 t1; t0=$(date +%s.%N); walk "$1" "$2"; t1=$(date +%s.%N); echo "$t1 - $t0" | bc; }
+
+# walk_rounds ROUNDS: runs the caller's walk_kernel and walk_ours in turns (each prints its seconds;
+# walk_ours leaves the daemon's VmHWM in $work/hwm), sets best_k, best_o and peak (KiB), and fails when
+# the two walks read different amounts.
+walk_rounds() {
+	local r k o p
+	best_k="" best_o="" peak=0
+	for r in $(seq "$1"); do
+		if [ $((r % 2)) = 1 ]; then o=$(walk_ours); k=$(walk_kernel); else k=$(walk_kernel); o=$(walk_ours); fi
+		p=$(cat "$work/hwm"); [ "$p" -gt "$peak" ] && peak=$p
+		if [ -z "$best_k" ] || [ "$(echo "$k < $best_k" | bc)" = 1 ]; then best_k=$k; fi
+		if [ -z "$best_o" ] || [ "$(echo "$o < $best_o" | bc)" = 1 ]; then best_o=$o; fi
+	done
+	if [ "$(cat "$work/bytes.kernel")" != "$(cat "$work/bytes.ours")" ]; then
+		echo "the walks read different amounts: kernel $(cat "$work/bytes.kernel"), ours $(cat "$work/bytes.ours") bytes" >&2
+		return 1
+	fi
+}
