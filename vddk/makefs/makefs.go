@@ -290,7 +290,7 @@ type countingFile struct {
 // zeros, so a sparse source file stays a hole instead of taking its size on disk (go-diskfs copies
 // file data once and never clears what it wrote before).
 func (f countingFile) WriteAt(p []byte, off int64) (int, error) {
-	if len(p) >= 512 && untar.AllZero(p) {
+	if len(p) >= 512 && vddk.IsZero(p) {
 		f.written(int64(len(p)))
 		return len(p), nil
 	}

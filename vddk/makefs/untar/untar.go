@@ -22,6 +22,7 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 	"github.com/ulikunitz/xz"
+	"github.com/vmdkmount/vmdkmount/vddk"
 	"golang.org/x/sys/unix"
 )
 
@@ -202,7 +203,7 @@ func CopySparse(out *os.File, r io.Reader) error {
 	for {
 		n, rerr := io.ReadFull(r, buf)
 		if n > 0 {
-			if !AllZero(buf[:n]) {
+			if !vddk.IsZero(buf[:n]) {
 				if _, err := out.WriteAt(buf[:n], off); err != nil {
 					return err
 				}
@@ -221,19 +222,3 @@ func CopySparse(out *os.File, r io.Reader) error {
 // copyBufs keeps CopySparse's buffers: a new 1 MiB buffer per file, cleared by the allocator, cost
 // more than copying a tree of small files.
 var copyBufs = sync.Pool{New: func() any { b := make([]byte, 1<<20); return &b }}
-
-// AllZero tells whether b holds only zero bytes.
-func AllZero(b []byte) bool {
-	for len(b) >= 8 {
-		if b[0]|b[1]|b[2]|b[3]|b[4]|b[5]|b[6]|b[7] != 0 {
-			return false
-		}
-		b = b[8:]
-	}
-	for _, c := range b {
-		if c != 0 {
-			return false
-		}
-	}
-	return true
-}
