@@ -38,12 +38,12 @@ func (d *Disk) CopyRawProgress(w io.Writer, progress Progress) error {
 			o = e
 		}
 	}
-	return d.copyChunks(w, sparseTarget(w), plan, progress)
+	return d.copyChunks(w, SparseTarget(w), plan, progress)
 }
 
-// sparseTarget returns w as a file when it is an empty regular file positioned at its start: then the
+// SparseTarget returns w as a file when it is an empty regular file positioned at its start: then the
 // copy writes at offsets, leaves holes, and sets the size at the end.
-func sparseTarget(w io.Writer) *os.File {
+func SparseTarget(w io.Writer) *os.File {
 	f, _ := w.(*os.File)
 	if f == nil {
 		return nil

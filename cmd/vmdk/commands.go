@@ -150,8 +150,10 @@ func printBlocks(c *cli.Context, asJSON bool, blocks []vddk.Block, size int64) e
 }
 
 func cmdCat(c *cli.Context) error {
-	if nbd.IsURI(c.Args().First()) {
-		return catNBD(c)
+	// Into an empty file, an export's data ranges are read and written several at once, in any order;
+	// into a stream, a URI takes vddk's in-order copy as any disk does.
+	if f := vddk.SparseTarget(c.App.Writer); f != nil && nbd.IsURI(c.Args().First()) {
+		return catNBD(c, f)
 	}
 	d, err := openDisk(c)
 	if err != nil {

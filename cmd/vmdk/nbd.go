@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"sync"
 	"text/tabwriter"
@@ -53,109 +52,21 @@ func infoNBD(c *cli.Context, asJSON bool) error {
 // against qemu-nbd's raw export on a loaded 2-core machine).
 const nbdCopyChunk = 4 << 20
 
-// catNBD is vmdk cat of an NBD export: data ranges read several at once and written in order, holes
-// skipped (a sparse file when the output is an empty regular file, zeros otherwise).
-func catNBD(c *cli.Context) error {
+// catNBD is vmdk cat of an NBD export into f, an empty regular file (vddk.SparseTarget): holes and
+// all-zero chunks stay holes.
+func catNBD(c *cli.Context, f *os.File) error {
 	d, err := dialNBD(c)
 	if err != nil {
 		return err
 	}
 	defer d.Close()
-	return withProgress(c, "cat", func(p vddk.Progress) error { return copyNBD(d, c.App.Writer, p) })
-}
-
-func copyNBD(d *nbd.Disk, w io.Writer, progress vddk.Progress) error {
-	f, _ := w.(*os.File)
-	sparse := false
-	if f != nil {
-		if st, err := f.Stat(); err == nil && st.Mode().IsRegular() && st.Size() == 0 {
-			pos, err := f.Seek(0, io.SeekCurrent)
-			sparse = err == nil && pos == 0
+	return withProgress(c, "cat", func(p vddk.Progress) error {
+		ext, err := d.Extents(0, d.Size())
+		if err != nil {
+			return err
 		}
-	}
-	ext, err := d.Extents(0, d.Size())
-	if err != nil {
-		return err
-	}
-	if sparse {
-		return copyNBDSparse(d, f, ext, progress)
-	}
-	type piece struct {
-		off, n int64
-		hole   bool
-		buf    []byte
-		err    error
-		done   chan struct{}
-	}
-	var plan []*piece
-	for _, e := range ext {
-		if e.Hole {
-			plan = append(plan, &piece{off: e.Offset, n: e.Length, hole: true, done: make(chan struct{})})
-			continue
-		}
-		for o := e.Offset; o < e.Offset+e.Length; o += nbdCopyChunk {
-			plan = append(plan, &piece{off: o, n: min(nbdCopyChunk, e.Offset+e.Length-o), done: make(chan struct{})})
-		}
-	}
-	const depth = 8
-	free := make(chan []byte, depth+2)
-	for range depth + 2 {
-		free <- make([]byte, nbdCopyChunk)
-	}
-	work := make(chan *piece, depth)
-	var wg sync.WaitGroup
-	for range depth {
-		wg.Go(func() {
-			for p := range work {
-				_, p.err = d.ReadAt(p.buf, p.off)
-				close(p.done)
-			}
-		})
-	}
-	stop := make(chan struct{})
-	go func() {
-		defer close(work)
-		for _, p := range plan {
-			if p.hole {
-				close(p.done)
-				continue
-			}
-			select {
-			case b := <-free:
-				p.buf = b[:p.n]
-			case <-stop:
-				return
-			}
-			work <- p
-		}
-	}()
-	defer wg.Wait()
-	defer close(stop)
-	zeros := make([]byte, 1<<20)
-	for _, p := range plan {
-		<-p.done
-		var werr error
-		switch {
-		case p.err != nil:
-			return p.err
-		case p.hole:
-			for left := p.n; left > 0 && werr == nil; left -= int64(len(zeros)) {
-				_, werr = w.Write(zeros[:min(left, int64(len(zeros)))])
-			}
-		default:
-			_, werr = w.Write(p.buf)
-		}
-		if p.buf != nil {
-			free <- p.buf[:cap(p.buf)]
-		}
-		if werr != nil {
-			return werr
-		}
-		if progress != nil {
-			progress(p.off+p.n, d.Size())
-		}
-	}
-	return nil
+		return copyNBDSparse(d, f, ext, p)
+	})
 }
 
 // copyNBDSparse copies the data ranges into an empty regular file at their offsets, several at once and
