@@ -1,6 +1,7 @@
 // Package makefs builds a disk from files, as libguestfs's virt-make-fs does: a FAT32, ISO9660 (Rock
-// Ridge and Joliet) or squashfs filesystem made from a folder or a tar archive with go-diskfs, optionally
-// inside a GPT or MBR partition table, written as a raw image or any VMDK type vddk creates.
+// Ridge and Joliet) or squashfs filesystem made from a folder or a tar archive (FAT32 and squashfs by
+// our own writers, ISO9660 by go-diskfs), optionally inside a GPT or MBR partition table (go-diskfs),
+// written as a raw image or any VMDK type vddk creates.
 package makefs
 
 import (
@@ -10,13 +11,11 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"sync"
 	"sync/atomic"
 
 	"github.com/diskfs/go-diskfs/backend"
 	"github.com/diskfs/go-diskfs/backend/file"
 	"github.com/diskfs/go-diskfs/filesystem/iso9660"
-	"github.com/diskfs/go-diskfs/filesystem/squashfs"
 	"github.com/diskfs/go-diskfs/partition/gpt"
 	"github.com/diskfs/go-diskfs/partition/mbr"
 	"github.com/vmdkmount/vmdkmount/vddk"
@@ -156,7 +155,7 @@ func Make(src, out string, o Options) (res *Result, err error) {
 	case "iso9660":
 		res.FSSize, err = buildISO(st, f, start, o, root, own, kept)
 	case "squashfs":
-		res.FSSize, err = buildSquashfs(st, f, start, o, root, own, kept)
+		res.FSSize, err = buildSquashfs(f, start, root, kept, prog.add)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", out, err)
@@ -336,61 +335,6 @@ func (p *progress) finish() {
 	if p.cb != nil {
 		p.cb(p.total(), p.total())
 	}
-}
-
-// sqGzipLevel is the zlib level of the squashfs data: gzip's default. go-diskfs writes the data raw and
-// sqRewrite compresses it at this level over all cores (go-diskfs compresses on one thread).
-const sqGzipLevel = 6
-
-// buildSquashfs writes a squashfs of the kept entries at start and returns the bytes it spans.
-func buildSquashfs(st backend.Storage, f *os.File, start int64, o Options, root string, own bool, kept []entry) (int64, error) {
-	sq, err := squashfs.Create(st, 0, start, 0)
-	if err != nil {
-		return 0, err
-	}
-	// go-diskfs v1.9.4 forgets its workspace once Finalize succeeds, so Close would leave it behind.
-	ws := sq.Workspace()
-	defer os.RemoveAll(ws)
-	defer sq.Close()
-	if err := stage(root, ws, kept, own); err != nil {
-		return 0, fmt.Errorf("stage: %w", err)
-	}
-	if err := inDir(ws, func() error {
-		// The data is written raw and compressed by sqRewrite over all cores.
-		return sq.Finalize(squashfs.FinalizeOptions{Compression: &squashfs.CompressorGzip{CompressionLevel: sqGzipLevel},
-			NoCompressData: true, NoCompressFragments: true})
-	}); err != nil {
-		return 0, err
-	}
-	if err := sqRewrite(f, start, sqGzipLevel); err != nil {
-		return 0, fmt.Errorf("fix the squashfs: %w", err)
-	}
-	// bytes_used (superblock offset 40), padded to 4 KiB as mksquashfs pads.
-	var sb [48]byte
-	if _, err := f.ReadAt(sb[:], start); err != nil {
-		return 0, err
-	}
-	return roundUp(int64(binary.LittleEndian.Uint64(sb[40:])), 4096), nil
-}
-
-// cwdMu serialises inDir: the working directory belongs to the whole process.
-var cwdMu sync.Mutex
-
-// inDir runs fn with the working directory set to dir. go-diskfs v1.9.4's squashfs Finalize reads each
-// symlink's target at its workspace-relative path (os.Readlink(e.path)), so it finds symlinks only when
-// the working directory is the workspace; every other path it opens is absolute.
-func inDir(dir string, fn func() error) error {
-	cwdMu.Lock()
-	defer cwdMu.Unlock()
-	old, err := os.Getwd()
-	if err != nil {
-		return err
-	}
-	if err := os.Chdir(dir); err != nil {
-		return err
-	}
-	defer os.Chdir(old)
-	return fn()
 }
 
 // buildISO writes an ISO9660 filesystem with Rock Ridge and Joliet names at start.

@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path"
 	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,8 +22,8 @@ type entry struct {
 	size   int64
 	mtime  time.Time
 	target string // symlink target
-	// dangling: a symlink whose target does not resolve once staged in a workspace (see resolves)
-	dangling bool
+	uid    uint32
+	gid    uint32
 }
 
 // copyBuf is the unit of streamed copies: files are never read whole.
@@ -47,32 +45,16 @@ func scan(root string) ([]entry, error) {
 		}
 		rel, _ := filepath.Rel(root, p)
 		e := entry{rel: filepath.ToSlash(rel), mode: fi.Mode(), size: fi.Size(), mtime: fi.ModTime()}
+		e.uid, e.gid = owner(fi)
 		if fi.Mode()&fs.ModeSymlink != 0 {
 			if e.target, err = os.Readlink(p); err != nil {
 				return err
 			}
-			e.dangling = !resolves(root, e.rel, e.target)
 		}
 		out = append(out, e)
 		return nil
 	})
 	return out, err
-}
-
-// resolves tells whether a symlink at rel (target as stored) points at something once the tree is
-// staged elsewhere: an absolute target is looked up on the host, a relative one inside the tree (one
-// that climbs out of it, fine in the source's place, leads nowhere in the workspace).
-func resolves(root, rel, target string) bool {
-	if filepath.IsAbs(target) {
-		_, err := os.Stat(target)
-		return err == nil
-	}
-	p := path.Join(path.Dir(rel), filepath.ToSlash(target))
-	if p == ".." || strings.HasPrefix(p, "../") {
-		return false
-	}
-	_, err := os.Stat(filepath.Join(root, filepath.FromSlash(p)))
-	return err == nil
 }
 
 // stage mirrors the kept entries of root into ws, so a workspace-based writer sees exactly what is to
