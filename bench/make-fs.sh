@@ -6,10 +6,10 @@
 #                       + qemu-img convert -O vmdk
 #   --fs fat32      vs  truncate + mkfs.vfat -F 32 + mcopy -s -m + qemu-img convert -O vmdk
 # Both sides of a comparison read the same input: a copy of SRC (default /usr/share) from which what
-# `vmdk make-fs --skip-unsupported` reports it leaves out (symlinks and names FAT32 cannot hold; the
-# squashfs writer's limits: big folders, files over ~254 MiB, dangling links) is deleted first, and
-# listed. Then vmdk builds without --skip-unsupported, so nothing is silently left out. The sizes the
-# two VMDKs take on disk are printed too (mksquashfs also folds duplicate files into one).
+# `vmdk make-fs --skip-unsupported` reports it leaves out (symlinks and names FAT32 cannot hold; special
+# files) is deleted first, and listed. Then vmdk builds without --skip-unsupported, so nothing is
+# silently left out. The sizes the two VMDKs take on disk are printed too, and the CPU seconds (user +
+# system) of each side: on a busy machine their ratio says more than the wall times.
 # Usage: bench/make-fs.sh   (needs qemu-utils, squashfs-tools, dosfstools, mtools, bc)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -39,12 +39,15 @@ input() {
 	echo "$fs input: $(find "$dir" | wc -l) of the $(find "$SRC" | wc -l) entries of $SRC, $(du -sh "$dir" | cut -f1)" >&2
 }
 
-secs() { # CMD...: wall seconds of one run, output thrown away
-	local s e
+secs() { # CMD...: wall and CPU (user + system, of every process it ran) seconds of one run
+	local s e cpu
 	s=$(date +%s.%N)
 	"$@" >/dev/null 2>&1 || { echo "failed: $*" >&2; exit 1; }
 	e=$(date +%s.%N)
-	echo "$e - $s" | bc
+	# times (in this shell, not a pipeline's): the shell's, then its children's user and system time
+	times >"$work/times"
+	cpu=$(sed -n 2p "$work/times" | sed 's/\([0-9]*\)m\([0-9.]*\)s/(\1*60+\2)/g; s/ /+/')
+	echo "$(echo "$e - $s" | bc) $(echo "$cpu" | bc)"
 }
 
 peer_squashfs() {
@@ -61,25 +64,28 @@ peer_fat() {
 }
 
 compare() { # name ourcmd... -- peercmd...
-	local name=$1 ours=() peer=() o p ratios=() bo=999999 bp=999999
+	local name=$1 ours=() peer=() o p oc pc r ratios=() cratios=() bo=999999 bp=999999
 	shift
 	while [ "$1" != -- ]; do ours+=("$1") && shift; done
 	shift
 	peer=("$@")
 	for i in $(seq "$RUNS"); do
 		rm -f "$work/o.vmdk"
-		o=$(secs "${ours[@]}")
+		r=$(secs "${ours[@]}") && read -r o oc <<<"$r"
 		rm -rf "${work:?}/out" && mkdir "$work/out"
-		p=$(secs "${peer[@]}")
+		r=$(secs "${peer[@]}") && read -r p pc <<<"$r"
 		[ "$i" = 1 ] && echo "$name: VMDKs on disk: ours $(du -k "$work/o.vmdk" | cut -f1) KiB, peer $(du -k "$work"/out/*.vmdk | cut -f1) KiB" >&2
 		ratios+=("$(echo "$p / $o" | bc -l)")
+		cratios+=("$(echo "$pc / $oc" | bc -l)")
 		bo=$(echo "if ($o < $bo) $o else $bo" | bc)
 		bp=$(echo "if ($p < $bp) $p else $bp" | bc)
-		printf '%-9s run %d: ours %6.2fs  peer %6.2fs  ratio %.2f\n' "$name" "$i" "$o" "$p" "${ratios[-1]}" >&2
+		printf '%-9s run %d: ours %6.2fs  peer %6.2fs  ratio %.2f   CPU ours %6.2fs  peer %6.2fs  ratio %.2f   (load %s)\n' \
+			"$name" "$i" "$o" "$p" "${ratios[-1]}" "$oc" "$pc" "${cratios[-1]}" "$(cut -d' ' -f1 /proc/loadavg)" >&2
 	done
-	printf '%-9s best ours %6.2fs  best peer %6.2fs  ratio peer/ours: best %.2f, median of runs %.2f\n' \
+	printf '%-9s best ours %6.2fs  best peer %6.2fs  ratio peer/ours: best %.2f, median of runs %.2f; CPU median %.2f\n' \
 		"$name" "$bo" "$bp" "$(echo "$bp / $bo" | bc -l)" \
-		"$(printf '%s\n' "${ratios[@]}" | sort -g | sed -n "$(((RUNS + 1) / 2))p")"
+		"$(printf '%s\n' "${ratios[@]}" | sort -g | sed -n "$(((RUNS + 1) / 2))p")" \
+		"$(printf '%s\n' "${cratios[@]}" | sort -g | sed -n "$(((RUNS + 1) / 2))p")"
 }
 
 input squashfs

@@ -312,13 +312,13 @@ func (b *sqBuilder) data() error {
 	}
 	cwg.Wait()
 	wg.Wait()
-	if werr == nil {
+	if werr == nil && asmErr == nil {
 		werr = flush()
 	}
-	if asmErr != nil {
-		return asmErr
+	if werr != nil { // the assembler then only says it was stopped
+		return werr
 	}
-	return werr
+	return asmErr
 }
 
 // bufPool recycles byte slices of one capacity.
@@ -456,6 +456,17 @@ func (b *sqBuilder) stream(n *sqNode, d *sqData, file int32, send func(*sqJob) b
 		return err
 	}
 	defer f.Close()
+	// A file that shrank reads as holes past its new end (SEEK_DATA finds no data there): refuse it.
+	sized := func() error {
+		fi, err := f.Stat()
+		if err == nil && fi.Size() != n.size {
+			err = fmt.Errorf("%s holds %d bytes, %d when listed: it changed during the build", p, fi.Size(), n.size)
+		}
+		return err
+	}
+	if err := sized(); err != nil {
+		return err
+	}
 	full := n.size / sqBlock
 	d.sizes = make([]uint32, 0, full)
 	for i := range full {
@@ -482,7 +493,7 @@ func (b *sqBuilder) stream(n *sqNode, d *sqData, file int32, send func(*sqJob) b
 		}
 		b.report(rest)
 	}
-	return nil
+	return sized()
 }
 
 // readWhole reads a file that holds n.size bytes.

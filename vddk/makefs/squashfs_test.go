@@ -393,3 +393,41 @@ func (h hiding) ReadDir(n string) ([]fs.DirEntry, error) {
 	}
 	return l, err
 }
+
+// TestSquashfsSourceChanges: a file that vanishes or shrinks between the listing and the read fails
+// the build naming it (small files read ahead, large ones streamed), without a hang.
+func TestSquashfsSourceChanges(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		size   int
+		change func(p string) error
+	}{
+		{"small-gone", 1000, os.Remove},
+		{"small-shrunk", 1000, func(p string) error { return os.Truncate(p, 10) }},
+		{"big-gone", 3 * sqWhole, os.Remove},
+		{"big-shrunk", 3 * sqWhole, func(p string) error { return os.Truncate(p, sqWhole) }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			src := t.TempDir()
+			for i := range 200 {
+				os.WriteFile(filepath.Join(src, fmt.Sprintf("f%03d", i)), bytes.Repeat([]byte{byte(i)}, 3*sqBlock+i), 0o644)
+			}
+			p := filepath.Join(src, c.name)
+			if err := os.WriteFile(p, bytes.Repeat([]byte("x"), c.size), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			kept, err := scan(src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := c.change(p); err != nil {
+				t.Fatal(err)
+			}
+			out, _ := os.Create(filepath.Join(t.TempDir(), "d.raw"))
+			defer out.Close()
+			if _, err := buildSquashfs(out, 0, src, kept, func(int64) {}); err == nil || !strings.Contains(err.Error(), c.name) {
+				t.Fatalf("%v, want an error naming %s", err, c.name)
+			}
+		})
+	}
+}
