@@ -24,6 +24,7 @@ func unsupported(fsType string, e entry, seen map[string]bool) string {
 			return "FAT32 has no symbolic links"
 		}
 	case t == 0, t == fs.ModeDir:
+	case fsType == "squashfs" && sqSpecial(t) != 0:
 	default:
 		return fmt.Sprintf("special file (%s) the %s writer does not create", t, fsType)
 	}

@@ -24,6 +24,7 @@ type entry struct {
 	target string // symlink target
 	uid    uint32
 	gid    uint32
+	rdev   uint64 // a device's number, as stat gives it
 }
 
 // copyBuf is the unit of streamed copies: files are never read whole.
@@ -45,7 +46,7 @@ func scan(root string) ([]entry, error) {
 		}
 		rel, _ := filepath.Rel(root, p)
 		e := entry{rel: filepath.ToSlash(rel), mode: fi.Mode(), size: fi.Size(), mtime: fi.ModTime()}
-		e.uid, e.gid = owner(fi)
+		e.uid, e.gid, e.rdev = owner(fi)
 		if fi.Mode()&fs.ModeSymlink != 0 {
 			if e.target, err = os.Readlink(p); err != nil {
 				return err

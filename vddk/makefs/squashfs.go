@@ -48,8 +48,9 @@ const (
 
 // Inode types (the basic ones are also the types folder entries carry).
 const (
-	sqDir, sqFile, sqLink = 1, 2, 3
-	sqLDir, sqLFile       = 8, 9
+	sqDir, sqFile, sqLink                   = 1, 2, 3
+	sqBlockDev, sqCharDev, sqFIFO, sqSocket = 4, 5, 6, 7
+	sqLDir, sqLFile                         = 8, 9
 )
 
 // sqNode is the root, a folder, a file or a symlink of the image.
@@ -60,6 +61,7 @@ type sqNode struct {
 	uid    uint32
 	gid    uint32
 	target string // symlink
+	rdev   uint64 // device
 	size   int64
 	rel    string
 	kids   []int32 // a folder's children, in name order
@@ -123,7 +125,7 @@ func (b *sqBuilder) tree(kept []entry) error {
 		return err
 	}
 	rootNode := sqNode{mode: fi.Mode(), mtime: fi.ModTime(), parent: -1, file: -1}
-	rootNode.uid, rootNode.gid = owner(fi)
+	rootNode.uid, rootNode.gid, _ = owner(fi)
 	b.nodes = make([]sqNode, 1, len(kept)+1)
 	b.nodes[0] = rootNode
 	dirs := map[string]int32{".": 0}
@@ -135,7 +137,7 @@ func (b *sqBuilder) tree(kept []entry) error {
 		}
 		idx := int32(len(b.nodes))
 		n := sqNode{name: path.Base(e.rel), mode: e.mode, mtime: e.mtime, uid: e.uid, gid: e.gid,
-			target: e.target, size: e.size, rel: e.rel, parent: p, file: -1}
+			target: e.target, rdev: e.rdev, size: e.size, rel: e.rel, parent: p, file: -1}
 		if n.mode.IsRegular() {
 			n.file = int32(len(b.files))
 			b.files = append(b.files, sqData{node: idx, frag: sqNone, same: -1})
@@ -153,11 +155,32 @@ func (b *sqBuilder) tree(kept []entry) error {
 	return nil
 }
 
-func owner(fi fs.FileInfo) (uid, gid uint32) {
+func owner(fi fs.FileInfo) (uid, gid uint32, rdev uint64) {
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		return st.Uid, st.Gid
+		return st.Uid, st.Gid, st.Rdev
 	}
-	return 0, 0
+	return 0, 0, 0
+}
+
+// sqSpecial is the inode type of a device, FIFO or socket, 0 for other types.
+func sqSpecial(t fs.FileMode) uint16 {
+	switch t {
+	case fs.ModeDevice:
+		return sqBlockDev
+	case fs.ModeDevice | fs.ModeCharDevice:
+		return sqCharDev
+	case fs.ModeNamedPipe:
+		return sqFIFO
+	case fs.ModeSocket:
+		return sqSocket
+	}
+	return 0
+}
+
+// sqDevNumber encodes a device number as squashfs stores it (the kernel's new_encode_dev).
+func sqDevNumber(rdev uint64) uint32 {
+	major, minor := unix.Major(rdev), unix.Minor(rdev)
+	return minor&0xff | major<<8 | (minor&^0xff)<<12
 }
 
 // sqJob is one data or fragment block on its way through the compressors to the writer.
@@ -672,6 +695,15 @@ func (b *sqBuilder) tables() (int64, error) {
 			for _, s := range d.sizes {
 				buf = le.AppendUint32(buf, s)
 			}
+		case sqSpecial(n.mode.Type()) != 0:
+			typ := sqSpecial(n.mode.Type())
+			if err := head(n, typ); err != nil {
+				return err
+			}
+			buf = le.AppendUint32(buf, 1)
+			if typ == sqBlockDev || typ == sqCharDev {
+				buf = le.AppendUint32(buf, sqDevNumber(n.rdev))
+			}
 		default:
 			return fmt.Errorf("%s: %v: %w", n.rel, n.mode.Type(), ErrUnsupported)
 		}
@@ -860,6 +892,8 @@ func (b *sqBuilder) listing(dirs *sqMetaWriter, n *sqNode) (index [][]byte, size
 				typ = sqDir
 			case c.mode&fs.ModeSymlink != 0:
 				typ = sqLink
+			case sqSpecial(c.mode.Type()) != 0:
+				typ = sqSpecial(c.mode.Type())
 			}
 			buf = le.AppendUint16(buf, uint16(c.ref))
 			buf = le.AppendUint16(buf, uint16(int16(int64(c.num)-int64(first.num))))
