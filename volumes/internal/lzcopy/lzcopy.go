@@ -24,3 +24,32 @@ func Match(dst []byte, out, offset, length int) {
 		}
 	}
 }
+
+// WindowSize is the largest output a Window holds.
+const WindowSize = 1 << 15
+
+// Window is an output buffer for a decoder's chunk of up to WindowSize bytes, with room past its end
+// for the bytes a word copy writes beyond a match. Indexes into it are masked to WindowSize, which
+// the compiler sees: copies into it take no bounds checks, unlike copies into a slice.
+type Window [WindowSize + 16]byte
+
+const winMask = WindowSize - 1
+
+// Match is the package Match inside w: the caller has checked 0 < offset <= out and
+// out+length <= WindowSize. It may write up to 7 bytes past out+length.
+func (w *Window) Match(out, offset, length int) {
+	if offset >= 8 {
+		// Most matches are 8 bytes or shorter: one word, then a loop for the rest.
+		for {
+			p := out & winMask
+			binary.LittleEndian.PutUint64(w[p:p+8], binary.LittleEndian.Uint64(w[(p-offset)&winMask:]))
+			if length <= 8 {
+				return
+			}
+			out, length = out+8, length-8
+		}
+	}
+	for i := out; i < out+length; i++ {
+		w[i&winMask] = w[(i-offset)&winMask]
+	}
+}

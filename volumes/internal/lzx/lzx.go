@@ -18,7 +18,7 @@ import (
 var ErrCorrupt = errors.New("lzx: corrupt data")
 
 // WindowSize is the largest chunk this decoder expands (window order 15).
-const WindowSize = 1 << 15
+const WindowSize = lzcopy.WindowSize
 
 const (
 	numChars       = 256
@@ -69,6 +69,9 @@ type Decoder struct {
 	// reads at most a few zero bytes; a stream that reads further fails the check after its
 	// block, whatever it read).
 	in [inMask + 1 + inPad]byte
+	// The chunk's output, copied to the caller's buffer at the end: matches copy within it
+	// without bounds checks.
+	win lzcopy.Window
 }
 
 const (
@@ -139,7 +142,7 @@ func (d *Decoder) Decompress(dst, src []byte) error {
 			}
 			var err error
 			d.rep = [4]uint32{r0, r1, r2}
-			out, err = d.block(dst[:end], out, typ == blockAligned)
+			out, err = d.block(end, out, typ == blockAligned)
 			r0, r1, r2 = d.rep[0], d.rep[1], d.rep[2]
 			if err != nil {
 				return err
@@ -157,7 +160,7 @@ func (d *Decoder) Decompress(dst, src []byte) error {
 			if at+n > len(src) {
 				return corrupt("uncompressed block of %d bytes past the input", n)
 			}
-			copy(dst[out:end], src[at:at+n])
+			copy(d.win[out:end], src[at:at+n])
 			out = end
 			at += n + size&1 // odd blocks are padded back to a 16-bit boundary
 			*br = bitReader{src: src, pos: at}
@@ -168,16 +171,19 @@ func (d *Decoder) Decompress(dst, src []byte) error {
 			return corrupt("input of %d bytes ends before the output is complete", len(src))
 		}
 	}
-	undoE8(dst)
+	undoE8(d.win[:len(dst)])
+	copy(dst, d.win[:])
 	return nil
 }
 
-// block decodes the symbols of a verbatim or aligned block into dst[out:end]. The bit reader's
+// block decodes the symbols of a verbatim or aligned block into d.win[out:end]. The bit reader's
 // state lives in local variables while it runs, so that the loop keeps it in registers: each
 // symbol takes at most 49 bits (main and length codes of 16, then up to 17 for the offset), read
 // after two refills of 32.
-func (d *Decoder) block(dst []byte, out int, aligned bool) (int, error) {
+func (d *Decoder) block(end, out int, aligned bool) (int, error) {
 	pos, buf, nb := d.br.pos, d.br.buf, d.br.n
+	w := &d.win
+	dst := w[:end]
 	d.aligned1 = aligned
 	// A damaged stream leaves the loop with what is wrong in bad (and the match in badOff or
 	// badLen); the error is made after it, so that the loop makes no call on any path, which
@@ -193,29 +199,39 @@ func (d *Decoder) block(dst []byte, out int, aligned bool) (int, error) {
 	var badOff uint32
 	var badLen int
 loop:
-	for uint(out) < uint(len(dst)) { // unsigned: lets the compiler drop dst[out]'s bounds check
-		if nb < 32 {
-			p := pos & inMask
-			w := bits.RotateLeft32(binary.LittleEndian.Uint32(d.in[p:p+4]), 16) // the first word first
-			buf |= uint64(w) << ((32 - nb) & 63)
-			pos, nb = pos+4, nb+32
-		}
-		e := d.main.Top(buf)
-		sym, n := int(e>>5), int(e&31)
-		if n == 0 {
-			if sym, n = d.main.Slow(uint32(buf >> 48)); n == 0 {
-				bad = badMain
+	for {
+		// Literals in a loop of their own, which the compiler keeps tight; it checks the end
+		// of the output for the loop of matches too.
+		var e uint32
+		for {
+			if uint(out) >= uint(len(dst)) { // unsigned: lets the compiler drop dst[out]'s bounds check
 				break loop
 			}
-		}
-		buf <<= n & 63
-		nb -= n
-		if sym < numChars {
-			dst[out] = byte(sym)
+			if nb < 32 {
+				p := pos & inMask
+				w := bits.RotateLeft32(binary.LittleEndian.Uint32(d.in[p:p+4]), 16) // the first word first
+				buf |= uint64(w) << ((32 - nb) & 63)
+				pos, nb = pos+4, nb+32
+			}
+			e = d.main.Top(buf)
+			n := int(e & 31)
+			if n == 0 {
+				sym, sn := d.main.Slow(uint32(buf >> 48))
+				if sn == 0 {
+					bad = badMain
+					break loop
+				}
+				e, n = uint32(sym<<5|sn), sn
+			}
+			buf <<= n & 63
+			nb -= n
+			if e >= numChars<<5 {
+				break
+			}
+			dst[out] = byte(e >> 5)
 			out++
-			continue
 		}
-		sym -= numChars
+		sym := int(e>>5) - numChars
 		length := sym&7 + minMatch
 		if sym&7 == 7 {
 			e := d.length.Top(buf)
@@ -275,7 +291,7 @@ loop:
 			bad, badLen = badOverrun, length
 			break loop
 		}
-		lzcopy.Match(dst, out, int(offset), length)
+		w.Match(out, int(offset), length)
 		out += length
 	}
 	d.br = bitReader{src: d.br.src, pos: pos, buf: buf, n: nb}
