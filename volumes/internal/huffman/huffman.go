@@ -17,20 +17,42 @@ const fastBits = 10
 // ErrBadCode reports code lengths that over-subscribe the code space, or bits that match no code.
 var ErrBadCode = errors.New("invalid Huffman code")
 
+// smallBits is the width of a Small decoder's direct table.
+const smallBits = 7
+
 // Decoder maps the next bits of a stream to a symbol. The zero value is unusable; call Init.
 type Decoder struct {
-	fast   [1 << fastBits]uint16 // symbol<<5 | length; length 0 = look further (or no code)
-	count  [MaxLen + 1]uint16    // codes of each length
-	first  [MaxLen + 1]uint32    // first canonical code of each length
-	index  [MaxLen + 1]uint16    // position in sorted of the first symbol of each length
-	sorted []uint16              // symbols ordered by (length, symbol)
+	fast [1 << fastBits]uint16 // symbol<<5 | length; length 0 = look further (or no code)
+	canon
+}
+
+// Small is a Decoder with a direct table of 7 bits, for codes of a few symbols (LZX's pretree and
+// aligned offsets), whose table is rebuilt often and read a few hundred times.
+type Small struct {
+	fast [1 << smallBits]uint16
+	canon
+}
+
+// canon is what a decoder keeps of a canonical code beyond its direct table, for the codes longer
+// than the table.
+type canon struct {
+	count  [MaxLen + 1]uint16 // codes of each length
+	first  [MaxLen + 1]uint32 // first canonical code of each length
+	index  [MaxLen + 1]uint16 // position in sorted of the first symbol of each length
+	sorted []uint16           // symbols ordered by (length, symbol)
 	maxLen int
 }
 
 // Init builds the decoder for the code lengths lens (0 = symbol unused). An incomplete code is
 // accepted (encoders emit one for a single used symbol); bits outside it fail to decode. An
 // over-subscribed code is an error.
-func (d *Decoder) Init(lens []uint8) error {
+func (d *Decoder) Init(lens []uint8) error { return d.build(d.fast[:], fastBits, lens) }
+
+// Init is Decoder.Init.
+func (d *Small) Init(lens []uint8) error { return d.build(d.fast[:], smallBits, lens) }
+
+// build fills the direct table fast of tbits bits and c for the code lengths lens.
+func (c *canon) build(fast []uint16, tbits int, lens []uint8) error {
 	if len(lens) > 1<<11 {
 		return fmt.Errorf("%w: %d symbols", ErrBadCode, len(lens))
 	}
@@ -57,19 +79,19 @@ func (d *Decoder) Init(lens []uint8) error {
 		count[25]|count[26]|count[27]|count[28]|count[29]|count[30]|count[31] != 0 {
 		return fmt.Errorf("%w: code length over %d", ErrBadCode, MaxLen)
 	}
-	copy(d.count[:], count[:MaxLen+1])
-	d.count[0] = 0
-	d.maxLen = 0
+	copy(c.count[:], count[:MaxLen+1])
+	c.count[0] = 0
+	c.maxLen = 0
 	for l := MaxLen; l > 0; l-- {
-		if d.count[l] != 0 {
-			d.maxLen = l
+		if c.count[l] != 0 {
+			c.maxLen = l
 			break
 		}
 	}
 	// Kraft: the codes of each length must fit in what the shorter ones left free.
 	left := 1
 	for l := 1; l <= MaxLen; l++ {
-		left = left<<1 - int(d.count[l])
+		left = left<<1 - int(c.count[l])
 		if left < 0 {
 			return fmt.Errorf("%w: over-subscribed at length %d", ErrBadCode, l)
 		}
@@ -79,21 +101,21 @@ func (d *Decoder) Init(lens []uint8) error {
 	at := 0
 	var next [32]uint32 // 32: indexed by a length masked to 5 bits, which the bounds check sees
 	for l := 1; l <= MaxLen; l++ {
-		d.first[l] = code
-		d.index[l] = idx
-		if l <= fastBits {
+		c.first[l] = code
+		c.index[l] = idx
+		if l <= tbits {
 			next[l] = uint32(at)
-			at += int(d.count[l]) << (fastBits - l)
+			at += int(c.count[l]) << (tbits - l)
 		} else {
 			next[l] = uint32(idx)
 		}
-		code = (code + uint32(d.count[l])) << 1
-		idx += d.count[l]
+		code = (code + uint32(c.count[l])) << 1
+		idx += c.count[l]
 	}
-	if cap(d.sorted) < int(idx) {
-		d.sorted = make([]uint16, idx, max(int(idx), 512))
+	if cap(c.sorted) < int(idx) {
+		c.sorted = make([]uint16, idx, max(int(idx), 512))
 	}
-	d.sorted = d.sorted[:idx]
+	c.sorted = c.sorted[:idx]
 	// One pass in symbol order, which is canonical order within each length: a short code's
 	// entries go straight to its span of the direct table, a long one to sorted for Slow. Canonical
 	// codes increase with their length, so the short codes fill the table's start; the rest
@@ -101,9 +123,9 @@ func (d *Decoder) Init(lens []uint8) error {
 	for s, l := range lens {
 		switch {
 		case l == 0:
-		case l <= fastBits:
-			span := uint32(1) << (fastBits - l)
-			f := d.fast[next[l&31]&(1<<fastBits-1):]
+		case int(l) <= tbits:
+			span := uint32(1) << (tbits - int(l))
+			f := fast[next[l&31]:]
 			next[l&31] += span
 			e := uint16(s)<<5 | uint16(l)
 			// Most codes are a few bits short of the table: spans of 1 to 4 entries, stored
@@ -123,11 +145,11 @@ func (d *Decoder) Init(lens []uint8) error {
 				}
 			}
 		default:
-			d.sorted[next[l&31]] = uint16(s)
+			c.sorted[next[l&31]] = uint16(s)
 			next[l&31]++
 		}
 	}
-	clear(d.fast[at:])
+	clear(fast[at:])
 	return nil
 }
 
@@ -140,6 +162,14 @@ func (d *Decoder) Decode(bits uint32) (sym, n int) {
 	return d.Slow(bits)
 }
 
+// Decode is Decoder.Decode.
+func (d *Small) Decode(bits uint32) (sym, n int) {
+	if e := d.fast[uint16(bits)>>(16-smallBits)]; e&31 != 0 {
+		return int(e >> 5), int(e & 31)
+	}
+	return d.slow(bits, smallBits)
+}
+
 // Entry is Decode's first step, small enough to inline in a decoding loop: the direct table's entry
 // for bits, symbol<<5 | length, with length 0 when the code is longer than the table (then call
 // Slow) or there is none.
@@ -149,12 +179,20 @@ func (d *Decoder) Entry(bits uint32) uint16 { return d.fast[uint16(bits)>>(16-fa
 // widened as it loads so that splitting it takes no 16-bit operations.
 func (d *Decoder) Top(buf uint64) uint32 { return uint32(d.fast[buf>>(64-fastBits)]) }
 
+// Top is Decoder.Top.
+func (d *Small) Top(buf uint64) uint32 { return uint32(d.fast[buf>>(64-smallBits)]) }
+
 // Slow finds a code longer than the direct table.
-func (d *Decoder) Slow(bits uint32) (sym, n int) {
-	for l := fastBits + 1; l <= d.maxLen; l++ {
-		c := bits >> (16 - l)
-		if k := c - d.first[l]; k < uint32(d.count[l]) {
-			return int(d.sorted[int(d.index[l])+int(k)]), l
+func (d *Decoder) Slow(bits uint32) (sym, n int) { return d.slow(bits, fastBits) }
+
+// Slow is Decoder.Slow.
+func (d *Small) Slow(bits uint32) (sym, n int) { return d.slow(bits, smallBits) }
+
+func (c *canon) slow(bits uint32, tbits int) (sym, n int) {
+	for l := tbits + 1; l <= c.maxLen; l++ {
+		v := bits >> (16 - l)
+		if k := v - c.first[l]; k < uint32(c.count[l]) {
+			return int(c.sorted[int(c.index[l])+int(k)]), l
 		}
 	}
 	return 0, 0

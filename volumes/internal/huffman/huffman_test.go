@@ -65,3 +65,32 @@ func TestBadCodes(t *testing.T) {
 		t.Errorf("an empty code decoded")
 	}
 }
+
+// TestSmall decodes with Small's 7-bit table the code of lengths 1 to 16, whose longer codes take
+// Slow, and compares with Decoder.
+func TestSmall(t *testing.T) {
+	lens := make([]uint8, 17)
+	for i := range lens {
+		lens[i] = uint8(min(i+1, 16))
+	}
+	var d Decoder
+	var s Small
+	if err := d.Init(lens); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Init(lens); err != nil {
+		t.Fatal(err)
+	}
+	for bits := 0; bits < 1<<16; bits += 3 {
+		ws, wn := d.Decode(uint32(bits))
+		if sym, n := s.Decode(uint32(bits)); sym != ws || n != wn {
+			t.Fatalf("bits %016b: Small %d/%d, Decoder %d/%d", bits, sym, n, ws, wn)
+		}
+		if e := s.Top(uint64(bits) << 48); e&31 != 0 && (int(e>>5) != ws || int(e&31) != wn) {
+			t.Fatalf("bits %016b: Small.Top %d/%d, Decoder %d/%d", bits, e>>5, e&31, ws, wn)
+		}
+	}
+	if err := s.Init([]uint8{1, 1, 1}); !errors.Is(err, ErrBadCode) {
+		t.Errorf("over-subscribed code: %v", err)
+	}
+}

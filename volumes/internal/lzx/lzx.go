@@ -55,10 +55,11 @@ func init() {
 
 // Decoder holds the Huffman tables between chunks. It is not safe for concurrent use.
 type Decoder struct {
-	main, length, aligned, pre huffman.Decoder
-	mainLens                   [numMainSyms + lensSlack]uint8
-	lenLens                    [numLenSyms + lensSlack]uint8
-	br                         bitReader
+	main, length huffman.Decoder
+	aligned, pre huffman.Small
+	mainLens     [numMainSyms + lensSlack]uint8
+	lenLens      [numLenSyms + lensSlack]uint8
+	br           bitReader
 	// The state of the block being decoded that its loop uses only for matches, kept here rather
 	// than in registers the literals need: the three repeated offsets, and whether the block
 	// has aligned offsets.
@@ -311,7 +312,9 @@ loop:
 }
 
 // readLens reads the code lengths lens[from:to] through a pretree, as deltas against their
-// previous values. A run may write up to lensSlack entries past to.
+// previous values. A run may write up to lensSlack entries past to. Like block, it keeps the bit
+// reader's state in local variables, and reads the input from d.in: one refill to 32 bits covers
+// each step, a pretree code of at most 15 bits, a run's 1 bit and a second code.
 func (d *Decoder) readLens(lens []uint8, from, to int) error {
 	br := &d.br
 	var pl [numPreSyms]uint8
@@ -321,11 +324,29 @@ func (d *Decoder) readLens(lens []uint8, from, to int) error {
 	if err := d.pre.Init(pl[:]); err != nil {
 		return corrupt("pretree: %v", err)
 	}
+	pos, buf, nb := br.pos, br.buf, br.n
+	bad := false
+syms:
 	for i := from; i < to; {
-		s, err := d.preSym()
-		if err != nil {
-			return err
+		if nb < 32 {
+			p := pos & inMask
+			w := bits.RotateLeft32(binary.LittleEndian.Uint32(d.in[p:p+4]), 16)
+			buf |= uint64(w) << ((32 - nb) & 63)
+			pos, nb = pos+4, nb+32
 		}
+		e := d.pre.Top(buf)
+		n := int(e & 31)
+		if n == 0 {
+			s, sn := d.pre.Slow(uint32(buf >> 48))
+			if sn == 0 {
+				bad = true
+				break syms
+			}
+			e, n = uint32(s<<5), sn
+		}
+		buf <<= n & 63
+		nb -= n
+		s := e >> 5
 		var run int
 		var v uint8
 		switch {
@@ -334,21 +355,37 @@ func (d *Decoder) readLens(lens []uint8, from, to int) error {
 			i++
 			continue
 		case s == 17:
-			run = 4 + int(br.read(4))
+			run = 4 + int(buf>>60)
+			buf <<= 4
+			nb -= 4
 		case s == 18:
-			run = 20 + int(br.read(5))
+			run = 20 + int(buf>>59)
+			buf <<= 5
+			nb -= 5
 		default:
-			run = 4 + int(br.read(1))
-			s2, err := d.preSym()
-			if err != nil {
-				return err
+			run = 4 + int(buf>>63)
+			buf <<= 1
+			nb--
+			e := d.pre.Top(buf)
+			n := int(e & 31)
+			if n == 0 {
+				s, sn := d.pre.Slow(uint32(buf >> 48))
+				if sn == 0 {
+					bad = true
+					break
+				}
+				e, n = uint32(s<<5), sn
 			}
-			if s2 >= 17 {
-				return corrupt("pretree symbol %d inside a run", s2)
+			buf <<= n & 63
+			nb -= n
+			if e>>5 >= 17 {
+				br.pos, br.buf, br.n = pos, buf, nb
+				return corrupt("pretree symbol %d inside a run", e>>5)
 			}
-			v = delta(lens[i], s2)
+			v = delta(lens[i], e>>5)
 		}
 		if i+run > len(lens) {
+			br.pos, br.buf, br.n = pos, buf, nb
 			return corrupt("code length run past the table")
 		}
 		for k := 0; k < run; k++ {
@@ -356,30 +393,20 @@ func (d *Decoder) readLens(lens []uint8, from, to int) error {
 		}
 		i += run
 	}
+	br.pos, br.buf, br.n = pos, buf, nb
+	switch {
+	case bad:
+		return corrupt("no pretree code matches the input")
+	case pos > len(br.src)+8:
+		return corrupt("input of %d bytes ends inside the code lengths", len(br.src))
+	}
 	return nil
-}
-
-// preSym reads one pretree symbol.
-func (d *Decoder) preSym() (int, error) {
-	br := &d.br
-	if br.n < 16 {
-		br.fill()
-	}
-	e := d.pre.Entry(uint32(br.buf >> 48))
-	s, n := int(e>>5), int(e&31)
-	if n == 0 {
-		if s, n = d.pre.Slow(uint32(br.buf >> 48)); n == 0 {
-			return 0, corrupt("no pretree code matches the input")
-		}
-	}
-	br.consume(n)
-	return s, nil
 }
 
 // delta is a code length l (0 to 16) less the pretree's delta s (0 to 16), modulo 17, without
 // a division.
-func delta(l uint8, s int) uint8 {
-	v := int(l) - s
+func delta(l uint8, s uint32) uint8 {
+	v := int(l) - int(s)
 	if v < 0 {
 		v += 17
 	}
