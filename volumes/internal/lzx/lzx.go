@@ -334,19 +334,13 @@ syms:
 			buf |= uint64(w) << ((32 - nb) & 63)
 			pos, nb = pos+4, nb+32
 		}
-		e := d.pre.Top(buf)
-		n := int(e & 31)
+		s, n := preCode(&d.pre, buf)
 		if n == 0 {
-			s, sn := d.pre.Slow(uint32(buf >> 48))
-			if sn == 0 {
-				bad = true
-				break syms
-			}
-			e, n = uint32(s<<5), sn
+			bad = true
+			break
 		}
 		buf <<= n & 63
 		nb -= n
-		s := e >> 5
 		var run int
 		var v uint8
 		switch {
@@ -366,23 +360,18 @@ syms:
 			run = 4 + int(buf>>63)
 			buf <<= 1
 			nb--
-			e := d.pre.Top(buf)
-			n := int(e & 31)
+			s2, n := preCode(&d.pre, buf)
 			if n == 0 {
-				s, sn := d.pre.Slow(uint32(buf >> 48))
-				if sn == 0 {
-					bad = true
-					break
-				}
-				e, n = uint32(s<<5), sn
+				bad = true
+				break syms
 			}
 			buf <<= n & 63
 			nb -= n
-			if e>>5 >= 17 {
+			if s2 >= 17 {
 				br.pos, br.buf, br.n = pos, buf, nb
-				return corrupt("pretree symbol %d inside a run", e>>5)
+				return corrupt("pretree symbol %d inside a run", s2)
 			}
-			v = delta(lens[i], e>>5)
+			v = delta(lens[i], s2)
 		}
 		if i+run > len(lens) {
 			br.pos, br.buf, br.n = pos, buf, nb
@@ -401,6 +390,16 @@ syms:
 		return corrupt("input of %d bytes ends inside the code lengths", len(br.src))
 	}
 	return nil
+}
+
+// preCode decodes the pretree code at the top of buf: its symbol and length, length 0 if none.
+func preCode(pre *huffman.Small, buf uint64) (uint32, int) {
+	e := pre.Top(buf)
+	if n := int(e & 31); n != 0 {
+		return e >> 5, n
+	}
+	s, n := pre.Slow(uint32(buf >> 48))
+	return uint32(s), n
 }
 
 // delta is a code length l (0 to 16) less the pretree's delta s (0 to 16), modulo 17, without
