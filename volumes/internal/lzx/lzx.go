@@ -314,7 +314,7 @@ loop:
 // readLens reads the code lengths lens[from:to] through a pretree, as deltas against their
 // previous values. A run may write up to lensSlack entries past to. Like block, it keeps the bit
 // reader's state in local variables, and reads the input from d.in: one refill to 32 bits covers
-// each step, a pretree code of at most 15 bits, a run's 1 bit and a second code.
+// each step, a pretree code of at most 15 bits and a run length of up to 5.
 func (d *Decoder) readLens(lens []uint8, from, to int) error {
 	br := &d.br
 	var pl [numPreSyms]uint8
@@ -326,59 +326,70 @@ func (d *Decoder) readLens(lens []uint8, from, to int) error {
 	}
 	pos, buf, nb := br.pos, br.buf, br.n
 	bad := false
-syms:
-	for i := from; i < to; {
+	// A run of symbol 19 takes its value from the next code: run19 is its length until then.
+	run19 := 0
+	i := from
+	for i < to {
 		if nb < 32 {
 			p := pos & inMask
 			w := bits.RotateLeft32(binary.LittleEndian.Uint32(d.in[p:p+4]), 16)
 			buf |= uint64(w) << ((32 - nb) & 63)
 			pos, nb = pos+4, nb+32
 		}
-		s, n := preCode(&d.pre, buf)
+		e := d.pre.Top(buf)
+		n := int(e & 31)
 		if n == 0 {
-			bad = true
-			break
+			s, sn := d.pre.Slow(uint32(buf >> 48))
+			if sn == 0 {
+				bad = true
+				break
+			}
+			e, n = uint32(s<<5), sn
 		}
 		buf <<= n & 63
 		nb -= n
-		var run int
-		var v uint8
-		switch {
-		case s < 17:
-			lens[i] = delta(lens[i], s)
-			i++
+		s := e >> 5
+		if s < 17 {
+			v := delta(lens[i], s)
+			if run19 == 0 {
+				lens[i] = v
+				i++
+				continue
+			}
+			if i+run19 > len(lens) {
+				break
+			}
+			for k := range run19 {
+				lens[i+k] = v
+			}
+			i, run19 = i+run19, 0
 			continue
-		case s == 17:
+		}
+		if run19 != 0 {
+			br.pos, br.buf, br.n = pos, buf, nb
+			return corrupt("pretree symbol %d inside a run", s)
+		}
+		run := 0
+		switch s {
+		case 17:
 			run = 4 + int(buf>>60)
 			buf <<= 4
 			nb -= 4
-		case s == 18:
+		case 18:
 			run = 20 + int(buf>>59)
 			buf <<= 5
 			nb -= 5
 		default:
-			run = 4 + int(buf>>63)
+			run19 = 4 + int(buf>>63)
 			buf <<= 1
 			nb--
-			s2, n := preCode(&d.pre, buf)
-			if n == 0 {
-				bad = true
-				break syms
-			}
-			buf <<= n & 63
-			nb -= n
-			if s2 >= 17 {
-				br.pos, br.buf, br.n = pos, buf, nb
-				return corrupt("pretree symbol %d inside a run", s2)
-			}
-			v = delta(lens[i], s2)
+			continue
 		}
 		if i+run > len(lens) {
-			br.pos, br.buf, br.n = pos, buf, nb
-			return corrupt("code length run past the table")
+			break
 		}
-		for k := 0; k < run; k++ {
-			lens[i+k] = v
+		for k := 0; k < run; k++ { // a loop, not clear: runs are short
+			lens[i+k] = 0
 		}
 		i += run
 	}
@@ -386,20 +397,12 @@ syms:
 	switch {
 	case bad:
 		return corrupt("no pretree code matches the input")
+	case run19 != 0 || i < to:
+		return corrupt("code length run past the table")
 	case pos > len(br.src)+8:
 		return corrupt("input of %d bytes ends inside the code lengths", len(br.src))
 	}
 	return nil
-}
-
-// preCode decodes the pretree code at the top of buf: its symbol and length, length 0 if none.
-func preCode(pre *huffman.Small, buf uint64) (uint32, int) {
-	e := pre.Top(buf)
-	if n := int(e & 31); n != 0 {
-		return e >> 5, n
-	}
-	s, n := pre.Slow(uint32(buf >> 48))
-	return uint32(s), n
 }
 
 // delta is a code length l (0 to 16) less the pretree's delta s (0 to 16), modulo 17, without
