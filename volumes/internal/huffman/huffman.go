@@ -22,7 +22,7 @@ const smallBits = 7
 
 // Decoder maps the next bits of a stream to a symbol. The zero value is unusable; call Init.
 type Decoder struct {
-	fast [1 << fastBits]uint16 // symbol<<5 | length; length 0 = look further (or no code)
+	fast [1 << fastBits]uint16 // symbol<<5 | length; Further = look further (or no code)
 	canon
 }
 
@@ -149,7 +149,9 @@ func (c *canon) build(fast []uint16, tbits int, lens []uint8) error {
 			next[l&31]++
 		}
 	}
-	clear(fast[at:])
+	for i := range fast[at:] { // not clear: Further is not 0
+		fast[at+i] = Further
+	}
 	return nil
 }
 
@@ -181,6 +183,11 @@ func (d *Decoder) Top(buf uint64) uint32 { return uint32(d.fast[buf>>(64-fastBit
 
 // Top is Decoder.Top.
 func (d *Small) Top(buf uint64) uint32 { return uint32(d.fast[buf>>(64-smallBits)]) }
+
+// Further is the direct table's entry for bits that start a code longer than the table, or no
+// code: length 0, and a symbol above any code's, so that a loop testing for literals (symbols
+// below some bound) first has no need to test the length for them.
+const Further = 0xFFE0
 
 // Slow finds a code longer than the direct table.
 func (d *Decoder) Slow(bits uint32) (sym, n int) { return d.slow(bits, fastBits) }

@@ -37,19 +37,22 @@ const (
 	blockUncompressed = 3
 )
 
-var (
-	extraBits [32]uint8 // 32: indexed by a slot masked to 5 bits (the main code has 30)
-	slotBase  [32]uint32
-)
+// slotInfo holds what the decoding loop needs of an offset slot (3 and up), in one load: the
+// offset of the slot with no extra bits (its base less the 2 that repeated offsets take)<<5 | its
+// number of extra bits. 32 entries: indexed by a slot masked to 5 bits (the main code has 30).
+var slotInfo [32]uint32
 
 func init() {
+	base := uint32(0)
 	for i := range numOffsetSlots {
+		eb := 0
 		if i >= 4 {
-			extraBits[i] = uint8(min((i-2)/2, 17))
+			eb = min((i-2)/2, 17)
 		}
-		if i > 0 {
-			slotBase[i] = slotBase[i-1] + 1<<extraBits[i-1]
+		if i >= 3 {
+			slotInfo[i] = (base-2)<<5 | uint32(eb)
 		}
+		base += 1 << eb
 	}
 }
 
@@ -215,22 +218,30 @@ loop:
 				pos, nb = pos+4, nb+32
 			}
 			e = d.main.Top(buf)
-			n := int(e & 31)
-			if n == 0 {
-				sym, sn := d.main.Slow(uint32(buf >> 48))
-				if sn == 0 {
-					bad = badMain
-					break loop
-				}
-				e, n = uint32(sym<<5|sn), sn
-			}
-			buf <<= n & 63
-			nb -= n
-			if e >= numChars<<5 {
+			if e >= numChars<<5 { // not a literal with a short code (huffman.Further is above)
 				break
 			}
+			n := int(e & 31)
+			buf <<= n & 63
+			nb -= n
 			dst[out] = byte(e >> 5)
 			out++
+		}
+		n := int(e & 31)
+		if n == 0 {
+			sym, sn := d.main.Slow(uint32(buf >> 48))
+			if sn == 0 {
+				bad = badMain
+				break loop
+			}
+			e, n = uint32(sym<<5|sn), sn
+		}
+		buf <<= n & 63
+		nb -= n
+		if e < numChars<<5 { // a literal with a long code
+			dst[out] = byte(e >> 5)
+			out++
+			continue
 		}
 		sym := int(e>>5) - numChars
 		length := sym&7 + minMatch
@@ -261,8 +272,8 @@ loop:
 				buf |= uint64(w) << ((32 - nb) & 63)
 				pos, nb = pos+4, nb+32
 			}
-			eb := int(extraBits[slot&31])
-			v := slotBase[slot&31]
+			t := slotInfo[slot&31]
+			eb, v := int(t&31), t>>5
 			if d.aligned1 && eb >= 3 {
 				v += uint32(buf>>1>>((66-eb)&63)) << 3 // 0 bits for eb 3
 				buf <<= (eb - 3) & 63
@@ -281,10 +292,10 @@ loop:
 				buf <<= eb & 63
 				nb -= eb
 			}
-			offset = v - 2
+			offset = v
 			d.rep[0], d.rep[1], d.rep[2] = offset, d.rep[0], d.rep[1]
 		}
-		if offset == 0 || int64(offset) > int64(out) {
+		if uint(offset)-1 >= uint(out) { // offset 0 (from an uncompressed block's header) wraps
 			bad, badOff = badOffset, offset
 			break loop
 		}
