@@ -97,56 +97,62 @@ func (c *canon) build(fast []uint16, tbits int, lens []uint8) error {
 		}
 	}
 	code, idx := uint32(0), uint16(0)
-	// The short codes fill the direct table from its start, shortest first.
-	at := 0
-	var next [32]uint32 // 32: indexed by a length masked to 5 bits, which the bounds check sees
+	var next [32]uint16 // 32: indexed by a length masked to 5 bits, which the bounds check sees
 	for l := 1; l <= MaxLen; l++ {
 		c.first[l] = code
 		c.index[l] = idx
-		if l <= tbits {
-			next[l] = uint32(at)
-			at += int(c.count[l]) << (tbits - l)
-		} else {
-			next[l] = uint32(idx)
-		}
+		next[l] = idx
 		code = (code + uint32(c.count[l])) << 1
 		idx += c.count[l]
 	}
-	if cap(c.sorted) < int(idx) {
-		c.sorted = make([]uint16, idx, max(int(idx), 512))
+	// The symbols sorted by (length, symbol), which is canonical order: a counting sort, the
+	// unused symbols (length 0) after the rest.
+	if cap(c.sorted) < len(lens) {
+		c.sorted = make([]uint16, len(lens), max(len(lens), 512))
 	}
-	c.sorted = c.sorted[:idx]
-	// One pass in symbol order, which is canonical order within each length: a short code's
-	// entries go straight to its span of the direct table, a long one to sorted for Slow. Canonical
-	// codes increase with their length, so the short codes fill the table's start; the rest
-	// (prefixes of longer codes, or no code) is cleared for the search in Slow.
+	order := c.sorted[:len(lens)]
+	next[0] = idx
 	for s, l := range lens {
-		switch {
-		case l == 0:
-		case int(l) <= tbits:
-			span := uint32(1) << (tbits - int(l))
-			f := fast[next[l&31]:]
-			next[l&31] += span
-			e := uint16(s)<<5 | uint16(l)
-			// Most codes are a few bits short of the table: spans of 1 to 4 entries, stored
-			// without a loop.
-			switch span {
-			case 1:
-				f[0] = e
-			case 2:
-				f = f[:2]
-				f[0], f[1] = e, e
-			case 4:
-				f = f[:4]
-				f[0], f[1], f[2], f[3] = e, e, e, e
-			default:
-				for f = f[:span]; len(f) >= 8; f = f[8:] {
-					f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[7] = e, e, e, e, e, e, e, e
-				}
+		order[next[l&31]] = uint16(s)
+		next[l&31]++
+	}
+	c.sorted = order[:idx]
+	// The short codes fill the direct table from its start, shortest first, each over the span
+	// of entries its code prefixes; the rest of the table (prefixes of longer codes, or no code)
+	// is left to Slow. The spans of a length are all alike: one loop for each.
+	at, k := 0, 0
+	for l := 1; l <= tbits; l++ {
+		span := 1 << (tbits - l)
+		syms := order[k : k+int(c.count[l])]
+		k += len(syms)
+		tab := fast[at : at+len(syms)*span]
+		at += len(tab)
+		switch span {
+		case 1:
+			tab = tab[:len(syms)]
+			for i, s := range syms {
+				tab[i] = s<<5 | uint16(l)
+			}
+		case 2:
+			for _, s := range syms {
+				e := s<<5 | uint16(l)
+				tab[0], tab[1] = e, e
+				tab = tab[2:]
+			}
+		case 4:
+			for _, s := range syms {
+				e := s<<5 | uint16(l)
+				tab[0], tab[1], tab[2], tab[3] = e, e, e, e
+				tab = tab[4:]
 			}
 		default:
-			c.sorted[next[l&31]] = uint16(s)
-			next[l&31]++
+			for _, s := range syms {
+				e := s<<5 | uint16(l)
+				for f := tab[:span]; len(f) >= 8; f = f[8:] {
+					f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[7] = e, e, e, e, e, e, e, e
+				}
+				tab = tab[span:]
+			}
 		}
 	}
 	for i := range fast[at:] { // not clear: Further is not 0
