@@ -210,19 +210,3 @@ func (c *canon) slow(bits uint32, tbits int) (sym, n int) {
 	}
 	return 0, 0
 }
-
-// TailWords is the bit readers' load of the two 16-bit little-endian words at pos, the first in
-// the high half, for the end of the input, which reads as zeros past it (both formats' compressors
-// stop writing once the output is complete). Kept out of line: the decoding loops call it rarely.
-//
-//go:noinline
-func TailWords(src []byte, pos int) uint32 {
-	var w uint32
-	for k := 0; k < 2; k++ {
-		w <<= 16
-		if p := pos + 2*k; p >= 0 && p+2 <= len(src) {
-			w |= uint32(src[p]) | uint32(src[p+1])<<8
-		}
-	}
-	return w
-}

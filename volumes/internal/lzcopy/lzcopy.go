@@ -25,8 +25,8 @@ func Match(dst []byte, out, offset, length int) {
 	}
 }
 
-// WindowSize is the largest output a Window holds.
-const WindowSize = 1 << 15
+// WindowSize is the largest output a Window holds: an XPRESS Huffman block, twice an LZX chunk.
+const WindowSize = 1 << 16
 
 // Window is an output buffer for a decoder's chunk of up to WindowSize bytes, with room past its end
 // for the bytes a word copy writes beyond a match. Indexes into it are masked to WindowSize, which

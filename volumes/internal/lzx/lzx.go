@@ -18,7 +18,7 @@ import (
 var ErrCorrupt = errors.New("lzx: corrupt data")
 
 // WindowSize is the largest chunk this decoder expands (window order 15).
-const WindowSize = lzcopy.WindowSize
+const WindowSize = 1 << 15
 
 const (
 	numChars       = 256

@@ -1,6 +1,7 @@
 package xpress_test
 
 import (
+	"errors"
 	"testing"
 
 	"github.com/vmdkmount/vmdkmount/internal/testfix"
@@ -43,6 +44,18 @@ func TestTruncated(t *testing.T) {
 	}
 	for n := 256; n < len(c); n += 7 {
 		_ = xpress.Decompress(out, c[:n])
+	}
+}
+
+// TestLimits: an output over one block, or an input over twice that, is refused, not decoded
+// partly.
+func TestLimits(t *testing.T) {
+	var d xpress.Decoder
+	if err := d.Decompress(make([]byte, xpress.MaxSize+1), make([]byte, 300)); !errors.Is(err, xpress.ErrCorrupt) {
+		t.Errorf("output of MaxSize+1 bytes: %v", err)
+	}
+	if err := d.Decompress(make([]byte, 4096), make([]byte, 2*xpress.MaxSize)); !errors.Is(err, xpress.ErrCorrupt) {
+		t.Errorf("input of twice MaxSize: %v", err)
 	}
 }
 
