@@ -226,6 +226,19 @@ loop:
 			nb -= n
 			dst[out] = byte(e >> 5)
 			out++
+			// A second symbol without a refill: 16 bits are left of the 32.
+			if uint(out) >= uint(len(dst)) {
+				break loop
+			}
+			e = d.main.Top(buf)
+			if e >= numChars<<5 {
+				break
+			}
+			n = int(e & 31)
+			buf <<= n & 63
+			nb -= n
+			dst[out] = byte(e >> 5)
+			out++
 		}
 		n := int(e & 31)
 		if n == 0 {
@@ -246,6 +259,12 @@ loop:
 		sym := int(e>>5) - numChars
 		length := sym&7 + minMatch
 		if sym&7 == 7 {
+			if nb < 16 { // after a main code read without a refill
+				p := pos & inMask
+				w := bits.RotateLeft32(binary.LittleEndian.Uint32(d.in[p:p+4]), 16)
+				buf |= uint64(w) << ((32 - nb) & 63)
+				pos, nb = pos+4, nb+32
+			}
 			e := d.length.Top(buf)
 			ls, n := int(e>>5), int(e&31)
 			if n == 0 {
