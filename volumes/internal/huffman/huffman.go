@@ -38,10 +38,15 @@ type Small struct {
 type canon struct {
 	count  [MaxLen + 1]uint16 // codes of each length
 	first  [MaxLen + 1]uint32 // first canonical code of each length
-	index  [MaxLen + 1]uint16 // position in sorted of the first symbol of each length
-	sorted []uint16           // symbols ordered by (length, symbol)
 	maxLen int
+	// The symbols of each length in symbol order, which is their codes' order. Length 0 holds
+	// the unused symbols.
+	syms [MaxLen + 1][MaxSymbols]uint16
 }
+
+// MaxSymbols is the largest alphabet a decoder takes (XPRESS Huffman's 512 symbols; LZX's main
+// code has at most 496).
+const MaxSymbols = 512
 
 // Init builds the decoder for the code lengths lens (0 = symbol unused). An incomplete code is
 // accepted (encoders emit one for a single used symbol); bits outside it fail to decode. An
@@ -53,37 +58,25 @@ func (d *Small) Init(lens []uint8) error { return d.build(d.fast[:], smallBits, 
 
 // build fills the direct table fast of tbits bits and c for the code lengths lens.
 func (c *canon) build(fast []uint16, tbits int, lens []uint8) error {
-	if len(lens) > 1<<11 {
+	if len(lens) > MaxSymbols {
 		return fmt.Errorf("%w: %d symbols", ErrBadCode, len(lens))
 	}
-	// Counted into 32 slots so that the length check leaves the loop (lengths fit in 5 bits first),
-	// in two histograms, even and odd symbols, so that runs of equal lengths do not wait on each
-	// other's increments.
-	var count, odd [32]uint16
-	var all uint8
-	n := len(lens) &^ 1
-	for i := 0; i < n; i += 2 {
-		a, b := lens[i], lens[i+1]
-		all |= a | b
-		count[a&31]++
-		odd[b&31]++
+	// One pass in symbol order puts each symbol in its length's list, which counts them.
+	var count [MaxLen + 1]uint16
+	syms := &c.syms
+	for s, l := range lens {
+		if l > MaxLen {
+			return fmt.Errorf("%w: code length over %d", ErrBadCode, MaxLen)
+		}
+		n := count[l]
+		syms[l][n&(MaxSymbols-1)] = uint16(s)
+		count[l] = n + 1
 	}
-	if n < len(lens) {
-		all |= lens[n]
-		count[lens[n]&31]++
-	}
-	for i := range count {
-		count[i] += odd[i]
-	}
-	if all > 31 || count[17]|count[18]|count[19]|count[20]|count[21]|count[22]|count[23]|count[24]|
-		count[25]|count[26]|count[27]|count[28]|count[29]|count[30]|count[31] != 0 {
-		return fmt.Errorf("%w: code length over %d", ErrBadCode, MaxLen)
-	}
-	copy(c.count[:], count[:MaxLen+1])
-	c.count[0] = 0
+	count[0] = 0
+	c.count = count
 	c.maxLen = 0
 	for l := MaxLen; l > 0; l-- {
-		if c.count[l] != 0 {
+		if count[l] != 0 {
 			c.maxLen = l
 			break
 		}
@@ -91,40 +84,23 @@ func (c *canon) build(fast []uint16, tbits int, lens []uint8) error {
 	// Kraft: the codes of each length must fit in what the shorter ones left free.
 	left := 1
 	for l := 1; l <= MaxLen; l++ {
-		left = left<<1 - int(c.count[l])
+		left = left<<1 - int(count[l])
 		if left < 0 {
 			return fmt.Errorf("%w: over-subscribed at length %d", ErrBadCode, l)
 		}
 	}
-	code, idx := uint32(0), uint16(0)
-	var next [32]uint16 // 32: indexed by a length masked to 5 bits, which the bounds check sees
+	code := uint32(0)
 	for l := 1; l <= MaxLen; l++ {
 		c.first[l] = code
-		c.index[l] = idx
-		next[l] = idx
-		code = (code + uint32(c.count[l])) << 1
-		idx += c.count[l]
+		code = (code + uint32(count[l])) << 1
 	}
-	// The symbols sorted by (length, symbol), which is canonical order: a counting sort, the
-	// unused symbols (length 0) after the rest.
-	if cap(c.sorted) < len(lens) {
-		c.sorted = make([]uint16, len(lens), max(len(lens), 512))
-	}
-	order := c.sorted[:len(lens)]
-	next[0] = idx
-	for s, l := range lens {
-		order[next[l&31]] = uint16(s)
-		next[l&31]++
-	}
-	c.sorted = order[:idx]
 	// The short codes fill the direct table from its start, shortest first, each over the span
 	// of entries its code prefixes; the rest of the table (prefixes of longer codes, or no code)
 	// is left to Slow. The spans of a length are all alike: one loop for each.
-	at, k := 0, 0
+	at := 0
 	for l := 1; l <= tbits; l++ {
 		span := 1 << (tbits - l)
-		syms := order[k : k+int(c.count[l])]
-		k += len(syms)
+		syms := syms[l][:count[l]]
 		tab := fast[at : at+len(syms)*span]
 		at += len(tab)
 		switch span {
@@ -205,7 +181,7 @@ func (c *canon) slow(bits uint32, tbits int) (sym, n int) {
 	for l := tbits + 1; l <= c.maxLen; l++ {
 		v := bits >> (16 - l)
 		if k := v - c.first[l]; k < uint32(c.count[l]) {
-			return int(c.sorted[int(c.index[l])+int(k)]), l
+			return int(c.syms[l][k&(MaxSymbols-1)]), l
 		}
 	}
 	return 0, 0
