@@ -189,8 +189,8 @@ func (d *Decoder) block(end, out int, aligned bool) (int, error) {
 	w := &d.win
 	dst := w[:end]
 	d.aligned1 = aligned
-	// A damaged stream leaves the loop with what is wrong in bad (and the match in badOff or
-	// badLen); the error is made after it, so that the loop makes no call on any path, which
+	// A damaged stream leaves the loop with what is wrong in bad (and the match's offset in
+	// badOff); the error is made after it, so that the loop makes no call on any path, which
 	// would make it keep its state in memory.
 	const (
 		badMain = iota + 1
@@ -201,7 +201,6 @@ func (d *Decoder) block(end, out int, aligned bool) (int, error) {
 	)
 	var bad int
 	var badOff uint32
-	var badLen int
 loop:
 	for {
 		// Literals in a loop of their own, which the compiler keeps tight; it checks the end
@@ -318,12 +317,13 @@ loop:
 			bad, badOff = badOffset, offset
 			break loop
 		}
-		if length > len(dst)-out {
-			bad, badLen = badOverrun, length
-			break loop
-		}
+		// A match past the block's end is caught when the loop ends: the window has room for
+		// the longest match past the longest block.
 		w.Match(out, int(offset), length)
 		out += length
+	}
+	if bad == 0 && out > len(dst) {
+		bad = badOverrun
 	}
 	d.br = bitReader{src: d.br.src, pos: pos, buf: buf, n: nb}
 	switch bad {
@@ -336,7 +336,7 @@ loop:
 	case badOffset:
 		return out, corrupt("match at output byte %d reaches %d bytes back", out, badOff)
 	case badOverrun:
-		return out, corrupt("match of %d bytes at output byte %d overruns its block", badLen, out)
+		return out, corrupt("a match overruns its block, which ends at output byte %d", len(dst))
 	}
 	return out, nil
 }
