@@ -72,6 +72,33 @@ func (c *canon) build(fast []uint16, tbits int, lens []uint8) error {
 		syms[l][n&(MaxSymbols-1)] = uint16(s)
 		count[l] = n + 1
 	}
+	return c.finish(fast, tbits, &count)
+}
+
+// InitPacked is Init for code lengths packed two to a byte, the first in the low nibble: XPRESS
+// Huffman's table, read without unpacking it first.
+func (d *Decoder) InitPacked(packed []byte) error {
+	if 2*len(packed) > MaxSymbols {
+		return fmt.Errorf("%w: %d symbols", ErrBadCode, 2*len(packed))
+	}
+	var count [MaxLen + 1]uint16
+	syms := &d.syms
+	for i, b := range packed {
+		lo, hi := b&15, b>>4
+		n := count[lo]
+		syms[lo][n&(MaxSymbols-1)] = uint16(2 * i)
+		count[lo] = n + 1
+		n = count[hi]
+		syms[hi][n&(MaxSymbols-1)] = uint16(2*i + 1)
+		count[hi] = n + 1
+	}
+	return d.finish(d.fast[:], fastBits, &count)
+}
+
+// finish is build once the symbols are in their lengths' lists, count of each.
+func (c *canon) finish(fast []uint16, tbits int, cnt *[MaxLen + 1]uint16) error {
+	count := *cnt
+	syms := &c.syms
 	count[0] = 0
 	c.count = count
 	c.maxLen = 0

@@ -94,3 +94,32 @@ func TestSmall(t *testing.T) {
 		t.Errorf("over-subscribed code: %v", err)
 	}
 }
+
+// TestInitPacked: the packed form of a code's lengths decodes as the lengths do.
+func TestInitPacked(t *testing.T) {
+	lens := make([]uint8, 32)
+	for i := range 15 {
+		lens[2*i+1] = uint8(i + 1) // lengths 1 to 15 on odd symbols, then 15 on symbol 30
+	}
+	lens[30] = 15
+	packed := make([]byte, len(lens)/2)
+	for i := range packed {
+		packed[i] = lens[2*i] | lens[2*i+1]<<4
+	}
+	var d, p Decoder
+	if err := d.Init(lens); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.InitPacked(packed); err != nil {
+		t.Fatal(err)
+	}
+	for bits := 0; bits < 1<<16; bits++ {
+		ws, wn := d.Decode(uint32(bits))
+		if sym, n := p.Decode(uint32(bits)); sym != ws || n != wn {
+			t.Fatalf("bits %016b: packed %d/%d, unpacked %d/%d", bits, sym, n, ws, wn)
+		}
+	}
+	if err := p.InitPacked([]byte{0x11, 0x01}); !errors.Is(err, ErrBadCode) {
+		t.Errorf("over-subscribed packed code: %v", err)
+	}
+}

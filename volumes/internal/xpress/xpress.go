@@ -89,12 +89,8 @@ func (d *Decoder) run(size int, src []byte) error {
 		return corrupt("input of %d bytes exceeds %d", len(src), inMask+1-inPad)
 	}
 	clear(d.in[copy(d.in[:], src):][:inPad])
-	var lens [numSymbols]uint8
-	for i, b := range src[:tableBytes] {
-		lens[2*i], lens[2*i+1] = b&15, b>>4
-	}
 	h := &d.h
-	if err := h.Init(lens[:]); err != nil {
+	if err := h.InitPacked(src[:tableBytes]); err != nil {
 		return corrupt("Huffman table: %v", err)
 	}
 	w := &d.win
