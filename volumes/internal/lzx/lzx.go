@@ -175,7 +175,7 @@ func (d *Decoder) Decompress(dst, src []byte) error {
 			return corrupt("input of %d bytes ends before the output is complete", len(src))
 		}
 	}
-	undoE8(d.win[:len(dst)])
+	undoE8(&d.win, len(dst))
 	copy(dst, d.win[:])
 	return nil
 }
@@ -446,25 +446,22 @@ func delta(l uint8, s uint32) uint8 {
 }
 
 // undoE8 turns the absolute targets the compressor wrote into x86 CALL (E8) instructions back
-// into relative ones. The last 10 bytes are never translated.
-func undoE8(b []byte) {
-	if len(b) <= 10 {
-		return
-	}
-	for i := 0; i < len(b)-10; i++ {
-		k := bytes.IndexByte(b[i:len(b)-10], 0xE8)
+// into relative ones, in the chunk w[:n]. Its last 10 bytes are never translated.
+func undoE8(w *lzcopy.Window, n int) {
+	for i, end := 0, n-10; i < end; i += 5 {
+		k := bytes.IndexByte(w[i:end], 0xE8)
 		if k < 0 {
 			return
 		}
 		i += k
-		abs := int32(binary.LittleEndian.Uint32(b[i+1:]))
+		p := (i + 1) & (lzcopy.WindowSize - 1) // i+1 itself: masked for the bounds check
+		abs := int32(binary.LittleEndian.Uint32(w[p:]))
 		switch {
-		case abs >= 0 && abs < e8FileSize:
-			binary.LittleEndian.PutUint32(b[i+1:], uint32(abs-int32(i)))
-		case abs < 0 && abs >= -int32(i):
-			binary.LittleEndian.PutUint32(b[i+1:], uint32(abs+e8FileSize))
+		case uint32(abs) < e8FileSize: // 0 <= abs < e8FileSize
+			binary.LittleEndian.PutUint32(w[p:], uint32(abs-int32(i)))
+		case uint32(abs+int32(i)) < uint32(i): // -i <= abs < 0
+			binary.LittleEndian.PutUint32(w[p:], uint32(abs+e8FileSize))
 		}
-		i += 4
 	}
 }
 
