@@ -190,6 +190,13 @@ func (d *Decoder) Entry(bits uint32) uint16 { return d.fast[uint16(bits)>>(16-fa
 // widened as it loads so that splitting it takes no 16-bit operations.
 func (d *Decoder) Top(buf uint64) uint32 { return uint32(d.fast[buf>>(64-fastBits)]) }
 
+// Drop removes the code of the direct table's entry e (its length in the low 5 bits) from the
+// top of buf, which holds nb bits: the step after Top in the decoding loops.
+func Drop(buf uint64, nb int, e uint32) (uint64, int) {
+	n := int(e & 31)
+	return buf << (n & 63), nb - n
+}
+
 // Top is Decoder.Top.
 func (d *Small) Top(buf uint64) uint32 { return uint32(d.fast[buf>>(64-smallBits)]) }
 

@@ -220,9 +220,7 @@ loop:
 			if e >= numChars<<5 { // not a literal with a short code (huffman.Further is above)
 				break
 			}
-			n := int(e & 31)
-			buf <<= n & 63
-			nb -= n
+			buf, nb = huffman.Drop(buf, nb, e)
 			dst[out] = byte(e >> 5)
 			out++
 			// A second symbol without a refill: 16 bits are left of the 32.
@@ -233,9 +231,7 @@ loop:
 			if e >= numChars<<5 {
 				break
 			}
-			n = int(e & 31)
-			buf <<= n & 63
-			nb -= n
+			buf, nb = huffman.Drop(buf, nb, e)
 			dst[out] = byte(e >> 5)
 			out++
 		}

@@ -119,9 +119,18 @@ func (d *Decoder) run(size int, src []byte) error {
 			if e >= 256<<5 { // not a literal with a short code (huffman.Further is above)
 				break
 			}
-			n := int(e & 31)
-			buf <<= n & 63
-			nb -= n
+			buf, nb = huffman.Drop(buf, nb, e)
+			dst[out] = byte(e >> 5)
+			out++
+			// A second symbol without a refill: 17 bits are left of the 32.
+			if uint(out) >= uint(len(dst)) {
+				continue
+			}
+			e = h.Top(buf)
+			if e >= 256<<5 {
+				break
+			}
+			buf, nb = huffman.Drop(buf, nb, e)
 			dst[out] = byte(e >> 5)
 			out++
 		}
@@ -139,6 +148,12 @@ func (d *Decoder) run(size int, src []byte) error {
 			dst[out] = byte(e >> 5)
 			out++
 			continue
+		}
+		if nb < 16 { // after a code read without a refill
+			p := pos & inMask
+			v := bits.RotateLeft32(binary.LittleEndian.Uint32(d.in[p:p+4]), 16)
+			buf |= uint64(v) << ((32 - nb) & 63)
+			pos, nb = pos+4, nb+32
 		}
 		sym := int(e>>5) - 256
 		length, offBits := sym&15, sym>>4
