@@ -13,6 +13,7 @@
 # (daemon plus reader) spread over every core; it is printed in seconds and as a ratio to the
 # uncompressed read, with our decoder and with wimlib's decoding time in place of ours. (On a
 # loaded machine the uncompressed read slows down more than the floor, so read the seconds.)
+# bench/wof-instructions.sh compares the decoders' instruction counts, which no load moves.
 # Needs root, fuse3, ntfs-3g, mkntfs, wimtools, libwim (its .so), a C compiler and bc.
 # Usage: bench/wof-read.sh [WORKDIR]
 set -euo pipefail
