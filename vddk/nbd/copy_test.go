@@ -259,3 +259,35 @@ func TestCopyToUnwritableFile(t *testing.T) {
 		t.Errorf("CopyTo into a read-only file: %v", err)
 	}
 }
+
+// A file the kernel will not splice into (EINVAL, as for a file system without splice support) gets
+// the data through memory, the bytes already in the pipe included.
+func TestCopyToFileWithoutSplice(t *testing.T) {
+	var refused atomic.Int32
+	defer func(f func(int, int, *int64, int) (int64, error)) { spliceOut = f }(spliceOut)
+	spliceOut = func(int, int, *int64, int) (int64, error) { refused.Add(1); return 0, unix.EINVAL }
+	sock := fakeServer(t, func(w io.Writer, r request) {
+		chunk(w, r, r.handle, replyOffsetData, append(be.AppendUint64(nil, r.off), pattern(r.off, r.length)...))
+	})
+	d, err := Dial(unixURI(sock, ""), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	d.reqSize = 256 << 10
+	out := filepath.Join(t.TempDir(), "out")
+	f, err := os.Create(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := d.CopyTo(f, []Extent{{Offset: 0, Length: 1 << 20}}, nil); err != nil {
+		t.Fatalf("CopyTo: %v", err)
+	}
+	if got := must(os.ReadFile(out)); !bytes.Equal(got, pattern(0, 1<<20)) {
+		t.Errorf("the copy differs from the export (%d bytes)", len(got))
+	}
+	if refused.Load() != 1 {
+		t.Errorf("%d splices into the file tried, want 1 (then memory)", refused.Load())
+	}
+}

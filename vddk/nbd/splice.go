@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/vmdkmount/vmdkmount/vddk"
@@ -15,8 +16,9 @@ import (
 
 // fileSink is where CopyTo's readers put read data: a file, at the offsets the data has on the disk.
 type fileSink struct {
-	f  *os.File
-	fd int
+	f        *os.File
+	fd       int
+	noSplice atomic.Bool // the file refused a splice: data goes through memory from then on
 }
 
 // write puts p at off unless it is all zeros (the file reads as zeros there already).
@@ -42,18 +44,18 @@ func (c *conn) payload(br *bufio.Reader, cl *call, at, k uint64) error {
 		return err
 	}
 	off := int64(cl.off + at)
-	// Bytes the buffered reader already holds go by memory; the rest straight from the socket.
-	if b := uint64(br.Buffered()); b > 0 || c.raw == nil {
-		n := k
-		if c.raw != nil {
-			n = min(b, k)
-		}
-		if err := c.viaMemory(br, cl, off, n); err != nil {
-			return err
-		}
-		off, k = off+int64(n), k-n
-	}
 	for k > 0 {
+		if c.raw == nil || cl.to.noSplice.Load() {
+			return c.viaMemory(br, cl, off, k)
+		}
+		if b := uint64(br.Buffered()); b > 0 { // what the buffered reader holds goes by memory
+			n := min(b, k)
+			if err := c.viaMemory(br, cl, off, n); err != nil {
+				return err
+			}
+			off, k = off+int64(n), k-n
+			continue
+		}
 		n, err := c.splice(cl.to, off, int(min(k, spliceMax)))
 		if errors.Is(err, errNoSplice) {
 			return c.viaMemory(br, cl, off, k)
@@ -123,9 +125,13 @@ func (c *conn) splice(to *fileSink, off int64, n int) (int, error) {
 		return 0, io.ErrUnexpectedEOF
 	}
 	for left := got; left > 0; {
-		m, err := unix.Splice(c.pipe[0], nil, to.fd, &off, left, unix.SPLICE_F_MOVE)
+		m, err := spliceOut(c.pipe[0], to.fd, &off, left)
 		if err == unix.EINTR {
 			continue
+		}
+		if err == unix.EINVAL { // a file that takes no splice (or opened O_APPEND)
+			to.noSplice.Store(true)
+			return got, c.drainPipe(to, off, left)
 		}
 		if err == nil && m == 0 {
 			err = io.ErrShortWrite
@@ -136,6 +142,35 @@ func (c *conn) splice(to *fileSink, off int64, n int) (int, error) {
 		left -= int(m)
 	}
 	return got, nil
+}
+
+// spliceOut moves n bytes from a pipe into a file at *off (a variable: tests play a file that refuses).
+var spliceOut = func(pipe, fd int, off *int64, n int) (int64, error) {
+	return unix.Splice(pipe, nil, fd, off, n, unix.SPLICE_F_MOVE)
+}
+
+// drainPipe writes the n bytes the pipe holds to the file at off, through memory.
+func (c *conn) drainPipe(to *fileSink, off int64, n int) error {
+	if len(c.bounce) < spliceMax {
+		c.bounce = make([]byte, spliceMax)
+	}
+	for n > 0 {
+		m, err := unix.Read(c.pipe[0], c.bounce[:n])
+		if err == unix.EINTR {
+			continue
+		}
+		if err == nil && m == 0 {
+			err = io.ErrUnexpectedEOF
+		}
+		if err != nil {
+			return fmt.Errorf("reading back the splice pipe: %w", err)
+		}
+		if err := to.write(c.bounce[:m], off); err != nil {
+			return &fileError{err}
+		}
+		off, n = off+int64(m), n-m
+	}
+	return nil
 }
 
 // closePipe releases the splice pipe (the reader's, once it has exited).
