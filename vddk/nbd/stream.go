@@ -112,16 +112,27 @@ func (s *stream) redo(e Extent) {
 	}
 }
 
-// pump keeps up to depth requests in flight on one connection until the pieces run out. The
-// connection's reader completes each one (the data into the file, then the next request); pump only
-// watches for a dead or silent connection, and then reads what that connection owed, and what is left,
-// through ReadAt.
+// pump keeps up to depth requests in flight on the slot's connection until the pieces run out; when the
+// connection dies, it goes on with a new one (current reconnects once; its failure ends the copy).
 func (s *stream) pump(sl *slot, depth int) {
-	c, err := s.d.current(sl, nil)
-	if err != nil {
-		s.fail(err)
-		return
+	var dead *conn
+	for {
+		c, err := s.d.current(sl, dead)
+		if err != nil {
+			s.fail(err)
+			return
+		}
+		if !s.run(c, depth) {
+			return
+		}
+		dead = c
 	}
+}
+
+// run pumps on one connection. Its reader completes each request (the data into the file, then the
+// next request); run only watches for a dead or silent connection, and then reads what that connection
+// owed through ReadAt. It says whether the connection died with pieces possibly left.
+func (s *stream) run(c *conn, depth int) bool {
 	timeout := s.d.opts.Timeout
 	var replies atomic.Int64 // completions, for the stall check
 	var left atomic.Int32    // calls still in flight
@@ -156,7 +167,7 @@ func (s *stream) pump(sl *slot, depth int) {
 		p.ask(e)
 	}
 	if len(pieces) == 0 {
-		return
+		return false
 	}
 	left.Store(int32(len(pieces)))
 	for _, p := range pieces {
@@ -168,23 +179,20 @@ func (s *stream) pump(sl *slot, depth int) {
 	for {
 		select {
 		case <-finished:
-			return
+			return false
 		case <-c.dead:
 			<-c.exited // no reply can complete a call any more
 			var fe *fileError
 			if errors.As(c.why(), &fe) {
 				s.fail(fmt.Errorf("%s: %w", s.d.name, fe.err))
-				return
+				return false
 			}
 			for _, p := range pieces {
 				if p.busy {
 					s.redo(p.want)
 				}
 			}
-			for e, ok := s.take(); ok; e, ok = s.take() {
-				s.redo(e)
-			}
-			return
+			return !s.failed()
 		case <-t.C:
 			if n := replies.Load(); n != seen {
 				seen = n
