@@ -370,9 +370,11 @@ type conn struct {
 	ctxID              uint32
 	minBlock, maxBlock uint32
 
-	raw    syscall.RawConn // the socket, for splicing read data into files; nil under TLS
-	pipe   [2]int          // the reader's splice pipe, made on first use
-	bounce []byte          // the reader's buffer for data on its way to a file through memory
+	raw     syscall.RawConn // the socket, for splicing read data into files; nil under TLS
+	hdr     *capReader      // under the reader's buffer: bounds its fills around headers during a copy
+	copying atomic.Bool     // a CopyTo pumps on this connection
+	pipe    [2]int          // the reader's splice pipe, made on first use
+	bounce  []byte          // the reader's buffer for data on its way to a file through memory
 
 	wmu     sync.Mutex
 	mu      sync.Mutex
@@ -481,7 +483,8 @@ func complete(cl *call) {
 func (c *conn) readLoop() {
 	defer close(c.exited)
 	defer c.closePipe()
-	br := bufio.NewReaderSize(c.nc, 16<<10) // small: read data past it goes straight into the caller's buffer
+	c.hdr = &capReader{r: c.nc}
+	br := bufio.NewReaderSize(c.hdr, 16<<10) // small: read data past it goes straight into the caller's buffer
 	for {
 		if err := c.readReply(br); err != nil {
 			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
@@ -508,6 +511,7 @@ func (c *conn) lookup(h uint64, remove bool) (*call, error) {
 
 func (c *conn) readReply(br *bufio.Reader) error {
 	var h [20]byte
+	c.capFills(20 + 8) // a structured reply header and a data chunk's offset
 	if _, err := io.ReadFull(br, h[:4]); err != nil {
 		return err
 	}
@@ -516,6 +520,7 @@ func (c *conn) readReply(br *bufio.Reader) error {
 		if _, err := io.ReadFull(br, h[4:16]); err != nil {
 			return err
 		}
+		c.capFills(0)
 		cl, err := c.lookup(be.Uint64(h[8:]), true)
 		if err != nil {
 			return err
@@ -535,6 +540,7 @@ func (c *conn) readReply(br *bufio.Reader) error {
 		if _, err := io.ReadFull(br, h[4:20]); err != nil {
 			return err
 		}
+		c.capFills(0)
 		flags, typ, handle, n := be.Uint16(h[4:]), be.Uint16(h[6:]), be.Uint64(h[8:]), be.Uint32(h[16:])
 		cl, err := c.lookup(handle, false)
 		if err != nil {
@@ -567,9 +573,11 @@ func (c *conn) chunk(br *bufio.Reader, cl *call, typ uint16, n uint32) error {
 			return protoErr("data chunk of %d bytes for a %d-byte request", n, cl.length)
 		}
 		var o [8]byte
+		c.capFills(len(o))
 		if _, err := io.ReadFull(br, o[:]); err != nil {
 			return err
 		}
+		c.capFills(0)
 		off, k := be.Uint64(o[:]), uint64(n-8)
 		if off < cl.off || off-cl.off+k > uint64(cl.length) {
 			return protoErr("data chunk at %d+%d outside the request %d+%d", off, k, cl.off, cl.length)

@@ -173,6 +173,28 @@ func (c *conn) drainPipe(to *fileSink, off int64, n int) error {
 	return nil
 }
 
+// capReader hands out at most limit bytes a read (none when 0). The reply reader's buffer sits on one,
+// so that while a copy runs, filling the buffer for a reply header does not take the read data behind
+// it, which would then go to the file through memory instead of being spliced.
+type capReader struct {
+	r     io.Reader
+	limit int
+}
+
+func (c *capReader) Read(p []byte) (int, error) {
+	if c.limit > 0 && len(p) > c.limit {
+		p = p[:c.limit]
+	}
+	return c.r.Read(p)
+}
+
+// capFills bounds the reply reader's next fills to n bytes (0: unbounded) while a copy runs.
+func (c *conn) capFills(n int) {
+	if c.hdr != nil && c.copying.Load() {
+		c.hdr.limit = n
+	}
+}
+
 // closePipe releases the splice pipe (the reader's, once it has exited).
 func (c *conn) closePipe() {
 	if c.pipe[0] != 0 {

@@ -133,6 +133,7 @@ func (s *stream) pump(sl *slot, depth int) {
 // next request); run only watches for a dead or silent connection, and then reads what that connection
 // owed through ReadAt. It says whether the connection died with pieces possibly left.
 func (s *stream) run(c *conn, depth int) bool {
+	c.copying.Store(true)
 	timeout := s.d.opts.Timeout
 	var replies atomic.Int64 // completions, for the stall check
 	var left atomic.Int32    // calls still in flight
