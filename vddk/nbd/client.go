@@ -373,6 +373,7 @@ type conn struct {
 	raw     syscall.RawConn // the socket, for splicing read data into files; nil under TLS
 	hdr     *capReader      // under the reader's buffer: bounds its fills around headers during a copy
 	copying atomic.Bool     // a CopyTo pumps on this connection
+	viaMem  int64           // bytes of read data the reader wrote to files through memory, not spliced
 	pipe    [2]int          // the reader's splice pipe, made on first use
 	bounce  []byte          // the reader's buffer for data on its way to a file through memory
 

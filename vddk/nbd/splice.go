@@ -82,6 +82,7 @@ func (c *conn) viaMemory(br *bufio.Reader, cl *call, off int64, n uint64) error 
 		if err := cl.to.write(b, off); err != nil {
 			return &fileError{err}
 		}
+		c.viaMem += int64(k)
 		off, n = off+int64(k), n-k
 	}
 	return nil
