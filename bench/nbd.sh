@@ -5,7 +5,10 @@
 #   client: `vmdk cat` of a qemu-nbd export against `qemu-img convert` of the same export
 #          (qemu-img time / ours), for the raw image and the streamOptimized disk; and `vmdk convert`
 #          of the raw export to a monolithicSparse VMDK against `qemu-img convert -O vmdk` of it.
-# Best of RUNS runs each, warm page cache; outputs go to OUT (default /dev/shm) and are compared first.
+# Best of RUNS runs each, ours and the peer's taking turns (the machine is shared: its load drifts over
+# the minutes a row takes), warm page cache; beside it the ratio of the median CPU seconds of the two
+# commands (the servers' own CPU not counted), and the load average before and after. Outputs go to OUT
+# (default /dev/shm) and are compared first.
 # Usage: bench/nbd.sh [WORKDIR]   (SIZE_MB, default 2048; needs qemu-utils, openssl, bc)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,18 +38,29 @@ serve_qemu() { rm -f "$3"; qemu-nbd -r -t -e 8 -k "$3" -f "$1" "$2" & pids+=($!)
 uri() { echo "nbd+unix:///?socket=$1"; }
 
 before_run() { rm -f "$out" "$out.vmdk"; }
-best() { best_time "$@"; }
-convert() { qemu-img convert -O raw "$(uri "$1")" "$out"; }
-cat_() { "$work/vmdk" cat "$(uri "$1")" >"$out"; }
-to_vmdk() { "$work/vmdk" convert "$(uri "$1")" "$out.vmdk"; }
-qemu_to_vmdk() { qemu-img convert -O vmdk "$(uri "$1")" "$out.vmdk"; }
+# Each CMD SOCK prints "WALL CPU" of one run (wall_cpu).
+convert() { wall_cpu qemu-img convert -O raw "$(uri "$1")" "$out"; }
+cat_() { wall_cpu sh -c '"$0" cat "$1" >"$2"' "$work/vmdk" "$(uri "$1")" "$out"; }
+to_vmdk() { wall_cpu "$work/vmdk" convert "$(uri "$1")" "$out.vmdk"; }
+qemu_to_vmdk() { wall_cpu qemu-img convert -O vmdk "$(uri "$1")" "$out.vmdk"; }
 # same CMD SOCK: the output equals the source before anything is timed.
 same() {
 	rm -f "$out"
-	"$1" "$2"
+	"$1" "$2" >/dev/null
 	cmp -s "$out" "$src" || { echo "$1 over $2: output differs from the source" >&2; exit 1; }
 }
-row() { printf '%-48s %10.3f %10.3f %7.2fx\n' "$1" "$2" "$3" "$(echo "$3 / $2" | bc -l)"; }
+# row NAME OURS SOCK PEER SOCK: RUNS runs of each in turns; the best wall times and their ratio, and the
+# ratio of the median CPU times (peer / ours: above 1 means ours is faster or cheaper).
+row() {
+	local r a b wa=() wb=() ca=() cb=()
+	for r in $(seq "$RUNS"); do
+		if [ $((r % 2)) = 1 ]; then a=$("$2" "$3") b=$("$4" "$5"); else b=$("$4" "$5") a=$("$2" "$3"); fi
+		wa+=("${a% *}") ca+=("${a#* }") wb+=("${b% *}") cb+=("${b#* }")
+	done
+	a=$(printf '%s\n' "${wa[@]}" | sort -g | head -1) b=$(printf '%s\n' "${wb[@]}" | sort -g | head -1)
+	printf '%-56s %10.3f %10.3f %7.2fx %9.2fx\n' "$1" "$a" "$b" "$(echo "$b / $a" | bc -l)" \
+		"$(echo "$(median "${cb[@]}") / $(median "${ca[@]}")" | bc -l)"
+}
 
 ours_sock=$work/ours.sock
 qemu_sock=$work/qemu.sock
@@ -55,19 +69,21 @@ serve_ours "$stream" "$ours_sock"
 serve_qemu vmdk "$stream" "$qemu_sock"
 serve_qemu raw "$src" "$raw_sock"
 
-printf '%-48s %10s %10s %8s\n' "$SIZE_MB MiB" "ours s" "peer s" "ratio"
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+printf '%-56s %10s %10s %8s %10s\n' "$SIZE_MB MiB, best of $RUNS" "ours s" "peer s" "ratio" "CPU ratio"
 same convert "$ours_sock"
 same convert "$qemu_sock"
-row "qemu-img convert: vmdk serve vs qemu-nbd" "$(best convert "$ours_sock")" "$(best convert "$qemu_sock")"
+row "qemu-img convert: vmdk serve vs qemu-nbd" convert "$ours_sock" convert "$qemu_sock"
 for s in "$raw_sock" "$qemu_sock"; do
 	same cat_ "$s"
 	name=raw
 	[ "$s" = "$qemu_sock" ] && name=streamOptimized
-	row "qemu-nbd $name: vmdk cat vs qemu-img convert" "$(best cat_ "$s")" "$(best convert "$s")"
+	row "qemu-nbd $name: vmdk cat vs qemu-img convert" cat_ "$s" convert "$s"
 done
 for f in to_vmdk qemu_to_vmdk; do
 	before_run
-	"$f" "$raw_sock"
+	"$f" "$raw_sock" >/dev/null
 	qemu-img compare -q -F raw "$out.vmdk" "$src" || { echo "$f: the VMDK differs from the source" >&2; exit 1; }
 done
-row "qemu-nbd raw: vmdk convert vs qemu-img convert -O vmdk" "$(best to_vmdk "$raw_sock")" "$(best qemu_to_vmdk "$raw_sock")"
+row "qemu-nbd raw: vmdk convert vs qemu-img convert -O vmdk" to_vmdk "$raw_sock" qemu_to_vmdk "$raw_sock"
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"

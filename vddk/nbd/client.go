@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -351,6 +352,10 @@ type call struct {
 	got     uint64 // bytes of buf the replies covered
 	err     error
 	done    chan struct{}
+	// after, when set, is called by the connection's reader when the call completes, instead of closing
+	// done: Stream's pumps run there, without waking another goroutine per reply.
+	after func(*call)
+	to    *fileSink // read data goes to this file at the request's offsets, not to buf (CopyTo)
 }
 
 func (c *call) reset() { c.extents, c.got, c.err, c.done = nil, 0, nil, nil }
@@ -364,6 +369,13 @@ type conn struct {
 	metaCtx            bool
 	ctxID              uint32
 	minBlock, maxBlock uint32
+
+	raw     syscall.RawConn // the socket, for splicing read data into files; nil under TLS
+	hdr     *capReader      // under the reader's buffer: bounds its fills around headers during a copy
+	copying atomic.Bool     // a CopyTo pumps on this connection
+	viaMem  int64           // bytes of read data the reader wrote to files through memory, not spliced
+	pipe    [2]int          // the reader's splice pipe, made on first use
+	bounce  []byte          // the reader's buffer for data on its way to a file through memory
 
 	wmu     sync.Mutex
 	mu      sync.Mutex
@@ -414,6 +426,25 @@ func (c *conn) disconnect() {
 
 func (c *conn) roundTrip(cl *call, timeout time.Duration) error {
 	cl.done = make(chan struct{})
+	if err := c.send(cl, timeout); err != nil {
+		return err
+	}
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-cl.done:
+		return cl.err
+	case <-c.dead:
+		return c.why()
+	case <-t.C:
+		c.fail(fmt.Errorf("no reply in %v", timeout))
+		return c.why()
+	}
+}
+
+// send registers cl under a new handle and writes its request. A failed write fails the connection
+// (cl then fails with it); only a connection dead before the call returns its error.
+func (c *conn) send(cl *call, timeout time.Duration) error {
 	c.mu.Lock()
 	if c.err != nil {
 		c.mu.Unlock()
@@ -436,23 +467,25 @@ func (c *conn) roundTrip(cl *call, timeout time.Duration) error {
 	if err != nil {
 		c.fail(fmt.Errorf("sending a request: %w", err))
 	}
-	t := time.NewTimer(timeout)
-	defer t.Stop()
-	select {
-	case <-cl.done:
-		return cl.err
-	case <-c.dead:
-		return c.why()
-	case <-t.C:
-		c.fail(fmt.Errorf("no reply in %v", timeout))
-		return c.why()
+	return nil
+}
+
+// complete hands a finished call back: to its after function, run by the reader itself, or to the
+// goroutine waiting in roundTrip.
+func complete(cl *call) {
+	if cl.after != nil {
+		cl.after(cl)
+		return
 	}
+	close(cl.done)
 }
 
 // readLoop reads replies until the connection fails.
 func (c *conn) readLoop() {
 	defer close(c.exited)
-	br := bufio.NewReaderSize(c.nc, 16<<10) // small: read data past it goes straight into the caller's buffer
+	defer c.closePipe()
+	c.hdr = &capReader{r: c.nc}
+	br := bufio.NewReaderSize(c.hdr, 16<<10) // small: read data past it goes straight into the caller's buffer
 	for {
 		if err := c.readReply(br); err != nil {
 			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
@@ -479,6 +512,7 @@ func (c *conn) lookup(h uint64, remove bool) (*call, error) {
 
 func (c *conn) readReply(br *bufio.Reader) error {
 	var h [20]byte
+	c.capFills(20 + 8) // a structured reply header and a data chunk's offset
 	if _, err := io.ReadFull(br, h[:4]); err != nil {
 		return err
 	}
@@ -487,6 +521,7 @@ func (c *conn) readReply(br *bufio.Reader) error {
 		if _, err := io.ReadFull(br, h[4:16]); err != nil {
 			return err
 		}
+		c.capFills(0)
 		cl, err := c.lookup(be.Uint64(h[8:]), true)
 		if err != nil {
 			return err
@@ -494,18 +529,19 @@ func (c *conn) readReply(br *bufio.Reader) error {
 		if e := be.Uint32(h[4:]); e != 0 {
 			cl.err = &RemoteError{Code: e}
 		} else if cl.typ == cmdRead {
-			if _, err := io.ReadFull(br, cl.buf); err != nil {
+			if err := c.payload(br, cl, 0, uint64(cl.length)); err != nil {
 				return err
 			}
 		} else if cl.typ == cmdBlockStatus {
 			return protoErr("simple reply to a block status request")
 		}
-		close(cl.done)
+		complete(cl)
 		return nil
 	case structReplyMagic:
 		if _, err := io.ReadFull(br, h[4:20]); err != nil {
 			return err
 		}
+		c.capFills(0)
 		flags, typ, handle, n := be.Uint16(h[4:]), be.Uint16(h[6:]), be.Uint64(h[8:]), be.Uint32(h[16:])
 		cl, err := c.lookup(handle, false)
 		if err != nil {
@@ -519,7 +555,7 @@ func (c *conn) readReply(br *bufio.Reader) error {
 			if cl.err == nil && cl.typ == cmdRead && cl.got != uint64(cl.length) {
 				return protoErr("read reply covered %d of %d bytes", cl.got, cl.length)
 			}
-			close(cl.done)
+			complete(cl)
 		}
 		return nil
 	default:
@@ -538,14 +574,16 @@ func (c *conn) chunk(br *bufio.Reader, cl *call, typ uint16, n uint32) error {
 			return protoErr("data chunk of %d bytes for a %d-byte request", n, cl.length)
 		}
 		var o [8]byte
+		c.capFills(len(o))
 		if _, err := io.ReadFull(br, o[:]); err != nil {
 			return err
 		}
+		c.capFills(0)
 		off, k := be.Uint64(o[:]), uint64(n-8)
 		if off < cl.off || off-cl.off+k > uint64(cl.length) {
 			return protoErr("data chunk at %d+%d outside the request %d+%d", off, k, cl.off, cl.length)
 		}
-		if _, err := io.ReadFull(br, cl.buf[off-cl.off:off-cl.off+k]); err != nil {
+		if err := c.payload(br, cl, off-cl.off, k); err != nil {
 			return err
 		}
 		cl.got += k
@@ -575,7 +613,9 @@ func (c *conn) parseChunk(cl *call, typ uint16, p []byte) error {
 		if off < cl.off || off-cl.off+k > uint64(cl.length) || k == 0 {
 			return protoErr("hole chunk at %d+%d outside the request %d+%d", off, k, cl.off, cl.length)
 		}
-		clear(cl.buf[off-cl.off : off-cl.off+k])
+		if cl.to == nil { // a file destination reads as zeros already
+			clear(cl.buf[off-cl.off : off-cl.off+k])
+		}
 		cl.got += k
 	case replyBlockStatus:
 		if cl.typ != cmdBlockStatus || len(p) < 12 || (len(p)-4)%8 != 0 {

@@ -82,6 +82,7 @@ func (d *Disk) connectWithin(timeout time.Duration) (*conn, error) {
 		nc.Close()
 		return nil, unwrapAll(err)
 	}
+	c.raw = rawConn(c.nc)
 	go c.readLoop()
 	return c, nil
 }

@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"io"
 	"net"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 )
@@ -34,8 +36,9 @@ func FuzzOptionParsers(f *testing.F) {
 	})
 }
 
-// The client's reply parser over a stream of replies to a pending read and block status: errors for
-// anything out of place, never a panic, never a write outside the read's buffer.
+// The client's reply parser over a stream of replies to a pending read, a read into a file (CopyTo's)
+// and a block status: errors for anything out of place, never a panic, never a write outside the read's
+// buffer or its range of the file.
 func FuzzReplyParser(f *testing.F) {
 	ok := be.AppendUint32(nil, structReplyMagic)
 	ok = be.AppendUint16(be.AppendUint16(ok, replyFlagDone), replyOffsetData)
@@ -48,11 +51,18 @@ func FuzzReplyParser(f *testing.F) {
 	bs = be.AppendUint32(be.AppendUint32(be.AppendUint32(bs, 1), 100), 3)
 	f.Add(bs)
 	f.Add(append(be.AppendUint64(be.AppendUint32(be.AppendUint32(nil, simpleReplyMagic), 0), 1), make([]byte, 16)...))
+	f.Add(append(be.AppendUint64(be.AppendUint32(be.AppendUint32(nil, simpleReplyMagic), 0), 3), bytes.Repeat([]byte{7}, 16)...))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		buf := make([]byte, 16+64)
 		read := &call{typ: cmdRead, off: 4096, length: 16, buf: buf[32:48], done: make(chan struct{})}
 		status := &call{typ: cmdBlockStatus, off: 0, length: 1 << 20, done: make(chan struct{})}
-		c := &conn{ctxID: 1, pending: map[uint64]*call{1: read, 2: status}}
+		out, err := os.Create(filepath.Join(t.TempDir(), "out"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer out.Close()
+		toFile := &call{typ: cmdRead, off: 8192, length: 16, to: &fileSink{f: out, fd: int(out.Fd())}, done: make(chan struct{})}
+		c := &conn{ctxID: 1, pending: map[uint64]*call{1: read, 2: status, 3: toFile}}
 		br := bufio.NewReader(bytes.NewReader(data))
 		for range 64 {
 			if c.readReply(br) != nil {
@@ -61,6 +71,13 @@ func FuzzReplyParser(f *testing.F) {
 		}
 		if !bytes.Equal(buf[:32], make([]byte, 32)) || !bytes.Equal(buf[48:], make([]byte, 32)) {
 			t.Fatal("wrote outside the read's buffer")
+		}
+		if fi, err := out.Stat(); err != nil || fi.Size() > 8192+16 {
+			t.Fatalf("the file's read wrote past its range: %v, %v", fi.Size(), err)
+		}
+		head := make([]byte, 8192)
+		if n, _ := out.ReadAt(head, 0); !bytes.Equal(head[:n], make([]byte, n)) {
+			t.Fatal("the file's read wrote before its range")
 		}
 		var sum int64
 		for _, e := range status.extents {

@@ -27,23 +27,15 @@ import (
 // the allocation map come back as served.
 func TestClientAgainstServer(t *testing.T) {
 	img, data := testImage(2<<20 + 512)
-	cert, pool := selfSigned(t)
 	for _, useTLS := range []bool{false, true} {
 		srv := &Server{Exports: []*Export{memExport("a", img, data), memExport("b", img[:4096], nil)}, MaxRequest: 64 << 10}
-		uri := "nbd+unix:///a?socket="
-		opts := Options{}
-		if useTLS {
-			srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
-			uri = "nbds+unix:///a?socket="
-			opts.TLS = &tls.Config{RootCAs: pool, ServerName: "localhost"}
-		}
-		sock := startServer(t, srv)
+		sock, uri, opts := serveMaybeTLS(t, srv, "a", useTLS)
 		if useTLS {
 			if _, err := Dial(unixURI(sock, "a"), Options{}); err == nil || !strings.Contains(err.Error(), "TLS required") {
 				t.Errorf("plain client on a TLS server: %v", err)
 			}
 		}
-		d, err := Dial(uri+sock, opts)
+		d, err := Dial(uri, opts)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -84,6 +76,20 @@ func TestClientAgainstServer(t *testing.T) {
 			t.Error("read after Close succeeded")
 		}
 	}
+}
+
+// serveMaybeTLS starts srv, requiring TLS (a self-signed certificate) when useTLS, and returns its
+// socket, the URI of export and the options of a client that trusts the certificate.
+func serveMaybeTLS(t *testing.T, srv *Server, export string, useTLS bool) (sock, uri string, opts Options) {
+	scheme := "nbd+unix"
+	if useTLS {
+		cert, pool := selfSigned(t)
+		srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
+		scheme = "nbds+unix"
+		opts.TLS = &tls.Config{RootCAs: pool, ServerName: "localhost"}
+	}
+	sock = startServer(t, srv)
+	return sock, scheme + ":///" + export + "?socket=" + sock, opts
 }
 
 // selfSigned makes a certificate for localhost and a pool that trusts it.
