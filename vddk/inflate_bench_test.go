@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	kflate "github.com/klauspost/compress/flate"
+	"github.com/vmdkmount/vmdkmount/vddk/internal/deflate"
 )
 
 // BenchmarkInflateGrain inflates 64 KiB grains (compressed by compress/zlib at its default level 6)
@@ -31,7 +32,7 @@ func BenchmarkInflateGrain(b *testing.B) {
 		b.Run(in.name+"/inflateRaw", func(b *testing.B) {
 			b.SetBytes(int64(len(out)))
 			for b.Loop() {
-				if n, _, err := inflateRaw(out, body); err != nil || n != len(out) {
+				if n, _, err := deflate.InflateRaw(out, body); err != nil || n != len(out) {
 					b.Fatal(n, err)
 				}
 			}

@@ -6,6 +6,8 @@ import (
 	"math/bits"
 	"strings"
 	"testing"
+
+	"github.com/vmdkmount/vmdkmount/vddk/internal/deflate"
 )
 
 // Hand-made streams for the code-length rules and block checks, each decoded by compress/flate as
@@ -86,7 +88,7 @@ func (b dynamicBlock) encode() []byte {
 		}
 	}
 	w.bits(19-4, 4)
-	for _, s := range codeLengthOrder {
+	for _, s := range deflate.CodeLengthOrder {
 		w.bits(uint64(pre[s]), 3)
 	}
 	pc := canonical(pre)
@@ -201,7 +203,7 @@ func TestInflateRawCraftedStreams(t *testing.T) {
 	for _, c := range craftedStreams() {
 		want, wantUsed, stdErr := stdInflate(c.stream, 1<<10)
 		dst := make([]byte, 1<<10)
-		n, used, err := inflateRaw(dst, c.stream)
+		n, used, err := deflate.InflateRaw(dst, c.stream)
 		if c.wantErr == "" {
 			if stdErr != nil || err != nil || !bytes.Equal(dst[:n], want) || used != wantUsed {
 				t.Errorf("%s: inflateRaw %q used %d (%v); compress/flate %q used %d (%v)", c.name, dst[:n], used, err, want, wantUsed, stdErr)
@@ -216,7 +218,7 @@ func TestInflateRawCraftedStreams(t *testing.T) {
 		if stdErr == nil {
 			t.Errorf("%s: compress/flate accepts it: %q", c.name, want)
 		}
-		if errors.Is(err, errTruncated) {
+		if errors.Is(err, deflate.ErrTruncated) {
 			t.Errorf("%s: reported as truncated: %v", c.name, err)
 		}
 	}

@@ -3,6 +3,8 @@ package vddk
 import (
 	"errors"
 	"testing"
+
+	"github.com/vmdkmount/vmdkmount/vddk/internal/deflate"
 )
 
 // FuzzInflateRaw compares inflateRaw with compress/flate on arbitrary input, with a 1 MiB destination
@@ -33,8 +35,8 @@ func FuzzInflateRaw(f *testing.F) {
 		}
 		checkAgainstStdlib(t, src, len(want))
 		dst := make([]byte, len(want)-1)
-		n, _, err := inflateRaw(dst, src)
-		if !errors.As(err, new(outputLimitError)) || n != len(dst) {
+		n, _, err := deflate.InflateRaw(dst, src)
+		if !errors.As(err, new(deflate.OutputLimitError)) || n != len(dst) {
 			t.Fatalf("output one byte too large: %d bytes, %v", n, err)
 		}
 	})

@@ -16,6 +16,7 @@ import (
 
 	kflate "github.com/klauspost/compress/flate"
 	"github.com/vmdkmount/vmdkmount/internal/testfix"
+	"github.com/vmdkmount/vmdkmount/vddk/internal/deflate"
 )
 
 // Tests of inflateRaw against the standard library's compress/flate and compress/zlib readers, on
@@ -169,13 +170,13 @@ func checkAgainstStdlib(t testing.TB, src []byte, dstLen int) {
 	t.Helper()
 	want, wantUsed, wantErr := stdInflate(src, dstLen)
 	dst := make([]byte, dstLen)
-	n, used, err := inflateRaw(dst, src)
+	n, used, err := deflate.InflateRaw(dst, src)
 	switch {
 	case len(want) > dstLen:
 		if err == nil {
 			t.Fatalf("output of more than %d bytes accepted as %d bytes", dstLen, n)
 		}
-		if wantErr == nil && !errors.As(err, new(outputLimitError)) {
+		if wantErr == nil && !errors.As(err, new(deflate.OutputLimitError)) {
 			t.Fatalf("output of more than %d bytes: error %v, want an output limit error", dstLen, err)
 		}
 		// Up to the limit the output is the same.
@@ -206,7 +207,7 @@ func TestInflateRawMatchesStdlib(t *testing.T) {
 			for _, in := range ins {
 				src := c.fn(in.data)
 				dst := make([]byte, len(in.data)+100)
-				n, used, err := inflateRaw(dst, src)
+				n, used, err := deflate.InflateRaw(dst, src)
 				if err != nil || n != len(in.data) || !bytes.Equal(dst[:n], in.data) {
 					t.Fatalf("%s: %d bytes, %v", in.name, n, err)
 				}
@@ -219,7 +220,7 @@ func TestInflateRawMatchesStdlib(t *testing.T) {
 				checkAgainstStdlib(t, withTail, len(in.data))
 				if len(in.data) > 0 && (len(in.data) > 300 || len(in.data)%7 == 0) {
 					checkAgainstStdlib(t, src, len(in.data)-1)
-					_, _, err := inflateRaw(dst[:len(in.data)-1], src)
+					_, _, err := deflate.InflateRaw(dst[:len(in.data)-1], src)
 					if want := fmt.Sprintf("deflate: output larger than %d bytes", len(in.data)-1); err == nil || err.Error() != want {
 						t.Fatalf("%s: output one byte too large: %v", in.name, err)
 					}
@@ -336,8 +337,8 @@ func TestInflateRawTruncated(t *testing.T) {
 			if _, _, err := stdInflate(s.data[:cut], 1<<20); err == nil {
 				t.Fatalf("%s cut at %d: compress/flate accepts it", s.name, cut)
 			}
-			n, _, err := inflateRaw(dst, s.data[:cut])
-			if !errors.Is(err, errTruncated) {
+			n, _, err := deflate.InflateRaw(dst, s.data[:cut])
+			if !errors.Is(err, deflate.ErrTruncated) {
 				t.Fatalf("%s cut at %d of %d: %v, want truncated input", s.name, cut, len(s.data), err)
 			}
 			if !bytes.Equal(dst[:n], full[:n]) {

@@ -7,6 +7,8 @@ import (
 	"io"
 	"os"
 	"sync"
+
+	"github.com/vmdkmount/vmdkmount/vddk/internal/deflate"
 )
 
 // Stream-optimized extents: compressed grains, metadata markers, footer.
@@ -148,13 +150,13 @@ func inflateInto(out, src []byte) (int, error) {
 	if zlibHeader {
 		body = src[2:]
 	}
-	n, used, err := inflateRaw(out, body)
+	n, used, err := deflate.InflateRaw(out, body)
 	switch {
 	case err == nil:
-	case errors.As(err, new(outputLimitError)):
+	case errors.As(err, new(deflate.OutputLimitError)):
 		// Data beyond one grain is ignored, as qemu does.
 		return n, nil
-	case errors.Is(err, errTruncated) && n < len(out):
+	case errors.Is(err, deflate.ErrTruncated) && n < len(out):
 		// A stream cut short gives what it holds (inflateTo refuses a short grain but the last); one cut
 		// right at the grain's end is refused, as the streaming reader this replaces did.
 		return n, nil

@@ -3,12 +3,13 @@ package qcow2
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"sync"
 
-	"github.com/klauspost/compress/flate"
 	"github.com/klauspost/compress/zstd"
+	"github.com/vmdkmount/vmdkmount/vddk/internal/deflate"
 	"github.com/vmdkmount/vmdkmount/vddk/layer"
 )
 
@@ -208,8 +209,7 @@ func (im *Image) readData(p []byte, host int64) error {
 }
 
 var (
-	flatePool = sync.Pool{New: func() any { return flate.NewReader(bytes.NewReader(nil)) }}
-	zstdPool  = sync.Pool{New: func() any {
+	zstdPool = sync.Pool{New: func() any {
 		d, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(8<<20), zstd.WithDecoderLowmem(true))
 		if err != nil {
 			panic(err) // only for invalid options
@@ -271,11 +271,7 @@ func (im *Image) inflateInto(out []byte, e uint64, vc int64) error {
 		d.Reset(nil)
 		zstdPool.Put(d)
 	} else {
-		fr := flatePool.Get().(io.ReadCloser)
-		if err = fr.(flate.Resetter).Reset(bytes.NewReader(src), nil); err == nil {
-			_, err = io.ReadFull(fr, out)
-		}
-		flatePool.Put(fr)
+		err = inflateCluster(out, src)
 	}
 	if err != nil {
 		return fmt.Errorf("qcow2 compressed cluster %d at byte %d does not inflate to %d bytes: %v", vc, coff, im.clusterSize, err)
@@ -320,4 +316,18 @@ func (im *Image) Alloc(off, n int64, emit func(off, n int64, st layer.State)) er
 		off += r.n
 	}
 	return nil
+}
+
+// inflateCluster decodes a zlib (raw deflate) cluster straight into out, as qemu does: the cluster is
+// good when it fills out, whether the stream ends there or runs on (the sector count rounds its size
+// up, so src may hold the start of the next cluster too); a stream that ends short is damage.
+func inflateCluster(out, src []byte) error {
+	n, _, err := deflate.InflateRaw(out, src)
+	if n == len(out) && (err == nil || errors.As(err, new(deflate.OutputLimitError))) {
+		return nil
+	}
+	if err == nil {
+		err = fmt.Errorf("the stream ends after %d bytes", n)
+	}
+	return err
 }

@@ -1,4 +1,6 @@
-package vddk
+// Package deflate decodes whole raw DEFLATE streams (RFC 1951) straight into a buffer of known size:
+// VMDK stream grains and qcow2 zlib clusters.
+package deflate
 
 import (
 	"encoding/binary"
@@ -54,11 +56,11 @@ var (
 	patternRepeat = [8]uint64{0, 0x0101010101010101, 0x0001000100010001, 1 | 1<<24 | 1<<48, 1 | 1<<32, 1 | 1<<40, 1 | 1<<48, 1 | 1<<56}
 	patternStep   = [8]uint8{0, 8, 8, 6, 8, 5, 6, 7}
 	// The order in which a dynamic block lists the code-length code's lengths.
-	codeLengthOrder = [19]uint8{16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15}
+	CodeLengthOrder = [19]uint8{16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15}
 )
 
 var (
-	errTruncated     = errors.New("deflate: input ends inside the stream")
+	ErrTruncated     = errors.New("deflate: input ends inside the stream")
 	errBlockType     = errors.New("deflate: invalid block type 3")
 	errStoredLength  = errors.New("deflate: stored block length does not match its complement")
 	errTooManyCodes  = errors.New("deflate: too many literal/length or distance codes")
@@ -74,10 +76,10 @@ var (
 	errDistTooFar    = errors.New("deflate: distance too far back")
 )
 
-// outputLimitError is a stream whose output would pass the end of the destination.
-type outputLimitError int
+// OutputLimitError is a stream whose output would pass the end of the destination.
+type OutputLimitError int
 
-func (e outputLimitError) Error() string {
+func (e OutputLimitError) Error() string {
 	return fmt.Sprintf("deflate: output larger than %d bytes", int(e))
 }
 
@@ -126,11 +128,11 @@ func buildFixedTables() {
 	}
 }
 
-// inflateRaw decodes the raw DEFLATE stream at the start of src into dst. It returns the bytes written
+// InflateRaw decodes the raw DEFLATE stream at the start of src into dst. It returns the bytes written
 // and the bytes of src the stream occupies (to its final block's last byte), so whatever follows, such
-// as a zlib checksum, starts at src[used:]. Output that would not fit in dst is an outputLimitError
+// as a zlib checksum, starts at src[used:]. Output that would not fit in dst is an OutputLimitError
 // (with n == len(dst) when the stream had more to give). dst past the returned n may be overwritten.
-func inflateRaw(dst, src []byte) (n int, used int, err error) {
+func InflateRaw(dst, src []byte) (n int, used int, err error) {
 	fixedOnce.Do(buildFixedTables)
 	f := inflaterPool.Get().(*inflater)
 	defer inflaterPool.Put(f)
@@ -138,12 +140,12 @@ func inflateRaw(dst, src []byte) (n int, used int, err error) {
 	n, err = f.inflate(dst)
 	if err != nil {
 		if f.br.overrun() {
-			err = errTruncated
+			err = ErrTruncated
 		}
 		return n, 0, err
 	}
 	if f.br.overrun() {
-		return n, 0, errTruncated
+		return n, 0, ErrTruncated
 	}
 	return n, f.br.end(), nil
 }
@@ -188,7 +190,7 @@ func (f *inflater) stored(dst []byte, o int) (int, error) {
 	src := br.src
 	if len(src)-in < 4 {
 		br.in = len(src) + 1 // cut inside the header
-		return o, errTruncated
+		return o, ErrTruncated
 	}
 	size := int(binary.LittleEndian.Uint16(src[in:]))
 	if uint16(size) != ^binary.LittleEndian.Uint16(src[in+2:]) {
@@ -203,9 +205,9 @@ func (f *inflater) stored(dst []byte, o int) (int, error) {
 	if k < size {
 		if in == len(src) {
 			br.in++ // the missing bytes were needed
-			return o, errTruncated
+			return o, ErrTruncated
 		}
-		return o, outputLimitError(len(dst))
+		return o, OutputLimitError(len(dst))
 	}
 	return o, nil
 }
@@ -227,7 +229,7 @@ func (f *inflater) readDynamicTables() error {
 		if err := br.refill(); err != nil {
 			return err
 		}
-		clens[codeLengthOrder[i]] = uint8(br.take(3))
+		clens[CodeLengthOrder[i]] = uint8(br.take(3))
 	}
 	if err := buildTable(f.pre[:], preRootBits, clens[:], f.sorted[:], tableCodeLen); err != nil {
 		return err
@@ -270,7 +272,7 @@ func (f *inflater) readDynamicTables() error {
 		i += run
 	}
 	if br.overrun() {
-		return errTruncated
+		return ErrTruncated
 	}
 	if lens[endOfBlock] == 0 {
 		return errNoEndOfBlock
@@ -541,9 +543,9 @@ func (f *inflater) huffman(dst []byte, o int, lt *[litTableSize]uint32, dt *[dis
 				nb -= uint(e & 31)
 				switch {
 				case nb < pad:
-					err = errTruncated
+					err = ErrTruncated
 				case o >= len(dst):
-					err = outputLimitError(len(dst))
+					err = OutputLimitError(len(dst))
 				default:
 					dst[o] = byte(e >> 16)
 					o++
@@ -563,11 +565,11 @@ func (f *inflater) huffman(dst []byte, o int, lt *[litTableSize]uint32, dt *[dis
 				buf >>= e & 63
 				nb -= uint(e & 31)
 				if nb < pad {
-					err = errTruncated
+					err = ErrTruncated
 					break
 				}
 				if o >= len(dst) {
-					err = outputLimitError(len(dst))
+					err = OutputLimitError(len(dst))
 					break
 				}
 				dst[o] = byte(e >> 16)
@@ -579,7 +581,7 @@ func (f *inflater) huffman(dst []byte, o int, lt *[litTableSize]uint32, dt *[dis
 			buf >>= e & 63
 			nb -= uint(e & 31)
 			if nb < pad {
-				err = errTruncated
+				err = ErrTruncated
 			} else if e&entInvalid != 0 {
 				err = errLitLenCode
 			}
@@ -604,7 +606,7 @@ func (f *inflater) huffman(dst []byte, o int, lt *[litTableSize]uint32, dt *[dis
 		buf >>= e & 63
 		nb -= uint(e & 31)
 		if nb < pad {
-			err = errTruncated
+			err = ErrTruncated
 			break
 		}
 		if dist > o {
@@ -614,7 +616,7 @@ func (f *inflater) huffman(dst []byte, o int, lt *[litTableSize]uint32, dt *[dis
 		if length > len(dst)-o {
 			// Fill dst with what fits: the caller may keep one grain of a longer stream.
 			o = copyMatch(dst, o, dist, len(dst)-o)
-			err = outputLimitError(len(dst))
+			err = OutputLimitError(len(dst))
 			break
 		}
 		o = copyMatch(dst, o, dist, length)
@@ -692,7 +694,7 @@ func (b *bitReader) refillSlow() error {
 		b.nb += 8
 	}
 	if b.in > len(b.src)+8 {
-		return errTruncated
+		return ErrTruncated
 	}
 	return nil
 }
@@ -716,7 +718,7 @@ func (b *bitReader) align() (int, error) {
 	b.nb &^= 7
 	in := b.in - int(b.nb/8)
 	if in > len(b.src) {
-		return in, errTruncated
+		return in, ErrTruncated
 	}
 	b.in, b.buf, b.nb = in, 0, 0
 	return in, nil
