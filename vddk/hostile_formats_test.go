@@ -53,7 +53,8 @@ func sampleImage(t testing.TB, dir, name, format string, create []string, size s
 	return b
 }
 
-// qcow2Samples: v2, v3 with extended L2, zstd-compressed clusters, and a child with a backing file.
+// qcow2Samples: v2, v3 with extended L2, zstd and zlib compressed clusters, each a child with a
+// backing file.
 func qcow2Samples(t testing.TB, dir string) []foreignSample {
 	writes := []string{"write -P 0x61 0 8k", "write -z 64k 4k", "write -P 0x62 300k 2k"}
 	var out []foreignSample
@@ -61,9 +62,10 @@ func qcow2Samples(t testing.TB, dir string) []foreignSample {
 		{"qcow2-v2", "compat=0.10,cluster_size=4096"},
 		{"qcow2-extl2", "extended_l2=on,cluster_size=16k"},
 		{"qcow2-zstd", "compression_type=zstd,cluster_size=4096"},
+		{"qcow2-zlib", "cluster_size=4096"},
 	} {
 		w := writes
-		if s.name == "qcow2-zstd" {
+		if s.name == "qcow2-zstd" || s.name == "qcow2-zlib" {
 			w = []string{"write -c -P 0x61 0 4k", "write -c -P 0x63 8k 4k", "write -z 64k 4k"}
 		}
 		img := sampleImage(t, dir, s.name, "qcow2", []string{"-o", s.opts, "-b", "base.raw", "-F", "raw"}, "", w...)
