@@ -13,6 +13,11 @@ import (
 const (
 	aheadMin = 256 << 10 // bytes decoded per batch, at least (8 LZX chunks, 64 XPRESS4K ones)
 	aheadMax = 1 << 20   // and at most, even after reads of more
+	// Reads of this size or more start no batch: they decode their own chunks on all cores, and
+	// come from the kernel's read-ahead, several at a time (FUSE reads of 1016 KiB, four or more in
+	// flight), so a batch would only decode chunks a read already in flight asks for, through the
+	// cache (a buffer allocated per chunk and one more copy), while the read waits for it.
+	aheadOff = 512 << 10
 )
 
 // aheadSlots bounds the batches being decoded at once across all Readers, so that many files read
@@ -65,7 +70,7 @@ func (r *Reader) begin(off int64, n int, lo, hi int64) *batch {
 		a.upTo = 0
 		return wait
 	}
-	if a.run == nil {
+	if a.run == nil && n < aheadOff {
 		r.startBatch(min(2*int64(n), aheadMax))
 	}
 	return wait

@@ -41,13 +41,7 @@ func TestReadAhead(t *testing.T) {
 
 // TestNoReadAheadWhenRandom: reads out of order decode what they read and nothing ahead.
 func TestNoReadAheadWhenRandom(t *testing.T) {
-	data := wimres.Sample(t, 2<<20)
-	res := wimres.Capture(t, data, "lzx", wof.LZX.ChunkSize())
-	cache := &mapCache{m: map[int64][]byte{}}
-	r, err := wof.NewReader(bytes.NewReader(res), int64(len(res)), int64(len(data)), wof.LZX, cache)
-	if err != nil {
-		t.Fatal(err)
-	}
+	data, r, cache := cachedLZX(t, 2<<20)
 	const cs = 32 << 10
 	touched := map[int64]bool{}
 	for k := 0; k < 40; k++ {
@@ -66,6 +60,41 @@ func TestNoReadAheadWhenRandom(t *testing.T) {
 			t.Errorf("chunk %d was decoded, but no read reached it", i)
 		}
 	}
+}
+
+// TestNoReadAheadForLargeReads: reads in order of 1016 KiB, as FUSE makes them with the kernel's
+// read-ahead, decode their own chunks; only the chunks a read covers in part reach the cache.
+func TestNoReadAheadForLargeReads(t *testing.T) {
+	data, r, cache := cachedLZX(t, 5<<20)
+	const cs, n = 32 << 10, 1016 << 10
+	split := map[int64]bool{}
+	p := make([]byte, n)
+	for off := int64(0); off < int64(len(data)); off += n {
+		k, err := r.ReadAt(p, off)
+		if (err != nil && err != io.EOF) || !bytes.Equal(p[:k], data[off:off+int64(k)]) {
+			t.Fatalf("read at %d: %v", off, err)
+		}
+		split[off/cs], split[(off+int64(k)-1)/cs] = true, true
+	}
+	time.Sleep(50 * time.Millisecond) // a batch, had one started, would have finished
+	for i := range cache.chunks() {
+		if !split[i] {
+			t.Errorf("chunk %d, which a read covered whole, was decoded into the cache", i)
+		}
+	}
+}
+
+// cachedLZX returns size bytes of sample data and a Reader with a cache of their LZX resource.
+func cachedLZX(t *testing.T, size int) ([]byte, *wof.Reader, *mapCache) {
+	t.Helper()
+	data := wimres.Sample(t, size)
+	res := wimres.Capture(t, data, "lzx", wof.LZX.ChunkSize())
+	cache := &mapCache{m: map[int64][]byte{}}
+	r, err := wof.NewReader(bytes.NewReader(res), int64(len(res)), int64(len(data)), wof.LZX, cache)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data, r, cache
 }
 
 // waitGoroutines fails the test unless the goroutine count comes back to n within a second.
