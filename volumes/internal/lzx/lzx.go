@@ -76,6 +76,7 @@ type Decoder struct {
 	// The chunk's output, copied to the caller's buffer at the end: matches copy within it
 	// without bounds checks.
 	win lzcopy.Window
+	out *lzcopy.Window // where the chunk being decoded goes: win or the caller's
 }
 
 const (
@@ -95,9 +96,23 @@ func corrupt(format string, args ...any) error {
 
 // Decompress is the package Decompress reusing d's tables.
 func (d *Decoder) Decompress(dst, src []byte) error {
-	if len(dst) > WindowSize {
-		return corrupt("chunk of %d bytes exceeds the %d-byte window", len(dst), WindowSize)
+	if err := d.DecompressWindow(&d.win, len(dst), src); err != nil {
+		return err
 	}
+	copy(dst, d.win[:])
+	return nil
+}
+
+// DecompressWindow expands one chunk (src) of n bytes into w[:n], decoding in w itself rather than
+// in d's own window and copying out, for a caller whose chunk lies in a larger buffer. It may write
+// past n: up to 7 bytes on valid input, up to a match's length more on damaged input (which then
+// fails); never past w.
+func (d *Decoder) DecompressWindow(w *lzcopy.Window, n int, src []byte) error {
+	if n > WindowSize || n < 0 {
+		return corrupt("chunk of %d bytes exceeds the %d-byte window", n, WindowSize)
+	}
+	d.out = w
+	defer func() { d.out = nil }() // no hold on the caller's buffer from a pooled Decoder
 	d.mainLens = [len(d.mainLens)]uint8{}
 	d.lenLens = [len(d.lenLens)]uint8{}
 	if len(src) > inMask+1-inPad {
@@ -108,7 +123,7 @@ func (d *Decoder) Decompress(dst, src []byte) error {
 	br := &d.br
 	r0, r1, r2 := uint32(1), uint32(1), uint32(1)
 	out := 0
-	for out < len(dst) {
+	for out < n {
 		typ := br.read(3)
 		size := defaultBlock
 		if br.read(1) == 0 {
@@ -117,7 +132,7 @@ func (d *Decoder) Decompress(dst, src []byte) error {
 		if size == 0 {
 			return corrupt("empty block at output byte %d", out)
 		}
-		end := out + min(size, len(dst)-out)
+		end := out + min(size, n-out)
 		switch typ {
 		case blockAligned:
 			var al [numAlignedSyms]uint8
@@ -160,13 +175,12 @@ func (d *Decoder) Decompress(dst, src []byte) error {
 			r1 = binary.LittleEndian.Uint32(src[at+4:])
 			r2 = binary.LittleEndian.Uint32(src[at+8:])
 			at += 12
-			n := end - out
-			if at+n > len(src) {
-				return corrupt("uncompressed block of %d bytes past the input", n)
+			if at+end-out > len(src) {
+				return corrupt("uncompressed block of %d bytes past the input", end-out)
 			}
-			copy(d.win[out:end], src[at:at+n])
-			out = end
-			at += n + size&1 // odd blocks are padded back to a 16-bit boundary
+			copy(w[out:end], src[at:at+end-out])
+			at += end - out + size&1
+			out = end // odd blocks are padded back to a 16-bit boundary
 			*br = bitReader{src: src, pos: at}
 		default:
 			return corrupt("block type %d at output byte %d", typ, out)
@@ -175,18 +189,17 @@ func (d *Decoder) Decompress(dst, src []byte) error {
 			return corrupt("input of %d bytes ends before the output is complete", len(src))
 		}
 	}
-	undoE8(&d.win, len(dst))
-	copy(dst, d.win[:])
+	undoE8(w, n)
 	return nil
 }
 
-// block decodes the symbols of a verbatim or aligned block into d.win[out:end]. The bit reader's
+// block decodes the symbols of a verbatim or aligned block into d.out[out:end]. The bit reader's
 // state lives in local variables while it runs, so that the loop keeps it in registers: each
 // symbol takes at most 49 bits (main and length codes of 16, then up to 17 for the offset), read
 // after two refills of 32.
 func (d *Decoder) block(end, out int, aligned bool) (int, error) {
 	pos, buf, nb := d.br.pos, d.br.buf, d.br.n
-	w := &d.win
+	w := d.out
 	dst := w[:end]
 	d.aligned1 = aligned
 	// A damaged stream leaves the loop with what is wrong in bad (and the match's offset in

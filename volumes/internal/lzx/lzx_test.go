@@ -1,10 +1,12 @@
 package lzx_test
 
 import (
+	"bytes"
 	"testing"
 
 	"github.com/vmdkmount/vmdkmount/internal/testfix"
 	"github.com/vmdkmount/vmdkmount/internal/wimres"
+	"github.com/vmdkmount/vmdkmount/volumes/internal/lzcopy"
 	"github.com/vmdkmount/vmdkmount/volumes/internal/lzx"
 )
 
@@ -27,6 +29,32 @@ func TestMachineCode(t *testing.T) {
 	data := testfix.ExecutablePrefix(t, 1<<20)
 	res := wimres.Capture(t, data, "lzx", lzx.WindowSize)
 	if n := wimres.CheckChunks(t, data, res, lzx.WindowSize, lzx.Decompress); n < 5 {
+		t.Fatalf("only %d compressed chunks", n)
+	}
+}
+
+// TestInPlace decodes wimlib's chunks with DecompressWindow into a window filled with a marker, as
+// the WOF reader does inside a read's buffer: the chunk is right, and at most 7 bytes past it are
+// written.
+func TestInPlace(t *testing.T) {
+	data := testfix.ExecutablePrefix(t, 1<<20)
+	res := wimres.Capture(t, data, "lzx", lzx.WindowSize)
+	var d lzx.Decoder
+	w := new(lzcopy.Window)
+	inPlace := func(dst, src []byte) error {
+		for i := range w {
+			w[i] = 0xA5
+		}
+		if err := d.DecompressWindow(w, len(dst), src); err != nil {
+			return err
+		}
+		if rest := w[len(dst)+7:]; !bytes.Equal(rest, bytes.Repeat([]byte{0xA5}, len(rest))) {
+			t.Fatalf("bytes more than 7 past a chunk of %d written", len(dst))
+		}
+		copy(dst, w[:len(dst)])
+		return nil
+	}
+	if n := wimres.CheckChunks(t, data, res, lzx.WindowSize, inPlace); n < 5 {
 		t.Fatalf("only %d compressed chunks", n)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"sync"
 
+	"github.com/vmdkmount/vmdkmount/volumes/internal/lzcopy"
 	"github.com/vmdkmount/vmdkmount/volumes/internal/lzx"
 	"github.com/vmdkmount/vmdkmount/volumes/internal/xpress"
 )
@@ -158,6 +159,9 @@ type job struct {
 	dst        []byte
 	skip       int64
 	start, end int64 // compressed bytes, relative to the end of the table
+	// The bytes after dst are the next chunk's, which this goroutine decodes next: a decoder may
+	// write past dst there (and decode in place, without copying out of its own window).
+	spill bool
 }
 
 // decode reads the compressed bytes of jobs (chunks in increasing order) in one read and decodes
@@ -199,8 +203,10 @@ func (r *Reader) decode(jobs []job) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for k := w * len(jobs) / workers; k < (w+1)*len(jobs)/workers; k++ {
+			from, to := w*len(jobs)/workers, (w+1)*len(jobs)/workers
+			for k := from; k < to; k++ {
 				j := &jobs[k]
+				j.spill = k+1 < to && jobs[k+1].i == j.i+1 && jobs[k+1].skip == 0
 				errs[k] = r.decodeGuarded(j, raw[j.start-first:j.end-first])
 			}
 		}()
@@ -239,7 +245,11 @@ func (r *Reader) decodeOne(j *job, src []byte) error {
 		copy(out, src) // stored as is
 	case r.alg == LZX:
 		d := lzxPool.Get().(*lzx.Decoder)
-		err = d.Decompress(out, src)
+		if w, ok := window(out, whole && j.spill); ok {
+			err = d.DecompressWindow(w, len(out), src)
+		} else {
+			err = d.Decompress(out, src)
+		}
 		lzxPool.Put(d)
 	default:
 		d := xpressPool.Get().(*xpress.Decoder)
@@ -256,6 +266,15 @@ func (r *Reader) decodeOne(j *job, src []byte) error {
 		copy(j.dst, out[j.skip:])
 	}
 	return nil
+}
+
+// window returns the window of a decoder writing in place at the start of dst, when spill allows
+// writes past dst and dst's capacity holds a whole window.
+func window(dst []byte, spill bool) (*lzcopy.Window, bool) {
+	if !spill || cap(dst) < len(lzcopy.Window{}) {
+		return nil, false
+	}
+	return (*lzcopy.Window)(dst[:len(lzcopy.Window{})]), true
 }
 
 // bounds returns where chunk i's compressed bytes start and end, relative to the end of the table.
