@@ -206,7 +206,7 @@ func (r *Reader) decode(jobs []job) error {
 			from, to := w*len(jobs)/workers, (w+1)*len(jobs)/workers
 			for k := from; k < to; k++ {
 				j := &jobs[k]
-				j.spill = k+1 < to && jobs[k+1].i == j.i+1 && jobs[k+1].skip == 0
+				j.spill = k+1 < to && jobs[k+1].i == j.i+1 && jobs[k+1].skip == 0 && len(jobs[k+1].dst) >= maxSpill
 				errs[k] = r.decodeGuarded(j, raw[j.start-first:j.end-first])
 			}
 		}()
@@ -267,6 +267,12 @@ func (r *Reader) decodeOne(j *job, src []byte) error {
 	}
 	return nil
 }
+
+// maxSpill bounds what a decoder writes past a chunk's end, damaged input included (an LZX match
+// of at most 257 bytes starting before the end, and a word copy's 7 bytes more): a chunk decodes in
+// place only when the read's next chunk holds that much, so that the bytes past the read's end
+// (another caller's, when p is part of a larger buffer) are never written.
+const maxSpill = 1024
 
 // window returns the window of a decoder writing in place at the start of dst, when spill allows
 // writes past dst and dst's capacity holds a whole window.

@@ -58,6 +58,29 @@ func (c *mapCache) chunks() map[int64]bool {
 	return out
 }
 
+// TestNothingPastTheRead: a read ending a byte into an LZX chunk, in a larger buffer, writes
+// nothing past its end, although chunks before it decode in place in the buffer.
+func TestNothingPastTheRead(t *testing.T) {
+	data := wimres.Sample(t, 1<<20)
+	res := wimres.Capture(t, data, "lzx", wof.LZX.ChunkSize())
+	r, err := wof.NewReader(bytes.NewReader(res), int64(len(res)), int64(len(data)), wof.LZX, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 1<<20)
+	for end := 8<<15 + 1; end < len(data); end += 1 << 15 {
+		for i := range buf {
+			buf[i] = 0xA5
+		}
+		if _, err := r.ReadAt(buf[:end], 0); err != nil || !bytes.Equal(buf[:end], data[:end]) {
+			t.Fatalf("read of %d bytes: %v", end, err)
+		}
+		if rest := buf[end:]; !bytes.Equal(rest, bytes.Repeat([]byte{0xA5}, len(rest))) {
+			t.Fatalf("a read of %d bytes wrote past its end", end)
+		}
+	}
+}
+
 // TestResources reads wimlib's resources of every WOF algorithm whole and at scattered offsets,
 // with and without a cache, and compares with the source bytes.
 func TestResources(t *testing.T) {
