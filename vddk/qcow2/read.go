@@ -210,7 +210,7 @@ func (im *Image) readData(p []byte, host int64) error {
 
 var (
 	zstdPool = sync.Pool{New: func() any {
-		d, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(8<<20), zstd.WithDecoderLowmem(true))
+		d, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(8<<20), zstd.WithDecoderLowmem(true), zstd.WithDecodeAllCapLimit(true))
 		if err != nil {
 			panic(err) // only for invalid options
 		}
@@ -265,11 +265,19 @@ func (im *Image) inflateInto(out []byte, e uint64, vc int64) error {
 	var err error
 	if im.zstd {
 		d := zstdPool.Get().(*zstd.Decoder)
+		defer zstdPool.Put(d)
+		// The frame alone, decoded whole straight into out (capped at its length): what qemu writes.
+		if end, ok := zstdFrameEnd(src); ok {
+			if res, err := d.DecodeAll(src[:end], out[:0:len(out)]); err == nil && len(res) == len(out) && (len(out) == 0 || &res[0] == &out[0]) {
+				return nil
+			}
+		}
+		// Anything else qemu may still read (several frames, or damage to report) goes through the
+		// stream decoder, which stops when out is full, as qemu does.
 		if err = d.Reset(bytes.NewReader(src)); err == nil {
 			_, err = io.ReadFull(d, out)
 		}
 		d.Reset(nil)
-		zstdPool.Put(d)
 	} else {
 		err = inflateCluster(out, src)
 	}
