@@ -179,10 +179,12 @@ func (im *Image) ReadAt(p []byte, off int64, parent layer.ReadFunc) error {
 			case layer.Zero:
 				clear(q)
 			case layer.Data:
-				if r.n == im.clusterSize { // a whole cluster (a copy): inflate in place, no cache
-					if err := im.inflateInto(q, r.compressed, off>>im.clusterBits); err != nil {
+				if r.n == im.clusterSize { // whole clusters (a copy): inflate in place, no cache
+					n, err := im.inflateRun(p, off, r)
+					if err != nil {
 						return err
 					}
+					r.n = n
 					break
 				}
 				c, err := im.inflate(r.compressed, off>>im.clusterBits)
@@ -246,22 +248,91 @@ func (im *Image) compressedRange(e uint64) (off, n int64) {
 // twice a cluster, the most an L2 entry's sector count can say).
 var srcPool = sync.Pool{New: func() any { return new([]byte) }}
 
+// compressedSpan returns the checked byte range of a compressed L2 entry's bytes in the file.
+func (im *Image) compressedSpan(e uint64, vc int64) (off, n int64, err error) {
+	off, n = im.compressedRange(e)
+	if off <= 0 || off >= im.fileSize {
+		return 0, 0, fmt.Errorf("qcow2 compressed cluster %d at byte %d lies outside the %d-byte file", vc, off, im.fileSize)
+	}
+	return off, min(n, im.fileSize-off), nil
+}
+
+// srcBuf returns a pooled buffer of n bytes, and the holder to give back to srcPool.
+func srcBuf(n int64) ([]byte, *[]byte) {
+	bp := srcPool.Get().(*[]byte)
+	if int64(cap(*bp)) < n {
+		*bp = make([]byte, n)
+	}
+	return (*bp)[:n], bp
+}
+
 // inflateInto decompresses the cluster a compressed L2 entry describes into out (one cluster).
 func (im *Image) inflateInto(out []byte, e uint64, vc int64) error {
-	coff, csize := im.compressedRange(e)
-	if coff <= 0 || coff >= im.fileSize {
-		return fmt.Errorf("qcow2 compressed cluster %d at byte %d lies outside the %d-byte file", vc, coff, im.fileSize)
+	coff, csize, err := im.compressedSpan(e, vc)
+	if err != nil {
+		return err
 	}
-	csize = min(csize, im.fileSize-coff)
-	bp := srcPool.Get().(*[]byte)
+	src, bp := srcBuf(csize)
 	defer srcPool.Put(bp)
-	if int64(cap(*bp)) < csize {
-		*bp = make([]byte, csize)
-	}
-	src := (*bp)[:csize]
 	if err := layer.ReadFull(im.r, src, coff, "qcow2 compressed cluster"); err != nil {
 		return err
 	}
+	return im.decodeCluster(out, src, vc, coff)
+}
+
+// maxBatch bounds the compressed bytes inflateRun reads at once.
+const maxBatch = 256 << 10
+
+// inflateRun decompresses into p the whole compressed clusters p starts with (the first described by
+// r) whose compressed bytes follow one another in the file, as qemu-img writes them, reading those
+// bytes with one call rather than one per cluster (text compresses to a few hundred bytes a cluster).
+// It returns how many bytes of p it filled: at least the first cluster, or an error.
+func (im *Image) inflateRun(p []byte, off int64, r run) (int64, error) {
+	type item struct{ vc, coff, csize int64 }
+	var items [32]item
+	k := 0
+	var start, end int64
+	for n := int64(0); n < int64(len(p)) && k < len(items); n += im.clusterSize {
+		if n > 0 {
+			var err error
+			if r, err = im.lookup(off+n, int64(len(p))-n); err != nil || r.st != layer.Data || r.compressed == 0 || r.n != im.clusterSize {
+				break // the caller's next round deals with it
+			}
+		}
+		vc := (off + n) >> im.clusterBits
+		coff, csize, err := im.compressedSpan(r.compressed, vc)
+		if err != nil {
+			if k == 0 {
+				return 0, err
+			}
+			break
+		}
+		if k == 0 {
+			start, end = coff, coff+csize
+		} else if coff < start || coff > end || max(end, coff+csize)-start > maxBatch {
+			break
+		} else {
+			end = max(end, coff+csize)
+		}
+		items[k] = item{vc, coff, csize}
+		k++
+	}
+	src, bp := srcBuf(end - start)
+	defer srcPool.Put(bp)
+	if err := layer.ReadFull(im.r, src, start, "qcow2 compressed cluster"); err != nil {
+		return 0, err
+	}
+	for i, it := range items[:k] {
+		b := src[it.coff-start:][:it.csize]
+		if err := im.decodeCluster(p[int64(i)*im.clusterSize:][:im.clusterSize], b, it.vc, it.coff); err != nil {
+			return 0, err
+		}
+	}
+	return int64(k) * im.clusterSize, nil
+}
+
+// decodeCluster decompresses src, the compressed bytes of cluster vc at byte coff, into out (one cluster).
+func (im *Image) decodeCluster(out, src []byte, vc, coff int64) error {
 	var err error
 	if im.zstd {
 		d := zstdPool.Get().(*zstd.Decoder)
