@@ -122,9 +122,13 @@ func DetectFormat(path string) (string, error) {
 	return FormatRaw, nil
 }
 
-// IsDiskImage tells whether Open reads the file at path (a VMDK or another virtual disk format) rather
-// than it being a raw image; known containers it does not read and implausible files are errors.
+// IsDiskImage tells whether Open reads path (a VMDK or another virtual disk format, or a network
+// disk's URI, which opens as a raw link) rather than it being a raw image; known containers it does
+// not read and implausible files are errors.
 func IsDiskImage(path string) (bool, error) {
+	if IsRemote(path) {
+		return true, nil
+	}
 	kind, err := DetectFormat(path)
 	return kind != FormatRaw && err == nil, err
 }

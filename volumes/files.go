@@ -30,12 +30,9 @@ func OpenFiles(paths []string, vopts vddk.Options, opts Options) (*Set, io.Close
 }
 
 func openDiskFile(path string, vopts vddk.Options) (Disk, io.Closer, error) {
-	isVMDK := vddk.IsRemote(path) // a network disk opens through vddk, as a raw link
-	if !isVMDK {
-		var err error
-		if isVMDK, err = vddk.IsDiskImage(path); err != nil {
-			return nil, nil, err // names the file already
-		}
+	isVMDK, err := vddk.IsDiskImage(path) // a network disk opens through vddk, as a raw link
+	if err != nil {
+		return nil, nil, err // names the file already
 	}
 	if isVMDK {
 		d, err := vddk.Open(path, vopts)

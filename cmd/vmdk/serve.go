@@ -113,11 +113,9 @@ func cmdServe(c *cli.Context) error {
 // openServed opens DISK for serving: as it is, or with --rw through a new redo log on top of it.
 func openServed(c *cli.Context, p string, i int, vopts vddk.Options) (d *vddk.Disk, redo string, err error) {
 	// A VMDK or another format vddk reads, or a network disk; IsDiskImage refuses what is neither.
-	isVMDK := vddk.IsRemote(p)
-	if !isVMDK {
-		if isVMDK, err = vddk.IsDiskImage(p); err != nil {
-			return nil, "", err
-		}
+	isVMDK, err := vddk.IsDiskImage(p)
+	if err != nil {
+		return nil, "", err
 	}
 	if !isVMDK {
 		if c.Bool("rw") {

@@ -66,8 +66,7 @@ func cmdConvert(c *cli.Context) error {
 	}
 	opts := vddk.Options{AllowExternalPaths: c.Bool("allow-external-extents")}
 	open := vddk.Open // also of a network disk's URI
-	if vddk.IsRemote(c.Args().Get(0)) {
-	} else if isVMDK, err := vddk.IsDiskImage(c.Args().Get(0)); err != nil {
+	if isVMDK, err := vddk.IsDiskImage(c.Args().Get(0)); err != nil {
 		return err // also what must not be read as a raw image
 	} else if !isVMDK {
 		open = vddk.OpenRaw // a raw image: the whole file is the disk

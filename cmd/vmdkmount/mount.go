@@ -240,12 +240,9 @@ func serve(c *cli.Context, paths []string, mountpoint, volume string, o mountOpt
 		var w io.WriterAt
 		// A network disk opens through vddk (read-only, or under a redo log with --rw); of a file,
 		// IsDiskImage refuses what must not be read as a raw image.
-		isVMDK := vddk.IsRemote(p)
-		if !isVMDK {
-			var err error
-			if isVMDK, err = vddk.IsDiskImage(p); err != nil {
-				return err
-			}
+		isVMDK, err := vddk.IsDiskImage(p)
+		if err != nil {
+			return err
 		}
 		switch {
 		case writable && isVMDK:
