@@ -1,7 +1,6 @@
 package vddk
 
 import (
-	"bytes"
 	"io"
 	"os"
 	"sync"
@@ -220,14 +219,13 @@ func (c *chunk) release(free chan []byte) {
 // writeSparseAt writes b at off, leaving 64 KiB runs of zeros unwritten (holes of a new file).
 func writeSparseAt(f *os.File, b []byte, off int64) error {
 	const run = 64 << 10
-	var zero [run]byte
 	for len(b) > 0 {
 		n := min(run, len(b))
-		if !bytes.Equal(b[:n], zero[:n]) {
+		if !IsZero(b[:n]) {
 			// Write the whole non-zero stretch in one call.
 			for n < len(b) {
 				k := min(run, len(b)-n)
-				if bytes.Equal(b[n:n+k], zero[:k]) {
+				if IsZero(b[n : n+k]) {
 					break
 				}
 				n += k
