@@ -129,7 +129,7 @@ func (d *Disk) more(n int) []*slot {
 				d.opts.Log.Debug("nbd: an extra connection failed", "export", d.name, "err", err)
 				return
 			}
-			if c.size != d.size || c.metaCtx != d.alloc {
+			if d.sameExport(c) != nil {
 				c.disconnect()
 				return
 			}
@@ -223,16 +223,24 @@ func (d *Disk) current(s *slot, dead *conn) (*conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w: %v; reconnecting failed: %v", d.name, ErrConnection, why, err)
 	}
-	if c.size != d.size {
+	if err := d.sameExport(c); err != nil {
 		c.disconnect()
-		return nil, fmt.Errorf("%s: %w: the export's size changed from %d to %d on reconnection", d.name, ErrConnection, d.size, c.size)
-	}
-	if c.metaCtx != d.alloc {
-		c.disconnect()
-		return nil, fmt.Errorf("%s: %w: base:allocation changed on reconnection", d.name, ErrConnection)
+		return nil, err
 	}
 	s.c = c
 	return c, nil
+}
+
+// sameExport checks that a later connection (an extra one or a reconnection) reached the export the
+// disk was opened on: same size, and block status offered as before.
+func (d *Disk) sameExport(c *conn) error {
+	if c.size != d.size {
+		return fmt.Errorf("%s: %w: the export's size changed from %d to %d on reconnection", d.name, ErrConnection, d.size, c.size)
+	}
+	if c.metaCtx != d.alloc {
+		return fmt.Errorf("%s: %w: base:allocation changed on reconnection", d.name, ErrConnection)
+	}
+	return nil
 }
 
 // do runs one request, reconnecting once when its connection dies under it.
