@@ -1,6 +1,7 @@
 package vddk
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -455,17 +456,15 @@ func isManaged(createType string) bool {
 	return strings.HasPrefix(ct, "vmfs") || ct == "sesparse"
 }
 
-// looksLikeText accepts descriptor text: printable bytes and line ends, NUL padding at the end.
+// looksLikeText accepts descriptor text: printable bytes and line ends, up to the first NUL if there is
+// one. What follows a NUL is not looked at, as qemu (which reads a descriptor as a C string) does not
+// either: qemu-img itself leaves the tail of a longer earlier text there when two of its writers update
+// a new image's CID at once.
 func looksLikeText(b []byte) bool {
-	for i, c := range b {
-		if c == 0 {
-			for _, r := range b[i:] {
-				if r != 0 {
-					return false
-				}
-			}
-			return i > 0
-		}
+	if i := bytes.IndexByte(b, 0); i >= 0 {
+		b = b[:i]
+	}
+	for _, c := range b {
 		if c < 0x20 && c != '\n' && c != '\r' && c != '\t' {
 			return false
 		}

@@ -539,3 +539,53 @@ func TestAbsoluteParentHint(t *testing.T) {
 		d.Close()
 	}
 }
+
+// qemu reads a descriptor as a C string: what follows its first NUL does not count. qemu-img itself
+// leaves bytes there (the tail of a longer earlier text, when two of its writers update a new image's
+// CID at once: seen about once in 150 conversions of a 24 MiB disk), so such a file must open, and
+// read as qemu-img reads it; a control byte before the NUL is still no descriptor.
+func TestDescriptorTailAfterNUL(t *testing.T) {
+	needTool(t, "qemu-img")
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src.raw")
+	b := make([]byte, 1<<20)
+	for i := range b {
+		b[i] = byte(i*7 + i>>9)
+	}
+	if err := os.WriteFile(src, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	img := filepath.Join(dir, "flat.vmdk")
+	run(t, "qemu-img", "convert", "-q", "-f", "raw", "-O", "vmdk", "-o", "subformat=monolithicFlat", src, img)
+	text, err := os.ReadFile(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if i := bytes.IndexByte(text, 0); i >= 0 {
+		text = text[:i]
+	}
+	for _, tail := range []string{"\n", "7\"\n", "\x01\x02binary\xff"} {
+		desc := append(append(append([]byte{}, text...), 0), tail...)
+		desc = append(desc, make([]byte, 512-len(desc)%512)...)
+		if err := os.WriteFile(img, desc, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		ref := qemuRaw(t, img, "-f", "vmdk") // qemu-img takes it
+		if ok, err := IsVMDK(img); !ok || err != nil {
+			t.Errorf("tail %q: IsVMDK %v, %v", tail, ok, err)
+		}
+		d, err := Open(img, Options{})
+		if err != nil {
+			t.Fatalf("tail %q: %v", tail, err)
+		}
+		sameFiles(t, copyRawTo(t, d, t.TempDir()), ref)
+		d.Close()
+	}
+	bad := append(append([]byte{}, text[:20]...), '\x01')
+	if err := os.WriteFile(img, append(bad, text[20:]...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(img, Options{}); err == nil || !strings.Contains(err.Error(), "not a text descriptor") {
+		t.Errorf("a control byte inside the text: %v", err)
+	}
+}
