@@ -3,8 +3,10 @@
 # default 2 GiB) in each other format vmdkmount reads (see format_images in lib.sh) and, for reference,
 # as monolithicSparse and streamOptimized VMDKs. Prints the ratios (qemu time / our time: above 1
 # means vmdk is faster) of the median times of RUNS runs each, ours and qemu-img's taking turns (these
-# machines are shared and noisy: a single run can be off by 2x), warm page cache, and of their CPU times. Both write a new sparse raw file to OUT
-# (default: in /dev/shm, so that the conversion is timed rather than a busy disk's write-back).
+# machines are shared and noisy: a single run can be off by 2x), and of their CPU times. The images are
+# read from a warm page cache, filled as a read from disk fills it (recache in lib.sh). Both write a new
+# sparse raw file to OUT (default: in /dev/shm, so that the conversion is timed rather than a busy
+# disk's write-back).
 # Usage: bench/formats-cat.sh [WORKDIR]   (needs qemu-utils, openssl, bc, time; about 16 GiB free disk)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +22,7 @@ go build -o "$work/" ./cmd/vmdk ./bench/copyfloor
 src=$work/src.raw
 make_mix "$src" $((SIZE_MIB / 64))
 format_images "$work" "$src"
+for v in $FORMAT_IMAGES; do recache "$work/${v%%:*}"; done
 
 before_run() { rm -f "$out"; }
 ours() { wall_cpu sh -c '"$0" cat "$1" >"$2"' "$work/vmdk" "$1" "$out"; }
@@ -38,7 +41,7 @@ for v in $FORMAT_IMAGES; do
 	ref=$work/floor.raw
 	rm -f "$ref"
 	qemu-img convert -f "$fmt" -O raw "$d" "$ref"
-	sync "$ref" # its write-back not in the timings
+	recache "$ref" # its write-back not in the timings, its pages as the images' are
 	"$work/vmdk" cat "$d" >"$out"
 	cmp -s "$out" "$ref" || { echo "$name: vmdk cat and qemu-img convert differ" >&2; exit 1; }
 	to=() tq=() tf=() co=() cq=()

@@ -4,7 +4,8 @@
 # holding the same data the same way: streamOptimized for compressed qcow2, monolithicSparse for the
 # rest (1.20x or less is the goal: every format served about as fast as VMDK). A fresh
 # mount for every read, so that nothing of raw/disk is in the page cache; the image files are (the
-# daemon is timed, not the disk). Median of RUNS runs each, the formats taking turns within a round.
+# daemon is timed, not the disk), filled as a read from disk fills it (recache in lib.sh). Median of
+# RUNS runs each, the formats taking turns within a round.
 # Usage: bench/formats-mount.sh [WORKDIR]   (root, fuse3, qemu-utils, openssl, bc; WORKDIR may be the
 # one of formats-cat.sh, whose images it reuses)
 set -euo pipefail
@@ -22,7 +23,7 @@ trap '"$work/vmdkmount" umount "$m" 2>/dev/null || true' EXIT
 src=$work/src.raw
 make_mix "$src" $((SIZE_MIB / 64))
 format_images "$work" "$src"
-for v in $FORMAT_IMAGES; do cat "$work/${v%%:*}" >/dev/null; done
+for v in $FORMAT_IMAGES; do recache "$work/${v%%:*}"; done
 
 # daemon_cpu: CPU seconds used so far by the daemon serving $m (a steadier figure than wall time on a
 # busy machine).

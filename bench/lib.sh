@@ -70,6 +70,20 @@ format_images() {
 	fi
 }
 
+# recache FILE...: drops each FILE's pages from the page cache and reads it back whole, so that it is
+# cached as a disk image read from disk is (readahead fills large folios). A file just written in small
+# pieces (qemu-img convert -c writes a cluster at a time) sits in small folios, and a copy out of it
+# costs about 1.2-1.5x as much per byte (kernel-only sendfile out of this bench's qcow2 images):
+# the bench would time how the images happened to be written, for every tool alike.
+recache() {
+	local f
+	for f in "$@"; do
+		sync "$f"
+		dd if="$f" iflag=nocache count=0 status=none # GNU dd: count=0 drops the whole file
+		cat "$f" >/dev/null
+	done
+}
+
 # secs_of CMD...: the wall time of one run of CMD, in seconds (after `before_run`, when defined).
 secs_of() {
 	local s e
