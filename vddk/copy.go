@@ -3,6 +3,7 @@ package vddk
 import (
 	"io"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 )
@@ -71,13 +72,16 @@ func (d *Disk) copyChunks(w io.Writer, f *os.File, plan []*chunk, progress Progr
 	for _, c := range plan {
 		c.done = make(chan struct{})
 	}
+	cpu := newCoreTokens(f != nil)
 	var stop atomic.Bool
 	var wg sync.WaitGroup
 	for range copyDepth {
 		wg.Go(func() {
 			for c := range work {
 				if !stop.Load() {
+					cpu.take()
 					c.err = d.prepareChunk(c, f != nil)
+					cpu.give()
 				}
 				close(c.done)
 			}
@@ -125,6 +129,7 @@ func (d *Disk) copyChunks(w io.Writer, f *os.File, plan []*chunk, progress Progr
 		if werr == nil {
 			werr = c.err
 		}
+		cpu.take()
 		switch {
 		case werr != nil:
 		case f != nil:
@@ -134,6 +139,7 @@ func (d *Disk) copyChunks(w io.Writer, f *os.File, plan []*chunk, progress Progr
 				_, werr = w.Write(c.buf)
 			}
 		}
+		cpu.give()
 		if werr != nil {
 			stop.Store(true)
 		}
@@ -157,6 +163,32 @@ func (d *Disk) copyChunks(w io.Writer, f *os.File, plan []*chunk, progress Progr
 		progress(d.size, d.size)
 	}
 	return werr
+}
+
+// coreTokens are a copy's tokens, one per core, taken by a reader while it reads (and inflates) a chunk
+// and by the writer while it writes one. A copy into a file is bound by the writer's copies into it;
+// left free, the readers took both cores whenever they inflated, and the writer waited for its turn
+// (zstd-compressed qcow2 copied 9% slower, streamOptimized VMDK 4%). nil (a copy into a stream, whose
+// writes may wait on whoever reads it: no core to keep) hands out nothing.
+type coreTokens chan struct{}
+
+func newCoreTokens(file bool) coreTokens {
+	if !file {
+		return nil
+	}
+	return make(coreTokens, runtime.GOMAXPROCS(0))
+}
+
+func (c coreTokens) take() {
+	if c != nil {
+		c <- struct{}{}
+	}
+}
+
+func (c coreTokens) give() {
+	if c != nil {
+		<-c
+	}
 }
 
 // prepareChunk cuts a chunk into segments and reads those that must be read into its buffer. With
