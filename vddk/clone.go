@@ -22,22 +22,47 @@ func CreateChild(parentPath, childPath string, typ string) error {
 // IgnoreCIDMismatch): the child is opened with its chain once made, and removed again when it would
 // not open, so that no child is made that Open refuses.
 func CreateChildWith(parentPath, childPath string, typ string, opts Options) error {
+	if err := createChild(parentPath, childPath, typ, opts); err != nil {
+		return err
+	}
+	child, err := Open(childPath, childOptions(parentPath, opts))
+	if err != nil {
+		return removeNewChild(childPath, "child", err)
+	}
+	return child.Close()
+}
+
+// removeNewChild removes a child just made that would not open (err), and says so.
+func removeNewChild(path, what string, err error) error {
+	if uerr := Unlink(path); uerr != nil {
+		os.Remove(path)
+	}
+	return &Error{Code: CodeOf(err), Path: path, Msg: "the new " + what + " would not open; it was removed", Err: err}
+}
+
+// childOptions are the options a new child and its parent are opened with.
+func childOptions(parentPath string, opts Options) Options {
+	opts = Options{AllowExternalPaths: opts.AllowExternalPaths, IgnoreCIDMismatch: opts.IgnoreCIDMismatch, RemoteParent: opts.RemoteParent}
+	if IsRemote(parentPath) {
+		opts.RemoteParent = parentPath
+	}
+	return opts
+}
+
+// createChild makes the child and closes its parent again, without opening the child: whoever opens
+// it next (CreateChildWith, OpenRedo) removes it when it would not open.
+func createChild(parentPath, childPath string, typ string, opts Options) error {
 	if typ == "" {
 		typ = TypeMonolithicSparse
 	}
 	if typ != TypeMonolithicSparse && typ != TypeTwoGbMaxExtentSparse {
 		return newErr(ErrInvalidArg, childPath, "a child is monolithicSparse or twoGbMaxExtentSparse, not %s", typ)
 	}
-	opts = Options{AllowExternalPaths: opts.AllowExternalPaths, IgnoreCIDMismatch: opts.IgnoreCIDMismatch, RemoteParent: opts.RemoteParent}
-	if IsRemote(parentPath) {
-		opts.RemoteParent = parentPath
-	}
-	parent, err := Open(parentPath, opts)
+	parent, err := Open(parentPath, childOptions(parentPath, opts))
 	if err != nil {
 		return err
 	}
-	closeParent := sync.OnceValue(parent.Close)
-	defer closeParent()
+	defer parent.Close()
 	absChild, err := filepath.Abs(childPath)
 	if err != nil {
 		return wrapErr(ErrInvalidArg, childPath, err, "path")
@@ -49,22 +74,10 @@ func CreateChildWith(parentPath, childPath string, typ string, opts Options) err
 	if parent.remoteURI != "" {
 		hint = parent.remoteURI // reconnected by, when the child opens with Options.RemoteParent
 	}
-	err = create(childPath, CreateParams{Type: typ, Capacity: parent.Size(), Adapter: "ide"},
+	// The parent is closed (deferred) before the child opens it again: a server serving one client at a
+	// time (qemu-nbd without -e) would not answer a second connection.
+	return create(childPath, CreateParams{Type: typ, Capacity: parent.Size(), Adapter: "ide"},
 		&createdLink{parentCID: parent.links[0].desc.CID, hint: filepath.ToSlash(hint), parentMeta: parent.Metadata()}, "")
-	if err != nil {
-		return err
-	}
-	// Closed before the child opens it again: a server serving one client at a time (qemu-nbd without
-	// -e) would not answer a second connection.
-	closeParent()
-	child, err := Open(childPath, opts)
-	if err != nil {
-		if uerr := Unlink(childPath); uerr != nil {
-			os.Remove(childPath)
-		}
-		return &Error{Code: CodeOf(err), Path: childPath, Msg: "the new child would not open; it was removed", Err: err}
-	}
-	return child.Close()
 }
 
 // Progress is told how many of total bytes a long operation has done.

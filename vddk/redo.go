@@ -15,19 +15,18 @@ func OpenRedo(parent, path string, opts Options) (*Disk, error) {
 	if path == "" {
 		return CreateTemporaryChild(parent, os.TempDir(), opts)
 	}
-	if IsRemote(parent) {
-		opts.RemoteParent = parent
-	}
-	if err := CreateChildWith(parent, path, "", opts); err != nil {
+	// Opened once made (and its parent with it): no second open to check it, as CreateChildWith makes,
+	// which over a network parent would be one more connection.
+	if err := createChild(parent, path, "", opts); err != nil {
 		return nil, err
 	}
 	wopts := opts
-	wopts.Writable = true
+	wopts.RemoteParent, wopts.Writable = childOptions(parent, opts).RemoteParent, true
 	d, err := Open(path, wopts)
 	if err != nil {
-		Unlink(path)
+		return nil, removeNewChild(path, "redo log", err)
 	}
-	return d, err
+	return d, nil
 }
 
 // NumberedPath is the redo log path given once for several disks, for the i-th: PATH for the first,

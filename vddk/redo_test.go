@@ -36,11 +36,15 @@ func TestOpenRedoOverRemote(t *testing.T) {
 	}
 	d.Close()
 	p := filepath.Join(t.TempDir(), "r.vmdk")
+	remoteOpens.Store(0)
 	d, err = OpenRedo(uri, p, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	d.Close()
+	if n := remoteOpens.Load(); n != 2 { // one to make the redo log, one to open it
+		t.Errorf("OpenRedo connected %d times to the network disk, want 2", n)
+	}
 	kept, err := Open(p, Options{RemoteParent: uri})
 	if err != nil {
 		t.Fatalf("the kept redo log: %v", err)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 )
 
@@ -34,11 +35,15 @@ func (m *memRemote) Allocated(off, n int64, emit func(off, n int64, data bool)) 
 
 var remoteClosed bool
 
+// remoteOpens counts the connections made to memdisk:// disks.
+var remoteOpens atomic.Int32
+
 func init() {
 	RegisterRemote(func(s string) bool { return strings.HasPrefix(s, "memdisk://") }, func(uri string) (Remote, error) {
 		if !strings.Contains(uri, "good") {
 			return nil, fmt.Errorf("no such export")
 		}
+		remoteOpens.Add(1)
 		b := make([]byte, 4<<20)
 		for i := range 2 << 20 {
 			b[i] = byte(i%251 + 1)
