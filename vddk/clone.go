@@ -71,13 +71,19 @@ func createChild(parentPath, childPath string, typ string, opts Options) error {
 	if err != nil {
 		hint = parent.Path()
 	}
-	if parent.remoteURI != "" {
-		hint = parent.remoteURI // reconnected by, when the child opens with Options.RemoteParent
-	}
 	// The parent is closed (deferred) before the child opens it again: a server serving one client at a
 	// time (qemu-nbd without -e) would not answer a second connection.
-	return create(childPath, CreateParams{Type: typ, Capacity: parent.Size(), Adapter: "ide"},
-		&createdLink{parentCID: parent.links[0].desc.CID, hint: filepath.ToSlash(hint), parentMeta: parent.Metadata()}, "")
+	return create(childPath, CreateParams{Type: typ, Capacity: parent.Size(), Adapter: "ide"}, childLink(parent, hint), "")
+}
+
+// childLink is what a new child records of its parent: its CID, its metadata, and hint as the name to
+// find it by; a network parent is named by its URI instead, which the child reconnects by (when opened
+// with Options.RemoteParent).
+func childLink(parent *Disk, hint string) *createdLink {
+	if parent.remoteURI != "" {
+		hint = parent.remoteURI
+	}
+	return &createdLink{parentCID: parent.links[0].desc.CID, hint: filepath.ToSlash(hint), parentMeta: parent.Metadata()}
 }
 
 // Progress is told how many of total bytes a long operation has done.

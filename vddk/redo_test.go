@@ -53,4 +53,13 @@ func TestOpenRedoOverRemote(t *testing.T) {
 	if hint := kept.Info().ParentFileNameHint; hint != uri {
 		t.Errorf("the kept redo log's parent is %q, want %q", hint, uri)
 	}
+	// A temporary redo log over the kept one: the caller's RemoteParent reaches the kept one's parent.
+	tmpRedo, err := OpenRedo(p, "", Options{RemoteParent: uri})
+	if err != nil {
+		t.Fatalf("a temporary redo log over a redo log of a network disk: %v", err)
+	}
+	defer tmpRedo.Close()
+	if _, err := tmpRedo.ReadAt(b, 10); err != nil || b[0] != 11 {
+		t.Errorf("read through both redo logs: %v %v", b, err)
+	}
 }

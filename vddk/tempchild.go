@@ -24,7 +24,7 @@ func CreateTemporaryChild(parentPath, dir string, opts Options) (*Disk, error) {
 
 // createTemporaryChild is CreateTemporaryChild; tmpfile 0 takes the fallback (for its test).
 func createTemporaryChild(parentPath, dir string, opts Options, tmpfile int) (*Disk, error) {
-	parent, err := Open(parentPath, Options{AllowExternalPaths: opts.AllowExternalPaths, IgnoreCIDMismatch: opts.IgnoreCIDMismatch})
+	parent, err := Open(parentPath, childOptions(parentPath, opts))
 	if err != nil {
 		return nil, err
 	}
@@ -37,10 +37,9 @@ func createTemporaryChild(parentPath, dir string, opts Options, tmpfile int) (*D
 		return nil, wrapErr(ErrInvalidArg, dir, err, "path")
 	}
 	name := strings.TrimSuffix(filepath.Base(parent.Path()), filepath.Ext(parent.Path())) + "-redo.vmdk"
-	hint := parent.Path()
 	if parent.remoteURI != "" {
 		// A network disk: the child names its URI, and the chain reconnects to it by that name.
-		name, hint, opts.RemoteParent = "nbd-redo.vmdk", parent.remoteURI, parentPath
+		name, opts.RemoteParent = "nbd-redo.vmdk", parentPath
 	}
 	path := filepath.Join(absDir, name)
 	p := CreateParams{Type: TypeMonolithicSparse, Capacity: parent.Size(), Adapter: "ide", HWVersion: 4}
@@ -49,7 +48,8 @@ func createTemporaryChild(parentPath, dir string, opts Options, tmpfile int) (*D
 		return nil, err
 	}
 	// The hint is absolute: the child is never seen by anything that could move it with its parent.
-	link := &createdLink{parentCID: parent.links[0].desc.CID, hint: filepath.ToSlash(hint), parentMeta: parent.Metadata(), cid: newCID()}
+	link := childLink(parent, parent.Path())
+	link.cid = newCID()
 	img, err := sparseExtentImage(sectors, descriptorText(p, sectors, link, "SPARSE", []extentFile{{name, sectors}}))
 	if err != nil {
 		return nil, wrapErr(ErrInvalidArg, path, err, "create temporary child")
