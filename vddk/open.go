@@ -458,8 +458,8 @@ func isManaged(createType string) bool {
 
 // looksLikeText accepts descriptor text: printable bytes and line ends, up to the first NUL if there is
 // one. What follows a NUL is not looked at, as qemu (which reads a descriptor as a C string) does not
-// either: qemu-img itself leaves the tail of a longer earlier text there when two of its writers update
-// a new image's CID at once.
+// either: qemu-img itself sometimes leaves bytes there in a monolithicFlat descriptor it has just made
+// (seemingly the end of a longer earlier text, rewritten with a shorter CID).
 func looksLikeText(b []byte) bool {
 	if i := bytes.IndexByte(b, 0); i >= 0 {
 		b = b[:i]

@@ -541,9 +541,9 @@ func TestAbsoluteParentHint(t *testing.T) {
 }
 
 // qemu reads a descriptor as a C string: what follows its first NUL does not count. qemu-img itself
-// leaves bytes there (the tail of a longer earlier text, when two of its writers update a new image's
-// CID at once: seen about once in 150 conversions of a 24 MiB disk), so such a file must open, and
-// read as qemu-img reads it; a control byte before the NUL is still no descriptor.
+// sometimes leaves bytes there (text, NUL, "\n", NULs: about once in 150 conversions of a 24 MiB disk
+// to monolithicFlat, seemingly the end of a longer earlier text rewritten with a shorter CID), so such
+// a file must open, and read as qemu-img reads it; a control byte before the NUL is still no descriptor.
 func TestDescriptorTailAfterNUL(t *testing.T) {
 	needTool(t, "qemu-img")
 	dir := t.TempDir()
