@@ -42,7 +42,12 @@ func removeNewChild(path, what string, err error) error {
 
 // childOptions are the options a new child and its parent are opened with.
 func childOptions(parentPath string, opts Options) Options {
-	opts = Options{AllowExternalPaths: opts.AllowExternalPaths, IgnoreCIDMismatch: opts.IgnoreCIDMismatch, RemoteParent: opts.RemoteParent}
+	return withRemoteParent(parentPath, Options{AllowExternalPaths: opts.AllowExternalPaths, IgnoreCIDMismatch: opts.IgnoreCIDMismatch, RemoteParent: opts.RemoteParent})
+}
+
+// withRemoteParent is opts with the parent's URI as RemoteParent when the parent is a network disk: the
+// child names it by that URI, and opening the child reconnects to it.
+func withRemoteParent(parentPath string, opts Options) Options {
 	if IsRemote(parentPath) {
 		opts.RemoteParent = parentPath
 	}

@@ -20,8 +20,8 @@ func OpenRedo(parent, path string, opts Options) (*Disk, error) {
 	if err := createChild(parent, path, "", opts); err != nil {
 		return nil, err
 	}
-	wopts := opts
-	wopts.RemoteParent, wopts.Writable = childOptions(parent, opts).RemoteParent, true
+	wopts := withRemoteParent(parent, opts)
+	wopts.Writable = true
 	d, err := Open(path, wopts)
 	if err != nil {
 		return nil, removeNewChild(path, "redo log", err)
